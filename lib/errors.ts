@@ -1,0 +1,33 @@
+// Exit codes and the errors that carry them, shared by every script.
+
+export const EXIT = {
+  ok: 0,
+  failed: 1, // the test (or one of the tests) failed; results were written
+  usage: 2, // bad usage or a set-up problem; nothing was written
+  interrupted: 130,
+} as const;
+
+/** A fatal error with the exit code the script should end with. */
+export class Fatal extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failed,
+    readonly usage = false,
+  ) {
+    super(message);
+    this.name = "Fatal";
+  }
+}
+
+/** Bad input: one line naming the problem and the fix; exit 2. */
+export class UsageError extends Fatal {
+  constructor(message: string, showUsage = false) {
+    super(message, EXIT.usage, showUsage);
+    this.name = "UsageError";
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,51 @@
+// Writing files so that nothing half-written ever looks finished: write to a
+// temporary name beside the target, then rename (atomic on one file system).
+import { renameSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { UsageError } from "./errors.ts";
+import { formatBytes } from "./sizes.ts";
+
+/** The temporary name used while `path` is being written. */
+export function partialPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = partialPath(path);
+  try {
+    writeFileSync(tmp, data, { mode });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Bytes free for an unprivileged writer on the file system holding `path`. */
+export function freeBytes(path: string): number {
+  const s = statfsSync(path);
+  return Number(s.bavail) * Number(s.bsize);
+}
+
+/** Refuses (exit 2) when `needed` bytes would not fit where `path` lives. */
+export function requireFreeSpace(path: string, needed: number, what: string, fix: string): void {
+  const free = freeBytes(path);
+  if (free < needed) {
+    throw new UsageError(
+      `not enough disk space in ${path} for ${what}: needs ${formatBytes(needed)}, ` +
+        `${formatBytes(free)} free; ${fix}`,
+    );
+  }
+}
+
+/** Makes `dir` (and parents) and checks that it can be written; exit 2 otherwise. */
+export function ensureWritableDir(dir: string, flag: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new UsageError(
+      `${flag} ${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? err}): choose a writable folder`,
+    );
+  }
+}
