@@ -1,0 +1,169 @@
+// The local backend (the default): PicoShare as a process on this host, in a
+// fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
+// accounts the memory exactly.
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
+import { createMemoryCgroup, detectCgroupSupport, type CgroupSupport, type MemoryCgroup } from "./cgroup.ts";
+import { requireFreeSpace } from "../files.ts";
+import { LOOPBACK, freePort } from "../net.ts";
+import { peakRss, startInGroup, stopGroup, type Started } from "../process.ts";
+import { MiB } from "../sizes.ts";
+
+let support: CgroupSupport | null = null;
+
+// PicoShare spills the whole multipart body to a temp file, then copies it
+// into SQLite: about twice the upload, plus room for the database's journal.
+export function localDiskNeeded(uploadBytes: number): number {
+  return 2 * uploadBytes + 64 * MiB;
+}
+
+export const localBackend: Backend = {
+  name: "local",
+  async preflight(spec: EnvironmentSpec) {
+    support ??= await detectCgroupSupport();
+    requireFreeSpace(
+      spec.workDir,
+      localDiskNeeded(spec.uploadBytes),
+      "PicoShare's temp file and database",
+      "free some space or choose another folder with --work-dir DIR",
+    );
+  },
+  async create(spec: EnvironmentSpec) {
+    support ??= await detectCgroupSupport();
+    return LocalEnvironment.make(spec, support);
+  },
+};
+
+class LocalEnvironment implements TestEnvironment {
+  readonly settings: TestEnvironment["settings"];
+  readonly logPath: string;
+  private proc: Started | null = null;
+  private exitedResolve!: (e: ExitInfo) => void;
+  readonly exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+  private torn = false;
+
+  private constructor(
+    private readonly spec: EnvironmentSpec,
+    private readonly dir: string,
+    private readonly cgroup: MemoryCgroup,
+  ) {
+    this.logPath = join(dir, "picoshare.log");
+    this.settings = {
+      cgroup_version: String(cgroup.version),
+      cgroup_path: cgroup.path,
+      memory_limit_bytes: cgroup.limitBytes,
+      swap: "excluded",
+      work_dir: spec.workDir,
+    };
+  }
+
+  static make(spec: EnvironmentSpec, support: CgroupSupport): LocalEnvironment {
+    // Private to this user: the secret file and the data live here.
+    const dir = mkdtempSync(join(spec.workDir, "picoshare-perf-"));
+    chmodSync(dir, 0o700);
+    try {
+      mkdirSync(join(dir, "data"));
+      mkdirSync(join(dir, "tmp"));
+      const name = `picoshare-perf-${process.pid}-${randomBytes(4).toString("hex")}`;
+      return new LocalEnvironment(spec, dir, createMemoryCgroup(support, name, spec.ramMiB));
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async startPicoShare(secret: string): Promise<string> {
+    const port = await freePort();
+    const secretFile = join(this.dir, "secret");
+    writeFileSync(secretFile, secret, { mode: 0o600 });
+    const argv = this.cgroup.launch([this.spec.picoshare.path, "-db", join(this.dir, "data", "store.db")]);
+    this.proc = startInGroup(argv, {
+      cwd: this.dir,
+      logPath: this.logPath,
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        PORT: String(port),
+        PS_SHARED_SECRET_FILE: secretFile,
+        // Go's multipart parser spills uploads here: one folder per test.
+        TMPDIR: join(this.dir, "tmp"),
+      },
+    });
+    this.cgroup.attached(this.proc.pid);
+    this.settings.cgroup_path = this.cgroup.path;
+    void this.proc.exited.then(this.exitedResolve);
+    return `http://${LOOPBACK}:${port}`;
+  }
+
+  async memoryNow() {
+    return this.cgroup.workingSet();
+  }
+
+  monitorMemory(intervalMs: number): MemoryMonitor {
+    let peak = 0;
+    let samples = 0;
+    const sample = () => {
+      try {
+        peak = Math.max(peak, this.cgroup.workingSet());
+        samples++;
+      } catch {
+        // the cgroup is being removed
+      }
+    };
+    sample();
+    const timer = setInterval(sample, intervalMs);
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        sample();
+        return { peakBytes: peak, samples };
+      },
+    };
+  }
+
+  async oomKills() {
+    return this.cgroup.oomKills();
+  }
+
+  async kernelPeakBytes() {
+    return this.cgroup.kernelPeak();
+  }
+
+  async picosharePeakRss() {
+    return this.proc ? peakRss(this.proc.pid) : null;
+  }
+
+  keepInstructions(baseUrl: string): string[] {
+    const pid = this.proc?.pid;
+    return [
+      `PicoShare kept running at ${baseUrl} (pid ${pid}, process group ${pid})`,
+      `  secret:  ${join(this.dir, "secret")} (log in at ${baseUrl}/login)`,
+      `  log:     ${this.logPath}`,
+      `  cgroup:  ${this.cgroup.path}`,
+      `Stop it:   kill -TERM -- -${pid}; sleep 1; rmdir ${this.cgroup.path}; rm -rf ${this.dir}`,
+    ];
+  }
+
+  async teardown() {
+    if (this.torn) return;
+    this.torn = true;
+    if (this.proc) await stopGroup(this.proc);
+    // Anything else still inside the cgroup was started by this test.
+    for (const pid of safe(() => this.cgroup.pids(), [])) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    this.cgroup.remove();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function safe<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}

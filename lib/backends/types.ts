@@ -1,0 +1,65 @@
+// The interface every backend implements: an environment with a hard memory
+// limit in which one PicoShare runs for one test, and the measurements only
+// that environment can give.
+import type { PicoShareBinary } from "../picoshare.ts";
+
+export const BACKENDS = ["local", "vagrant", "qemu"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface EnvironmentSpec {
+  /** Hard memory limit for the environment, MiB. */
+  ramMiB: number;
+  /** Host folder under which the test's private files go (data dir, TMPDIR). */
+  workDir: string;
+  picoshare: PicoShareBinary;
+  /** Bytes the upload will send: a backend checks it has room for them. */
+  uploadBytes: number;
+  /** Aborted on Ctrl-C / SIGTERM: long waits stop at once. */
+  signal: AbortSignal;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface MemoryMonitor {
+  /** Stops sampling; the highest working set seen and the sample count. */
+  stop(): Promise<{ peakBytes: number; samples: number }>;
+}
+
+export interface TestEnvironment {
+  /** Settings that describe this environment in the result (cgroup path and version, VM box, ...). */
+  readonly settings: Record<string, string | number | boolean | null>;
+  /** Where PicoShare's own output is being written (host path). */
+  readonly logPath: string;
+  /**
+   * Starts PicoShare with the given secret (never put on a command line) and
+   * resolves with the base URL at which the host reaches it, once launched.
+   */
+  startPicoShare(secret: string): Promise<string>;
+  /** Resolves when PicoShare exits, however it ends. */
+  readonly exited: Promise<ExitInfo>;
+  /** The environment's working set now, bytes (memory in use less reclaimable file cache). */
+  memoryNow(): Promise<number>;
+  /** Samples the working set every `intervalMs` until stopped. */
+  monitorMemory(intervalMs: number): MemoryMonitor;
+  /** OOM kills in the environment since it was made. */
+  oomKills(): Promise<number>;
+  /** The kernel's own high-water mark for the environment (page cache included), if it has one. */
+  kernelPeakBytes(): Promise<number | null>;
+  /** PicoShare's peak resident set (VmHWM), if it can be read. */
+  picosharePeakRss(): Promise<number | null>;
+  /** Lines for --keep-vm: how to reach the kept environment and how to stop it. */
+  keepInstructions(baseUrl: string): string[];
+  /** Ends PicoShare and removes everything the environment made. Safe to call twice. */
+  teardown(): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** Checks the host can run a test like `spec` (one clear UsageError otherwise). */
+  preflight(spec: EnvironmentSpec): Promise<void>;
+  /** Makes the memory-limited environment. */
+  create(spec: EnvironmentSpec): Promise<TestEnvironment>;
+}
