@@ -38,6 +38,8 @@ export async function runMain(
   }
   if (interrupted()) return new Promise<never>(() => {});
   await runCleanups();
+  // A signal that came in while cleaning up decides the exit code itself.
+  if (interrupted()) return new Promise<never>(() => {});
   process.exit(code);
 }
 

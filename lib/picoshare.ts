@@ -21,8 +21,11 @@ export interface PicoShareBinary {
 }
 
 function requireExecutable(path: string, from: string): void {
-  if (!existsSync(path) || !statSync(path).isFile()) {
+  if (!existsSync(path)) {
     throw new UsageError(`PicoShare binary ${path} (from ${from}) does not exist: give the path of a built picoshare`);
+  }
+  if (!statSync(path).isFile()) {
+    throw new UsageError(`PicoShare binary ${path} (from ${from}) is not a file: give the path of the picoshare binary itself`);
   }
   try {
     accessSync(path, constants.X_OK);
