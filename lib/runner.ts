@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend, TestEnvironment } from "./backends/types.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
-import { authenticate, downloadSha256, entryLength, ping, uploadFile, type UploadResult } from "./api.ts";
+import { downloadSha256, entryLength, uploadFile, type UploadResult } from "./api.ts";
+import { isRunning, login, sleep, waitUntilReady } from "./session.ts";
 import { interruptSignal, interrupted, onCleanup } from "./cleanup.ts";
 import { errorMessage } from "./errors.ts";
 import { writeFileAtomic } from "./files.ts";
@@ -20,7 +21,6 @@ import {
   type ExitReason, type Phases, type TestResult,
 } from "./result.ts";
 import { ResultsDb } from "./results-db.ts";
-import { retry, StopRetrying } from "./retry.ts";
 import { MiB, type Size } from "./sizes.ts";
 import { fileSha256 } from "./testfiles.ts";
 import { displayPath } from "./paths.ts";
@@ -85,9 +85,6 @@ function logTail(path: string, lines = 5): string {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 export async function runTest(opts: TestOptions): Promise<TestOutcome> {
   const startedAt = new Date();
@@ -127,25 +124,11 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
     const theEnv = env!;
 
     await clock.time("readiness", () =>
-      retry(
-        "PicoShare readiness",
-        async () => {
-          if (!(await isRunning(theEnv))) throw new StopRetrying(new Failure("startup_failed", "PicoShare exited during start-up"));
-          await ping(baseUrl, AbortSignal.timeout(2000));
-        },
-        { retries: 80, minDelay: 5, factor: 1.5, maxDelay: 500, quietAttempts: 8, signal: interruptSignal },
-      ).catch((err) => {
-        throw err instanceof Failure ? err : new Failure("startup_failed", `PicoShare never answered: ${errorMessage(err)}`);
+      waitUntilReady(theEnv, baseUrl).catch((err) => {
+        throw new Failure("startup_failed", errorMessage(err));
       }),
     );
-
-    cookie = await clock.time("auth", () =>
-      retry("auth", () => authenticate(baseUrl, secret, AbortSignal.timeout(5000)), {
-        retries: 3,
-        minDelay: 100,
-        signal: interruptSignal,
-      }),
-    );
+    cookie = await clock.time("auth", () => login(baseUrl, secret));
 
     initial = await theEnv.memoryNow();
     const died = new AbortController();
@@ -289,8 +272,4 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
     }
   }
   return { result, resultPath };
-}
-
-async function isRunning(env: TestEnvironment): Promise<boolean> {
-  return (await Promise.race([env.exited.then(() => false), sleep(0).then(() => true)])) as boolean;
 }

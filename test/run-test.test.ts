@@ -1,0 +1,245 @@
+// run-test against a real PicoShare in a real cgroup, with small files.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Database } from "bun:sqlite";
+import { resolvePicoShare } from "../lib/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
+import { MiB } from "../lib/sizes.ts";
+import { runScript, startScript, waitFor } from "./helpers/run.ts";
+import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
+
+setDefaultTimeout(120_000);
+
+let root: string;
+let files: string;
+let picoshare: string;
+
+beforeAll(async () => {
+  picoshare = (await resolvePicoShare()).path;
+  root = mkdtempSync(join(tmpdir(), "run-test-spec-"));
+  files = join(root, "files");
+  for (const [label, bytes] of [["8M", 8 * MiB], ["64M", 64 * MiB], ["256M", 256 * MiB]] as const) {
+    mkdirSync(files, { recursive: true });
+    await writeTestFile(testFilePath(label, files), bytes);
+  }
+}, 600_000);
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A fresh results dir and work dir per test, so each checks only its own output. */
+function dirs() {
+  const base = mkdtempSync(join(root, "case-"));
+  const results = join(base, "results");
+  const work = join(base, "work");
+  mkdirSync(work);
+  return { results, work, base };
+}
+
+function args(d: { results: string; work: string }, ...extra: string[]): string[] {
+  return ["--test-files", files, "--results-dir", d.results, "--work-dir", d.work, "--picoshare", picoshare, ...extra];
+}
+
+function readResult(path: string) {
+  return JSON.parse(readFileSync(path.trim(), "utf8"));
+}
+
+const ORIGINAL_FIELDS: Record<string, "string" | "number" | "boolean"> = {
+  timestamp: "string",
+  ram_mb: "number",
+  file_size: "string",
+  file_size_mb: "number",
+  duration_seconds: "number",
+  throughput_mbps: "number",
+  initial_memory_bytes: "number",
+  peak_memory_bytes: "number",
+  peak_memory_mb: "number",
+  http_status: "string",
+  exit_reason: "string",
+  success: "boolean",
+};
+
+describe("a passing upload", () => {
+  test("exit 0, the path alone on stdout, the original's fields, a verified entry, a database row", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--verify"));
+    if (ran.code !== 0) console.error(ran.stderr);
+    expect(ran.code).toBe(0);
+    const lines = ran.stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/result-256MB-8M-\d{8}-\d{6}\.json$/);
+    const r = readResult(lines[0]);
+    for (const [field, type] of Object.entries(ORIGINAL_FIELDS)) expect(typeof r[field]).toBe(type);
+    expect(r.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/);
+    expect(r).toMatchObject({ ram_mb: 256, file_size: "8M", file_size_mb: 8, http_status: "200", exit_reason: "success", success: true, verified: true, backend: "local" });
+    expect(r.initial_memory_bytes).toBeGreaterThan(0);
+    expect(r.peak_memory_bytes).toBeGreaterThanOrEqual(r.initial_memory_bytes);
+    expect(r.peak_memory_mb).toBe(Math.round(r.peak_memory_bytes / MiB));
+    expect(r.throughput_mbps).toBeGreaterThan(0);
+    expect(r.throughput_mbps).toBeCloseTo(8 / r.duration_seconds, -1);
+    expect(r.entry_id).toMatch(/^\w{10}$/);
+    expect(r.memory_samples).toBeGreaterThan(0);
+    expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(0);
+    expect(r.kernel_peak_memory_bytes).toBeGreaterThanOrEqual(r.peak_memory_bytes);
+    expect(r.picoshare_sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(picoshare)).digest("hex"));
+    expect(Object.keys(r.phases).sort()).toEqual(["auth", "readiness", "setup", "teardown", "upload", "verify"]);
+    expect(ran.stderr).toContain("=== PicoShare Performance Test ===");
+    expect(ran.stderr).toContain("TEST PASSED");
+    expect(ran.stderr).toMatch(/Peak Memory: \d+MB \/ 256MB/);
+    expect(existsSync(join(d.results, readdirSync(d.results).find((n) => n.startsWith("picoshare-"))!))).toBe(true);
+    // Nothing left behind: the work dir is empty, no test cgroup of this run remains.
+    expect(readdirSync(d.work)).toEqual([]);
+    const db = new Database(join(d.results, "results.db"), { readonly: true });
+    const rows = db.query("SELECT run_id, exit_reason, ram_mb, success, result_file FROM results").all() as any[];
+    db.close();
+    expect(rows).toEqual([{ run_id: null, exit_reason: "success", ram_mb: 256, success: 1, result_file: lines[0] }]);
+  });
+
+  test("--keep-vm leaves PicoShare serving the entry, with the secret in no log, result or command line", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--keep-vm"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    const [kept] = readdirSync(d.work);
+    const dir = join(d.work, kept);
+    const secret = readFileSync(join(dir, "secret"), "utf8");
+    expect(secret.length).toBeGreaterThan(20);
+    const url = /kept running at (http:\/\/127\.0\.0\.1:\d+)/.exec(ran.stderr)![1];
+    const pid = Number(/\(pid (\d+)/.exec(ran.stderr)![1]);
+    const cgroup = /cgroup:\s+(\S+)/.exec(ran.stderr)![1];
+    try {
+      expect(alive(pid)).toBe(true);
+      // The entry really is on the server, with the file's length.
+      const auth = await fetch(`${url}/api/auth`, { method: "POST", body: JSON.stringify({ sharedSecretKey: secret }) });
+      expect(auth.status).toBe(200);
+      const cookie = auth.headers.getSetCookie()[0].split(";")[0];
+      const entry = await fetch(`${url}/-${r.entry_id}`, { headers: { Cookie: cookie } });
+      expect(entry.status).toBe(200);
+      expect((await entry.arrayBuffer()).byteLength).toBe(8 * MiB);
+      // The secret is nowhere it could leak.
+      const places = [
+        ran.stderr,
+        ran.stdout,
+        ...readdirSync(d.results).filter((n) => !n.endsWith(".db") && !n.includes(".db-")).map((n) => readFileSync(join(d.results, n), "utf8")),
+        readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+        readFileSync(`/proc/${pid}/environ`, "utf8"),
+        readFileSync(join(dir, "picoshare.log"), "utf8"),
+      ];
+      for (const text of places) expect(text).not.toContain(secret);
+      expect(ran.stderr).toContain("Stop it:");
+    } finally {
+      process.kill(-pid, "SIGTERM");
+      await waitFor("PicoShare to stop", () => !alive(pid), 10_000);
+      await waitFor("cgroup to empty", () => cgroupPids(cgroup).length === 0, 5_000);
+      rmdirSync(cgroup);
+    }
+  });
+});
+
+/** Exit 1 with a result of the given kind, written and recorded. */
+async function expectFailure(d: ReturnType<typeof dirs>, ran: { code: number | null; stdout: string; stderr: string }, reason: string) {
+  expect(ran.code).toBe(1);
+  const r = readResult(ran.stdout);
+  expect(r.exit_reason).toBe(reason);
+  expect(r.success).toBe(false);
+  expect(r.throughput_mbps).toBe(0);
+  expect(r.error).toBeTruthy();
+  expect(ran.stderr).toContain(`TEST FAILED: ${reason}`);
+  const db = new Database(join(d.results, "results.db"), { readonly: true });
+  expect((db.query("SELECT exit_reason FROM results").get() as any).exit_reason).toBe(reason);
+  db.close();
+  expect(readdirSync(d.work)).toEqual([]);
+  return r;
+}
+
+describe("failures are classified and written", () => {
+  test("a RAM limit too small for the upload: oom_killed, from the cgroup's OOM counter", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "10", "--file-size", "64M"));
+    const r = await expectFailure(d, ran, "oom_killed");
+    expect(r.oom_kills).toBeGreaterThan(0);
+  });
+
+  test("an upload slower than --timeout: timeout", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "512", "--file-size", "256M", "--timeout", "0.05"));
+    const r = await expectFailure(d, ran, "timeout");
+    expect(r.duration_seconds).toBeLessThan(2);
+  });
+
+  test("PicoShare killed mid-upload (not by the OOM killer): process_died", async () => {
+    const d = dirs();
+    const run = startScript("run-test", args(d, "--ram", "512", "--file-size", "256M"));
+    // The upload is under way once Go's multipart spill file exists in the test's TMPDIR.
+    const cg = await waitFor("the test cgroup", () => testCgroups(run.pid)[0]);
+    await waitFor("the multipart temp file", () => {
+      const [dir] = existsSync(d.work) ? readdirSync(d.work) : [];
+      return dir && existsSync(join(d.work, dir, "tmp")) && readdirSync(join(d.work, dir, "tmp")).some((n) => n.startsWith("multipart-"));
+    });
+    for (const pid of cgroupPids(cg)) process.kill(pid, "SIGKILL");
+    const ran = await run.done;
+    const r = await expectFailure(d, ran, "process_died");
+    expect(r.oom_kills).toBe(0);
+    expect(r.error).toContain("SIGKILL");
+  });
+});
+
+describe("bad input: exit 2, one line, nothing written", () => {
+  const cases: [string, (d: ReturnType<typeof dirs>) => string[], RegExp][] = [
+    ["--ram 0", (d) => args(d, "--ram", "0", "--file-size", "8M"), /--ram must be a whole number/],
+    ["--ram abc", (d) => args(d, "--ram", "abc", "--file-size", "8M"), /--ram must be a whole number/],
+    ["--ram 1.5", (d) => args(d, "--ram", "1.5", "--file-size", "8M"), /--ram must be a whole number/],
+    ["malformed --file-size", (d) => args(d, "--ram", "256", "--file-size", "1.5G"), /invalid --file-size "1\.5G".*100M/],
+    ["missing test file", (d) => args(d, "--ram", "256", "--file-size", "3M"), /missing: make it with `bun scripts\/generate-test-files\.ts --sizes 3M/],
+    ["test file of the wrong size", (d) => args(d, "--ram", "256", "--file-size", "5M"), /has 100 bytes, expected 5242880.*--force/],
+    ["missing --picoshare", (d) => [...args(d, "--ram", "256", "--file-size", "8M"), "--picoshare", "/nonexistent/picoshare"], /does not exist/],
+    ["non-executable --picoshare", (d) => [...args(d, "--ram", "256", "--file-size", "8M"), "--picoshare", join(files, "8M.bin")], /not executable/],
+    ["results dir that cannot be written", (d) => [...args(d, "--ram", "256", "--file-size", "8M"), "--results-dir", join(files, "8M.bin", "sub")], /--results-dir .* cannot be written/],
+    ["--timeout 0", (d) => args(d, "--ram", "256", "--file-size", "8M", "--timeout", "0"), /--timeout must be a number above 0/],
+    ["--timeout abc", (d) => args(d, "--ram", "256", "--file-size", "8M", "--timeout", "abc"), /--timeout must be a number above 0/],
+    ["an unknown flag", (d) => args(d, "--ram", "256", "--file-size", "8M", "--fast"), /unknown option --fast/],
+    ["a flag missing its value", (d) => args(d, "--file-size", "8M", "--ram"), /option --ram needs a value/],
+    ["--ram missing", (d) => args(d, "--file-size", "8M"), /--ram is required/],
+    ["an unknown backend", (d) => args(d, "--ram", "256", "--file-size", "8M", "--backend", "docker"), /--backend must be one of/],
+  ];
+  beforeAll(() => writeFileSync(join(files, "5M.bin"), "x".repeat(100)));
+
+  for (const [name, argv, message] of cases) {
+    test(name, async () => {
+      const d = dirs();
+      const ran = await runScript("run-test", argv(d));
+      expect(ran.code).toBe(2);
+      expect(ran.stdout).toBe("");
+      const errors = ran.stderr.split("\n").filter((l) => l.includes("ERROR:"));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(message);
+      expect(existsSync(d.results) ? readdirSync(d.results) : []).toEqual([]);
+      expect(readdirSync(d.work)).toEqual([]);
+    });
+  }
+});
+
+describe("interrupted mid-upload", () => {
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    test(`${sig}: no PicoShare, cgroup or temp folder left, no result`, async () => {
+      const d = dirs();
+      const run = startScript("run-test", args(d, "--ram", "512", "--file-size", "256M"));
+      const cg = await waitFor("the test cgroup", () => testCgroups(run.pid)[0]);
+      const [pid] = await waitFor("PicoShare in the cgroup", () => cgroupPids(cg).length > 0 && cgroupPids(cg));
+      await waitFor("the upload to start", () => {
+        const [dir] = readdirSync(d.work);
+        return dir && existsSync(join(d.work, dir, "tmp")) && readdirSync(join(d.work, dir, "tmp")).length > 0;
+      });
+      process.kill(run.pid, sig);
+      const ran = await run.done;
+      expect(ran.code).toBe(code);
+      expect(ran.stderr).toContain(`Caught ${sig}`);
+      expect(alive(pid)).toBe(false);
+      expect(existsSync(cg)).toBe(false);
+      expect(readdirSync(d.work)).toEqual([]);
+      expect(ran.stdout).toBe("");
+      expect(existsSync(d.results) ? readdirSync(d.results).filter((n) => n.endsWith(".json")) : []).toEqual([]);
+    });
+  }
+});
