@@ -1,7 +1,7 @@
 // PicoShare's HTTP API as the tests use it: auth, a streamed multipart
 // upload, and reading an entry back.
 import { createHash } from "node:crypto";
-import { basename } from "node:path";
+import { postFileMultipart } from "./http-upload.ts";
 
 // Entries must carry an expiration in v1.5.4; far enough never to matter.
 const EXPIRATION = "2040-01-01T00:00:00Z";
@@ -45,74 +45,23 @@ export interface UploadResult {
   sentBytes: number;
 }
 
-/**
- * Uploads a file as the multipart field `file`, streamed from disk one chunk
- * at a time: the request body is pulled only as fast as the socket drains, so
- * the harness's memory does not grow with the file.
- */
+/** Uploads a file as the multipart field `file`, streamed from disk (see http-upload.ts). */
 export async function uploadFile(
   baseUrl: string,
   cookie: string,
   path: string,
   opts: { signal?: AbortSignal; onProgress?: (sentBytes: number) => void } = {},
 ): Promise<UploadResult> {
-  const file = Bun.file(path);
-  const size = file.size;
-  const boundary = `----picoshare-perf-${crypto.randomUUID()}`;
-  const head = new TextEncoder().encode(
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${basename(path)}"\r\n` +
-      `Content-Type: application/octet-stream\r\n\r\n`,
-  );
-  const tail = new TextEncoder().encode(`\r\n--${boundary}--\r\n`);
-  const reader = file.stream().getReader();
-  let sent = 0;
-  let stage: "head" | "file" | "tail" = "head";
-  const body = new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      if (stage === "head") {
-        stage = "file";
-        ctrl.enqueue(head);
-        return;
-      }
-      if (stage === "file") {
-        const { done, value } = await reader.read();
-        if (!done) {
-          sent += value.length;
-          opts.onProgress?.(sent);
-          ctrl.enqueue(value);
-          return;
-        }
-        stage = "tail";
-      }
-      ctrl.enqueue(tail);
-      ctrl.close();
-    },
-    cancel() {
-      void reader.cancel();
-    },
-  });
-  const res = await fetch(`${baseUrl}/api/entry?expiration=${EXPIRATION}`, {
-    method: "POST",
-    body,
-    // A streamed request body needs duplex "half".
-    duplex: "half",
-    headers: {
-      "Content-Type": `multipart/form-data; boundary=${boundary}`,
-      "Content-Length": String(head.length + size + tail.length),
-      Cookie: cookie,
-    },
-    signal: opts.signal,
-  });
-  const text = await res.text();
+  const res = await postFileMultipart(`${baseUrl}/api/entry?expiration=${EXPIRATION}`, { Cookie: cookie }, path, opts);
   let id: string | null = null;
   if (res.status === 200) {
     try {
-      id = (JSON.parse(text) as { id?: string }).id ?? null;
+      id = (JSON.parse(res.body) as { id?: string }).id ?? null;
     } catch {
       id = null;
     }
   }
-  return { status: res.status, body: text, id, sentBytes: sent };
+  return { status: res.status, body: res.body, id, sentBytes: res.sentBytes };
 }
 
 /** The length PicoShare declares for an entry (headers only; the body is not read). */

@@ -1,0 +1,152 @@
+#!/usr/bin/env bun
+// Benchmarks the harness's upload client against curl: the same file to the
+// same PicoShare, in one invocation, alternating which goes first.
+import { $ } from "zx";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { parseCli, positiveInt } from "../lib/cli.ts";
+import { runMain, die } from "../lib/main.ts";
+import { log } from "../lib/log.ts";
+import { interruptSignal, onCleanup } from "../lib/cleanup.ts";
+import { parseSize, toMiB, formatBytes } from "../lib/sizes.ts";
+import { TEST_FILES_DIR } from "../lib/paths.ts";
+import { requireTestFile } from "../lib/testfiles.ts";
+import { resolvePicoShare } from "../lib/picoshare.ts";
+import { localBackend } from "../lib/backends/local.ts";
+import { login, waitUntilReady } from "../lib/session.ts";
+import { uploadFile } from "../lib/api.ts";
+
+const USAGE = `Usage: bun scripts/bench-upload.ts [OPTIONS]
+
+Uploads the same test file to one PicoShare (local backend) with the
+harness's own streaming client and with \`curl -F file=@...\`, alternating
+which goes first, and prints the median upload time of each, their ratio
+(harness / curl; 1.00 means as fast as curl) and each client's peak RSS.
+Each upload runs in its own process so that both RSS figures mean the same.
+
+Options:
+  --file-size SIZE    Test file to upload (default: 100M)
+  --rounds N          Uploads per client (default: 5)
+  --ram MB            PicoShare's memory limit in MiB (default: 2048)
+  --test-files DIR    Where the test files are (default: ./test-files)
+  --picoshare PATH    PicoShare binary (default: as run-test)
+  --help              Show this text
+
+Internal (the harness's side of one round; the session cookie comes in
+PERF_COOKIE): --client URL FILE
+
+Examples:
+  bun scripts/bench-upload.ts
+  bun scripts/bench-upload.ts --file-size 1G --rounds 3
+`;
+
+interface Round {
+  seconds: number;
+  maxRssBytes: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// A child's peak RSS as GNU time reports it. (The rusage of a child spawned
+// straight from Bun starts from Bun's own high-water mark, since the mark
+// survives fork and exec; time's children start from time's small one.)
+const rssFile = join(mkdtempSync(join(tmpdir(), "bench-upload-")), "rss");
+onCleanup("remove the RSS file", () => rmSync(dirname(rssFile), { recursive: true, force: true }));
+
+async function measured(argv: string[], env?: Record<string, string>): Promise<{ out: string; ok: boolean; maxRssBytes: number }> {
+  const proc = Bun.spawn(["/usr/bin/time", "-f", "%M", "-o", rssFile, ...argv], {
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const out = await new Response(proc.stdout).text();
+  const ok = (await proc.exited) === 0;
+  return { out, ok, maxRssBytes: Number(readFileSync(rssFile, "utf8").trim().split("\n").pop()) * 1024 };
+}
+
+/** One harness upload in a child process; it reports its own upload time. */
+async function harnessRound(url: string, cookie: string, file: string): Promise<Round> {
+  const r = await measured(["bun", import.meta.path, "--client", url, file], { PERF_COOKIE: cookie });
+  if (!r.ok) die(`harness upload failed: ${r.out}`);
+  return { seconds: JSON.parse(r.out).seconds, maxRssBytes: r.maxRssBytes };
+}
+
+async function curlRound(url: string, cookie: string, file: string): Promise<Round> {
+  const r = await measured([
+    "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_pretransfer} %{time_total}", "-H", `Cookie: ${cookie}`,
+    "-F", `file=@${file}`, `${url}/api/entry?expiration=2040-01-01T00:00:00Z`,
+  ]);
+  const [status, pre, total] = r.out.trim().split(" ");
+  if (!r.ok || status !== "200") die(`curl upload failed: HTTP ${status}`);
+  // From the connection being ready to the response: what the harness times too.
+  return { seconds: Number(total) - Number(pre), maxRssBytes: r.maxRssBytes };
+}
+
+await runMain(async () => {
+  const { values: v, positionals } = parseCli(
+    {
+      "file-size": { type: "string" },
+      rounds: { type: "string" },
+      ram: { type: "string" },
+      "test-files": { type: "string" },
+      picoshare: { type: "string" },
+      client: { type: "boolean" },
+    },
+    USAGE,
+    process.argv.slice(2),
+    2,
+  );
+  if (v.client) {
+    const [url, file] = positionals;
+    const t0 = performance.now();
+    const res = await uploadFile(url, process.env.PERF_COOKIE ?? "", file);
+    const seconds = (performance.now() - t0) / 1000;
+    process.stdout.write(JSON.stringify({ seconds, status: res.status }));
+    return res.status === 200 ? 0 : 1;
+  }
+  const size = parseSize(v["file-size"] ?? "100M", "--file-size");
+  const rounds = positiveInt("--rounds", v.rounds ?? "5", "5");
+  const ramMiB = positiveInt("--ram", v.ram ?? "2048", "2048");
+  const file = requireTestFile(size, resolve(v["test-files"] ?? TEST_FILES_DIR));
+  for (const [tool, pkg] of [["curl", "curl"], ["/usr/bin/time", "time"]]) {
+    if ((await $({ nothrow: true, quiet: true })`${tool} --version`).exitCode !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
+  }
+  const picoshare = await resolvePicoShare(v.picoshare);
+  const spec = { ramMiB, workDir: tmpdir(), picoshare, uploadBytes: size.bytes * rounds * 2, signal: interruptSignal };
+  await localBackend.preflight(spec);
+  const env = await localBackend.create(spec);
+  onCleanup("tear down", () => env.teardown());
+  const secret = randomBytes(24).toString("base64url");
+  const url = await env.startPicoShare(secret);
+  await waitUntilReady(env, url);
+  const cookie = await login(url, secret);
+
+  log(`Uploading ${size.label} (${formatBytes(size.bytes)}) ${rounds} times with each client to PicoShare ${picoshare.version}, ${ramMiB} MiB`);
+  const ours: Round[] = [];
+  const curl: Round[] = [];
+  for (let i = 0; i < rounds; i++) {
+    // Alternate the order so that a drift (the database growing) hits both alike.
+    const pair = i % 2 === 0 ? [harnessRound, curlRound] : [curlRound, harnessRound];
+    for (const round of pair) {
+      const r = await round(url, cookie, file);
+      (round === harnessRound ? ours : curl).push(r);
+      log(`  round ${i + 1} ${round === harnessRound ? "harness" : "curl   "}: ${r.seconds.toFixed(3)} s, peak RSS ${formatBytes(r.maxRssBytes)}`);
+    }
+  }
+  const mo = median(ours.map((r) => r.seconds));
+  const mc = median(curl.map((r) => r.seconds));
+  const rows = [
+    ["client", "median upload s", "MiB/s", "peak RSS"],
+    ["harness", mo.toFixed(3), (toMiB(size.bytes) / mo).toFixed(1), formatBytes(Math.max(...ours.map((r) => r.maxRssBytes)))],
+    ["curl", mc.toFixed(3), (toMiB(size.bytes) / mc).toFixed(1), formatBytes(Math.max(...curl.map((r) => r.maxRssBytes)))],
+  ];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c])).join("  ")}\n`);
+  process.stdout.write(`ratio harness/curl: ${(mo / mc).toFixed(3)} (target: at most 1.05)\n`);
+}, USAGE);
