@@ -1,6 +1,6 @@
 // run-test against a real PicoShare in a real cgroup, with small files.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
@@ -19,6 +19,7 @@ let picoshare: string;
 beforeAll(async () => {
   picoshare = (await resolvePicoShare()).path;
   root = mkdtempSync(join(tmpdir(), "run-test-spec-"));
+  chmodSync(root, 0o755); // readable by the unprivileged user of the no-cgroup test
   files = join(root, "files");
   for (const [label, bytes] of [["8M", 8 * MiB], ["64M", 64 * MiB], ["256M", 256 * MiB]] as const) {
     mkdirSync(files, { recursive: true });
@@ -242,4 +243,34 @@ describe("interrupted mid-upload", () => {
       expect(existsSync(d.results) ? readdirSync(d.results).filter((n) => n.endsWith(".json")) : []).toEqual([]);
     });
   }
+});
+
+describe("where memory cannot be limited", () => {
+  // An unprivileged user may not create cgroups under the harness's own: the
+  // harness must refuse, never run without a limit. Needs the project and
+  // Bun to be readable by `nobody` (they are in a clone under /tmp or /work).
+  const bun = process.execPath;
+  const readable = (() => {
+    const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/bin/sh", "-c", 'test -r "$0" && test -x "$1"', join(import.meta.dir, "..", "package.json"), bun]);
+    return r.exitCode === 0;
+  })();
+  test.skipIf(!readable)("a user who may not create cgroups gets one clear line and exit 2", async () => {
+    const base = mkdtempSync(join(tmpdir(), "nocgroup-"));
+    chmodSync(base, 0o777);
+    try {
+      const script = join(import.meta.dir, "..", "scripts", "run-test.ts");
+      const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bun, script,
+        "--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"),
+        "--work-dir", base, "--picoshare", picoshare], { env: { ...process.env, NO_COLOR: "1" } });
+      const stderr = r.stderr.toString();
+      if (r.exitCode !== 2) console.error(stderr);
+      expect(r.exitCode).toBe(2);
+      expect(stderr.split("\n").filter((l) => l.includes("ERROR:"))).toHaveLength(1);
+      expect(stderr).toMatch(/ERROR: cannot create memory cgroups under \S+ \(cgroup v1\): run as root/);
+      expect(r.stdout.toString()).toBe("");
+      expect(readdirSync(join(base, "results"))).toEqual([]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
 });
