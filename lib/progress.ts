@@ -30,19 +30,24 @@ export function byteProgress(label: string, totalBytes: number): Progress {
     speed: (done / MiB / Math.max((performance.now() - started) / 1000, 1e-3)).toFixed(1),
   });
   bar.start(totalBytes, 0, fields(0));
-  // Log lines printed while the bar is live go above it.
-  setLogWrapper((write) => {
-    process.stderr.write("\r\x1b[2K");
-    write();
-    bar.render();
-  });
+  const detach = keepLogsAbove(bar);
   return {
     update(done) {
       bar.update(done, fields(done));
     },
     stop() {
-      setLogWrapper(null);
+      detach();
       bar.stop();
     },
   };
+}
+
+/** While a bar is live, log lines are printed above it; returns the undo. */
+export function keepLogsAbove(bar: cliProgress.SingleBar): () => void {
+  setLogWrapper((write) => {
+    process.stderr.write("\r\x1b[2K");
+    write();
+    bar.render();
+  });
+  return () => setLogWrapper(null);
 }

@@ -18,6 +18,12 @@ export const EXIT_REASONS = [
 ] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
+/**
+ * The exit_reason a matrix reports for a cell where run-test wrote no result
+ * (it crashed, was killed, or refused with exit 2): never in a result file.
+ */
+export const HARNESS_ERROR = "harness_error";
+
 /** Seconds spent in each phase of a test. */
 export interface Phases {
   setup: number;

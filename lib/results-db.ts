@@ -86,7 +86,44 @@ const MIGRATIONS: string[] = [
      raw_json TEXT NOT NULL
    );
    CREATE INDEX results_run ON results(run_id);`,
+  // A matrix cell whose run-test crashed or refused (no result written): kept
+  // so that a run's record is as complete as its CSV.
+  `CREATE TABLE harness_errors (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     timestamp TEXT NOT NULL,
+     ram_mb INTEGER NOT NULL,
+     file_size TEXT NOT NULL,
+     exit_reason TEXT NOT NULL,
+     error TEXT NOT NULL,
+     exit_code INTEGER,
+     signal TEXT,
+     log_file TEXT
+   );
+   CREATE INDEX harness_errors_run ON harness_errors(run_id);`,
+  // A live A/B comparison (scripts/compare.ts) stores each side as a run of
+  // its own (kind 'compare-a' / 'compare-b'): the side's label, and the run
+  // of the other side.
+  `ALTER TABLE runs ADD COLUMN label TEXT;
+   ALTER TABLE runs ADD COLUMN paired_run_id INTEGER REFERENCES runs(id);`,
 ];
+
+/** A matrix cell for which run-test wrote no result (it crashed, or refused with exit 2). */
+export interface HarnessErrorRow {
+  id: number;
+  run_id: number;
+  timestamp: string;
+  ram_mb: number;
+  file_size: string;
+  exit_reason: string;
+  error: string;
+  exit_code: number | null;
+  signal: string | null;
+  log_file: string | null;
+}
+
+/** A run with its tally of results. */
+export type RunSummaryRow = RunRow & { passed: number; failed: number; harness_errors: number };
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -190,7 +227,67 @@ export class ResultsDb {
     ) as ResultRow[];
   }
 
+  /** Runs, newest first, each with its passed / failed results and harness errors counted. */
+  listRunSummaries(limit = 50): RunSummaryRow[] {
+    return this.db
+      .query(
+        `SELECT runs.*,
+           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 1) AS passed,
+           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 0) AS failed,
+           (SELECT COUNT(*) FROM harness_errors h WHERE h.run_id = runs.id) AS harness_errors
+         FROM runs ORDER BY id DESC LIMIT ?`,
+      )
+      .all(limit) as RunSummaryRow[];
+  }
+
+  /** Whether a result written to `resultFile` is already recorded for run `runId`. */
+  hasResultFile(runId: number, resultFile: string): boolean {
+    return this.db.query("SELECT 1 FROM results WHERE run_id = ? AND result_file = ?").get(runId, resultFile) !== null;
+  }
+
+  addHarnessError(e: Omit<HarnessErrorRow, "id">): number {
+    return this.db.transaction(() => {
+      const row = this.db
+        .query(
+          `INSERT INTO harness_errors (run_id, timestamp, ram_mb, file_size, exit_reason, error, exit_code, signal, log_file)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        )
+        .get(e.run_id, e.timestamp, e.ram_mb, e.file_size, e.exit_reason, e.error, e.exit_code, e.signal, e.log_file) as {
+        id: number;
+      };
+      return row.id;
+    }).immediate();
+  }
+
+  /** Forgets a cell's harness errors (once the cell has been run again). */
+  clearHarnessErrors(runId: number, ramMb: number, fileSize: string): void {
+    this.db.transaction(() => {
+      this.db.query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ?").run(runId, ramMb, fileSize);
+    }).immediate();
+  }
+
+  harnessErrors(runId: number): HarnessErrorRow[] {
+    return this.db.query("SELECT * FROM harness_errors WHERE run_id = ? ORDER BY id").all(runId) as HarnessErrorRow[];
+  }
+
+  /** Names a run's side of a comparison and links it with the other side's run (both ways). */
+  pairRuns(a: { id: number; label: string }, b: { id: number; label: string }): void {
+    this.db.transaction(() => {
+      const q = this.db.query("UPDATE runs SET label = ?, paired_run_id = ? WHERE id = ?");
+      q.run(a.label, b.id, a.id);
+      q.run(b.label, a.id, b.id);
+    }).immediate();
+  }
+
+  /** A run with its comparison label and paired run (null for runs that are not a comparison's side). */
+  pairedRun(id: number): PairedRunRow | null {
+    return (this.db.query("SELECT * FROM runs WHERE id = ?").get(id) as PairedRunRow | null) ?? null;
+  }
+
   close(): void {
     this.db.close();
   }
 }
+
+/** A run as stored since schema v3: with the label and paired run of a comparison's side. */
+export type PairedRunRow = RunRow & { label: string | null; paired_run_id: number | null };

@@ -1,0 +1,70 @@
+// What a matrix runs: the memory limits and file sizes from the command line,
+// checked before anything is made, the cells in the original's order (memory
+// outer, sizes inner, each as given), and whether their test files are there.
+import { existsSync, statSync } from "node:fs";
+import { list } from "./cli.ts";
+import { UsageError } from "./errors.ts";
+import { command, TEST_FILES_DIR } from "./paths.ts";
+import { parseSize, type Size } from "./sizes.ts";
+import { DEFAULT_SIZES, testFilePath } from "./testfiles.ts";
+
+export const DEFAULT_MEMORY_LIMITS = [2048, 1024, 512, 256];
+export const DEFAULT_FILE_SIZES = DEFAULT_SIZES;
+
+export interface Cell {
+  /** 1-based position in the full matrix. */
+  index: number;
+  ram: number;
+  size: Size;
+}
+
+export function parseMemoryLimits(text: string | undefined): number[] {
+  if (text === undefined) return [...DEFAULT_MEMORY_LIMITS];
+  return list("--memory-limits", text, (item) => {
+    if (!/^[1-9][0-9]*$/.test(item) || !Number.isSafeInteger(Number(item))) {
+      throw new UsageError(
+        `--memory-limits item "${item}" is not a whole number of MiB above 0 (e.g. --memory-limits 2048,1024,512,256)`,
+      );
+    }
+    return Number(item);
+  }, "2048,1024,512,256");
+}
+
+export function parseFileSizes(text: string | undefined): Size[] {
+  return list("--file-sizes", text ?? DEFAULT_FILE_SIZES.join(","), (item) => parseSize(item, "--file-sizes item"), "100M,500M,1G");
+}
+
+export function matrixCells(memoryLimits: number[], sizes: Size[]): Cell[] {
+  const cells: Cell[] = [];
+  for (const ram of memoryLimits) for (const size of sizes) cells.push({ index: cells.length + 1, ram, size });
+  return cells;
+}
+
+/** "256MB 1G", as cells are named in logs and summaries. */
+export function cellName(ram: number, sizeLabel: string): string {
+  return `${ram}MB ${sizeLabel}`;
+}
+
+export interface TestFileProblem {
+  size: Size;
+  path: string;
+  problem: string;
+}
+
+/** The sizes whose test file is missing or has the wrong length. */
+export function testFileProblems(sizes: Size[], dir: string): TestFileProblem[] {
+  const problems: TestFileProblem[] = [];
+  for (const size of sizes) {
+    const path = testFilePath(size.label, dir);
+    if (!existsSync(path)) problems.push({ size, path, problem: "missing" });
+    else if (statSync(path).size !== size.bytes) {
+      problems.push({ size, path, problem: `${statSync(path).size} bytes, expected ${size.bytes}` });
+    }
+  }
+  return problems;
+}
+
+/** The generator command that makes these sizes in `dir`. */
+export function generateCommand(labels: string[], dir: string): string {
+  return command("generate-test-files", `--sizes ${labels.join(",")}${dir === TEST_FILES_DIR ? "" : ` --dir ${dir}`}`);
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env bun
+// Reads the SQLite results log: the runs, newest first, and one run's results
+// as a table, as the matrix's CSV, or as JSON.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseCli, positiveInt } from "../lib/cli.ts";
+import { runMain } from "../lib/main.ts";
+import { UsageError } from "../lib/errors.ts";
+import { RESULTS_DIR, command, displayPath } from "../lib/paths.ts";
+import { ResultsDb, type HarnessErrorRow, type ResultRow, type RunRow } from "../lib/results-db.ts";
+import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../lib/csv.ts";
+import { resultsTable } from "../lib/summary.ts";
+import { formatTable } from "../lib/table.ts";
+import type { ExitReason } from "../lib/result.ts";
+
+const DEFAULT_DB = join(RESULTS_DIR, "results.db");
+
+const USAGE = `Usage: bun scripts/results.ts list [--db PATH] [--limit N]
+       bun scripts/results.ts show RUN [--db PATH] [--csv | --json]
+
+Reads the results log that run-test and run-test-matrix write.
+
+Commands:
+  list          The runs, newest first: id, kind, start, status, backend,
+                PicoShare version, and how many of its tests passed and failed
+                (a matrix cell whose run-test crashed counts as failed)
+  show RUN      Run RUN's results (RUN is an id from list) as an aligned table
+
+Options:
+  --db PATH     The results log (default: ./results/results.db)
+  --limit N     list: at most N runs (default: 50)
+  --csv         show: the results as the matrix writes them (matrix-results.csv)
+  --json        show: the run and its full result records as JSON
+  --help        Show this text
+
+The results log is a plain SQLite file: the sqlite3 command-line tool reads
+it too. Tables: runs (one row per matrix run), results (one row per test,
+run_id = the run, NULL for a lone run-test) and harness_errors (matrix cells
+for which run-test wrote no result). For example:
+  sqlite3 results/results.db 'SELECT ram_mb, file_size, throughput_mbps FROM results WHERE run_id = 3'
+  sqlite3 -header -column results/results.db 'SELECT id, kind, status, started_at FROM runs'
+
+Exit status: 0 done, 2 bad usage, an unknown run or no results log.
+`;
+
+function openDb(path: string): ResultsDb {
+  if (!existsSync(path)) {
+    throw new UsageError(`no results log at ${displayPath(path)}: run a test first, or give --db PATH`);
+  }
+  return ResultsDb.open(path);
+}
+
+function parseJson(text: string | null): any {
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+function toMatrixRow(r: ResultRow): MatrixRow {
+  return rowFromResult({ ...r, success: r.success === 1, exit_reason: r.exit_reason as ExitReason }, r.result_file);
+}
+
+/** The run's results and harness errors as CSV rows, in the matrix's order where the run says it. */
+function runRows(run: RunRow, results: ResultRow[], errors: HarnessErrorRow[]): MatrixRow[] {
+  const items = [
+    ...results.map((r) => ({ at: r.timestamp, row: toMatrixRow(r) })),
+    ...errors.map((e) => ({ at: e.timestamp, row: harnessErrorRow(e.ram_mb, e.file_size) })),
+  ];
+  const options = parseJson(run.options_json) ?? {};
+  const mem: unknown[] = Array.isArray(options.memory_limits) ? options.memory_limits : [];
+  const sizes: unknown[] = Array.isArray(options.file_sizes) ? options.file_sizes : [];
+  const rank = (row: MatrixRow) => {
+    const m = mem.indexOf(row.ram_mb);
+    const s = sizes.indexOf(row.file_size);
+    return m < 0 || s < 0 ? Number.MAX_SAFE_INTEGER : m * sizes.length + s;
+  };
+  items.sort((a, b) => rank(a.row) - rank(b.row) || a.at.localeCompare(b.at));
+  return items.map((i) => i.row);
+}
+
+function list(db: ResultsDb, limit: number): void {
+  const runs = db.listRunSummaries(limit);
+  if (runs.length === 0) {
+    process.stdout.write("No runs recorded yet.\n");
+    return;
+  }
+  const table = formatTable(
+    ["ID", "Kind", "Started", "Status", "Backend", "PicoShare", "Passed", "Failed"],
+    runs.map((r) => [
+      String(r.id),
+      r.kind,
+      r.started_at,
+      r.status,
+      r.backend,
+      r.picoshare_version ?? "-",
+      String(r.passed),
+      String(r.failed + r.harness_errors),
+    ]),
+    ["right", "left", "left", "left", "left", "left", "right", "right"],
+  );
+  process.stdout.write(`${table}\n`);
+}
+
+function show(db: ResultsDb, id: number, format: "table" | "csv" | "json"): void {
+  const run = db.run(id);
+  if (!run) throw new UsageError(`no run ${id} in the results log: see \`${command("results", "list")}\` for the run ids`);
+  const results = db.results(id);
+  const errors = db.harnessErrors(id);
+  if (format === "json") {
+    const { options_json, host_json, ...rest } = run;
+    const out = {
+      run: { ...rest, options: parseJson(options_json), host: parseJson(host_json) },
+      results: results.map((r) => ({ ...parseJson(r.raw_json), result_file: r.result_file })),
+      harness_errors: errors,
+    };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+  const rows = runRows(run, results, errors);
+  if (format === "csv") {
+    process.stdout.write(matrixCsv(rows));
+    return;
+  }
+  const passed = rows.filter((r) => r.success).length;
+  const lines = [
+    `Run ${run.id}: ${run.kind}, ${run.status}, started ${run.started_at}${run.finished_at ? `, finished ${run.finished_at}` : ""}`,
+    `Backend ${run.backend}, PicoShare ${run.picoshare_version ?? "unknown"}${run.picoshare_sha256 ? ` (sha256 ${run.picoshare_sha256.slice(0, 12)})` : ""}`,
+    ...(run.results_dir ? [`Folder: ${displayPath(run.results_dir)}`] : []),
+    `Tests: ${rows.length}, passed ${passed}, failed ${rows.length - passed}`,
+    "",
+    rows.length > 0 ? resultsTable(rows) : "(no results recorded for this run)",
+  ];
+  for (const e of errors) lines.push("", `${e.ram_mb}MB ${e.file_size}: ${e.exit_reason}: ${e.error}`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+await runMain(async () => {
+  const { values: v, positionals } = parseCli(
+    {
+      db: { type: "string" },
+      limit: { type: "string" },
+      csv: { type: "boolean" },
+      json: { type: "boolean" },
+    },
+    USAGE,
+    process.argv.slice(2),
+    2,
+  );
+  const [cmd, arg] = positionals;
+  const dbPath = resolve(v.db ?? DEFAULT_DB);
+  if (cmd === "list") {
+    if (arg !== undefined) throw new UsageError(`list takes no argument, got "${arg}"`, true);
+    if (v.csv || v.json) throw new UsageError("--csv and --json go with show RUN, not list", true);
+    const limit = positiveInt("--limit", v.limit ?? "50", "20");
+    const db = openDb(dbPath);
+    try {
+      list(db, limit);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  if (cmd === "show") {
+    if (arg === undefined) throw new UsageError(`show needs a run id, e.g. \`${command("results", "show 3")}\``, true);
+    if (!/^[1-9][0-9]*$/.test(arg)) {
+      throw new UsageError(`run id must be a whole number above 0 (an ID from \`${command("results", "list")}\`), got "${arg}"`);
+    }
+    if (v.csv && v.json) throw new UsageError("give --csv or --json, not both");
+    if (v.limit !== undefined) throw new UsageError("--limit goes with list, not show", true);
+    const db = openDb(dbPath);
+    try {
+      show(db, Number(arg), v.csv ? "csv" : v.json ? "json" : "table");
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  throw new UsageError(cmd === undefined ? "give a command: list or show RUN" : `unknown command "${cmd}": use list or show RUN`, true);
+}, USAGE);

@@ -1,0 +1,306 @@
+#!/usr/bin/env bun
+// The test matrix: every memory limit x every file size, each test a run-test
+// process of its own, everything of a run in results/matrix-TIMESTAMP/.
+import { join, resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { parseCli, positiveNumber } from "../lib/cli.ts";
+import { runMain } from "../lib/main.ts";
+import { log, success, failure } from "../lib/log.ts";
+import { interruptSignal, interrupted, onCleanup } from "../lib/cleanup.ts";
+import { EXIT, UsageError } from "../lib/errors.ts";
+import { ensureWritableDir } from "../lib/files.ts";
+import { hostFacts } from "../lib/host.ts";
+import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../lib/paths.ts";
+import { resolvePicoShare, type PicoShareBinary } from "../lib/picoshare.ts";
+import { loadBackend, parseBackend } from "../lib/backends/index.ts";
+import type { BackendName } from "../lib/backends/types.ts";
+import { runProjectScript } from "../lib/child-script.ts";
+import { formatDuration } from "../lib/durations.ts";
+import {
+  DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, cellName, generateCommand, matrixCells, parseFileSizes,
+  parseMemoryLimits, testFileProblems,
+} from "../lib/matrix-plan.ts";
+import { hasResult, type MatrixOptions } from "../lib/matrix-state.ts";
+import { MatrixRun, resumeCommand, type EndStatus } from "../lib/matrix.ts";
+import { runCell } from "../lib/matrix-cell.ts";
+import { matrixProgress } from "../lib/matrix-progress.ts";
+import { formatOverhead } from "../lib/summary.ts";
+import { parseSize, type Size } from "../lib/sizes.ts";
+
+const USAGE = `Usage: bun scripts/run-test-matrix.ts [OPTIONS]
+
+Runs the test matrix: every memory limit (outer loop) with every file size
+(inner loop), in the order given, each test a run-test process of its own.
+A failed or crashed test does not stop the others (unless --stop-on-failure).
+Everything of a run goes to RESULTS_DIR/matrix-YYYYMMDD-HHMMSS/: the result
+JSON files, test-{RAM}MB-{SIZE}.log per test, matrix-results.csv, summary.txt
+and matrix.json (the options, for --resume). The run and its results are also
+recorded in the SQLite results log (see bun scripts/results.ts --help).
+Exit status: 0 every test passed, 1 a test failed, 2 bad usage or a set-up
+problem (nothing run), 130 interrupted (resume with --resume).
+
+Options:
+  --timeout SEC         Upload timeout per test in seconds (default: 600)
+  --stop-on-failure     Stop the matrix at the first failed test
+  --memory-limits LIST  Memory limits in MiB, comma-separated
+                        (default: ${DEFAULT_MEMORY_LIMITS.join(",")})
+  --file-sizes LIST     File sizes, comma-separated (default: ${DEFAULT_FILE_SIZES.join(",")})
+  --results-dir DIR     Where the matrix folder goes (default: ./results)
+  --backend NAME        local (default: a memory cgroup on this host) or vagrant
+  --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
+                        $PICOSHARE_VERSION, default v1.5.4); resolved once, and
+                        every test runs that same binary
+  --generate            Make missing test files first (with generate-test-files)
+  --test-files DIR      Where the test files are (default: ./test-files)
+  --work-dir DIR        Where PicoShare's data and temp files go (run-test's --work-dir)
+  --verify              Download each entry and compare it with the file (run-test's --verify)
+  --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
+  --resume DIR          Continue an interrupted matrix in DIR: runs only the tests
+                        that have no result (never run, interrupted, or whose
+                        run-test crashed) with the options stored in DIR/matrix.json,
+                        adding to the same CSV, summary and database run.
+                        Only --timeout and --stop-on-failure may be given with it
+                        (they replace the stored ones); any other option is refused.
+                        A matrix stopped by --stop-on-failure is recorded as
+                        interrupted and can be resumed the same way.
+  --help                Show this text
+
+Examples:
+  bun scripts/run-test-matrix.ts
+  bun scripts/run-test-matrix.ts --memory-limits 2048,1024 --file-sizes 100M,500M
+  bun scripts/run-test-matrix.ts --file-sizes 100M,1G --generate --stop-on-failure
+  bun scripts/run-test-matrix.ts --resume results/matrix-20260129-120000
+`;
+
+const FLAGS = {
+  timeout: { type: "string" },
+  "stop-on-failure": { type: "boolean" },
+  "memory-limits": { type: "string" },
+  "file-sizes": { type: "string" },
+  "results-dir": { type: "string" },
+  backend: { type: "string" },
+  picoshare: { type: "string" },
+  resume: { type: "string" },
+  generate: { type: "boolean" },
+  db: { type: "string" },
+  "work-dir": { type: "string" },
+  "test-files": { type: "string" },
+  verify: { type: "boolean" },
+} as const;
+
+/** Flags that --resume accepts besides itself: they replace the stored values. */
+const RESUME_OVERRIDES = ["resume", "timeout", "stop-on-failure"];
+
+const MATRIX_BACKENDS: BackendName[] = ["local", "vagrant"];
+
+function parseMatrixBackend(text: string | undefined): BackendName {
+  const name = parseBackend(text);
+  if (!MATRIX_BACKENDS.includes(name)) {
+    throw new UsageError(`--backend must be one of ${MATRIX_BACKENDS.join(", ")} for the matrix, got "${name}"`);
+  }
+  return name;
+}
+
+/** Refuses (exit 2) when test files are missing; with --generate, makes them first. */
+async function ensureTestFiles(sizes: Size[], dir: string, generate: boolean, canGenerate = true): Promise<void> {
+  let problems = testFileProblems(sizes, dir);
+  if (problems.length === 0) return;
+  const labels = problems.map((p) => p.size.label);
+  const make = generateCommand(labels, dir);
+  if (!generate) {
+    throw new UsageError(
+      `test files missing or wrong: ${problems.map((p) => `${p.path} (${p.problem})`).join(", ")}; ` +
+        `make them with \`${make}\`${canGenerate ? ", or add --generate" : ""}`,
+    );
+  }
+  ensureWritableDir(dir, "--test-files");
+  log(`Making test files ${labels.join(", ")} in ${displayPath(dir)}: ${make}`);
+  const ran = await runProjectScript("generate-test-files", ["--sizes", labels.join(","), "--dir", dir]);
+  if (interrupted()) throw interruptSignal.reason;
+  problems = testFileProblems(sizes, dir);
+  if (ran.code !== 0 || problems.length > 0) {
+    throw new UsageError(
+      `could not make the test files (generate-test-files ${ran.signal ?? `exited with code ${ran.code}`}; see above): ` +
+        `run \`${make}\` to see why`,
+    );
+  }
+}
+
+async function preflight(backendName: BackendName, picoshare: PicoShareBinary, memory: number[], sizes: Size[], workDir: string | null) {
+  const backend = await loadBackend(backendName);
+  const dir = workDir ?? tmpdir();
+  ensureWritableDir(dir, "--work-dir");
+  await backend.preflight({
+    ramMiB: Math.max(...memory),
+    workDir: dir,
+    picoshare,
+    uploadBytes: Math.max(...sizes.map((s) => s.bytes)),
+    signal: interruptSignal,
+  });
+}
+
+/** A new matrix from the command line: every check that can refuse comes before the folder is made. */
+async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, t0: number): Promise<MatrixRun> {
+  const memory = parseMemoryLimits(v["memory-limits"] as string | undefined);
+  const sizes = parseFileSizes(v["file-sizes"] as string | undefined);
+  const timeout = positiveNumber("--timeout", (v.timeout as string | undefined) ?? "600", "600");
+  const backendName = parseMatrixBackend(v.backend as string | undefined);
+  const testFiles = resolve((v["test-files"] as string | undefined) ?? TEST_FILES_DIR);
+  const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
+  const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;
+  const dbPath = resolve((v.db as string | undefined) ?? join(resultsDir, "results.db"));
+  if (!v.generate) await ensureTestFiles(sizes, testFiles, false);
+  ensureWritableDir(resultsDir, "--results-dir");
+  const picoshare = await resolvePicoShare(v.picoshare as string | undefined);
+  if (v.generate) await ensureTestFiles(sizes, testFiles, true);
+  await preflight(backendName, picoshare, memory, sizes, workDir);
+  const options: MatrixOptions = {
+    memory_limits: memory,
+    file_sizes: sizes.map((s) => s.label),
+    timeout,
+    stop_on_failure: Boolean(v["stop-on-failure"]),
+    backend: backendName,
+    picoshare: { path: picoshare.path, version: picoshare.version, sha256: picoshare.sha256 },
+    work_dir: workDir,
+    test_files: testFiles,
+    verify: Boolean(v.verify),
+  };
+  return MatrixRun.create({
+    resultsDir,
+    dbPath,
+    options,
+    host: hostFacts(workDir ?? tmpdir()),
+    prepSeconds: (performance.now() - t0) / 1000,
+  });
+}
+
+/** An interrupted matrix, continued with its stored options. */
+async function resume(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, t0: number): Promise<MatrixRun> {
+  const extra = Object.keys(v).filter((k) => !RESUME_OVERRIDES.includes(k));
+  const dir = resolve(v.resume as string);
+  if (extra.length > 0) {
+    throw new UsageError(
+      `--resume continues ${displayPath(dir)} with the options stored in its matrix.json: drop ${extra.map((k) => `--${k}`).join(", ")} ` +
+        `(only --timeout and --stop-on-failure may be given again)`,
+    );
+  }
+  const timeout = v.timeout === undefined ? undefined : positiveNumber("--timeout", v.timeout as string, "600");
+  const { state, lock } = MatrixRun.load(dir);
+  try {
+    const o = state.options;
+    const picoshare = await resolvePicoShare(o.picoshare.path);
+    if (picoshare.sha256 !== o.picoshare.sha256) {
+      throw new UsageError(
+        `--resume ${displayPath(dir)}: PicoShare at ${o.picoshare.path} has changed since the matrix started ` +
+          `(sha256 ${picoshare.sha256.slice(0, 12)}, was ${o.picoshare.sha256.slice(0, 12)}); results would mix two builds: start a new matrix`,
+      );
+    }
+    if (timeout !== undefined) o.timeout = timeout;
+    if (v["stop-on-failure"]) o.stop_on_failure = true;
+    const sizes = o.file_sizes.map((s) => parseSize(s));
+    const done = (ram: number, label: string) =>
+      hasResult(state.cells.find((c) => c.ram_mb === ram && c.file_size === label));
+    const pendingSizes = sizes.filter((s) => o.memory_limits.some((ram) => !done(ram, s.label)));
+    await ensureTestFiles(pendingSizes, o.test_files, false, false);
+    await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir);
+    return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+function closingBlock(run: MatrixRun, status: EndStatus): void {
+  const c = run.counts();
+  if (status === "complete") log("Test matrix complete!");
+  else if (status === "stopped on failure") log(`Test matrix stopped at the first failure (--stop-on-failure): ${c.done} of ${run.totalTests} tests run`);
+  else log(`Test matrix interrupted: ${c.done} of ${run.totalTests} tests run`);
+  log(`  Passed: ${c.passed}`);
+  log(`  Failed: ${c.failed}`);
+  log(`  Total: ${c.done} of ${run.totalTests} tests, ${formatDuration(run.totalSeconds())}`);
+  log(`  Overhead: ${formatOverhead(run.overheadPerTest())}`);
+  log(`  Results: ${displayPath(run.dir)}`);
+  log(`  CSV: ${displayPath(run.csvPath)}`);
+  log(`  Summary: ${displayPath(run.summaryPath)}`);
+  log(`  Database: ${displayPath(run.state.db)} (run ${run.runId})`);
+  if (run.pending().length > 0) log(`Resume with: ${resumeCommand(run.dir)}`);
+}
+
+await runMain(async () => {
+  const t0 = performance.now();
+  const { values: v } = parseCli(FLAGS, USAGE);
+  const resuming = v.resume !== undefined;
+  const run = resuming ? await resume(v, t0) : await startNew(v, t0);
+  const o = run.state.options;
+  const cells = matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)));
+  const todo = run.pending();
+
+  // From here on, however the matrix ends, its folder holds the partial picture.
+  const progress = matrixProgress({
+    totalTests: cells.length,
+    doneTests: cells.length - todo.length,
+    remainingBytes: todo.reduce((s, c) => s + c.size.bytes, 0),
+    doneBytes: run.state.cells.filter((c) => c.wall_seconds > 0).reduce((s, c) => s + c.bytes, 0),
+    doneSeconds: run.state.cells.reduce((s, c) => s + c.wall_seconds, 0),
+  });
+  const forgetFinish = onCleanup("write the partial matrix results", () => {
+    progress.stop();
+    run.finish("interrupted");
+    closingBlock(run, "interrupted");
+  });
+
+  log("PicoShare Performance Test Matrix");
+  log(`Memory configs: ${o.memory_limits.join(" ")}`);
+  log(`File sizes: ${o.file_sizes.join(" ")}`);
+  log(`Total tests: ${cells.length}`);
+  log(`Results directory: ${displayPath(run.dir)}`);
+  log(`Backend: ${o.backend}; PicoShare ${o.picoshare.version} (${o.picoshare.path}, sha256 ${o.picoshare.sha256.slice(0, 12)})`);
+  log(`Database: ${displayPath(run.state.db)} (run ${run.runId})`);
+  if (resuming) {
+    const adopted = run.adoptOrphanResults();
+    if (adopted.length > 0) log(`Found results written before the interruption: ${adopted.join(", ")}`);
+    const left = run.pending();
+    log(`Resuming: ${cells.length - left.length} of ${cells.length} tests have results, ${left.length} to run`);
+    todo.splice(0, todo.length, ...left);
+  }
+
+  run.startLoop();
+  let status: EndStatus = "complete";
+  for (let i = 0; i < todo.length; i++) {
+    const cell = todo[i];
+    if (interrupted()) throw interruptSignal.reason;
+    const name = `[${cell.index}/${cells.length}]`;
+    log(`${name} Running: ${cell.ram}MB RAM, ${cell.size.label} file`);
+    progress.cellStarted(cellName(cell.ram, cell.size.label), cell.size.bytes);
+    const outcome = await runCell(cell, {
+      dir: run.dir,
+      runId: run.runId,
+      db: run.state.db,
+      options: o,
+      claimed: run.claimed(),
+      onStart: (pid) => run.lock.setChild(pid),
+    });
+    run.lock.setChild(null);
+    const record = run.recordOutcome(cell, outcome);
+    const took = `(took ${outcome.wallSeconds.toFixed(1)}s)`;
+    if (record.row.success) success(`${name} PASS ${took}`);
+    else {
+      failure(`${name} FAIL ${took}`);
+      const why = record.error ?? outcome.result?.error ?? "see the result file";
+      log(`  ${record.row.exit_reason}: ${why.length > 240 ? `${why.slice(0, 240)}...` : why}`);
+      log(`  log: ${displayPath(record.log_file)}`);
+    }
+    progress.cellFinished(cell.size.bytes, outcome.wallSeconds);
+    if (!record.row.success && o.stop_on_failure && i < todo.length - 1) {
+      log(`Stopping: ${cellName(cell.ram, cell.size.label)} failed and --stop-on-failure is set`);
+      status = "stopped on failure";
+      break;
+    }
+  }
+
+  progress.stop();
+  forgetFinish();
+  run.finish(status);
+  closingBlock(run, status);
+  return run.counts().failed > 0 ? EXIT.failed : EXIT.ok;
+}, USAGE);
