@@ -72,3 +72,13 @@ export function peakRss(pid: number): number | null {
     return null;
   }
 }
+
+/** Whether a process with this pid exists (EPERM: it exists, owned by another user). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -230,7 +230,7 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
     ram_mb: opts.ramMiB,
     file_size: opts.size.label,
     file_size_mb: fileMiB,
-    duration_seconds: round(uploadSeconds, 2),
+    duration_seconds: round(uploadSeconds, 3),
     throughput_mbps: success && uploadSeconds > 0 ? round(fileMiB / uploadSeconds, 2) : 0,
     initial_memory_bytes: initial,
     peak_memory_bytes: peak,

@@ -9,6 +9,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { partialPath } from "./files.ts";
+import { pidAlive } from "./process.ts";
 import { MiB, type Size } from "./sizes.ts";
 import { TEST_FILES_DIR, command } from "./paths.ts";
 import { UsageError } from "./errors.ts";
@@ -105,15 +106,6 @@ export async function fileSha256(path: string): Promise<string> {
   const h = createHash("sha256");
   for await (const chunk of Bun.file(path).stream()) h.update(chunk);
   return h.digest("hex");
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Removes temporary files left by generator runs that died mid-file. */

@@ -78,7 +78,9 @@ describe("a passing upload", () => {
     expect(r.peak_memory_bytes).toBeGreaterThanOrEqual(r.initial_memory_bytes);
     expect(r.peak_memory_mb).toBe(Math.round(r.peak_memory_bytes / MiB));
     expect(r.throughput_mbps).toBeGreaterThan(0);
-    expect(r.throughput_mbps).toBeCloseTo(8 / r.duration_seconds, -1);
+    // throughput = MiB / seconds; the file rounds seconds to 0.001 and throughput to 0.01.
+    const roundingSlack = (8 * 0.0005) / r.duration_seconds ** 2 + 0.005;
+    expect(Math.abs(r.throughput_mbps - 8 / r.duration_seconds)).toBeLessThanOrEqual(roundingSlack);
     expect(r.entry_id).toMatch(/^\w{10}$/);
     expect(r.memory_samples).toBeGreaterThan(0);
     expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(0);
@@ -272,5 +274,40 @@ describe("where memory cannot be limited", () => {
     } finally {
       rmSync(base, { recursive: true, force: true });
     }
+  });
+});
+
+describe("what a killed harness leaves behind", () => {
+  test("the next run removes the dead run's cgroup and folder, and reports a PicoShare still running", async () => {
+    const d = dirs();
+    const run = startScript("run-test", args(d, "--ram", "512", "--file-size", "256M"));
+    const cg = await waitFor("the test cgroup", () => testCgroups(run.pid)[0]);
+    await waitFor("the upload to start", () => {
+      const [dir] = readdirSync(d.work);
+      return dir && existsSync(join(d.work, dir, "tmp")) && readdirSync(join(d.work, dir, "tmp")).length > 0;
+    });
+    process.kill(run.pid, "SIGKILL");
+    await run.done;
+    const [orphan] = cgroupPids(cg);
+    expect(orphan).toBeGreaterThan(0);
+    expect(readdirSync(d.work)).toHaveLength(1);
+    try {
+      // While the orphan runs it is reported, not ended.
+      const first = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M"));
+      expect(first.code).toBe(0);
+      expect(first.stderr).toContain(`PicoShare left running by a dead harness (pid ${orphan})`);
+      expect(alive(orphan)).toBe(true);
+      expect(existsSync(cg)).toBe(true);
+      expect(readdirSync(d.work)).toHaveLength(1); // its data stays while it runs
+    } finally {
+      process.kill(orphan, "SIGKILL");
+      await waitFor("the orphan to go", () => cgroupPids(cg).length === 0, 5_000);
+    }
+    const second = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M"));
+    expect(second.code).toBe(0);
+    expect(second.stderr).toMatch(/Removed the cgroup picoshare-perf-\d+-\w+ of a harness run that died/);
+    expect(second.stderr).toContain("left by a harness run that died");
+    expect(existsSync(cg)).toBe(false);
+    expect(readdirSync(d.work)).toEqual([]);
   });
 });

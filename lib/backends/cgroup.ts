@@ -35,7 +35,8 @@ function statField(text: string, key: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-function pidsOf(dir: string): number[] {
+/** The processes in the cgroup folder `dir`. */
+export function cgroupPidsOf(dir: string): number[] {
   return read(join(dir, "cgroup.procs"))
     .split("\n")
     .filter(Boolean)
@@ -102,7 +103,7 @@ class V1Cgroup implements MemoryCgroup {
     return statField(read(join(this.path, "memory.oom_control")), "oom_kill");
   }
   pids() {
-    return pidsOf(this.path);
+    return cgroupPidsOf(this.path);
   }
   remove() {
     rmdirQuietly(this.path);
@@ -140,7 +141,7 @@ class V2Cgroup implements MemoryCgroup {
     return statField(read(join(this.path, "memory.events")), "oom_kill");
   }
   pids() {
-    return existsSync(this.path) ? pidsOf(this.path) : [];
+    return existsSync(this.path) ? cgroupPidsOf(this.path) : [];
   }
   remove() {
     if (this.version === 2) rmdirQuietly(this.path);

@@ -1,14 +1,15 @@
 // The local backend (the default): PicoShare as a process on this host, in a
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
-import { createMemoryCgroup, detectCgroupSupport, type CgroupSupport, type MemoryCgroup } from "./cgroup.ts";
+import { cgroupPidsOf, createMemoryCgroup, detectCgroupSupport, type CgroupSupport, type MemoryCgroup } from "./cgroup.ts";
 import { requireFreeSpace } from "../files.ts";
 import { LOOPBACK, freePort } from "../net.ts";
-import { peakRss, startInGroup, stopGroup, type Started } from "../process.ts";
+import { peakRss, pidAlive, startInGroup, stopGroup, type Started } from "../process.ts";
+import { log, warn } from "../log.ts";
 import { MiB } from "../sizes.ts";
 
 let support: CgroupSupport | null = null;
@@ -19,10 +20,50 @@ export function localDiskNeeded(uploadBytes: number): number {
   return 2 * uploadBytes + 64 * MiB;
 }
 
+// Names carry the harness's pid, so that what a killed harness left behind
+// can be told from what a live one is using.
+const PREFIX = "picoshare-perf-";
+const STALE = new RegExp(`^${PREFIX}(\\d+)-`);
+
+/**
+ * Removes the cgroups and private folders of harness runs that died without
+ * cleaning up (SIGKILL, a crash): leftover multipart temp files and databases
+ * would otherwise pile up and skew later runs. A leftover PicoShare still
+ * running is not ended here, only reported with the way to stop it.
+ */
+function reapStale(support: CgroupSupport, workDir: string): void {
+  const stale = (name: string) => {
+    const m = STALE.exec(name);
+    return m !== null && !pidAlive(Number(m[1]));
+  };
+  const stillServing = new Set<string>();
+  if (support.kind !== "systemd") {
+    for (const name of readdirSync(support.parent).filter(stale)) {
+      const path = join(support.parent, name);
+      const pids = cgroupPidsOf(path);
+      if (pids.length > 0) {
+        stillServing.add(STALE.exec(name)![1]);
+        warn(`PicoShare left running by a dead harness (pid ${pids.join(", ")}) in ${path}: stop it with kill -TERM ${pids.join(" ")}; rmdir ${path}`);
+        continue;
+      }
+      try {
+        rmdirSync(path);
+        log(`Removed the cgroup ${name} of a harness run that died`);
+      } catch {}
+    }
+  }
+  // The folder of a PicoShare that still runs stays until it is stopped.
+  for (const name of readdirSync(workDir).filter((n) => stale(n) && !stillServing.has(STALE.exec(n)![1]))) {
+    rmSync(join(workDir, name), { recursive: true, force: true });
+    log(`Removed ${join(workDir, name)}, left by a harness run that died`);
+  }
+}
+
 export const localBackend: Backend = {
   name: "local",
   async preflight(spec: EnvironmentSpec) {
     support ??= await detectCgroupSupport();
+    reapStale(support, spec.workDir);
     requireFreeSpace(
       spec.workDir,
       localDiskNeeded(spec.uploadBytes),
@@ -61,12 +102,12 @@ class LocalEnvironment implements TestEnvironment {
 
   static make(spec: EnvironmentSpec, support: CgroupSupport): LocalEnvironment {
     // Private to this user: the secret file and the data live here.
-    const dir = mkdtempSync(join(spec.workDir, "picoshare-perf-"));
+    const dir = mkdtempSync(join(spec.workDir, `${PREFIX}${process.pid}-`));
     chmodSync(dir, 0o700);
     try {
       mkdirSync(join(dir, "data"));
       mkdirSync(join(dir, "tmp"));
-      const name = `picoshare-perf-${process.pid}-${randomBytes(4).toString("hex")}`;
+      const name = `${PREFIX}${process.pid}-${randomBytes(4).toString("hex")}`;
       return new LocalEnvironment(spec, dir, createMemoryCgroup(support, name, spec.ramMiB));
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
