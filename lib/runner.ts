@@ -128,7 +128,11 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
         throw new Failure("startup_failed", errorMessage(err));
       }),
     );
-    cookie = await clock.time("auth", () => login(baseUrl, secret));
+    cookie = await clock.time("auth", () =>
+      login(baseUrl, secret).catch((err) => {
+        throw new Failure("startup_failed", `login failed: ${errorMessage(err)}`);
+      }),
+    );
 
     initial = await theEnv.memoryNow();
     const died = new AbortController();
@@ -188,8 +192,12 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
       reason = "process_died";
       errorText = errorMessage(err);
     }
-    // Failing to start in too little memory is an OOM kill, not a mystery.
-    if (env && reason === "startup_failed" && (await env.oomKills().catch(() => 0)) > 0) reason = "oom_killed";
+    // Whatever the symptom (a refused connection, a failed start), an OOM
+    // kill in the environment is the cause.
+    if (env && (await env.oomKills().catch(() => 0)) > 0 && reason !== "oom_killed") {
+      errorText = `the kernel's OOM killer ended PicoShare (${errorText})`;
+      reason = "oom_killed";
+    }
     if (env && reason !== "success") {
       const tail = logTail(env.logPath);
       if (tail) errorText += `; PicoShare's log ends: ${tail}`;
