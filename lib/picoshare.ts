@@ -103,24 +103,38 @@ export async function resolvePicoShare(flagPath?: string): Promise<PicoShareBina
     source = "env";
     requireExecutable(path, "PICOSHARE_BIN");
   } else {
-    const version = process.env.PICOSHARE_VERSION || DEFAULT_VERSION;
-    path = cachedBinaryPath(version);
-    source = "cache";
-    if (!existsSync(path)) {
-      if (!(await hasGo())) {
-        throw new UsageError(
-          `no PicoShare binary and no Go to build one: install Go (https://go.dev/dl) so that ` +
-            `${PICOSHARE_MODULE} ${version} can be built, or pass a built binary with --picoshare PATH (or PICOSHARE_BIN)`,
-        );
-      }
-      try {
-        path = await build(version);
-      } catch (err) {
-        if (err instanceof UsageError) throw err;
-        throw new UsageError(`could not build PicoShare ${version}: ${errorMessage(err)}`);
-      }
-      source = "built";
+    return resolvePicoShareVersion(process.env.PICOSHARE_VERSION || DEFAULT_VERSION, "PICOSHARE_VERSION");
+  }
+  return { path, source, version: await binaryVersion(path), sha256: await sha256File(path) };
+}
+
+/** A release tag (v1.5.4, v1.6.0-rc1) or a commit hash (7 to 40 hex digits): what `go install module@X` takes. */
+export const VERSION_FORM = /^(v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?|[0-9a-f]{7,40})$/;
+
+/**
+ * The cached build of PicoShare `version` (built with Go first when missing),
+ * whatever PICOSHARE_BIN / PICOSHARE_VERSION say: for comparing two builds.
+ */
+export async function resolvePicoShareVersion(version: string, flag = "version"): Promise<PicoShareBinary> {
+  if (!VERSION_FORM.test(version)) {
+    throw new UsageError(`${flag} "${version}" is not a release tag or a commit hash (e.g. ${flag} ${DEFAULT_VERSION})`);
+  }
+  let path = cachedBinaryPath(version);
+  let source: PicoShareBinary["source"] = "cache";
+  if (!existsSync(path)) {
+    if (!(await hasGo())) {
+      throw new UsageError(
+        `no PicoShare ${version} binary and no Go to build one: install Go (https://go.dev/dl) so that ` +
+          `${PICOSHARE_MODULE} ${version} can be built, or pass a built binary with --picoshare PATH (or PICOSHARE_BIN)`,
+      );
     }
+    try {
+      path = await build(version);
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`could not build PicoShare ${version}: ${errorMessage(err)}`);
+    }
+    source = "built";
   }
   return { path, source, version: await binaryVersion(path), sha256: await sha256File(path) };
 }

@@ -1,0 +1,233 @@
+#!/usr/bin/env bun
+// Is build B faster, slower or lighter than build A? Live: runs both over the
+// same cells, interleaved, and compares. Stored: compares two runs of the
+// results log. stdout: the comparison (table, --json or --markdown) alone.
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseCli, positiveInt, positiveNumber } from "../lib/cli.ts";
+import { runMain } from "../lib/main.ts";
+import { log, warn } from "../lib/log.ts";
+import { UsageError } from "../lib/errors.ts";
+import { ensureWritableDir } from "../lib/files.ts";
+import { RESULTS_DIR, TEST_FILES_DIR, command, displayPath } from "../lib/paths.ts";
+import { requireTestFile } from "../lib/testfiles.ts";
+import { VERSION_FORM, resolvePicoShare, resolvePicoShareVersion, type PicoShareBinary } from "../lib/picoshare.ts";
+import { parseBackend } from "../lib/backends/index.ts";
+import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix-plan.ts";
+import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/comparison.ts";
+import { runLiveCompare } from "../lib/compare-live.ts";
+import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/stored-runs.ts";
+import { describeDifferences } from "../lib/fingerprint.ts";
+import { comparisonText } from "../lib/exporters/compare-table.ts";
+import { comparisonMarkdown } from "../lib/exporters/compare-markdown.ts";
+import { comparisonJson } from "../lib/exporters/compare-json.ts";
+import { DEFAULT_ALPHA, runsNeeded } from "../lib/verdict.ts";
+import { DEFAULT_CV_THRESHOLD } from "../lib/cell-stats.ts";
+import { DEFAULT_SEED } from "../lib/stats.ts";
+
+const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V --b PATH|--b-version V [OPTIONS]
+       bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]
+
+Compares PicoShare build B with build A, cell by cell (RAM x file size): the
+ratio B/A of the median throughput and of the median peak memory, with a 95 %
+bootstrap interval, a verdict (faster / slower, less / more memory, no
+significant difference, too few samples) and the OOM and failure counts of
+both sides. Logs go to stderr; the comparison alone goes to stdout.
+
+Live: runs both builds over the same cells, each test a run-test process,
+A and B interleaved within each cell (A B, B A, A B, ...) so that drift on the
+host hits both alike. Warm-up runs are not counted. Both sides are stored as
+runs (kind compare-a / compare-b) in the results log; results go to
+RESULTS_DIR/compare-STAMP/{a,b,warmup}/.
+
+Stored: compares two runs already in the results log, cells matched by RAM and
+file size. Warns when the two runs' environments differ (CPU, governor,
+kernel, disk, backend...).
+
+Live (one of each pair):
+  --a PATH              PicoShare binary A (the baseline)
+  --a-version V         or a release / commit of PicoShare, built and cached (e.g. v1.5.4)
+  --b PATH              PicoShare binary B (the candidate)
+  --b-version V         or a release / commit for B
+  --memory-limits LIST  RAM limits in MiB (default: 2048,1024,512,256)
+  --file-sizes LIST     File sizes (default: 100M,500M,1G,2G,5G)
+  --iterations N        Measured runs per side and cell (default: 5; at least
+                        4 are needed for a verdict at --alpha 0.05)
+  --warmup N            Uncounted runs per side and cell first (default: 1)
+  --timeout SEC         Upload timeout per test (default: 600)
+  --test-files DIR      Where the test files are (default: ./test-files)
+  --work-dir DIR        Where PicoShare's data and temp files go (default: system temp)
+  --results-dir DIR     Where the comparison's folder goes (default: ./results)
+  --backend NAME        Test environment: local (default), vagrant or qemu
+  --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
+
+Stored:
+  --run-a ID            Run of the results log as side A
+  --run-b ID            Run as side B
+  --db PATH             SQLite results log (default: ./results/results.db)
+
+Output and statistics:
+  --json                The comparison as JSON
+  --markdown            The comparison as Markdown tables, ready for a pull request
+  --alpha A             Significance level of the Mann-Whitney U test (default: 0.05)
+  --seed N              Seed of the bootstrap (default: 1); same seed, same intervals
+  --cv-threshold PCT    Warn when a cell's coefficient of variation is above PCT % (default: 10)
+  --help                Show this text
+
+Exit status: 0 the comparison was made (whatever it says), 2 bad usage or a
+set-up problem, 1 anything else.
+
+Examples:
+  bun scripts/compare.ts --a-version v1.5.4 --b ~/picoshare/picoshare --memory-limits 512 --file-sizes 100M,1G
+  bun scripts/compare.ts --a old/picoshare --b new/picoshare --memory-limits 256 --file-sizes 100M --iterations 10 --warmup 2 --markdown
+  bun scripts/compare.ts --run-a 12 --run-b 13
+  bun scripts/compare.ts --run-a 12 --run-b 13 --db results/results.db --json
+`;
+
+const FLAGS = {
+  a: { type: "string" },
+  b: { type: "string" },
+  "a-version": { type: "string" },
+  "b-version": { type: "string" },
+  "memory-limits": { type: "string" },
+  "file-sizes": { type: "string" },
+  iterations: { type: "string" },
+  warmup: { type: "string" },
+  timeout: { type: "string" },
+  "test-files": { type: "string" },
+  "work-dir": { type: "string" },
+  "results-dir": { type: "string" },
+  backend: { type: "string" },
+  db: { type: "string" },
+  "run-a": { type: "string" },
+  "run-b": { type: "string" },
+  json: { type: "boolean" },
+  markdown: { type: "boolean" },
+  alpha: { type: "string" },
+  seed: { type: "string" },
+  "cv-threshold": { type: "string" },
+} as const;
+
+const LIVE_ONLY = [
+  "a", "b", "a-version", "b-version", "memory-limits", "file-sizes", "iterations", "warmup", "timeout",
+  "test-files", "work-dir", "results-dir", "backend",
+] as const;
+
+function wholeNumber(flag: string, text: string | undefined, fallback: number, example: string): number {
+  if (text === undefined) return fallback;
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${flag} must be a whole number (0 or more), got "${text}" (e.g. ${flag} ${example})`);
+  }
+  return Number(text);
+}
+
+function statsOptions(v: { alpha?: string; seed?: string; "cv-threshold"?: string }): ComparisonOptions {
+  const alpha = v.alpha === undefined ? DEFAULT_ALPHA : positiveNumber("--alpha", v.alpha, "0.05");
+  if (alpha >= 0.5) throw new UsageError(`--alpha must be below 0.5, got "${v.alpha}" (e.g. --alpha 0.05)`);
+  const cv = v["cv-threshold"] === undefined ? DEFAULT_CV_THRESHOLD * 100 : positiveNumber("--cv-threshold", v["cv-threshold"], "10");
+  return { alpha, seed: wholeNumber("--seed", v.seed, DEFAULT_SEED, "1"), cvThreshold: cv / 100 };
+}
+
+type SideFlags = { path?: string; version?: string };
+
+/** Checks one side's flags before anything is built or run: exactly one of --X PATH / --X-version V. */
+function sideFlags(path: string | undefined, version: string | undefined, side: "a" | "b"): SideFlags {
+  if (path !== undefined && version !== undefined) {
+    throw new UsageError(`give either --${side} PATH or --${side}-version V, not both`);
+  }
+  if (path === undefined && version === undefined) {
+    throw new UsageError(`side ${side.toUpperCase()} is missing: give --${side} PATH or --${side}-version V (e.g. --${side}-version v1.5.4)`, true);
+  }
+  if (version !== undefined && !VERSION_FORM.test(version)) {
+    throw new UsageError(`--${side}-version "${version}" is not a release tag or a commit hash (e.g. --${side}-version v1.5.4)`);
+  }
+  return { path, version };
+}
+
+async function binary(f: SideFlags, side: "a" | "b"): Promise<PicoShareBinary> {
+  if (f.path !== undefined) {
+    return resolvePicoShare(f.path).catch((err) => {
+      throw err instanceof UsageError ? new UsageError(err.message.replace("(from --picoshare)", `(from --${side})`)) : err;
+    });
+  }
+  return resolvePicoShareVersion(f.version!, `--${side}-version`);
+}
+
+type Values = Partial<Record<keyof typeof FLAGS, string | boolean>>;
+
+async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
+  const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
+  const flagsA = sideFlags(s("a"), s("a-version"), "a");
+  const flagsB = sideFlags(s("b"), s("b-version"), "b");
+  const memory = parseMemoryLimits(s("memory-limits"));
+  const sizes = parseFileSizes(s("file-sizes"));
+  const iterations = positiveInt("--iterations", s("iterations") ?? "5", "5");
+  const warmup = wholeNumber("--warmup", s("warmup"), 1, "1");
+  const timeout = positiveNumber("--timeout", s("timeout") ?? "600", "600");
+  const backend = parseBackend(s("backend"));
+  const testFiles = resolve(s("test-files") ?? TEST_FILES_DIR);
+  for (const size of sizes) requireTestFile(size, testFiles);
+  const resultsDir = resolve(s("results-dir") ?? RESULTS_DIR);
+  ensureWritableDir(resultsDir, "--results-dir");
+  const workDir = s("work-dir") === undefined ? null : resolve(s("work-dir")!);
+  if (workDir) ensureWritableDir(workDir, "--work-dir");
+  const dbPath = resolve(s("db") ?? join(resultsDir, "results.db"));
+  const a = await binary(flagsA, "a");
+  const b = await binary(flagsB, "b");
+  const needed = runsNeeded(stats.alpha ?? DEFAULT_ALPHA);
+  if (iterations < needed) {
+    warn(`${iterations} iteration(s) per side cannot give a verdict at alpha ${stats.alpha}: every cell will say "too few samples" (use --iterations ${needed} or more)`);
+  }
+  if (a.sha256 === b.sha256) warn(`A and B are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
+
+  const cells = matrixCells(memory, sizes);
+  log(`=== PicoShare A/B comparison ===`);
+  log(`A: ${a.version} (${a.path}, sha256 ${a.sha256.slice(0, 12)})`);
+  log(`B: ${b.version} (${b.path}, sha256 ${b.sha256.slice(0, 12)})`);
+  log(`Cells: ${cells.length} (RAM ${memory.join(",")} x ${sizes.map((x) => x.label).join(",")}); ${warmup} warm-up + ${iterations} measured run(s) per side each: ${cells.length * 2 * (warmup + iterations)} tests`);
+  const out = await runLiveCompare({
+    a, b, cells, iterations, warmup, testFiles, workDir: workDir ?? null, resultsDir, dbPath, timeoutSec: timeout, backend,
+    extraOptions: { alpha: stats.alpha, seed: stats.seed, tmpdir: workDir ?? tmpdir() },
+  });
+  log(`Stored as runs ${out.runA} (A) and ${out.runB} (B): ` +
+    `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB} --db ${displayPath(dbPath)}`)}\`, ` +
+    `\`${command("report", `${out.runA} --db ${displayPath(dbPath)}`)}\``);
+  return buildComparison(out.a, out.b, stats);
+}
+
+function stored(v: Values, stats: ComparisonOptions): Comparison {
+  const given = LIVE_ONLY.filter((k) => v[k] !== undefined);
+  if (given.length > 0) {
+    throw new UsageError(`--run-a/--run-b compare stored runs: drop ${given.map((k) => `--${k}`).join(", ")} (live options)`);
+  }
+  if (v["run-a"] === undefined || v["run-b"] === undefined) {
+    throw new UsageError(`a stored comparison needs both --run-a ID and --run-b ID (e.g. --run-a 12 --run-b 13)`, true);
+  }
+  const idA = parseRunId(v["run-a"] as string, "--run-a");
+  const idB = parseRunId(v["run-b"] as string, "--run-b");
+  const dbPath = resolve((v.db as string | undefined) ?? join(RESULTS_DIR, "results.db"));
+  const db = openExistingDb(dbPath);
+  try {
+    const ra = loadRun(db, idA, displayPath(dbPath));
+    const rb = loadRun(db, idB, displayPath(dbPath));
+    const c = buildComparison(sideOf(ra, "A"), sideOf(rb, "B"), stats);
+    if (c.fingerprint_differences.length > 0) {
+      warn(`runs ${idA} and ${idB} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
+    }
+    return c;
+  } finally {
+    db.close();
+  }
+}
+
+await runMain(async () => {
+  const { values: v } = parseCli(FLAGS, USAGE);
+  if (v.json && v.markdown) throw new UsageError("give --json or --markdown, not both");
+  const stats = statsOptions(v);
+  const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;
+  const comparison = isStored ? stored(v, stats) : await live(v, stats);
+  if (comparison.noise.length > 0) {
+    warn(`${comparison.noise.length} cell side(s) scatter more than the coefficient-of-variation threshold: see the warning under the comparison`);
+  }
+  process.stdout.write(v.json ? comparisonJson(comparison) : v.markdown ? comparisonMarkdown(comparison) : comparisonText(comparison));
+}, USAGE);

@@ -1,0 +1,288 @@
+// Comparisons: fingerprints, cell matching and the exporters on synthetic
+// results; the command line's refusals; a stored comparison from a real
+// results log; and a live A/A comparison of two real PicoShare builds.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compareFingerprints, describeDifferences, runFingerprint, stableSettings } from "../lib/fingerprint.ts";
+import { buildComparison, type SideInput } from "../lib/comparison.ts";
+import { comparisonText } from "../lib/exporters/compare-table.ts";
+import { comparisonMarkdown } from "../lib/exporters/compare-markdown.ts";
+import { comparisonJson } from "../lib/exporters/compare-json.ts";
+import { runOrder } from "../lib/compare-live.ts";
+import { ResultsDb } from "../lib/results-db.ts";
+import { resolvePicoShareVersion } from "../lib/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
+import { MiB } from "../lib/sizes.ts";
+import type { TestResult } from "../lib/result.ts";
+import { HOST, fakeCell, fakeResult } from "./helpers/results.ts";
+import { runScript } from "./helpers/run.ts";
+
+setDefaultTimeout(120_000);
+
+let root: string;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "compare-spec-"));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function side(label: string, results: TestResult[], extra: Partial<SideInput> = {}): SideInput {
+  return {
+    label,
+    run_id: null,
+    picoshare_version: "v1.5.4",
+    picoshare_sha256: label === "A" ? "aa".repeat(32) : "bb".repeat(32),
+    fingerprint: runFingerprint(results[0]?.host ?? HOST, "local", results),
+    results,
+    harness_errors: [],
+    ...extra,
+  };
+}
+
+describe("fingerprints", () => {
+  const fp = (host: Partial<typeof HOST>, settings: Record<string, string | number | boolean | null> = { cgroup_version: "2", swap: "excluded" }) =>
+    runFingerprint({ ...HOST, ...host }, "local", [fakeResult({ settings })]);
+
+  test("the same environment: no difference, per-test paths and the memory limit ignored", () => {
+    const a = runFingerprint(HOST, "local", [fakeResult({ ram: 256 }), fakeResult({ ram: 512 })]);
+    const b = runFingerprint({ ...HOST, memory_available_bytes: HOST.memory_available_bytes * 0.8, load_average_1m: 0.9 }, "local", [fakeResult({ ram: 1024 })]);
+    expect(a.backend_settings).toEqual({ cgroup_version: "2", swap: "excluded" });
+    expect(compareFingerprints(a, b)).toEqual([]);
+    expect(stableSettings({ cgroup_path: "/x", work_dir: "/tmp", vm_name: "pv-1", ssh_port: 2222, memory_limit_bytes: 1, box: "debian/bookworm64" })).toEqual({ box: "debian/bookworm64" });
+    // The vagrant backend's settings: the VM's memory is the cell's RAM, boot time and reuse are per test.
+    expect(
+      stableSettings({ vagrant_folder: "/srv/v", vagrant_version: "2.4.1", provider: "libvirt", box: "debian/bookworm64", vm_memory_mib: 512, vm_cpus: 1, vm_reused: false, vm_boot_seconds: 41, memory_metric: "MemTotal - MemAvailable" }),
+    ).toEqual({ box: "debian/bookworm64", memory_metric: "MemTotal - MemAvailable", provider: "libvirt", vagrant_version: "2.4.1", vm_cpus: 1 });
+  });
+
+  test("differences that matter are named, with why", () => {
+    const a = fp({});
+    const b = fp({ cpu_governor: "powersave", kernel: "6.12.0", data_disk_rotational: true, cpu_model: "Intel Xeon" }, { cgroup_version: "1", swap: "excluded" });
+    const fields = compareFingerprints(a, b).map((d) => d.field);
+    expect(fields).toEqual(["cpu_model", "cpu_governor", "kernel", "data_disk_rotational", "backend_settings.cgroup_version"]);
+    expect(describeDifferences(compareFingerprints(a, b))).toContain("cpu_governor: performance vs powersave (CPU frequency scaling policy)");
+  });
+
+  test("free memory and load only when very different", () => {
+    const a = fp({ memory_available_bytes: 10 * 1024 * MiB, load_average_1m: 0.5 });
+    // Less than half the available memory; load per CPU 0.5/4 -> 4.5/4: 1.0 apart.
+    const b = fp({ memory_available_bytes: 4 * 1024 * MiB, load_average_1m: 4.5 });
+    expect(compareFingerprints(a, b).map((d) => d.field)).toEqual(["memory_available_bytes", "load_average_1m"]);
+    // 60 % of the memory, load 0.5 -> 2.0 (0.375 per CPU apart): not named.
+    expect(compareFingerprints(a, fp({ memory_available_bytes: 6 * 1024 * MiB, load_average_1m: 2 }))).toEqual([]);
+  });
+
+  test("unknown or unrecorded facts are not differences; another backend is", () => {
+    const old = runFingerprint({ hostname: HOST.hostname, kernel: HOST.kernel }, "local", []);
+    expect(compareFingerprints(old, fp({ cpu_governor: null }))).toEqual([]);
+    const vm = runFingerprint(HOST, "vagrant", [fakeResult({ settings: { box: "debian" } })]);
+    expect(compareFingerprints(fp({}), vm).map((d) => d.field)).toEqual(["backend"]);
+  });
+
+  test("a setting that changes within a run shows as varying", () => {
+    const f = runFingerprint(HOST, "local", [fakeResult({ settings: { swap: "excluded" } }), fakeResult({ settings: { swap: "allowed" } })]);
+    expect(f.backend_settings).toEqual({ swap: "(varies)" });
+  });
+});
+
+describe("a comparison of synthetic runs", () => {
+  const aResults = [
+    ...fakeCell([100, 102, 98, 101, 99], { ram: 512, size: "1G", peakMiB: 40 }),
+    ...fakeCell([50, 51, 49, 50, 52], { ram: 256, size: "100M", peakMiB: 30 }),
+    fakeResult({ ram: 256, size: "100M", reason: "oom_killed" }),
+    ...fakeCell([10, 11], { ram: 128, size: "100M" }),
+  ];
+  const bResults = [
+    // The same file written as 1024M: matched with A's 1G.
+    ...fakeCell([130, 133, 128, 131, 129], { ram: 512, size: "1024M", peakMiB: 40 }),
+    ...fakeCell([50, 49, 51, 52, 50], { ram: 256, size: "100M", peakMiB: 30 }),
+    ...fakeCell([70, 71, 69, 70], { ram: 2048, size: "5G" }),
+  ];
+  const c = buildComparison(side("A", aResults), side("B", bResults, { harness_errors: [{ ram_mb: 256, file_size: "100M" }] }));
+
+  test("cells matched by RAM and size in bytes; the rest listed as unmatched", () => {
+    expect(c.cells.map((x) => `${x.ram_mb} ${x.file_size}`)).toEqual(["512 1G", "256 100M"]);
+    expect(c.unmatched).toEqual([
+      { side: "b", ram_mb: 2048, file_size: "5G" },
+      { side: "a", ram_mb: 128, file_size: "100M" },
+    ]);
+  });
+
+  test("verdicts, counts and method", () => {
+    const [big, small] = c.cells;
+    expect(big.throughput).toMatchObject({ verdict: "higher", label: "faster", better: true });
+    expect(big.throughput.ratio).toBeCloseTo(130 / 100, 10);
+    expect(big.peak_memory).toMatchObject({ verdict: "same", ratio: 1 });
+    expect(small.throughput.verdict).toBe("same");
+    expect(small.a).toMatchObject({ passed: 5, failed: 1, oom: 1, harness_errors: 0 });
+    expect(small.b).toMatchObject({ passed: 5, failed: 0, oom: 0, harness_errors: 1 });
+    expect(c.method).toMatchObject({ alpha: 0.05, runs_needed: 4, seed: 1, resamples: 10000, cv_threshold: 0.1 });
+    expect(c.fingerprint_differences).toEqual([]);
+  });
+
+  test("the terminal table is aligned; Markdown has GitHub tables; JSON carries everything", () => {
+    const text = comparisonText(c);
+    const lines = text.split("\n");
+    const header = lines.findIndex((l) => l.startsWith("RAM (MB)"));
+    // Header, rule and rows share column positions: "B/A" ends where each row's ratio ends.
+    const end = lines[header].indexOf("B/A") + 3;
+    expect(lines[header + 2].slice(end - 5, end)).toBe("1.300");
+    expect(lines[header + 1]).toMatch(/^-+( +-+)+$/);
+    expect(text).toContain("faster");
+    expect(text).toContain("5G was only run by B");
+
+    const md = comparisonMarkdown(c);
+    expect(md).toContain("| RAM (MB) | File | Runs A/B | Median A | Median B | B/A | 95 % CI | p | Verdict |");
+    expect(md).toContain("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |");
+    expect(md).toMatch(/\| 512 \| 1G \| 5\/5 \| 100\.00 \| 130\.00 \| 1\.300 \| \[1\.\d{3}, 1\.\d{3}\] \| 0\.008 \| faster \|/);
+
+    const json = JSON.parse(comparisonJson(c));
+    expect(json).toMatchObject({ format: "picoshare-perf-comparison", version: 1 });
+    expect(json.cells[0].throughput.label).toBe("faster");
+    expect(json.cells).toHaveLength(2);
+  });
+
+  test("environment differences come first in every rendering", () => {
+    const other = aResults.map((r) => ({ ...r, host: { ...r.host, cpu_governor: "powersave" } }));
+    const d = buildComparison(side("A", aResults), side("B", other));
+    expect(d.fingerprint_differences.map((x) => x.field)).toEqual(["cpu_governor"]);
+    expect(comparisonText(d)).toContain("WARNING: the two sides ran in different environments: cpu_governor: performance vs powersave");
+    expect(comparisonMarkdown(d)).toContain("> **Warning:** the two sides ran in different environments");
+  });
+
+  test("interleaving: each side goes first equally often", () => {
+    expect([0, 1, 2, 3].map(runOrder)).toEqual([["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]);
+  });
+});
+
+describe("the command line", () => {
+  const refused = async (args: string[], message: RegExp) => {
+    const ran = await runScript("compare", args);
+    expect(ran.code).toBe(2);
+    expect(ran.stdout).toBe("");
+    expect(ran.stderr).toMatch(message);
+  };
+
+  test("bad usage: one ERROR line, exit 2, nothing on stdout", async () => {
+    await refused([], /side A is missing: give --a PATH or --a-version V/);
+    await refused(["--a", "/nonexistent/picoshare", "--b", "/bin/true", "--file-sizes", "1M", "--test-files", root], /test file .*1M\.bin is missing/);
+    await refused(["--a-version", "v1.5.4", "--a", "/bin/true"], /either --a PATH or --a-version V, not both/);
+    await refused(["--a-version", "latest", "--b", "/bin/true", "--file-sizes", "8M", "--test-files", join(root, "files")], /--a-version "latest" is not a release tag/);
+    await refused(["--run-a", "1", "--run-b", "x"], /--run-b must be a run id/);
+    await refused(["--run-a", "1", "--run-b", "2", "--iterations", "3"], /drop --iterations \(live options\)/);
+    await refused(["--run-a", "1", "--run-b", "2", "--db", join(root, "none.db")], /no results log at/);
+    await refused(["--run-a", "1", "--json", "--markdown"], /--json or --markdown, not both/);
+    await refused(["--a", "x", "--b", "y", "--iterations", "0"], /--iterations must be a whole number above 0/);
+    await refused(["--alpha", "0.7", "--run-a", "1", "--run-b", "2"], /--alpha must be below 0.5/);
+  });
+
+  test("--help prints the usage with examples, exit 0", async () => {
+    const ran = await runScript("compare", ["--help"]);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toContain("Examples:");
+    expect(ran.stdout).toContain("--run-a ID");
+  });
+
+  test("stored runs in different environments: the warning names the differences", async () => {
+    const dbPath = join(root, "stored.db");
+    const db = ResultsDb.open(dbPath);
+    const start = (host: typeof HOST) =>
+      db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32), options: {}, host });
+    const a = start(HOST);
+    const b = start({ ...HOST, cpu_governor: "powersave", data_disk_rotational: true });
+    for (const t of [100, 101, 99, 100, 102]) db.addResult(fakeResult({ ram: 512, size: "100M", throughput: t, runId: a }), null);
+    for (const t of [80, 81, 79, 80, 82]) db.addResult(fakeResult({ ram: 512, size: "100M", throughput: t, runId: b, host: { cpu_governor: "powersave" } }), null);
+    db.addHarnessError({ run_id: b, timestamp: "2026-01-29T12:00:00+00:00", ram_mb: 512, file_size: "100M", exit_reason: "harness_error", error: "x", exit_code: 3, signal: null, log_file: null });
+    db.close();
+    const ran = await runScript("compare", ["--run-a", String(a), "--run-b", String(b), "--db", dbPath]);
+    expect(ran.code).toBe(0);
+    expect(ran.stderr).toMatch(/WARNING: runs \d+ and \d+ ran in different environments: cpu_governor: performance vs powersave .*data_disk_rotational: false vs true/);
+    expect(ran.stdout).toContain("WARNING: the two sides ran in different environments");
+    expect(ran.stdout).toMatch(/512  100M +5\/5 +100\.00 +80\.00 +0\.800 .* slower/);
+    expect(ran.stdout).toMatch(/512  100M +5\/5 +0\/0 +0\/0 +0\/1/); // outcomes: one B test wrote no result
+    const missing = await runScript("compare", ["--run-a", String(a), "--run-b", "99", "--db", dbPath]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/run 99 is not in/);
+  });
+});
+
+describe("a live A/A comparison of two real PicoShare builds", () => {
+  // Only v1.5.4 can be built here, so B is the same build copied to a second
+  // path: two files, one program. Nothing differs, so every cell must come out
+  // "no significant difference". Any valid test calls a difference by chance
+  // with probability alpha when there is none; with two metrics per cell at
+  // the default 0.05 this test would fail about 1 run in 10. So it runs the
+  // more conservative --alpha 0.001 with 10 runs per side (the fewest at which
+  // 0.001 is reachable is 7): a false alarm fails it about 1 run in 500.
+  let files: string;
+  let bPath: string;
+  beforeAll(async () => {
+    const a = await resolvePicoShareVersion("v1.5.4");
+    mkdirSync(join(root, "bin"), { recursive: true });
+    bPath = join(root, "bin", "picoshare");
+    copyFileSync(a.path, bPath);
+    files = join(root, "files");
+    mkdirSync(files, { recursive: true });
+    await writeTestFile(testFilePath("8M", files), 8 * MiB);
+  }, 600_000);
+
+  test("interleaved runs, both sides stored as runs, every cell no significant difference", async () => {
+    const results = join(root, "live");
+    const work = join(root, "work");
+    mkdirSync(work, { recursive: true });
+    const dbPath = join(results, "results.db");
+    const ran = await runScript("compare", [
+      "--a-version", "v1.5.4", "--b", bPath,
+      "--memory-limits", "256", "--file-sizes", "8M", "--iterations", "10", "--warmup", "1",
+      "--alpha", "0.001", "--test-files", files, "--work-dir", work, "--results-dir", results, "--timeout", "60", "--json",
+    ]);
+    if (ran.code !== 0) console.error(ran.stderr);
+    expect(ran.code).toBe(0);
+    const c = JSON.parse(ran.stdout);
+    expect(c.a.picoshare_sha256).toBe(c.b.picoshare_sha256);
+    expect(c.a.picoshare_path).not.toBe(c.b.picoshare_path);
+    expect(c.method.alpha).toBe(0.001);
+    expect(c.fingerprint_differences).toEqual([]);
+    expect(c.cells).toHaveLength(1);
+    for (const cell of c.cells) {
+      expect(cell.a).toMatchObject({ runs: 10, passed: 10, failed: 0, oom: 0, harness_errors: 0 });
+      expect(cell.b).toMatchObject({ runs: 10, passed: 10, failed: 0, oom: 0, harness_errors: 0 });
+      for (const m of [cell.throughput, cell.peak_memory]) {
+        expect(m.n_a).toBe(10);
+        expect(m.test).toBe("exact");
+        expect(m.p_value).toBeGreaterThan(0);
+        expect(m.label).toBe("no significant difference");
+      }
+    }
+    // Interleaved: the log shows A and B alternating, each going first in turn.
+    const order = [...ran.stderr.matchAll(/\[1\/1 256MB 8M\] ([AB]) (\d+)\/10:/g)].map((m) => m[1]);
+    expect(order.join("")).toBe("AB" + "BAAB".repeat(4) + "BA");
+    expect(ran.stderr).toContain("A warm-up 1/1");
+
+    // Stored: both sides are runs of the log, paired; warm-up runs are not in it.
+    const db = ResultsDb.open(dbPath);
+    const [runB, runA] = db.listRuns(2);
+    const a = db.pairedRun(runA.id)!;
+    const b = db.pairedRun(runB.id)!;
+    expect(a).toMatchObject({ kind: "compare-a", label: "A", paired_run_id: b.id, status: "complete" });
+    expect(b).toMatchObject({ kind: "compare-b", label: "B", paired_run_id: a.id, status: "complete" });
+    expect(db.results(a.id)).toHaveLength(10);
+    expect(db.results(b.id)).toHaveLength(10);
+    expect(db.results(null)).toHaveLength(0);
+    db.close();
+    const dir = readdirSync(results).find((n) => n.startsWith("compare-"))!;
+    expect(readdirSync(join(results, dir)).sort()).toEqual(["a", "b", "warmup"]);
+    expect(readdirSync(join(results, dir, "warmup")).filter((n) => n.startsWith("result-"))).toHaveLength(2);
+    expect(readdirSync(work)).toEqual([]);
+
+    // The stored comparison of the same two runs gives the same cells (same seed, same data).
+    const again = await runScript("compare", ["--run-a", String(a.id), "--run-b", String(b.id), "--db", dbPath, "--alpha", "0.001", "--json"]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).cells).toEqual(c.cells);
+    const md = await runScript("compare", ["--run-a", String(a.id), "--run-b", String(b.id), "--db", dbPath, "--markdown"]);
+    expect(md.stdout).toContain("### PicoShare comparison: B against A");
+    expect(md.stdout).toContain("A and B are the same PicoShare binary");
+    expect(existsSync(join(results, dir, "a"))).toBe(true);
+  });
+});

@@ -1,0 +1,78 @@
+// Synthetic test results for the statistics, comparison and report tests:
+// a complete TestResult with the given measurements, everything else fixed.
+import type { HostFacts } from "../../lib/host.ts";
+import type { TestResult } from "../../lib/result.ts";
+import { MiB, parseSize } from "../../lib/sizes.ts";
+
+export const HOST: HostFacts = {
+  hostname: "bench-1",
+  kernel: "6.1.0-18-amd64",
+  cpu_model: "AMD EPYC 7B13",
+  cpu_count: 4,
+  cpu_governor: "performance",
+  memory_total_bytes: 16 * 1024 * MiB,
+  memory_available_bytes: 14 * 1024 * MiB,
+  load_average_1m: 0.2,
+  data_disk_rotational: false,
+  data_dir_filesystem: "ext4",
+  cpu_max_mhz: 3000,
+  cpu_boost: true,
+};
+
+export interface Fake {
+  ram?: number;
+  size?: string;
+  throughput?: number;
+  peakMiB?: number;
+  reason?: TestResult["exit_reason"];
+  host?: Partial<HostFacts>;
+  settings?: TestResult["backend_settings"];
+  runId?: number | null;
+  samples?: number;
+}
+
+export function fakeResult(f: Fake = {}): TestResult {
+  const size = parseSize(f.size ?? "100M");
+  const fileMiB = size.bytes / MiB;
+  const reason = f.reason ?? "success";
+  const success = reason === "success";
+  const throughput = success ? (f.throughput ?? 100) : 0;
+  const peak = Math.round((f.peakMiB ?? 20) * MiB);
+  return {
+    timestamp: "2026-01-29T12:00:00+00:00",
+    ram_mb: f.ram ?? 512,
+    file_size: size.label,
+    file_size_mb: fileMiB,
+    duration_seconds: success ? Number((fileMiB / throughput).toFixed(2)) : 1,
+    throughput_mbps: throughput,
+    initial_memory_bytes: 5 * MiB,
+    peak_memory_bytes: peak,
+    peak_memory_mb: Math.round(peak / MiB),
+    http_status: success ? "200" : "000",
+    exit_reason: reason,
+    success,
+    backend: "local",
+    file_size_bytes: size.bytes,
+    picoshare_version: "v1.5.4",
+    picoshare_sha256: "ab".repeat(32),
+    kernel_peak_memory_bytes: peak,
+    picoshare_peak_rss_bytes: peak,
+    harness_peak_rss_bytes: 60 * MiB,
+    memory_samples: f.samples ?? 100,
+    memory_sample_interval_ms: 50,
+    oom_kills: reason === "oom_killed" ? 1 : 0,
+    entry_id: success ? "abcdefghij" : null,
+    verified: null,
+    error: success ? null : `failed: ${reason}`,
+    phases: { setup: 0.01, readiness: 0.05, auth: 0.01, upload: 1, verify: 0.01, teardown: 0.01 },
+    backend_settings: f.settings ?? { cgroup_version: "2", cgroup_path: `/sys/fs/cgroup/x-${Math.random()}`, memory_limit_bytes: (f.ram ?? 512) * MiB, swap: "excluded", work_dir: "/tmp" },
+    host: { ...HOST, ...f.host },
+    log_file: null,
+    run_id: f.runId ?? null,
+  };
+}
+
+/** One fake result per throughput value (all successful), for one cell. */
+export function fakeCell(throughputs: number[], f: Omit<Fake, "throughput"> = {}): TestResult[] {
+  return throughputs.map((t) => fakeResult({ ...f, throughput: t }));
+}
