@@ -65,6 +65,14 @@ export function positiveInt(flag: string, text: string | undefined, example: str
   return Number(text);
 }
 
+/** A whole number >= 0, e.g. for --warmup. */
+export function nonNegativeInt(flag: string, text: string | undefined, example: string): number {
+  if (text === undefined || !/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${flag} must be a whole number of 0 or more, got "${text ?? ""}" (e.g. ${flag} ${example})`);
+  }
+  return Number(text);
+}
+
 /** A number > 0 (decimals allowed), e.g. for --timeout. */
 export function positiveNumber(flag: string, text: string | undefined, example: string): number {
   const n = Number(text);

@@ -1,11 +1,12 @@
-// One cell of a matrix: run-test as its own process (a crash or an OOM there
-// cannot take the matrix down), its output appended to test-{RAM}MB-{SIZE}.log,
-// and what came of it: the result it wrote, or why there is none.
+// One test of a matrix (one iteration of a cell): run-test as its own process
+// (a crash or an OOM there cannot take the matrix down), its output appended
+// to test-{RAM}MB-{SIZE}.log, and what came of it: the result it wrote, or why
+// there is none.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { readResultFile, runTestArgs, runTestChild } from "./run-test-child.ts";
 import { interruptSignal, interrupted } from "./cleanup.ts";
-import { isoTimestamp, type TestResult } from "./result.ts";
+import { isoTimestamp, iterationOf, type TestResult } from "./result.ts";
 import type { Cell } from "./matrix-plan.ts";
 import type { MatrixOptions } from "./matrix-state.ts";
 
@@ -35,7 +36,7 @@ export function cellLogPath(dir: string, ram: number, sizeLabel: string): string
   return join(dir, `test-${ram}MB-${sizeLabel}.log`);
 }
 
-/** run-test's arguments for a cell. */
+/** run-test's arguments for a cell (one test each: which one goes in the environment, see cellEnv). */
 export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "options">): string[] {
   const o = ctx.options;
   return runTestArgs({
@@ -56,17 +57,25 @@ export function resultsOfRun(dir: string, runId: number): { path: string; result
   return found;
 }
 
+/** run-test's environment for a test: the database run, and which of the cell's tests it is. */
+export function cellEnv(cell: Cell, runId: number): Record<string, string> {
+  return { PERF_RUN_ID: String(runId), PERF_ITERATION: String(cell.iteration), PERF_WARMUP: cell.warmup ? "1" : "" };
+}
+
 export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutcome> {
   const logFile = cellLogPath(ctx.dir, cell.ram, cell.size.label);
   const args = cellArgs(cell, ctx);
+  const env = cellEnv(cell, ctx.runId);
+  const repeated = ctx.options.iterations > 1 || ctx.options.warmup > 0;
+  const shown = repeated ? `PERF_ITERATION=${env.PERF_ITERATION}${cell.warmup ? " PERF_WARMUP=1" : ""} ` : "";
   const child = await runTestChild(args, {
     logFile,
     timeoutSec: ctx.options.timeout,
-    env: { PERF_RUN_ID: String(ctx.runId) },
+    env,
     header: (pid) => {
       // The pid names the test's cgroup (picoshare-perf-PID-...) should one need finding.
       ctx.onStart?.(pid);
-      return `--- ${isoTimestamp(new Date())} run-test (pid ${pid}): bun scripts/run-test.ts ${args.join(" ")}`;
+      return `--- ${isoTimestamp(new Date())} run-test (pid ${pid}): ${shown}bun scripts/run-test.ts ${args.join(" ")}`;
     },
   });
   if (interrupted()) throw interruptSignal.reason;
@@ -76,7 +85,9 @@ export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutc
   if (!result) {
     // Killed between writing its result and printing the path: the file is still there.
     const orphan = resultsOfRun(ctx.dir, ctx.runId).find(
-      (f) => !ctx.claimed.has(f.path) && f.result.ram_mb === cell.ram && f.result.file_size === cell.size.label,
+      (f) =>
+        !ctx.claimed.has(f.path) && f.result.ram_mb === cell.ram && f.result.file_size === cell.size.label &&
+        iterationOf(f.result) === cell.iteration,
     );
     resultFile = orphan?.path ?? null;
     result = orphan?.result ?? null;

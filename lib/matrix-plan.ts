@@ -1,6 +1,7 @@
 // What a matrix runs: the memory limits and file sizes from the command line,
 // checked before anything is made, the cells in the original's order (memory
-// outer, sizes inner, each as given), and whether their test files are there.
+// outer, sizes inner, each as given), each cell's repeated tests (warm-ups
+// first, then the measured ones), and whether their test files are there.
 import { existsSync, statSync } from "node:fs";
 import { list } from "./cli.ts";
 import { UsageError } from "./errors.ts";
@@ -11,11 +12,16 @@ import { DEFAULT_SIZES, testFilePath } from "./testfiles.ts";
 export const DEFAULT_MEMORY_LIMITS = [2048, 1024, 512, 256];
 export const DEFAULT_FILE_SIZES = DEFAULT_SIZES;
 
+/** One test of the matrix: a (RAM, size) cell and which of its repeated tests. */
 export interface Cell {
-  /** 1-based position in the full matrix. */
+  /** 1-based position among all the tests of the matrix. */
   index: number;
   ram: number;
   size: Size;
+  /** Which of the cell's tests, 1-based, warm-ups first (warm-ups 1..W, measured W+1..W+N). */
+  iteration: number;
+  /** A warm-up test: recorded, never counted. */
+  warmup: boolean;
 }
 
 export function parseMemoryLimits(text: string | undefined): number[] {
@@ -34,10 +40,27 @@ export function parseFileSizes(text: string | undefined): Size[] {
   return list("--file-sizes", text ?? DEFAULT_FILE_SIZES.join(","), (item) => parseSize(item, "--file-sizes item"), "100M,500M,1G");
 }
 
-export function matrixCells(memoryLimits: number[], sizes: Size[]): Cell[] {
+/**
+ * Every test of the matrix in order: memory outer, sizes inner, and for each
+ * (RAM, size) cell its `warmups` warm-up tests, then its `iterations` measured ones.
+ */
+export function matrixCells(memoryLimits: number[], sizes: Size[], iterations = 1, warmups = 0): Cell[] {
   const cells: Cell[] = [];
-  for (const ram of memoryLimits) for (const size of sizes) cells.push({ index: cells.length + 1, ram, size });
+  for (const ram of memoryLimits) {
+    for (const size of sizes) {
+      for (let i = 1; i <= warmups + iterations; i++) cells.push({ index: cells.length + 1, ram, size, iteration: i, warmup: i <= warmups });
+    }
+  }
   return cells;
+}
+
+/**
+ * What a test log line adds to name the test within its cell: " (warm-up 1/2)",
+ * " (iteration 3/5)", or nothing when each cell runs once.
+ */
+export function iterationSuffix(cell: Pick<Cell, "iteration" | "warmup">, iterations: number, warmups: number): string {
+  if (iterations <= 1 && warmups === 0) return "";
+  return cell.warmup ? ` (warm-up ${cell.iteration}/${warmups})` : ` (iteration ${cell.iteration - warmups}/${iterations})`;
 }
 
 /** "256MB 1G", as cells are named in logs and summaries. */

@@ -1,6 +1,7 @@
 // A matrix folder's own record, matrix.json: the options it was started with,
-// its database run, the cells done so far and the time each session took.
-// Rewritten atomically after every cell, so --resume always finds a whole file.
+// its database run, the tests done so far (one record per iteration of each
+// cell) and the time each session took. Rewritten atomically after every
+// test, so --resume always finds a whole file.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendName } from "./backends/types.ts";
@@ -10,7 +11,8 @@ import { writeFileAtomic } from "./files.ts";
 import { HARNESS_ERROR } from "./result.ts";
 
 export const STATE_FILE = "matrix.json";
-export const STATE_VERSION = 1;
+/** 2: repeated tests (options.iterations and .warmup, one record per iteration). 1 is read as 1 iteration, no warm-up. */
+export const STATE_VERSION = 2;
 
 export interface MatrixOptions {
   memory_limits: number[];
@@ -23,16 +25,25 @@ export interface MatrixOptions {
   work_dir: string | null;
   test_files: string;
   verify: boolean;
+  /** Measured tests per cell (--iterations). */
+  iterations: number;
+  /** Warm-up tests per cell, run before the measured ones and never counted (--warmup). */
+  warmup: number;
 }
 
+/** What came of one test of the matrix: one iteration of a (RAM, size) cell. */
 export interface CellRecord {
   ram_mb: number;
   file_size: string;
+  /** Which of the cell's tests, 1-based, warm-ups first. */
+  iteration: number;
+  /** A warm-up test: kept here, never in the CSV or the counts. */
+  warmup: boolean;
   /** The CSV row; result_file is absolute. */
   row: MatrixRow;
   /** What went wrong when run-test wrote no result; null otherwise. */
   error: string | null;
-  /** run-test's output for this cell (absolute). */
+  /** run-test's output for this cell, every iteration appended (absolute). */
   log_file: string;
   finished: string;
   /** Wall time of the run-test process; 0 for a result found after a crash. */
@@ -87,7 +98,7 @@ export function readState(dir: string): MatrixState {
   }
   const o = state?.options;
   const ok =
-    state?.version === STATE_VERSION &&
+    (state?.version === 1 || state?.version === STATE_VERSION) &&
     Number.isInteger(state.run_id) &&
     typeof state.db === "string" &&
     Array.isArray(state.cells) &&
@@ -97,11 +108,31 @@ export function readState(dir: string): MatrixState {
     typeof o?.picoshare?.path === "string" &&
     typeof o?.test_files === "string";
   if (!ok) throw new UsageError(`--resume ${dir}: ${STATE_FILE} is not a matrix state this harness can read (version ${state?.version})`);
+  return upgradeState(state, dir);
+}
+
+/** A version-1 state (before repeated tests) as version 2: one measured test per cell, no warm-up. */
+function upgradeState(state: MatrixState, dir: string): MatrixState {
+  const o = state.options;
+  if (state.version === 1) {
+    o.iterations = 1;
+    o.warmup = 0;
+    for (const c of state.cells) {
+      c.iteration = 1;
+      c.warmup = false;
+    }
+    state.version = STATE_VERSION;
+  }
+  const bad =
+    !Number.isInteger(o.iterations) || o.iterations < 1 || !Number.isInteger(o.warmup) || o.warmup < 0 ||
+    state.cells.some((c) => !Number.isInteger(c.iteration) || c.iteration < 1 || typeof c.warmup !== "boolean");
+  if (bad) throw new UsageError(`--resume ${dir}: ${STATE_FILE} has unreadable iterations or warm-ups (version ${state.version})`);
   return state;
 }
 
-export function cellKey(ram: number, sizeLabel: string): string {
-  return `${ram}/${sizeLabel}`;
+/** One test's key: its cell and its iteration. */
+export function cellKey(ram: number, sizeLabel: string, iteration: number): string {
+  return `${ram}/${sizeLabel}/${iteration}`;
 }
 
 /** A cell counts as done once it has a result; a harness error is run again on resume. */
@@ -109,21 +140,26 @@ export function hasResult(record: CellRecord | undefined): boolean {
   return record !== undefined && record.row.exit_reason !== HARNESS_ERROR;
 }
 
-/** Adds or replaces the record for its cell. */
+/** Adds or replaces the record for its test (cell and iteration). */
 export function recordCell(state: MatrixState, record: CellRecord): void {
-  const key = cellKey(record.ram_mb, record.file_size);
-  state.cells = state.cells.filter((c) => cellKey(c.ram_mb, c.file_size) !== key);
+  const key = cellKey(record.ram_mb, record.file_size, record.iteration);
+  state.cells = state.cells.filter((c) => cellKey(c.ram_mb, c.file_size, c.iteration) !== key);
   state.cells.push(record);
 }
 
-/** The cells' records in matrix order. */
+/** The tests' records in matrix order (cells in order, each cell's iterations in order), warm-ups included. */
 export function orderedCells(state: MatrixState): CellRecord[] {
   const rank = (c: CellRecord) =>
     state.options.memory_limits.indexOf(c.ram_mb) * state.options.file_sizes.length + state.options.file_sizes.indexOf(c.file_size);
-  return [...state.cells].sort((a, b) => rank(a) - rank(b));
+  return [...state.cells].sort((a, b) => rank(a) - rank(b) || a.iteration - b.iteration);
 }
 
-/** Wall time of the test loops less upload time, per test run; null before any test. */
+/** The measured tests' records in matrix order: what the CSV, the counts and the exit status go by. */
+export function measuredCells(state: MatrixState): CellRecord[] {
+  return orderedCells(state).filter((c) => !c.warmup);
+}
+
+/** Wall time of the test loops less upload time, per test run (warm-ups included); null before any test. */
 export function overheadPerTest(state: MatrixState): number | null {
   if (state.totals.tests_run === 0) return null;
   const loop = state.sessions.reduce((s, x) => s + x.loop_seconds, 0);

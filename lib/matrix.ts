@@ -1,7 +1,9 @@
 // A matrix run's bookkeeping: its folder, matrix.json, the CSV and summary
-// (rewritten atomically after every cell, so a crash keeps the partial
+// (rewritten atomically after every test, so a crash keeps the partial
 // picture) and its row in the results database. The script decides what to
-// run; this records what came of it.
+// run; this records what came of it. Each (RAM, size) cell runs its warm-up
+// tests and then its measured ones, each a run-test of its own and recorded
+// on its own; warm-ups are kept but never counted (CSV, counts, exit status).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { harnessErrorRow, matrixCsv, rowFromResult } from "./csv.ts";
@@ -9,16 +11,19 @@ import { errorMessage, UsageError } from "./errors.ts";
 import { writeFileAtomic } from "./files.ts";
 import { MatrixLock } from "./matrix-lock.ts";
 import { warn } from "./log.ts";
-import { cellName, matrixCells, type Cell } from "./matrix-plan.ts";
+import { cellName, iterationSuffix, matrixCells, type Cell } from "./matrix-plan.ts";
 import { resultsOfRun, type CellOutcome } from "./matrix-cell.ts";
 import {
-  hasResult, orderedCells, overheadPerTest, readState, recordCell, totalSeconds, writeState,
+  hasResult, measuredCells, orderedCells, overheadPerTest, readState, recordCell, totalSeconds, writeState,
   STATE_VERSION, type CellRecord, type MatrixOptions, type MatrixState, type Session,
 } from "./matrix-state.ts";
 import { command, displayPath } from "./paths.ts";
-import { fileStamp, HARNESS_ERROR, isoTimestamp, type TestResult } from "./result.ts";
+import { fileStamp, HARNESS_ERROR, isoTimestamp, iterationOf, type TestResult } from "./result.ts";
 import { ResultsDb } from "./results-db.ts";
+import { readResultFile } from "./run-test-child.ts";
 import { parseSize } from "./sizes.ts";
+import { summarizeRuns, type CellSummary } from "./cell-stats.ts";
+import { cellStatsTable } from "./stats-text.ts";
 import { summaryText } from "./summary.ts";
 
 export const CSV_FILE = "matrix-results.csv";
@@ -50,6 +55,10 @@ export class MatrixRun {
   private readonly session: Session;
   private readonly sessionPrep: number;
   private finished = false;
+  /** Result records read back for the statistics, by path. */
+  private readonly resultCache = new Map<string, TestResult | null>();
+  /** Each cell's statistics, with what they were computed from. */
+  private readonly statsCache = new Map<string, { from: string; summary: CellSummary }>();
 
   private constructor(
     readonly dir: string,
@@ -126,20 +135,33 @@ export class MatrixRun {
     return this.state.run_id;
   }
 
+  /** Every test of the matrix: cells x (warm-ups + iterations). */
   get totalTests(): number {
-    return this.state.options.memory_limits.length * this.state.options.file_sizes.length;
+    const o = this.state.options;
+    return o.memory_limits.length * o.file_sizes.length * (o.warmup + o.iterations);
   }
 
-  /** Every cell of the matrix in order. */
+  /** Whether a cell runs more than one test (iteration and warm-up labels, the statistics table). */
+  get repeated(): boolean {
+    return this.state.options.iterations > 1 || this.state.options.warmup > 0;
+  }
+
+  /** Every test of the matrix in order: each cell's warm-ups, then its measured iterations. */
   cells(): Cell[] {
-    return matrixCells(this.state.options.memory_limits, this.state.options.file_sizes.map((s) => parseSize(s)));
+    const o = this.state.options;
+    return matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)), o.iterations, o.warmup);
+  }
+
+  /** " (iteration 2/5)", " (warm-up 1/1)", or "" when each cell runs once. */
+  suffix(cell: Pick<Cell, "iteration" | "warmup">): string {
+    return iterationSuffix(cell, this.state.options.iterations, this.state.options.warmup);
   }
 
   record(cell: Cell): CellRecord | undefined {
-    return this.state.cells.find((c) => c.ram_mb === cell.ram && c.file_size === cell.size.label);
+    return this.state.cells.find((c) => c.ram_mb === cell.ram && c.file_size === cell.size.label && c.iteration === cell.iteration);
   }
 
-  /** The cells with no result yet (never run, interrupted, or run-test crashed). */
+  /** The tests with no result yet (never run, interrupted, or run-test crashed). */
   pending(): Cell[] {
     return this.cells().filter((c) => !hasResult(this.record(c)));
   }
@@ -152,18 +174,20 @@ export class MatrixRun {
   /**
    * Results of this run that the folder holds but matrix.json does not (the
    * matrix died between run-test writing one and recording it): counted as
-   * done. Returns the cells adopted.
+   * done, each for the test of its cell and iteration. Returns the tests adopted.
    */
   adoptOrphanResults(): string[] {
     const claimed = this.claimed();
     const adopted: string[] = [];
     for (const { path, result } of resultsOfRun(this.dir, this.runId)) {
       if (claimed.has(path)) continue;
-      const cell = this.cells().find((c) => c.ram === result.ram_mb && c.size.label === result.file_size);
+      const cell = this.cells().find(
+        (c) => c.ram === result.ram_mb && c.size.label === result.file_size && c.iteration === iterationOf(result),
+      );
       if (!cell || hasResult(this.record(cell))) continue;
       this.recordResult(cell, result, path, null, 0);
       claimed.add(path);
-      adopted.push(cellName(cell.ram, cell.size.label));
+      adopted.push(`${cellName(cell.ram, cell.size.label)}${this.suffix(cell)}`);
     }
     if (adopted.length > 0) this.writeOutputs();
     return adopted;
@@ -177,6 +201,8 @@ export class MatrixRun {
     recordCell(this.state, {
       ram_mb: cell.ram,
       file_size: cell.size.label,
+      iteration: cell.iteration,
+      warmup: cell.warmup,
       row: rowFromResult(result, resultFile),
       error: null,
       log_file: logFile ?? join(this.dir, `test-${cell.ram}MB-${cell.size.label}.log`),
@@ -185,13 +211,15 @@ export class MatrixRun {
       bytes: cell.size.bytes,
     });
     this.dbWrite("record the result", (db) => {
-      db.clearHarnessErrors(this.runId, cell.ram, cell.size.label);
+      db.clearHarnessErrors(this.runId, cell.ram, cell.size.label, cell.iteration);
       // run-test records its own result; make sure, in case it could not.
-      if (!db.hasResultFile(this.runId, resultFile)) db.addResult({ ...result, run_id: this.runId }, resultFile);
+      if (!db.hasResultFile(this.runId, resultFile)) {
+        db.addResult({ ...result, run_id: this.runId, iteration: cell.iteration, warmup: cell.warmup }, resultFile);
+      }
     });
   }
 
-  /** Records what a run-test process came to, counts it, and rewrites the outputs. */
+  /** Records what a run-test process came to, counts it (warm-ups too), and rewrites the outputs. */
   recordOutcome(cell: Cell, o: CellOutcome): CellRecord {
     this.state.totals.tests_run++;
     if (o.result && o.resultFile) {
@@ -202,6 +230,8 @@ export class MatrixRun {
       recordCell(this.state, {
         ram_mb: cell.ram,
         file_size: cell.size.label,
+        iteration: cell.iteration,
+        warmup: cell.warmup,
         row: harnessErrorRow(cell.ram, cell.size.label),
         error,
         log_file: o.logFile,
@@ -210,10 +240,11 @@ export class MatrixRun {
         bytes: cell.size.bytes,
       });
       this.dbWrite("record the harness error", (db) => {
-        db.clearHarnessErrors(this.runId, cell.ram, cell.size.label);
+        db.clearHarnessErrors(this.runId, cell.ram, cell.size.label, cell.iteration);
         db.addHarnessError({
           run_id: this.runId, timestamp: isoTimestamp(new Date()), ram_mb: cell.ram, file_size: cell.size.label,
           exit_reason: HARNESS_ERROR, error, exit_code: o.exitCode, signal: o.signal, log_file: o.logFile,
+          iteration: cell.iteration, warmup: cell.warmup,
         });
       });
     }
@@ -229,10 +260,58 @@ export class MatrixRun {
     }
   }
 
+  /**
+   * done: tests run (warm-ups included, as in totalTests); warmups: of them
+   * warm-ups; passed and failed: the measured tests only.
+   */
   counts() {
     const done = orderedCells(this.state);
-    const passed = done.filter((c) => c.row.success).length;
-    return { done: done.length, withResult: done.filter(hasResult).length, passed, failed: done.length - passed };
+    const measured = done.filter((c) => !c.warmup);
+    const passed = measured.filter((c) => c.row.success).length;
+    return {
+      done: done.length,
+      warmups: done.length - measured.length,
+      withResult: done.filter(hasResult).length,
+      passed,
+      failed: measured.length - passed,
+    };
+  }
+
+  /**
+   * Per-cell statistics over the measured tests (warm-ups left out), in
+   * matrix order, for the cells that have run at least one measured test.
+   */
+  cellStatistics(): CellSummary[] {
+    const o = this.state.options;
+    const measured = measuredCells(this.state);
+    const out: CellSummary[] = [];
+    for (const ram of o.memory_limits) {
+      for (const label of o.file_sizes) {
+        const records = measured.filter((c) => c.ram_mb === ram && c.file_size === label);
+        if (records.length === 0) continue;
+        const files = records.map((c) => c.row.result_file).filter((f): f is string => f !== null);
+        const errors = records.length - files.length;
+        const key = `${ram}/${label}`;
+        const from = `${errors}|${files.join("|")}`;
+        const cached = this.statsCache.get(key);
+        if (cached?.from === from) {
+          out.push(cached.summary);
+          continue;
+        }
+        const results = files.map((f) => this.readResult(f)).filter((r): r is TestResult => r !== null);
+        const summary = summarizeRuns({ ram_mb: ram, file_size: label, file_size_bytes: parseSize(label).bytes }, results, {
+          harnessErrors: errors,
+        });
+        this.statsCache.set(key, { from, summary });
+        out.push(summary);
+      }
+    }
+    return out;
+  }
+
+  private readResult(path: string): TestResult | null {
+    if (!this.resultCache.has(path)) this.resultCache.set(path, readResultFile(path));
+    return this.resultCache.get(path) ?? null;
   }
 
   overheadPerTest(): number | null {
@@ -262,16 +341,17 @@ export class MatrixRun {
     return join(this.dir, SUMMARY_FILE);
   }
 
-  /** matrix.json, the CSV and summary.txt, each written atomically. */
+  /** matrix.json, the CSV (measured tests only) and summary.txt, each written atomically. */
   writeOutputs(): void {
     this.writeState();
     const cells = orderedCells(this.state);
-    const rows = cells.map((c) => c.row);
+    const rows = measuredCells(this.state).map((c) => c.row);
     writeFileAtomic(this.csvPath, matrixCsv(rows));
     const c = this.counts();
     const status = this.session.status;
     const pending = this.pending();
     const o = this.state.options;
+    const stats = o.iterations > 1 ? this.cellStatistics() : null;
     writeFileAtomic(
       this.summaryPath,
       summaryText(
@@ -282,6 +362,9 @@ export class MatrixRun {
           totalSeconds: this.totalSeconds(),
           testsRun: c.done,
           totalTests: this.totalTests,
+          warmupsRun: c.warmups,
+          iterations: o.iterations,
+          warmup: o.warmup,
           passed: c.passed,
           failed: c.failed,
           overheadPerTest: this.overheadPerTest(),
@@ -290,15 +373,27 @@ export class MatrixRun {
           backend: o.backend,
           picoshare: `${o.picoshare.version} (${o.picoshare.path}, sha256 ${o.picoshare.sha256})`,
           database: `${displayPath(this.state.db)} (run ${this.runId})`,
-          notRun: pending.filter((p) => !this.record(p)).map((p) => cellName(p.ram, p.size.label)),
+          notRun: this.notRun(pending.filter((p) => !this.record(p))),
           errors: cells
             .filter((x) => x.error)
-            .map((x) => `${cellName(x.ram_mb, x.file_size)}: ${x.error} (log: ${displayPath(x.log_file)})`),
+            .map((x) => `${cellName(x.ram_mb, x.file_size)}${this.suffix(x)}: ${x.error} (log: ${displayPath(x.log_file)})`),
           resume: status === "complete" || pending.length === 0 ? null : resumeCommand(this.dir),
+          cellStats: stats && stats.length > 0 ? cellStatsTable(stats) : null,
+          warnings: stats ? stats.flatMap((s) => s.warnings) : [],
         },
         rows,
       ),
     );
+  }
+
+  /** "256MB 1G", one per cell, with the tests not run named when a cell runs more than one. */
+  private notRun(tests: Cell[]): string[] {
+    const byCell = new Map<string, Cell[]>();
+    for (const t of tests) {
+      const name = cellName(t.ram, t.size.label);
+      byCell.set(name, [...(byCell.get(name) ?? []), t]);
+    }
+    return [...byCell].map(([name, ts]) => (this.repeated ? `${name} (${ts.map((t) => this.suffix(t).slice(2, -1)).join(", ")})` : name));
   }
 
   /** Ends this session: outputs written, the database run marked, the lock released. Once. */

@@ -74,6 +74,23 @@ export interface TestResult {
   log_file: string | null;
   /** The matrix run this test belongs to, or null for a lone run-test. */
   run_id: number | null;
+  /**
+   * Which of a series of repeated tests this is, 1-based, warm-ups first:
+   * warm-ups are 1..W, measured runs W+1..W+N; a lone test is 1.
+   */
+  iteration: number;
+  /** A warm-up run: written and recorded, never counted in statistics, CSV rows or pass/fail. */
+  warmup: boolean;
+}
+
+/** A result's iteration; 1 for a record written before iterations existed. */
+export function iterationOf(r: Pick<TestResult, "iteration">): number {
+  return Number.isInteger(r.iteration) && r.iteration >= 1 ? r.iteration : 1;
+}
+
+/** Whether a result is a warm-up run (false for a record written before warm-ups existed). */
+export function isWarmup(r: Pick<TestResult, "warmup">): boolean {
+  return r.warmup === true;
 }
 
 function pad(n: number, w = 2): string {

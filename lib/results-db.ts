@@ -4,7 +4,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { TestResult } from "./result.ts";
+import { isWarmup, iterationOf, type TestResult } from "./result.ts";
 
 export type RunStatus = "running" | "complete" | "interrupted";
 
@@ -23,9 +23,11 @@ export interface RunRow {
 }
 
 /** A stored test result: the record's fields as columns (booleans as 0/1, objects as JSON), plus where it came from. */
-export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "backend_settings" | "host"> & {
+export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup"> & {
   id: number;
   success: number;
+  /** 1 for a warm-up run (never counted), 0 otherwise. */
+  warmup: number;
   verified: number | null;
   phases_json: string;
   backend_settings_json: string;
@@ -106,6 +108,13 @@ const MIGRATIONS: string[] = [
   // of the other side.
   `ALTER TABLE runs ADD COLUMN label TEXT;
    ALTER TABLE runs ADD COLUMN paired_run_id INTEGER REFERENCES runs(id);`,
+  // Repeated tests (--iterations, --warmup): which of a cell's tests a result
+  // (or a harness error) is, warm-ups first, and whether it was a warm-up run,
+  // recorded but never counted. Rows from before are iteration 1, measured.
+  `ALTER TABLE results ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE results ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE harness_errors ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE harness_errors ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** A matrix cell for which run-test wrote no result (it crashed, or refused with exit 2). */
@@ -120,9 +129,13 @@ export interface HarnessErrorRow {
   exit_code: number | null;
   signal: string | null;
   log_file: string | null;
+  /** Which of the cell's tests (warm-ups first), 1 when the cell ran once. */
+  iteration: number;
+  /** 1 for a warm-up run (never counted), 0 otherwise. */
+  warmup: number;
 }
 
-/** A run with its tally of results. */
+/** A run with its tally of results (warm-up runs not counted). */
 export type RunSummaryRow = RunRow & { passed: number; failed: number; harness_errors: number };
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -194,8 +207,8 @@ export class ResultsDb {
              throughput_mbps, initial_memory_bytes, peak_memory_bytes, peak_memory_mb, http_status, exit_reason, success,
              backend, picoshare_version, picoshare_sha256, kernel_peak_memory_bytes, picoshare_peak_rss_bytes,
              harness_peak_rss_bytes, memory_samples, memory_sample_interval_ms, oom_kills, entry_id, verified, error,
-             phases_json, backend_settings_json, host_json, log_file, result_file, raw_json)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             phases_json, backend_settings_json, host_json, log_file, result_file, raw_json, iteration, warmup)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            RETURNING id`,
         )
         .get(
@@ -205,7 +218,7 @@ export class ResultsDb {
           r.picoshare_peak_rss_bytes, r.harness_peak_rss_bytes, r.memory_samples, r.memory_sample_interval_ms,
           r.oom_kills, r.entry_id, r.verified === null ? null : r.verified ? 1 : 0, r.error,
           JSON.stringify(r.phases), JSON.stringify(r.backend_settings), JSON.stringify(r.host), r.log_file,
-          resultFile, JSON.stringify(r),
+          resultFile, JSON.stringify(r), iterationOf(r), isWarmup(r) ? 1 : 0,
         ) as { id: number };
       return row.id;
     }).immediate();
@@ -227,14 +240,14 @@ export class ResultsDb {
     ) as ResultRow[];
   }
 
-  /** Runs, newest first, each with its passed / failed results and harness errors counted. */
+  /** Runs, newest first, each with its passed / failed results and harness errors counted (warm-ups left out). */
   listRunSummaries(limit = 50): RunSummaryRow[] {
     return this.db
       .query(
         `SELECT runs.*,
-           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 1) AS passed,
-           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 0) AS failed,
-           (SELECT COUNT(*) FROM harness_errors h WHERE h.run_id = runs.id) AS harness_errors
+           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 1 AND r.warmup = 0) AS passed,
+           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 0 AND r.warmup = 0) AS failed,
+           (SELECT COUNT(*) FROM harness_errors h WHERE h.run_id = runs.id AND h.warmup = 0) AS harness_errors
          FROM runs ORDER BY id DESC LIMIT ?`,
       )
       .all(limit) as RunSummaryRow[];
@@ -245,24 +258,33 @@ export class ResultsDb {
     return this.db.query("SELECT 1 FROM results WHERE run_id = ? AND result_file = ?").get(runId, resultFile) !== null;
   }
 
-  addHarnessError(e: Omit<HarnessErrorRow, "id">): number {
+  addHarnessError(e: Omit<HarnessErrorRow, "id" | "iteration" | "warmup"> & { iteration?: number; warmup?: boolean }): number {
     return this.db.transaction(() => {
       const row = this.db
         .query(
-          `INSERT INTO harness_errors (run_id, timestamp, ram_mb, file_size, exit_reason, error, exit_code, signal, log_file)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+          `INSERT INTO harness_errors (run_id, timestamp, ram_mb, file_size, exit_reason, error, exit_code, signal, log_file, iteration, warmup)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
         )
-        .get(e.run_id, e.timestamp, e.ram_mb, e.file_size, e.exit_reason, e.error, e.exit_code, e.signal, e.log_file) as {
+        .get(
+          e.run_id, e.timestamp, e.ram_mb, e.file_size, e.exit_reason, e.error, e.exit_code, e.signal, e.log_file,
+          e.iteration ?? 1, e.warmup ? 1 : 0,
+        ) as {
         id: number;
       };
       return row.id;
     }).immediate();
   }
 
-  /** Forgets a cell's harness errors (once the cell has been run again). */
-  clearHarnessErrors(runId: number, ramMb: number, fileSize: string): void {
+  /** Forgets a cell's harness errors (once the cell has been run again): those of one iteration, or all of them. */
+  clearHarnessErrors(runId: number, ramMb: number, fileSize: string, iteration?: number): void {
     this.db.transaction(() => {
-      this.db.query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ?").run(runId, ramMb, fileSize);
+      if (iteration === undefined) {
+        this.db.query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ?").run(runId, ramMb, fileSize);
+      } else {
+        this.db
+          .query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ? AND iteration = ?")
+          .run(runId, ramMb, fileSize, iteration);
+      }
     }).immediate();
   }
 

@@ -38,6 +38,10 @@ export interface TestOptions {
   workDir: string;
   dbPath: string | null;
   runId: number | null;
+  /** Which of a series of tests this is, warm-ups first (default 1). */
+  iteration?: number;
+  /** A warm-up run: recorded, never counted (default false). */
+  warmup?: boolean;
   backend: Backend;
   picoshare: PicoShareBinary;
 }
@@ -264,6 +268,8 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
     host,
     log_file: env ? displayPath(logPath) : null,
     run_id: opts.runId,
+    iteration: opts.iteration ?? 1,
+    warmup: opts.warmup ?? false,
   };
   const resultPath = join(opts.resultsDir, `result-${stem}.json`);
   writeNewFile(resultPath, resultJson(result));

@@ -36,8 +36,9 @@ export function loadRun(db: ResultsDb, id: number, dbPath: string): StoredRun {
   if (!run) {
     throw new UsageError(`run ${id} is not in ${dbPath}: list the runs with \`${command("results", "list")}\``);
   }
-  const results = db.results(id).map((row) => JSON.parse(row.raw_json) as TestResult);
-  const harnessErrors = db.harnessErrors(id);
+  // Warm-up runs are recorded but never counted: they stay out of every statistic.
+  const results = db.results(id).filter((row) => !row.warmup).map((row) => JSON.parse(row.raw_json) as TestResult);
+  const harnessErrors = db.harnessErrors(id).filter((e) => !e.warmup);
   let host: Partial<HostFacts> = {};
   try {
     host = JSON.parse(run.host_json) as Partial<HostFacts>;

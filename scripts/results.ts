@@ -35,8 +35,10 @@ Options:
 
 The results log is a plain SQLite file: the sqlite3 command-line tool reads
 it too. Tables: runs (one row per matrix run), results (one row per test,
-run_id = the run, NULL for a lone run-test) and harness_errors (matrix cells
-for which run-test wrote no result). For example:
+run_id = the run, NULL for a lone run-test; iteration = which of a cell's
+repeated tests, warm-ups first; warmup = 1 for a warm-up run, never counted)
+and harness_errors (matrix tests for which run-test wrote no result). list,
+show and --csv leave warm-up runs out; --json has every record. For example:
   sqlite3 results/results.db 'SELECT ram_mb, file_size, throughput_mbps FROM results WHERE run_id = 3'
   sqlite3 -header -column results/results.db 'SELECT id, kind, status, started_at FROM runs'
 
@@ -62,11 +64,15 @@ function toMatrixRow(r: ResultRow): MatrixRow {
   return rowFromResult({ ...r, success: r.success === 1, exit_reason: r.exit_reason as ExitReason }, r.result_file);
 }
 
-/** The run's results and harness errors as CSV rows, in the matrix's order where the run says it. */
+/**
+ * The run's measured results and harness errors as CSV rows (warm-up runs
+ * left out, as the matrix's CSV leaves them out), in the matrix's order where
+ * the run says it, then by iteration.
+ */
 function runRows(run: RunRow, results: ResultRow[], errors: HarnessErrorRow[]): MatrixRow[] {
   const items = [
-    ...results.map((r) => ({ at: r.timestamp, row: toMatrixRow(r) })),
-    ...errors.map((e) => ({ at: e.timestamp, row: harnessErrorRow(e.ram_mb, e.file_size) })),
+    ...results.filter((r) => !r.warmup).map((r) => ({ at: r.timestamp, iteration: r.iteration ?? 1, row: toMatrixRow(r) })),
+    ...errors.filter((e) => !e.warmup).map((e) => ({ at: e.timestamp, iteration: e.iteration ?? 1, row: harnessErrorRow(e.ram_mb, e.file_size) })),
   ];
   const options = parseJson(run.options_json) ?? {};
   const mem: unknown[] = Array.isArray(options.memory_limits) ? options.memory_limits : [];
@@ -76,7 +82,7 @@ function runRows(run: RunRow, results: ResultRow[], errors: HarnessErrorRow[]): 
     const s = sizes.indexOf(row.file_size);
     return m < 0 || s < 0 ? Number.MAX_SAFE_INTEGER : m * sizes.length + s;
   };
-  items.sort((a, b) => rank(a.row) - rank(b.row) || a.at.localeCompare(b.at));
+  items.sort((a, b) => rank(a.row) - rank(b.row) || a.iteration - b.iteration || a.at.localeCompare(b.at));
   return items.map((i) => i.row);
 }
 
@@ -124,15 +130,19 @@ function show(db: ResultsDb, id: number, format: "table" | "csv" | "json"): void
     return;
   }
   const passed = rows.filter((r) => r.success).length;
+  const warmups = results.filter((r) => r.warmup).length + errors.filter((e) => e.warmup).length;
   const lines = [
     `Run ${run.id}: ${run.kind}, ${run.status}, started ${run.started_at}${run.finished_at ? `, finished ${run.finished_at}` : ""}`,
     `Backend ${run.backend}, PicoShare ${run.picoshare_version ?? "unknown"}${run.picoshare_sha256 ? ` (sha256 ${run.picoshare_sha256.slice(0, 12)})` : ""}`,
     ...(run.results_dir ? [`Folder: ${displayPath(run.results_dir)}`] : []),
-    `Tests: ${rows.length}, passed ${passed}, failed ${rows.length - passed}`,
+    `Tests: ${rows.length}, passed ${passed}, failed ${rows.length - passed}` +
+      (warmups > 0 ? ` (and ${warmups} warm-up run${warmups === 1 ? "" : "s"}, not counted or shown)` : ""),
     "",
     rows.length > 0 ? resultsTable(rows) : "(no results recorded for this run)",
   ];
-  for (const e of errors) lines.push("", `${e.ram_mb}MB ${e.file_size}: ${e.exit_reason}: ${e.error}`);
+  for (const e of errors) {
+    lines.push("", `${e.ram_mb}MB ${e.file_size}${e.warmup ? ` (warm-up, iteration ${e.iteration})` : ""}: ${e.exit_reason}: ${e.error}`);
+  }
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 

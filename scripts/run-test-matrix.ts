@@ -1,11 +1,12 @@
 #!/usr/bin/env bun
-// The test matrix: every memory limit x every file size, each test a run-test
-// process of its own, everything of a run in results/matrix-TIMESTAMP/.
+// The test matrix: every memory limit x every file size, each cell run
+// warm-ups + iterations times, each test a run-test process of its own,
+// everything of a run in results/matrix-TIMESTAMP/.
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
-import { parseCli, positiveNumber } from "../lib/cli.ts";
+import { nonNegativeInt, parseCli, positiveInt, positiveNumber } from "../lib/cli.ts";
 import { runMain } from "../lib/main.ts";
-import { log, success, failure } from "../lib/log.ts";
+import { log, success, failure, warn } from "../lib/log.ts";
 import { interruptSignal, interrupted, onCleanup } from "../lib/cleanup.ts";
 import { EXIT, UsageError } from "../lib/errors.ts";
 import { ensureWritableDir } from "../lib/files.ts";
@@ -18,7 +19,7 @@ import { runProjectScript } from "../lib/child-script.ts";
 import { formatDuration } from "../lib/durations.ts";
 import {
   DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, cellName, generateCommand, matrixCells, parseFileSizes,
-  parseMemoryLimits, testFileProblems,
+  parseMemoryLimits, testFileProblems, type Cell,
 } from "../lib/matrix-plan.ts";
 import { hasResult, type MatrixOptions } from "../lib/matrix-state.ts";
 import { MatrixRun, resumeCommand, type EndStatus } from "../lib/matrix.ts";
@@ -31,17 +32,26 @@ const USAGE = `Usage: bun scripts/run-test-matrix.ts [OPTIONS]
 
 Runs the test matrix: every memory limit (outer loop) with every file size
 (inner loop), in the order given, each test a run-test process of its own.
+With --warmup W and --iterations N each cell runs W warm-up tests and then N
+measured ones, one run-test each (W + N tests per cell).
 A failed or crashed test does not stop the others (unless --stop-on-failure).
 Everything of a run goes to RESULTS_DIR/matrix-YYYYMMDD-HHMMSS/: the result
-JSON files, test-{RAM}MB-{SIZE}.log per test, matrix-results.csv, summary.txt
-and matrix.json (the options, for --resume). The run and its results are also
-recorded in the SQLite results log (see bun scripts/results.ts --help).
-Exit status: 0 every test passed, 1 a test failed, 2 bad usage or a set-up
-problem (nothing run), 130 interrupted (resume with --resume).
+JSON files, test-{RAM}MB-{SIZE}.log per cell, matrix-results.csv (one row per
+measured test; warm-ups left out), summary.txt (with N > 1, per-cell
+statistics and CV warnings too) and matrix.json (the options, for --resume).
+The run and its results are also recorded in the SQLite results log (see
+bun scripts/results.ts --help).
+Exit status: 0 every measured test passed, 1 a measured test failed, 2 bad
+usage or a set-up problem (nothing run), 130 interrupted (resume with --resume).
 
 Options:
   --timeout SEC         Upload timeout per test in seconds (default: 600)
-  --stop-on-failure     Stop the matrix at the first failed test
+  --stop-on-failure     Stop the matrix at the first failed measured test
+  --iterations N        Measured tests per cell (default: 1); above 1, summary.txt
+                        gets each cell's median, CV and 95 % CI and CV warnings
+  --warmup N            Warm-up tests per cell before the measured ones (default: 0):
+                        recorded (result files, database rows with warmup = 1)
+                        but never in the CSV, the statistics or the pass/fail counts
   --memory-limits LIST  Memory limits in MiB, comma-separated
                         (default: ${DEFAULT_MEMORY_LIMITS.join(",")})
   --file-sizes LIST     File sizes, comma-separated (default: ${DEFAULT_FILE_SIZES.join(",")})
@@ -56,8 +66,9 @@ Options:
   --verify              Download each entry and compare it with the file (run-test's --verify)
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
   --resume DIR          Continue an interrupted matrix in DIR: runs only the tests
-                        that have no result (never run, interrupted, or whose
-                        run-test crashed) with the options stored in DIR/matrix.json,
+                        (each iteration and warm-up of a cell on its own) that have
+                        no result (never run, interrupted, or whose run-test
+                        crashed) with the options stored in DIR/matrix.json,
                         adding to the same CSV, summary and database run.
                         Only --timeout and --stop-on-failure may be given with it
                         (they replace the stored ones); any other option is refused.
@@ -69,6 +80,7 @@ Examples:
   bun scripts/run-test-matrix.ts
   bun scripts/run-test-matrix.ts --memory-limits 2048,1024 --file-sizes 100M,500M
   bun scripts/run-test-matrix.ts --file-sizes 100M,1G --generate --stop-on-failure
+  bun scripts/run-test-matrix.ts --memory-limits 512,256 --file-sizes 100M --iterations 5 --warmup 1
   bun scripts/run-test-matrix.ts --resume results/matrix-20260129-120000
 `;
 
@@ -86,6 +98,8 @@ const FLAGS = {
   "work-dir": { type: "string" },
   "test-files": { type: "string" },
   verify: { type: "boolean" },
+  iterations: { type: "string" },
+  warmup: { type: "string" },
 } as const;
 
 /** Flags that --resume accepts besides itself: they replace the stored values. */
@@ -144,6 +158,8 @@ async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>
   const memory = parseMemoryLimits(v["memory-limits"] as string | undefined);
   const sizes = parseFileSizes(v["file-sizes"] as string | undefined);
   const timeout = positiveNumber("--timeout", (v.timeout as string | undefined) ?? "600", "600");
+  const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
+  const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "0", "1");
   const backendName = parseMatrixBackend(v.backend as string | undefined);
   const testFiles = resolve((v["test-files"] as string | undefined) ?? TEST_FILES_DIR);
   const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
@@ -164,6 +180,8 @@ async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>
     work_dir: workDir,
     test_files: testFiles,
     verify: Boolean(v.verify),
+    iterations,
+    warmup,
   };
   return MatrixRun.create({
     resultsDir,
@@ -198,9 +216,10 @@ async function resume(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, 
     if (timeout !== undefined) o.timeout = timeout;
     if (v["stop-on-failure"]) o.stop_on_failure = true;
     const sizes = o.file_sizes.map((s) => parseSize(s));
-    const done = (ram: number, label: string) =>
-      hasResult(state.cells.find((c) => c.ram_mb === ram && c.file_size === label));
-    const pendingSizes = sizes.filter((s) => o.memory_limits.some((ram) => !done(ram, s.label)));
+    const done = (t: Cell) =>
+      hasResult(state.cells.find((c) => c.ram_mb === t.ram && c.file_size === t.size.label && c.iteration === t.iteration));
+    const left = matrixCells(o.memory_limits, sizes, o.iterations, o.warmup).filter((t) => !done(t));
+    const pendingSizes = sizes.filter((s) => left.some((t) => t.size.label === s.label));
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
     await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir);
     return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
@@ -217,12 +236,14 @@ function closingBlock(run: MatrixRun, status: EndStatus): void {
   else log(`Test matrix interrupted: ${c.done} of ${run.totalTests} tests run`);
   log(`  Passed: ${c.passed}`);
   log(`  Failed: ${c.failed}`);
-  log(`  Total: ${c.done} of ${run.totalTests} tests, ${formatDuration(run.totalSeconds())}`);
+  const warmups = c.warmups > 0 ? ` (${c.warmups} warm-up${c.warmups === 1 ? "" : "s"}, not counted)` : "";
+  log(`  Total: ${c.done} of ${run.totalTests} tests${warmups}, ${formatDuration(run.totalSeconds())}`);
   log(`  Overhead: ${formatOverhead(run.overheadPerTest())}`);
   log(`  Results: ${displayPath(run.dir)}`);
   log(`  CSV: ${displayPath(run.csvPath)}`);
   log(`  Summary: ${displayPath(run.summaryPath)}`);
   log(`  Database: ${displayPath(run.state.db)} (run ${run.runId})`);
+  if (run.state.options.iterations > 1) for (const w of run.cellStatistics().flatMap((s) => s.warnings)) warn(w);
   if (run.pending().length > 0) log(`Resume with: ${resumeCommand(run.dir)}`);
 }
 
@@ -232,7 +253,7 @@ await runMain(async () => {
   const resuming = v.resume !== undefined;
   const run = resuming ? await resume(v, t0) : await startNew(v, t0);
   const o = run.state.options;
-  const cells = matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)));
+  const cells = run.cells();
   const todo = run.pending();
 
   // From here on, however the matrix ends, its folder holds the partial picture.
@@ -252,6 +273,7 @@ await runMain(async () => {
   log("PicoShare Performance Test Matrix");
   log(`Memory configs: ${o.memory_limits.join(" ")}`);
   log(`File sizes: ${o.file_sizes.join(" ")}`);
+  if (run.repeated) log(`Iterations: ${o.iterations} per cell${o.warmup > 0 ? `, after ${o.warmup} warm-up${o.warmup === 1 ? "" : "s"}` : ""}`);
   log(`Total tests: ${cells.length}`);
   log(`Results directory: ${displayPath(run.dir)}`);
   log(`Backend: ${o.backend}; PicoShare ${o.picoshare.version} (${o.picoshare.path}, sha256 ${o.picoshare.sha256.slice(0, 12)})`);
@@ -270,8 +292,8 @@ await runMain(async () => {
     const cell = todo[i];
     if (interrupted()) throw interruptSignal.reason;
     const name = `[${cell.index}/${cells.length}]`;
-    log(`${name} Running: ${cell.ram}MB RAM, ${cell.size.label} file`);
-    progress.cellStarted(cellName(cell.ram, cell.size.label), cell.size.bytes);
+    log(`${name} Running: ${cell.ram}MB RAM, ${cell.size.label} file${run.suffix(cell)}`);
+    progress.cellStarted(`${cellName(cell.ram, cell.size.label)}${run.suffix(cell)}`, cell.size.bytes);
     const outcome = await runCell(cell, {
       dir: run.dir,
       runId: run.runId,
@@ -282,7 +304,7 @@ await runMain(async () => {
     });
     run.lock.setChild(null);
     const record = run.recordOutcome(cell, outcome);
-    const took = `(took ${outcome.wallSeconds.toFixed(1)}s)`;
+    const took = `(took ${outcome.wallSeconds.toFixed(1)}s${cell.warmup ? "; warm-up, not counted" : ""})`;
     if (record.row.success) success(`${name} PASS ${took}`);
     else {
       failure(`${name} FAIL ${took}`);
@@ -291,8 +313,8 @@ await runMain(async () => {
       log(`  log: ${displayPath(record.log_file)}`);
     }
     progress.cellFinished(cell.size.bytes, outcome.wallSeconds);
-    if (!record.row.success && o.stop_on_failure && i < todo.length - 1) {
-      log(`Stopping: ${cellName(cell.ram, cell.size.label)} failed and --stop-on-failure is set`);
+    if (!record.row.success && !cell.warmup && o.stop_on_failure && i < todo.length - 1) {
+      log(`Stopping: ${cellName(cell.ram, cell.size.label)}${run.suffix(cell)} failed and --stop-on-failure is set`);
       status = "stopped on failure";
       break;
     }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bun
-// One measured upload of a test file to a memory-limited PicoShare.
-// stdout: the result file's path, alone. Everything else goes to stderr.
+// One measured upload of a test file to a memory-limited PicoShare, or a
+// series of them (--warmup, --iterations), each in a fresh environment.
+// stdout: the result files' paths, one per line. Everything else goes to stderr.
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseCli, positiveInt, positiveNumber, required } from "../lib/cli.ts";
+import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required } from "../lib/cli.ts";
 import { runMain } from "../lib/main.ts";
-import { log, success, failure } from "../lib/log.ts";
-import { EXIT } from "../lib/errors.ts";
+import { log, success, failure, warn } from "../lib/log.ts";
+import { EXIT, UsageError } from "../lib/errors.ts";
 import { ensureWritableDir } from "../lib/files.ts";
 import { parseSize } from "../lib/sizes.ts";
 import { RESULTS_DIR, TEST_FILES_DIR } from "../lib/paths.ts";
@@ -15,14 +16,22 @@ import { resolvePicoShare } from "../lib/picoshare.ts";
 import { loadBackend, parseBackend } from "../lib/backends/index.ts";
 import { runTest } from "../lib/runner.ts";
 import { displayPath } from "../lib/paths.ts";
+import type { TestResult } from "../lib/result.ts";
+import { summarizeCell } from "../lib/cell-stats.ts";
+import { statisticsBlock } from "../lib/stats-text.ts";
 
 const USAGE = `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
 
 Runs one measured upload: starts PicoShare with a hard memory limit, uploads
 test-files/SIZE.bin, and records duration, throughput and memory. Logs go to
 stderr; the result file's path is printed alone on stdout.
-Exit status: 0 passed, 1 the test failed (a result is written),
-2 bad usage or a set-up problem (nothing is written).
+With --warmup W and --iterations N it runs W + N such tests one after another,
+each in a fresh environment with a result file of its own: the warm-ups first
+(written and recorded, never counted), then the N measured ones, followed by
+their statistics (median, mean, sd, CV, min, max, 95 % CI of the median).
+stdout then has every result file's path, one per line, in the order run.
+Exit status: 0 passed (every measured test), 1 a test failed (a result is
+written), 2 bad usage or a set-up problem (nothing is written).
 
 Required:
   --ram MB            Memory limit in MiB (e.g. 2048, 1024, 512, 256)
@@ -31,9 +40,18 @@ Required:
 
 Optional:
   --timeout SEC       Upload timeout in seconds (default: 600)
+  --iterations N      Measured tests to run, one after another (default: 1);
+                      above 1, their statistics are logged at the end
+  --warmup N          Warm-up tests to run first (default: 0): measured and
+                      recorded (result file, database row with warmup = 1) but
+                      left out of the statistics and the exit status
   --keep-vm           Leave the environment running after the test and print how
-                      to reach it and how to stop it (local: PicoShare keeps running)
+                      to reach it and how to stop it (local: PicoShare keeps running);
+                      with --iterations/--warmup, only the last test's
   --results-dir DIR   Where results go (default: ./results)
+  --reuse-vm          vagrant: keep the VM up after the test for the next test with
+                      the same --ram (data dir and temp files wiped, PicoShare
+                      restarted); default is a fresh VM per test
   --backend NAME      local (default: a cgroup on this host), vagrant or qemu
   --picoshare PATH    PicoShare binary to test (default: $PICOSHARE_BIN, else a
                       build of $PICOSHARE_VERSION, default v1.5.4, cached in .cache/)
@@ -48,6 +66,7 @@ Optional:
 Examples:
   bun scripts/run-test.ts --ram 512 --file-size 1G
   bun scripts/run-test.ts --ram 256 --file-size 100M --verify
+  bun scripts/run-test.ts --ram 512 --file-size 100M --iterations 5 --warmup 1
   bun scripts/run-test.ts --ram 2048 --file-size 100M --keep-vm
   bun scripts/run-test.ts --ram 1024 --file-size 500M --picoshare ~/picoshare/picoshare
 `;
@@ -58,7 +77,10 @@ await runMain(async () => {
       ram: { type: "string" },
       "file-size": { type: "string" },
       timeout: { type: "string" },
+      iterations: { type: "string" },
+      warmup: { type: "string" },
       "keep-vm": { type: "boolean" },
+      "reuse-vm": { type: "boolean" },
       "results-dir": { type: "string" },
       backend: { type: "string" },
       picoshare: { type: "string" },
@@ -73,6 +95,15 @@ await runMain(async () => {
   const ramMiB = positiveInt("--ram", required("--ram", v.ram, "512"), "512");
   const size = parseSize(required("--file-size", v["file-size"], "100M"), "--file-size");
   const timeoutSec = positiveNumber("--timeout", v.timeout ?? "600", "600");
+  const iterations = positiveInt("--iterations", v.iterations ?? "1", "5");
+  const warmups = nonNegativeInt("--warmup", v.warmup ?? "0", "1");
+  const single = iterations + warmups === 1;
+  // The matrix runs one test per run-test and says which of the cell's tests it is.
+  const envIteration = process.env.PERF_ITERATION ? positiveInt("PERF_ITERATION", process.env.PERF_ITERATION, "2") : null;
+  const envWarmup = process.env.PERF_WARMUP === "1";
+  if (!single && (envIteration !== null || envWarmup)) {
+    throw new UsageError("PERF_ITERATION and PERF_WARMUP describe a single test: unset them to use --iterations or --warmup");
+  }
   const backendName = parseBackend(v.backend);
   const filePath = requireTestFile(size, resolve(v["test-files"] ?? TEST_FILES_DIR));
   const resultsDir = v["results-dir"] ?? displayPath(RESULTS_DIR);
@@ -82,7 +113,7 @@ await runMain(async () => {
   const dbPath = v.db ?? join(resultsDir, "results.db");
   const runId = process.env.PERF_RUN_ID ? Number(process.env.PERF_RUN_ID) : null;
   const picoshare = await resolvePicoShare(v.picoshare);
-  const backend = await loadBackend(backendName);
+  const backend = await loadBackend(backendName, { reuseVm: Boolean(v["reuse-vm"]) });
   await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9) });
 
   log("=== PicoShare Performance Test ===");
@@ -91,13 +122,36 @@ await runMain(async () => {
   log(`Backend: ${backend.name}`);
   log(`PicoShare: ${picoshare.version} (${picoshare.path}, sha256 ${picoshare.sha256.slice(0, 12)})`);
   log(`Timeout: ${timeoutSec}s`);
+  if (!single) log(`Iterations: ${iterations}${warmups > 0 ? ` (after ${warmups} warm-up${warmups === 1 ? "" : "s"})` : ""}`);
 
-  const { result, resultPath } = await runTest({
-    ramMiB, size, filePath, timeoutSec, resultsDir, workDir, dbPath, runId, backend, picoshare,
-    keep: Boolean(v["keep-vm"]),
-    verify: Boolean(v.verify),
-  });
+  const measured: TestResult[] = [];
+  const total = warmups + iterations;
+  for (let i = 1; i <= total; i++) {
+    const warmup = single ? envWarmup : i <= warmups;
+    if (!single) log(warmup ? `Warm-up ${i}/${warmups}` : `Iteration ${i - warmups}/${iterations}`);
+    const { result, resultPath } = await runTest({
+      ramMiB, size, filePath, timeoutSec, resultsDir, workDir, dbPath, runId, backend, picoshare,
+      keep: Boolean(v["keep-vm"]) && i === total,
+      verify: Boolean(v.verify),
+      iteration: single ? (envIteration ?? 1) : i,
+      warmup,
+    });
+    reportTest(result, ramMiB);
+    // Each path as soon as its test is done: an interrupted series still names what it wrote.
+    process.stdout.write(`${displayPath(resultPath)}\n`);
+    if (!warmup) measured.push(result);
+  }
 
+  if (iterations > 1) {
+    const cell = summarizeCell(measured);
+    for (const line of statisticsBlock(cell, ramMiB)) log(line);
+    for (const w of cell.warnings) warn(w);
+  }
+  return measured.every((r) => r.success) ? EXIT.ok : EXIT.failed;
+}, USAGE);
+
+/** The original's TEST PASSED / TEST FAILED block for one test. */
+function reportTest(result: TestResult, ramMiB: number): void {
   const report = result.success ? success : failure;
   report(result.success ? "✅ TEST PASSED" : `❌ TEST FAILED: ${result.exit_reason}`);
   if (result.error) log(`   Reason: ${result.error}`);
@@ -110,6 +164,4 @@ await runMain(async () => {
     `   Phases: setup ${p.setup}s, readiness ${p.readiness}s, auth ${p.auth}s, upload ${p.upload}s, ` +
       `verify ${p.verify}s, teardown ${p.teardown}s`,
   );
-  process.stdout.write(`${displayPath(resultPath)}\n`);
-  return result.success ? EXIT.ok : EXIT.failed;
-}, USAGE);
+}

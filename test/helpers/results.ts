@@ -69,6 +69,8 @@ export function fakeResult(f: Fake = {}): TestResult {
     host: { ...HOST, ...f.host },
     log_file: null,
     run_id: f.runId ?? null,
+    iteration: 1,
+    warmup: false,
   };
 }
 
