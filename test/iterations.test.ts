@@ -11,7 +11,7 @@ import { MiB } from "../lib/sizes.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import {
-  CSV_HEADER, childPids, leftovers, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture,
+  CSV_HEADER, childPids, leftovers, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, expectInOrder,
 } from "./helpers/matrix.ts";
 
 setDefaultTimeout(120_000);
@@ -133,12 +133,7 @@ describe("the matrix with --iterations --warmup", () => {
       "  Passed: 4",
       "  Failed: 0",
     ];
-    let at = -1;
-    for (const line of lines) {
-      const i = err.indexOf(line, at + 1);
-      expect({ line, found: i > at }).toEqual({ line, found: true });
-      at = i;
-    }
+    expectInOrder(err, lines);
 
     // One run-test per test, each its own process.
     const pids = childPids(dir);

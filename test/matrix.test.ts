@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync 
 import { join } from "node:path";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import {
-  CSV_HEADER, leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture,
+  CSV_HEADER, leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, expectInOrder,
 } from "./helpers/matrix.ts";
 import { etaSeconds } from "../lib/matrix-progress.ts";
 import { csvField, matrixCsv, harnessErrorRow } from "../lib/csv.ts";
@@ -43,12 +43,7 @@ describe("a passing matrix", () => {
       "  Passed: 4",
       "  Failed: 0",
     ];
-    let at = -1;
-    for (const line of lines) {
-      const i = err.indexOf(line, at + 1);
-      expect({ line, found: i > at }).toEqual({ line, found: true });
-      at = i;
-    }
+    expectInOrder(err, lines);
     expect(err).toMatch(/\[4\/4\] PASS \(took [\d.]+s\)/);
     expect(err).toContain(dir.split("/").pop()!);
     const overhead = Number(/Overhead: ([\d.]+) s per test outside the upload/.exec(err)![1]);

@@ -1,5 +1,6 @@
 // Shared by the matrix tests: small test files made by the generator, a fresh
 // results and work folder per case, and readers for what a matrix leaves.
+import { expect } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -111,4 +112,14 @@ export function leftovers(dir: string, work: string): string[] {
   }
   for (const name of readdirSync(work)) found.push(`work dir entry ${name}`);
   return found;
+}
+
+/** Each of `lines` occurs in `text`, in this order. */
+export function expectInOrder(text: string, lines: string[]): void {
+  let at = -1;
+  for (const line of lines) {
+    const i = text.indexOf(line, at + 1);
+    expect({ line, found: i > at }).toEqual({ line, found: true });
+    at = i;
+  }
 }
