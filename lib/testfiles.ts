@@ -17,7 +17,7 @@ import { UsageError } from "./errors.ts";
 export const DEFAULT_SIZES = ["100M", "500M", "1G", "2G", "5G"];
 export const SEED = "picoshare-perf-test/v1";
 // Small enough that the garbage collector keeps up with the chunks it frees
-// (peak RSS about 60 MiB whatever the size), large enough for full disk speed.
+// (the whole script peaks at about 90 MiB for any size), large enough for full disk speed.
 const CHUNK = 2 * MiB;
 
 export function testFilePath(label: string, dir = TEST_FILES_DIR): string {
