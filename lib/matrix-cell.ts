@@ -41,7 +41,7 @@ export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "o
   const o = ctx.options;
   return runTestArgs({
     ram: cell.ram, size: cell.size.label, timeoutSec: o.timeout, resultsDir: ctx.dir, db: ctx.db, backend: o.backend,
-    picoshare: o.picoshare.path, testFiles: o.test_files, workDir: o.work_dir, verify: o.verify,
+    picoshare: o.picoshare.path, testFiles: o.test_files, workDir: o.work_dir, verify: o.verify, reuseVm: o.reuse_vm,
   });
 }
 

@@ -25,6 +25,8 @@ export interface MatrixOptions {
   work_dir: string | null;
   test_files: string;
   verify: boolean;
+  /** --reuse-vm (vagrant): one VM per RAM limit across the tests; absent in older states. */
+  reuse_vm?: boolean;
   /** Measured tests per cell (--iterations). */
   iterations: number;
   /** Warm-up tests per cell, run before the measured ones and never counted (--warmup). */

@@ -12,6 +12,7 @@ export const EXIT_REASONS = [
   "timeout",
   "process_died",
   "oom_killed",
+  "setup_failed",
   "startup_failed",
   "entry_missing",
   "corrupt",

@@ -16,6 +16,7 @@ export interface RunTestArgs {
   testFiles: string;
   workDir: string | null;
   verify?: boolean;
+  reuseVm?: boolean;
 }
 
 /** run-test's command line; every path absolute, so a resume from elsewhere runs the same. */
@@ -31,6 +32,7 @@ export function runTestArgs(a: RunTestArgs): string[] {
     "--test-files", a.testFiles,
     ...(a.workDir ? ["--work-dir", a.workDir] : []),
     ...(a.verify ? ["--verify"] : []),
+    ...(a.reuseVm ? ["--reuse-vm"] : []),
   ];
 }
 

@@ -10,7 +10,7 @@ import type { PicoShareBinary } from "./picoshare.ts";
 import { downloadSha256, entryLength, uploadFile, type UploadResult } from "./api.ts";
 import { isRunning, login, sleep, waitUntilReady } from "./session.ts";
 import { interruptSignal, interrupted, onCleanup } from "./cleanup.ts";
-import { errorMessage } from "./errors.ts";
+import { UsageError, errorMessage } from "./errors.ts";
 import { writeFileAtomic } from "./files.ts";
 import { hostFacts } from "./host.ts";
 import { log, warn } from "./log.ts";
@@ -192,8 +192,12 @@ export async function runTest(opts: TestOptions): Promise<TestOutcome> {
     if (err instanceof Failure) {
       reason = err.reason;
       errorText = err.message;
+    } else if (err instanceof UsageError) {
+      // A set-up problem the user must fix (a lock held, a missing tool): exit 2, nothing written.
+      throw err;
     } else {
-      reason = "process_died";
+      // Before PicoShare was started, the environment itself failed (a VM that did not boot).
+      reason = baseUrl ? "process_died" : "setup_failed";
       errorText = errorMessage(err);
     }
     // Whatever the symptom (a refused connection, a failed start), an OOM

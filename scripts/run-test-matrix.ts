@@ -14,6 +14,7 @@ import { hostFacts } from "../lib/host.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../lib/paths.ts";
 import { resolvePicoShare, type PicoShareBinary } from "../lib/picoshare.ts";
 import { loadBackend, parseBackend } from "../lib/backends/index.ts";
+import { destroyKeptVm } from "../lib/backends/vagrant.ts";
 import type { BackendName } from "../lib/backends/types.ts";
 import { runProjectScript } from "../lib/child-script.ts";
 import { formatDuration } from "../lib/durations.ts";
@@ -64,6 +65,8 @@ Options:
   --test-files DIR      Where the test files are (default: ./test-files)
   --work-dir DIR        Where PicoShare's data and temp files go (run-test's --work-dir)
   --verify              Download each entry and compare it with the file (run-test's --verify)
+  --reuse-vm            vagrant: one VM per memory limit, kept across that limit's tests
+                        (run-test's --reuse-vm); destroyed when the matrix ends
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
   --resume DIR          Continue an interrupted matrix in DIR: runs only the tests
                         (each iteration and warm-up of a cell on its own) that have
@@ -98,6 +101,7 @@ const FLAGS = {
   "work-dir": { type: "string" },
   "test-files": { type: "string" },
   verify: { type: "boolean" },
+  "reuse-vm": { type: "boolean" },
   iterations: { type: "string" },
   warmup: { type: "string" },
 } as const;
@@ -180,6 +184,7 @@ async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>
     work_dir: workDir,
     test_files: testFiles,
     verify: Boolean(v.verify),
+    reuse_vm: Boolean(v["reuse-vm"]),
     iterations,
     warmup,
   };
@@ -264,8 +269,9 @@ await runMain(async () => {
     doneBytes: run.state.cells.filter((c) => c.wall_seconds > 0).reduce((s, c) => s + c.bytes, 0),
     doneSeconds: run.state.cells.reduce((s, c) => s + c.wall_seconds, 0),
   });
-  const forgetFinish = onCleanup("write the partial matrix results", () => {
+  const forgetFinish = onCleanup("write the partial matrix results", async () => {
     progress.stop();
+    if (o.reuse_vm && o.backend === "vagrant" && (await destroyKeptVm())) log("Destroyed the VM kept by --reuse-vm");
     run.finish("interrupted");
     closingBlock(run, "interrupted");
   });
@@ -322,6 +328,7 @@ await runMain(async () => {
 
   progress.stop();
   forgetFinish();
+  if (o.reuse_vm && o.backend === "vagrant" && (await destroyKeptVm())) log("Destroyed the VM kept by --reuse-vm");
   run.finish(status);
   closingBlock(run, status);
   return run.counts().failed > 0 ? EXIT.failed : EXIT.ok;

@@ -2,6 +2,8 @@
 import { UsageError } from "../errors.ts";
 import { BACKENDS, type Backend, type BackendName } from "./types.ts";
 import { localBackend } from "./local.ts";
+import { vagrantBackend } from "./vagrant.ts";
+import { log } from "../log.ts";
 
 export function parseBackend(text: string | undefined): BackendName {
   const name = text ?? "local";
@@ -11,10 +13,18 @@ export function parseBackend(text: string | undefined): BackendName {
   return name as BackendName;
 }
 
-export async function loadBackend(name: BackendName): Promise<Backend> {
+export interface BackendOptions {
+  /** --reuse-vm: keep one VM across tests with the same RAM (vagrant only). */
+  reuseVm?: boolean;
+}
+
+export async function loadBackend(name: BackendName, opts: BackendOptions = {}): Promise<Backend> {
+  if (opts.reuseVm && name !== "vagrant") log(`--reuse-vm applies to --backend vagrant only: ignored for ${name}`);
   switch (name) {
     case "local":
       return localBackend;
+    case "vagrant":
+      return vagrantBackend({ reuseVm: opts.reuseVm });
     default:
       throw new UsageError(`the ${name} backend is not available in this version: use --backend local`);
   }
