@@ -57,7 +57,7 @@ Options:
                         (default: ${DEFAULT_MEMORY_LIMITS.join(",")})
   --file-sizes LIST     File sizes, comma-separated (default: ${DEFAULT_FILE_SIZES.join(",")})
   --results-dir DIR     Where the matrix folder goes (default: ./results)
-  --backend NAME        local (default: a memory cgroup on this host) or vagrant
+  --backend NAME        local (default: a memory cgroup on this host), vagrant or qemu
   --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
                         $PICOSHARE_VERSION, default v1.5.4); resolved once, and
                         every test runs that same binary
@@ -109,7 +109,7 @@ const FLAGS = {
 /** Flags that --resume accepts besides itself: they replace the stored values. */
 const RESUME_OVERRIDES = ["resume", "timeout", "stop-on-failure"];
 
-const MATRIX_BACKENDS: BackendName[] = ["local", "vagrant"];
+const MATRIX_BACKENDS: BackendName[] = ["local", "vagrant", "qemu"];
 
 function parseMatrixBackend(text: string | undefined): BackendName {
   const name = parseBackend(text);

@@ -3,6 +3,7 @@ import { UsageError } from "../errors.ts";
 import { BACKENDS, type Backend, type BackendName } from "./types.ts";
 import { localBackend } from "./local.ts";
 import { vagrantBackend } from "./vagrant.ts";
+import { qemuBackend } from "./qemu.ts";
 import { log } from "../log.ts";
 
 export function parseBackend(text: string | undefined): BackendName {
@@ -25,6 +26,8 @@ export async function loadBackend(name: BackendName, opts: BackendOptions = {}):
       return localBackend;
     case "vagrant":
       return vagrantBackend({ reuseVm: opts.reuseVm });
+    case "qemu":
+      return qemuBackend;
     default:
       throw new UsageError(`the ${name} backend is not available in this version: use --backend local`);
   }

@@ -1,0 +1,528 @@
+// The qemu backend: PicoShare in a VM booted from the test image
+// (scripts/build-vm-image.ts) with qemu directly: RAM = --ram, one vCPU, KVM
+// where it works, TCG otherwise. Each test gets a copy-on-write overlay, its
+// own ports on 127.0.0.1 (ssh and PicoShare), and one shared ssh connection
+// (lib/ssh.ts) for the copy, the start and a long-lived memory-sampling
+// stream. The VM is powered off and its folder removed on every exit path.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { totalmem } from "node:os";
+import { join } from "node:path";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
+import { UsageError, errorMessage } from "../errors.ts";
+import { requireFreeSpace } from "../files.ts";
+import { log, warn } from "../log.ts";
+import { LOOPBACK, freePort } from "../net.ts";
+import { onCleanup } from "../cleanup.ts";
+import { MiB, formatBytes } from "../sizes.ts";
+import { SshConnection, shq, type RemoteStream } from "../ssh.ts";
+import { findImage, imageKey, vmCacheRoot, type VmImage } from "../vm-image.ts";
+import type { Started } from "../process.ts";
+import {
+  GUEST_HTTP_PORT, QEMU, QEMU_IMG, bootFailureInConsole, chooseAccel, createOverlay, fileTail, logAccel,
+  oomKillsInConsole, onPath, qemuVersion, sshBanner, startQemu, stopQemu, vmFiles,
+  type AccelChoice, type VmFiles,
+} from "../qemu-vm.ts";
+
+/**
+ * How often the guest samples MemTotal - MemAvailable (PERF_QEMU_SAMPLE_MS):
+ * 50 ms under KVM, as the other backends; 100 ms under TCG, where each
+ * sample costs the one emulated vCPU enough to slow the upload (about 10 %
+ * at 50 ms, measured here).
+ */
+export function guestSampleMs(accel: AccelChoice["accel"]): number {
+  return Number(process.env.PERF_QEMU_SAMPLE_MS) || (accel === "kvm" ? 50 : 100);
+}
+/**
+ * Guest thrashing protection (multi-gen LRU min_ttl_ms), off by default: a
+ * stock kernel thrashes near its memory limit rather than OOM-killing, and
+ * the harness measures a stock kernel. PERF_QEMU_MIN_TTL_MS=1000 turns
+ * a slow thrash into a quick OOM kill, at the price of killing sooner.
+ */
+export const GUEST_MIN_TTL_MS = Number(process.env.PERF_QEMU_MIN_TTL_MS) || 0;
+/** Guest paths (made in the image). */
+const GUEST_HOME = "/var/lib/picoshare";
+const GUEST_BIN = "/usr/local/bin/picoshare";
+const UNIT = "picoshare.service";
+/** Boot attempts: a second one only for a boot that timed out or a qemu that would not start. */
+const BOOT_ATTEMPTS = 2;
+
+function bootTimeoutMs(accel: AccelChoice["accel"]): number {
+  const s = Number(process.env.PERF_QEMU_BOOT_TIMEOUT);
+  return (s > 0 ? s : accel === "kvm" ? 60 : 180) * 1000;
+}
+
+/** Disk the guest needs beyond the image's own files: temp file + database (2x the upload) and slack. */
+export function qemuDiskNeeded(uploadBytes: number): number {
+  return 2 * uploadBytes + 256 * MiB;
+}
+
+function requireImage(): VmImage {
+  const image = findImage();
+  if (!image) {
+    throw new UsageError(
+      `the VM image ${imageKey()} is not built in ${vmCacheRoot()}: run bun scripts/build-vm-image.ts (once per machine, as root, about 2 minutes)`,
+    );
+  }
+  return image;
+}
+
+export const qemuBackend: Backend = {
+  name: "qemu",
+  async preflight(spec: EnvironmentSpec) {
+    const problems: string[] = [];
+    if (!onPath(QEMU)) problems.push(`${QEMU} is missing: apt-get install qemu-system-x86`);
+    if (!onPath(QEMU_IMG)) problems.push(`${QEMU_IMG} is missing: apt-get install qemu-utils`);
+    if (!onPath("ssh") || !onPath("scp")) problems.push("ssh and scp are missing: apt-get install openssh-client");
+    const image = findImage();
+    if (!image) problems.push(`the VM image ${imageKey()} is not built in ${vmCacheRoot()}: run bun scripts/build-vm-image.ts`);
+    if (spec.ramMiB * MiB > totalmem() * 0.9) {
+      problems.push(`--ram ${spec.ramMiB} is more than this host can give a VM (${formatBytes(totalmem())} in all): choose a smaller --ram`);
+    }
+    if (image && qemuDiskNeeded(spec.uploadBytes) > image.manifest.disk_bytes - 1024 * MiB) {
+      problems.push(
+        `a ${formatBytes(spec.uploadBytes)} upload needs ${formatBytes(qemuDiskNeeded(spec.uploadBytes))} in the VM, ` +
+          `more than its ${formatBytes(image.manifest.disk_bytes)} disk holds: use a smaller --file-size`,
+      );
+    }
+    if (problems.length > 0) throw new UsageError(problems.join("\n"));
+    // Decided here (a KVM probe may take seconds) so that it is not timed as the test's set-up.
+    await chooseAccel(image!);
+    // The overlay takes what the guest writes: the temp file and the database.
+    requireFreeSpace(
+      spec.workDir,
+      qemuDiskNeeded(spec.uploadBytes),
+      "the VM's disk overlay (PicoShare's temp file and database)",
+      "free some space or choose another folder with --work-dir DIR",
+    );
+  },
+  async create(spec: EnvironmentSpec) {
+    const image = requireImage();
+    const accel = await chooseAccel(image);
+    logAccel(accel);
+    return QemuEnvironment.make(spec, image, accel, await qemuVersion());
+  },
+};
+
+interface Sample {
+  used: number;
+  usedWithCache: number;
+}
+
+class QemuEnvironment implements TestEnvironment {
+  readonly settings: TestEnvironment["settings"];
+  readonly logPath: string;
+  readonly files: VmFiles;
+  private qemu: Started | null = null;
+  private ssh: SshConnection | null = null;
+  private sampler: RemoteStream | null = null;
+  private sshPort = 0;
+  private httpPort = 0;
+  private mainPid = 0;
+  private last: Sample | null = null;
+  private lastAt = 0;
+  private peakWithCache = 0;
+  private listeners = new Set<(s: Sample) => void>();
+  private exitedResolve!: (e: ExitInfo) => void;
+  private exitInfo: ExitInfo | null = null;
+  readonly exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+  private bootError: string | null = null;
+  private readonly sampleMs: number;
+  private torn = false;
+  private tearing: Promise<void> | null = null;
+  private forgetCleanup: () => void = () => {};
+
+  private constructor(
+    private readonly spec: EnvironmentSpec,
+    private readonly image: VmImage,
+    private readonly accel: AccelChoice,
+    private readonly dir: string,
+    qemuVersionText: string,
+  ) {
+    this.files = vmFiles(dir);
+    this.sampleMs = guestSampleMs(accel.accel);
+    this.logPath = this.files.guestLog;
+    this.settings = {
+      accel: accel.accel,
+      accel_reason: accel.reason,
+      qemu_version: qemuVersionText,
+      vcpus: 1,
+      vm_ram_mb: spec.ramMiB,
+      image_key: image.key,
+      kernel: image.manifest.kernel_version,
+      kernel_cmdline: image.fastCmdline + (GUEST_MIN_TTL_MS ? ` picoshare_perf.min_ttl_ms=${GUEST_MIN_TTL_MS}` : ""),
+      guest_min_ttl_ms: GUEST_MIN_TTL_MS,
+      disk: "virtio, qcow2 overlay over a raw base, cache=writeback",
+      network: "user-mode (slirp), restrict=on, hostfwd on 127.0.0.1",
+      guest_memory_sample_interval_ms: this.sampleMs,
+      memory_measure: "MemTotal - MemAvailable in the guest",
+      boot_seconds: null,
+      boot_attempts: 0,
+      ssh_connect_seconds: null,
+      copy_seconds: null,
+      start_seconds: null,
+      peak_used_including_cache_bytes: null,
+      oom_killed_processes: null,
+      work_dir: spec.workDir,
+    };
+  }
+
+  /** Makes the folder, the overlay, and boots the VM until its sshd answers and the shared connection is up. */
+  static async make(spec: EnvironmentSpec, image: VmImage, accel: AccelChoice, qv: string): Promise<QemuEnvironment> {
+    const dir = mkdtempSync(join(spec.workDir, "picoshare-perf-qemu-"));
+    chmodSync(dir, 0o700);
+    const env = new QemuEnvironment(spec, image, accel, dir, qv);
+    // Registered now, not when the runner gets the environment: a Ctrl-C
+    // during the boot must power the VM off too.
+    env.forgetCleanup = onCleanup("power off the VM and remove its overlay", () => env.teardown());
+    try {
+      await env.boot();
+    } catch (err) {
+      await env.teardown();
+      throw err;
+    }
+    return env;
+  }
+
+  private async boot(): Promise<void> {
+    const timeoutMs = bootTimeoutMs(this.accel.accel);
+    for (let attempt = 1; attempt <= BOOT_ATTEMPTS; attempt++) {
+      this.settings.boot_attempts = attempt;
+      rmSync(this.files.overlay, { force: true });
+      rmSync(this.files.console, { force: true });
+      await createOverlay(this.image, this.files.overlay);
+      this.sshPort = await freePort();
+      do this.httpPort = await freePort();
+      while (this.httpPort === this.sshPort);
+      const t0 = performance.now();
+      this.qemu = startQemu(
+        {
+          image: this.image, ramMiB: this.spec.ramMiB, accel: this.accel.accel, dir: this.dir,
+          sshPort: this.sshPort, httpPort: this.httpPort,
+          extraCmdline: GUEST_MIN_TTL_MS ? `picoshare_perf.min_ttl_ms=${GUEST_MIN_TTL_MS}` : undefined,
+        },
+        this.files,
+      );
+      log(`qemu: booting the VM (pid ${this.qemu.pid}, ${this.spec.ramMiB} MiB, 1 vCPU, ${this.accel.accel}; ssh on ${LOOPBACK}:${this.sshPort})`);
+      const outcome = await this.waitForSshd(this.qemu, timeoutMs);
+      if (outcome === "up") {
+        this.settings.boot_seconds = round((performance.now() - t0) / 1000);
+        log(`qemu: the VM's sshd answers after ${this.settings.boot_seconds} s`);
+        break;
+      }
+      const consoleText = safeRead(this.files.console);
+      const qemuText = fileTail(this.files.qemuLog, 3);
+      const panic = bootFailureInConsole(consoleText);
+      await stopQemu(this.qemu);
+      this.qemu = null;
+      if (outcome === "aborted") throw this.spec.signal.reason ?? new Error("interrupted");
+      const why =
+        outcome === "timeout"
+          ? `its sshd did not answer within ${timeoutMs / 1000} s (console: ${fileTail(this.files.console, 3) || "empty"})`
+          : `qemu stopped during the boot (${panic ?? (qemuText || fileTail(this.files.console, 3) || "no message")})`;
+      // A guest that panics (e.g. too little RAM to boot) will do it again: that is the result.
+      const retryable = !panic && oomKillsInConsole(consoleText).length === 0 && attempt < BOOT_ATTEMPTS;
+      if (!retryable) {
+        this.bootError = `the VM did not boot: ${why}`;
+        warn(this.bootError);
+        return;
+      }
+      warn(`qemu: attempt ${attempt} to boot the VM failed: ${why}; retrying with a fresh overlay and ports`);
+    }
+    // One shared ssh connection for everything that follows.
+    const t1 = performance.now();
+    this.ssh = SshConnection.create({
+      hostName: LOOPBACK,
+      port: this.sshPort,
+      user: this.image.user,
+      options: [
+        `HostName ${LOOPBACK}`,
+        `Port ${this.sshPort}`,
+        `User ${this.image.user}`,
+        `IdentityFile ${this.image.sshKey}`,
+        "IdentitiesOnly yes",
+        `UserKnownHostsFile ${this.image.knownHosts}`,
+        "GlobalKnownHostsFile /dev/null",
+        `HostKeyAlias ${this.image.hostKeyAlias}`,
+        "StrictHostKeyChecking yes",
+        "ForwardAgent no",
+        "ForwardX11 no",
+      ],
+    });
+    try {
+      await this.ssh.open({ signal: this.spec.signal, retries: 5, minDelay: 250 });
+    } catch (err) {
+      if (this.spec.signal.aborted) throw err;
+      // sshd answered but no session could be had (e.g. the guest ran out of memory).
+      this.bootError = `the VM booted but ssh could not log in: ${errorMessage(err)}`;
+      warn(this.bootError);
+      return;
+    }
+    this.settings.ssh_connect_seconds = round((performance.now() - t1) / 1000);
+  }
+
+  /** Polls the forwarded ssh port for sshd's banner; qemu ending or the signal stop the wait. */
+  private async waitForSshd(q: Started, timeoutMs: number): Promise<"up" | "exited" | "timeout" | "aborted"> {
+    const end = performance.now() + timeoutMs;
+    let lastConsoleCheck = 0;
+    while (performance.now() < end) {
+      if (this.spec.signal.aborted) return "aborted";
+      if (!q.running()) return "exited";
+      if (await sshBanner(this.sshPort, 1000)) return "up";
+      if (performance.now() - lastConsoleCheck > 1000) {
+        lastConsoleCheck = performance.now();
+        if (bootFailureInConsole(safeRead(this.files.console))) {
+          // panic=-1 and -no-reboot end qemu in a moment; let it.
+          await Promise.race([q.exited, Bun.sleep(3000)]);
+        }
+      }
+      await Bun.sleep(100);
+    }
+    return "timeout";
+  }
+
+  async startPicoShare(secret: string): Promise<string> {
+    const url = `http://${LOOPBACK}:${this.httpPort}`;
+    if (this.bootError || !this.ssh) {
+      // Reported through the runner's readiness check: "PicoShare exited during start-up (the VM did not boot: ...)".
+      this.resolveExit({ code: null, signal: this.bootError ?? "the VM did not boot" });
+      return url;
+    }
+    const ssh = this.ssh;
+    const t0 = performance.now();
+    await ssh.copy(this.spec.picoshare.path, "/tmp/picoshare", { signal: this.spec.signal });
+    this.settings.copy_seconds = round((performance.now() - t0) / 1000);
+    const t1 = performance.now();
+    // The secret goes in on stdin, into a 0600 file PicoShare reads (PS_SHARED_SECRET_FILE).
+    // One root shell in the guest (each sudo costs a few hundred ms under TCG).
+    const script = [
+      "set -e",
+      `mv /tmp/picoshare ${GUEST_BIN}`,
+      `chown root:root ${GUEST_BIN}`,
+      `chmod 0755 ${GUEST_BIN}`,
+      `(umask 077; cat > ${GUEST_HOME}/secret)`,
+      `chown picoshare:picoshare ${GUEST_HOME}/secret`,
+      // PicoShare's output goes to the virtio serial port named "picoshare" (a file on the host).
+      "port=",
+      'for d in /sys/class/virtio-ports/*; do [ "$(cat "$d/name" 2>/dev/null)" = picoshare ] && port=/dev/${d##*/}; done',
+      '[ -n "$port" ] || { echo "no virtio port named picoshare" >&2; exit 1; }',
+      [
+        "systemd-run --quiet",
+        `--unit=${UNIT}`,
+        "--uid=picoshare --gid=picoshare",
+        `--working-directory=${GUEST_HOME}`,
+        '--property=StandardOutput=file:"$port"',
+        "--property=StandardError=inherit",
+        "--property=KillMode=mixed",
+        "--property=TimeoutStopSec=5",
+        `--setenv=PORT=${GUEST_HTTP_PORT}`,
+        `--setenv=PS_SHARED_SECRET_FILE=${GUEST_HOME}/secret`,
+        `--setenv=TMPDIR=${GUEST_HOME}/tmp`,
+        `${GUEST_BIN} -db ${GUEST_HOME}/data/store.db`,
+      ].join(" "),
+      `systemctl show --property=MainPID --value ${UNIT}`,
+    ].join("\n");
+    const command = `sudo sh -c ${shq(script)}`;
+    const out = await ssh.run(command, { input: secret, what: "start PicoShare", signal: this.spec.signal, timeoutMs: 60_000 });
+    this.mainPid = Number(out.trim().split("\n").pop());
+    this.settings.start_seconds = round((performance.now() - t1) / 1000);
+    this.settings.picoshare_guest_pid = this.mainPid;
+    if (!(this.mainPid > 0)) {
+      // Started and gone already (e.g. OOM-killed at once): the unit's result says how.
+      this.resolveExit(await this.unitExit());
+    } else {
+      this.startSampler();
+    }
+    void this.qemu?.exited.then(() => this.resolveExit({ code: null, signal: "the VM stopped" }));
+    return url;
+  }
+
+  /** The long-lived stream: one line per sample, fork-free in the guest (bash builtins only). */
+  private startSampler(): void {
+    const seconds = (this.sampleMs / 1000).toFixed(3);
+    const loop = [
+      "f=$(mktemp -u); mkfifo -m 600 \"$f\"; exec 3<>\"$f\"; rm -f \"$f\"",
+      `pid=$1; dead=0`,
+      "while :; do",
+      "  t=0; fr=0; a=0",
+      "  while read -r k v _; do case $k in MemTotal:) t=$v;; MemFree:) fr=$v;; MemAvailable:) a=$v; break;; esac; done < /proc/meminfo",
+      '  if [ $dead = 0 ] && ! kill -0 "$pid" 2>/dev/null; then dead=1; echo "x $(systemctl show --property=ExecMainCode --property=ExecMainStatus --value ' + UNIT + ' | tr "\\n" " ")"; fi',
+      "  echo \"m $((t - a)) $((t - fr))\"",
+      `  read -t ${seconds} -u 3 _ || :`,
+      "done",
+    ].join("\n");
+    const command = `sudo bash -c ${shq(loop)} sampler ${this.mainPid}`;
+    this.sampler = this.ssh!.stream(command, (line) => this.onSamplerLine(line));
+    void this.sampler.done.then((r) => {
+      if (this.torn || this.exitInfo) return;
+      warn(`the VM's memory sampler stopped (${r.code ?? r.signal}: ${r.stderr.trim().slice(-200) || "no message"})`);
+      // Without it PicoShare's exit is seen from the console (OOM) or qemu's own exit.
+      void this.watchConsole();
+    });
+  }
+
+  private onSamplerLine(line: string): void {
+    const parts = line.trim().split(/\s+/);
+    if (parts[0] === "m" && parts.length >= 3) {
+      const s = { used: Number(parts[1]) * 1024, usedWithCache: Number(parts[2]) * 1024 };
+      if (!Number.isFinite(s.used)) return;
+      this.last = s;
+      this.lastAt = performance.now();
+      this.peakWithCache = Math.max(this.peakWithCache, s.usedWithCache);
+      for (const l of this.listeners) l(s);
+    } else if (parts[0] === "x") {
+      this.resolveExit(decodeExit(Number(parts[1]), Number(parts[2])));
+    }
+  }
+
+  /** Fallback when the sampler is gone: an OOM kill of PicoShare in the console ends it. */
+  private async watchConsole(): Promise<void> {
+    while (!this.torn && !this.exitInfo) {
+      if (oomKillsInConsole(safeRead(this.files.console)).some((k) => k.pid === this.mainPid)) {
+        this.resolveExit({ code: null, signal: "SIGKILL" });
+        return;
+      }
+      await Bun.sleep(200);
+    }
+  }
+
+  private async unitExit(): Promise<ExitInfo> {
+    try {
+      const out = await this.ssh!.run(`sudo systemctl show --property=ExecMainCode --property=ExecMainStatus --value ${UNIT}`, {
+        what: "PicoShare's exit status",
+        timeoutMs: 10_000,
+      });
+      const [code, status] = out.trim().split("\n").map(Number);
+      return decodeExit(code, status);
+    } catch (err) {
+      return { code: null, signal: `unknown (${errorMessage(err)})` };
+    }
+  }
+
+  private resolveExit(e: ExitInfo): void {
+    if (this.exitInfo) return;
+    this.exitInfo = e;
+    this.exitedResolve(e);
+  }
+
+  async memoryNow(): Promise<number> {
+    if (this.last && performance.now() - this.lastAt < 2 * this.sampleMs + 500) return this.last.used;
+    if (!this.ssh) return 0;
+    const out = await this.ssh.run("grep -E '^(MemTotal|MemAvailable):' /proc/meminfo", { what: "read /proc/meminfo", timeoutMs: 10_000 });
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(out)?.[1] ?? 0);
+    return (kb("MemTotal") - kb("MemAvailable")) * 1024;
+  }
+
+  monitorMemory(_intervalMs: number): MemoryMonitor {
+    // The guest samples on its own clock (this.sampleMs); the monitor keeps the peak of what arrives.
+    log(`qemu: sampling the VM's memory (MemTotal - MemAvailable) every ${this.sampleMs} ms during the upload`);
+    let peak = this.last?.used ?? 0;
+    let samples = 0;
+    const listener = (s: Sample) => {
+      peak = Math.max(peak, s.used);
+      samples++;
+    };
+    this.listeners.add(listener);
+    return {
+      stop: async () => {
+        // One more sample period, so that the last moment of the upload is in.
+        await Bun.sleep(this.sampleMs + 20);
+        this.listeners.delete(listener);
+        return { peakBytes: peak, samples };
+      },
+    };
+  }
+
+  async oomKills(): Promise<number> {
+    const kills = oomKillsInConsole(safeRead(this.files.console));
+    if (kills.length > 0) {
+      this.settings.oom_killed_processes = kills.map((k) => `${k.name}(${k.pid})`).join(", ");
+      this.settings.kernel_oom_message = kills[0].line.slice(0, 300);
+    }
+    // The guest's own counter, where it can still be read (the console may lag).
+    let counted = 0;
+    if (this.ssh && !this.torn && this.qemu?.running()) {
+      try {
+        const out = await this.ssh.run("grep '^oom_kill ' /proc/vmstat", { what: "read /proc/vmstat", timeoutMs: 5000 });
+        counted = Number(out.trim().split(/\s+/)[1]) || 0;
+      } catch {}
+    }
+    return Math.max(kills.length, counted);
+  }
+
+  async kernelPeakBytes(): Promise<number | null> {
+    // A VM has no high-water mark of its own; the highest MemTotal - MemFree
+    // sampled (page cache included) is in the settings instead.
+    this.settings.peak_used_including_cache_bytes = this.peakWithCache || null;
+    return null;
+  }
+
+  async picosharePeakRss(): Promise<number | null> {
+    if (!this.ssh || !(this.mainPid > 0) || this.exitInfo) return null;
+    try {
+      const out = await this.ssh.run(`sudo grep '^VmHWM:' /proc/${this.mainPid}/status`, { what: "read VmHWM", timeoutMs: 5000 });
+      const m = /VmHWM:\s+(\d+) kB/.exec(out);
+      return m ? Number(m[1]) * 1024 : null;
+    } catch {
+      return null;
+    }
+  }
+
+  keepInstructions(baseUrl: string): string[] {
+    // The harness's own cleanup must not power off a kept VM; its ssh
+    // connection goes (the lines below say how to reach the VM without it).
+    this.forgetCleanup();
+    const sampler = this.sampler;
+    const ssh = this.ssh;
+    onCleanup("close the ssh connection to the kept VM", async () => {
+      await sampler?.stop().catch(() => {});
+      await ssh?.close().catch(() => {});
+    });
+    const sshLine = [
+      "ssh", "-i", this.image.sshKey, "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${this.image.knownHosts}`,
+      "-o", `HostKeyAlias=${this.image.hostKeyAlias}`, "-p", String(this.sshPort), `${this.image.user}@${LOOPBACK}`,
+    ].join(" ");
+    const pid = this.qemu?.pid;
+    return [
+      `PicoShare kept running in the VM at ${baseUrl} (qemu pid ${pid}, process group ${pid})`,
+      `  secret:  ${sshLine} sudo cat ${GUEST_HOME}/secret   (log in at ${baseUrl}/login)`,
+      `  ssh:     ${sshLine}`,
+      `  log:     ${this.logPath}; console: ${this.files.console}`,
+      `Stop it:   kill -TERM -- -${pid}; rm -rf ${this.dir}`,
+    ];
+  }
+
+  teardown(): Promise<void> {
+    this.tearing ??= this.doTeardown();
+    return this.tearing;
+  }
+
+  private async doTeardown(): Promise<void> {
+    this.torn = true;
+    this.forgetCleanup();
+    await this.sampler?.stop().catch(() => {});
+    if (this.qemu) await stopQemu(this.qemu);
+    await this.ssh?.close().catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+    this.resolveExit({ code: null, signal: "the VM was powered off" });
+  }
+}
+
+/** systemd's ExecMainCode (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and status as an ExitInfo. */
+function decodeExit(code: number, status: number): ExitInfo {
+  if (code === 2 || code === 3) return { code: null, signal: SIGNALS[status] ?? `signal ${status}` };
+  return { code: Number.isFinite(status) ? status : null, signal: null };
+}
+
+const SIGNALS: Record<number, string> = { 1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM" };
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function safeRead(path: string): string {
+  try {
+    return existsSync(path) && statSync(path).size > 0 ? readFileSync(path, "utf8") : "";
+  } catch {
+    return "";
+  }
+}

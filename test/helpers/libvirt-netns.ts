@@ -1,0 +1,160 @@
+// libvirtd in a network namespace of its own, for tests: libvirt's NAT
+// network uses private addresses (192.168.121.0/24 for vagrant-libvirt), so
+// the daemon, its dnsmasq, its bridge, its VMs and every client (virsh, ssh,
+// vagrant) live in a namespace the test makes with `ip netns` and removes;
+// nothing on the host is reached and nothing of the host's network changes.
+// libvirtd also gets a private mount namespace with its own /run/libvirt,
+// /var/lib/libvirt and /var/log/libvirt, so it never meets (or leaves state
+// for) a libvirtd the host may run; /var/cache/libvirt is a folder the caller
+// keeps (libvirt's probe of the qemu binary, slow under TCG, is cached there).
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Ran } from "./run.ts";
+
+const LAUNCH = `
+set -e
+d=$1
+mkdir -p /run/libvirt
+mount -t tmpfs -o mode=0755 tmpfs /run/libvirt
+mount --bind "$d/lib" /var/lib/libvirt
+mount --bind "$d/log" /var/log/libvirt
+mount --bind "$2" /var/cache/libvirt
+# A /dev/kvm that opens but runs no guest makes libvirt's probe of qemu wait
+# for minutes: hidden when the caller knows KVM is unusable.
+if [ "$3" = hide-kvm ] && [ -e /dev/kvm ]; then mount --bind /dev/null /dev/kvm; fi
+ip link set lo up
+virtlogd -d -p "$d/virtlogd.pid"
+exec libvirtd -p "$d/libvirtd.pid"
+`;
+
+export interface LibvirtNs {
+  /** The network namespace's name (ip netns list). */
+  name: string;
+  /** Private folder: libvirt's state, logs, and anything the test puts there (world-readable: qemu runs as libvirt-qemu). */
+  dir: string;
+  pid: number;
+  /** Runs argv in libvirtd's network and mount namespaces. */
+  exec(argv: string[], opts?: { input?: string; timeoutMs?: number }): Promise<Ran>;
+  virsh(...args: string[]): Promise<Ran>;
+  /** Destroys every domain and network, ends every process of the namespace, removes it and the folder. */
+  stop(): Promise<void>;
+}
+
+export function libvirtMissing(): string[] {
+  const missing: string[] = [];
+  for (const [path, pkg] of [
+    ["/usr/sbin/libvirtd", "libvirt-daemon-system"],
+    ["/usr/bin/virsh", "libvirt-clients"],
+    ["/usr/sbin/dnsmasq", "dnsmasq-base"],
+    ["/usr/sbin/iptables", "iptables"],
+    ["/usr/bin/nsenter", "util-linux"],
+  ]) {
+    if (!existsSync(path)) missing.push(`${path} is missing: apt-get install ${pkg}`);
+  }
+  return missing;
+}
+
+function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Processes in network namespace `name`. */
+function nsPids(name: string): number[] {
+  const r = spawnSync("ip", ["netns", "pids", name], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
+}
+
+export async function startLibvirtNs(base: string, cacheDir: string, opts: { hideKvm?: boolean } = {}): Promise<LibvirtNs> {
+  mkdirSync(cacheDir, { recursive: true });
+  const name = `pperf-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const dir = mkdtempSync(join(base, "libvirt-"));
+  chmodSync(dir, 0o755);
+  for (const sub of ["lib/qemu", "lib/images", "lib/dnsmasq", "lib/network", "log/qemu"]) mkdirSync(join(dir, sub), { recursive: true });
+  const added = spawnSync("ip", ["netns", "add", name], { encoding: "utf8" });
+  if (added.status !== 0) throw new Error(`ip netns add ${name}: ${added.stderr.trim()}`);
+  const logFd = openSync(join(dir, "libvirtd.log"), "a");
+  const child = spawn("ip", ["netns", "exec", name, "unshare", "-m", "--propagation", "private", "sh", "-c", LAUNCH, "sh", dir, cacheDir, opts.hideKvm ? "hide-kvm" : ""], {
+    detached: true,
+    stdio: ["ignore", logFd, logFd],
+  });
+  closeSync(logFd);
+  const pid = child.pid!;
+  const exec = (argv: string[], opts?: { input?: string; timeoutMs?: number }) =>
+    run(["nsenter", "-t", String(pid), "-m", "-n", ...argv], opts);
+  const virsh = (...args: string[]) => exec(["virsh", "-q", "-c", "qemu:///system", ...args]);
+  let stopped = false;
+  const ns: LibvirtNs = {
+    name,
+    dir,
+    pid,
+    exec,
+    virsh,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null) {
+        for (const d of (await virsh("list", "--all", "--name")).stdout.split("\n").filter(Boolean)) {
+          await virsh("destroy", d);
+          await virsh("undefine", d, "--nvram");
+        }
+        for (const n of (await virsh("net-list", "--all", "--name")).stdout.split("\n").filter(Boolean)) {
+          await virsh("net-destroy", n);
+          await virsh("net-undefine", n);
+        }
+      }
+      // Everything still in the namespace was started by this helper.
+      for (let round = 0; round < 50; round++) {
+        const pids = nsPids(name);
+        if (pids.length === 0) break;
+        for (const p of pids) {
+          try {
+            process.kill(p, round < 10 ? "SIGTERM" : "SIGKILL");
+          } catch {}
+        }
+        await Bun.sleep(100);
+      }
+      spawnSync("ip", ["netns", "del", name]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  // Up when virsh gets an answer.
+  const end = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      const log = readFileSync(join(dir, "libvirtd.log"), "utf8").trim().split("\n").slice(-3).join(" | ");
+      await ns.stop();
+      throw new Error(`libvirtd ended at start-up: ${log}`);
+    }
+    if ((await virsh("version")).code === 0) return ns;
+    if (Date.now() > end) {
+      await ns.stop();
+      throw new Error("libvirtd did not answer within 30 s");
+    }
+    await Bun.sleep(200);
+  }
+}
+
+/** The network vagrant-libvirt makes for its VMs (its default management network). */
+export const VAGRANT_LIBVIRT_NETWORK = `<network>
+  <name>vagrant-libvirt</name>
+  <forward mode='nat'/>
+  <bridge name='virbr1' stp='on' delay='0'/>
+  <ip address='192.168.121.1' netmask='255.255.255.0'>
+    <dhcp><range start='192.168.121.2' end='192.168.121.254'/></dhcp>
+  </ip>
+</network>
+`;
