@@ -79,19 +79,27 @@ function ramColor(cells: CellSummary[]) {
   };
 }
 
+/** One point per cell: its median and the median's 95 % interval (the median alone where there is none), divided by `scale`. */
+function medianPoints(cells: CellSummary[], metric: "throughput_mbps" | "peak_memory_bytes", scale = 1) {
+  return cells
+    .filter((c) => c[metric].median !== null)
+    .map((c) => {
+      const s = c[metric];
+      return {
+        ram: ramName(c.ram_mb),
+        size: c.file_size,
+        size_mib: c.file_size_bytes / MiB,
+        median: s.median! / scale,
+        lo: (s.ci95?.[0] ?? s.median!) / scale,
+        hi: (s.ci95?.[1] ?? s.median!) / scale,
+        n: s.n,
+      };
+    });
+}
+
 /** Median throughput against file size, one line per RAM limit, with the median's 95 % interval. */
 export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpec {
-  const values = cells
-    .filter((c) => c.throughput_mbps.median !== null)
-    .map((c) => ({
-      ram: ramName(c.ram_mb),
-      size: c.file_size,
-      size_mib: c.file_size_bytes / MiB,
-      median: c.throughput_mbps.median,
-      lo: c.throughput_mbps.ci95?.[0] ?? c.throughput_mbps.median,
-      hi: c.throughput_mbps.ci95?.[1] ?? c.throughput_mbps.median,
-      n: c.throughput_mbps.n,
-    }));
+  const values = medianPoints(cells, "throughput_mbps");
   const x = sizeAxis(cells);
   const color = ramColor(cells);
   return {
@@ -118,16 +126,7 @@ export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpe
 
 /** Median peak memory against file size, one line per RAM limit, each limit drawn as a dashed rule. */
 export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
-  const values = cells
-    .filter((c) => c.peak_memory_bytes.median !== null)
-    .map((c) => ({
-      ram: ramName(c.ram_mb),
-      size: c.file_size,
-      size_mib: c.file_size_bytes / MiB,
-      median: c.peak_memory_bytes.median! / MiB,
-      lo: (c.peak_memory_bytes.ci95?.[0] ?? c.peak_memory_bytes.median!) / MiB,
-      hi: (c.peak_memory_bytes.ci95?.[1] ?? c.peak_memory_bytes.median!) / MiB,
-    }));
+  const values = medianPoints(cells, "peak_memory_bytes", MiB);
   const limits = [...new Set(cells.map((c) => c.ram_mb))].map((ram) => ({ ram: ramName(ram), limit: ram }));
   const peaks = values.map((v) => v.lo).filter((v) => v > 0);
   const lo = Math.min(...peaks, ...limits.map((l) => l.limit)) / 1.5;
