@@ -79,6 +79,11 @@ function ramColor(cells: CellSummary[]) {
   };
 }
 
+/** What every chart spec starts with: the Vega-Lite schema, its title and the shared look. */
+function frame(title: string) {
+  return { $schema: "https://vega.github.io/schema/vega-lite/v6.json", title, config: CONFIG };
+}
+
 /** One point per cell: its median and the median's 95 % interval (the median alone where there is none), divided by `scale`. */
 function medianPoints(cells: CellSummary[], metric: "throughput_mbps" | "peak_memory_bytes", scale = 1) {
   return cells
@@ -103,11 +108,9 @@ export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpe
   const x = sizeAxis(cells);
   const color = ramColor(cells);
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
+    ...frame(title),
     width: WIDTH,
     height: HEIGHT,
-    config: CONFIG,
     data: { values },
     encoding: { x, color },
     layer: [
@@ -135,11 +138,9 @@ export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
   const color = ramColor(cells);
   const y = { type: "quantitative" as const, scale: { type: "log" as const, domain: [lo, hi] } };
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
+    ...frame(title),
     width: WIDTH,
     height: HEIGHT,
-    config: CONFIG,
     layer: [
       {
         data: { values: limits },
@@ -197,9 +198,7 @@ export function outcomeGridSpec(cells: CellSummary[], title: string): TopLevelSp
   const x = { field: "size", type: "ordinal" as const, title: "File size", sort: [...new Set(sizes)], axis: { labelAngle: 0, orient: "top" as const } };
   const y = { field: "ram", type: "ordinal" as const, title: "RAM limit", sort: ramDomain(cells) };
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
-    config: CONFIG,
+    ...frame(title),
     data: { values },
     width: { step: 120 },
     height: { step: 44 },
@@ -289,9 +288,7 @@ export function ratioSpec(c: Comparison): TopLevelSpec {
     };
   };
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: "B / A per cell",
-    config: CONFIG,
+    ...frame("B / A per cell"),
     hconcat: [panel("throughput", "Throughput"), panel("peak_memory", "Peak memory")],
     resolve: { scale: { color: "shared" } },
   };
