@@ -243,7 +243,7 @@ describe("the Vagrantfile", () => {
     expect(r.status).toBe(0);
     const c = JSON.parse(r.stdout);
     expect(c.box).toBe("generic/ubuntu2204");
-    expect(c.providers).toEqual({ libvirt: { memory: 777, cpus: 1 }, virtualbox: { memory: 777, cpus: 1 } });
+    expect(c.providers).toEqual({ libvirt: { memory: 777, cpus: 1, driver: "kvm" }, virtualbox: { memory: 777, cpus: 1 } });
     expect(c.synced).toEqual([{ src: ".", dst: "/vagrant", disabled: true }]);
     expect(c.provisions).toHaveLength(1);
     expect(c.provisions[0].inline).toContain("swapoff -a");
@@ -258,5 +258,12 @@ describe("the Vagrantfile", () => {
     const r = evaluate({ VM_MEMORY: "lots" });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("invalid value for Integer");
+  });
+
+  test("the libvirt driver from VM_LIBVIRT_DRIVER: qemu (TCG) or kvm, nothing else", () => {
+    expect(JSON.parse(evaluate({ VM_LIBVIRT_DRIVER: "qemu" }).stdout).providers.libvirt.driver).toBe("qemu");
+    const r = evaluate({ VM_LIBVIRT_DRIVER: "xen" });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("VM_LIBVIRT_DRIVER must be kvm or qemu, got xen");
   });
 });

@@ -324,11 +324,12 @@ describe("a real upload through ssh", () => {
 });
 
 /** A folder with only the tools a run needs before its preflight (bun, go, a shell, the stand-in's coreutils): no ssh, no scp. */
-function toolsWithoutSsh(): string {
-  const dir = join(root, "tools-without-ssh");
+/** A folder of links to the tools a run needs, for a PATH that lacks the others (vagrant, ssh, ...). */
+function toolsOnly(name: string, tools: string[]): string {
+  const dir = join(root, name);
   if (!existsSync(dir)) {
     mkdirSync(dir);
-    for (const tool of ["bun", "go", "bash", "sh", "env", "cat", "mkdir", "date", "sleep"]) {
+    for (const tool of ["bun", "go", "bash", "sh", "env", "cat", "mkdir", "date", "sleep", ...tools]) {
       const path = Bun.which(tool);
       if (path) symlinkSync(path, join(dir, tool));
     }
@@ -397,10 +398,11 @@ describe("the OOM killer in the VM", () => {
 
 describe("prerequisites: exit 2, one line, nothing made", () => {
   const cases: [string, (c: Case) => Record<string, string>, RegExp][] = [
-    ["no vagrant on PATH", (c) => ({ ...env(c), PATH: process.env.PATH! }), /vagrant is not on PATH: install Vagrant 2\.2 or newer/],
+    ["no vagrant on PATH", (c) => ({ ...env(c), PATH: toolsOnly("tools-without-vagrant", ["ssh", "scp"]) }), /vagrant is not on PATH: install Vagrant 2\.2 or newer/],
     ["vagrant too old", (c) => env(c, { FAKE_VAGRANT_VERSION: "2.1.5" }), /vagrant 2\.1\.5 .* is too old: the vagrant backend needs Vagrant 2\.2 or newer/],
     ["no vagrant-libvirt plugin", (c) => env(c, { FAKE_VAGRANT_PLUGINS: "vagrant-share (2.0.0, global)" }), /plugin is missing \(`vagrant plugin list` shows no vagrant-libvirt\)/],
     ["an unknown provider", (c) => env(c, { VAGRANT_DEFAULT_PROVIDER: "docker" }), /VAGRANT_DEFAULT_PROVIDER must be one of libvirt, virtualbox/],
+    ["an unknown libvirt driver", (c) => env(c, { VM_LIBVIRT_DRIVER: "xen" }), /VM_LIBVIRT_DRIVER must be one of kvm, qemu, got "xen"/],
   ];
   const withHostChecks = (c: Case) => {
     const e: Record<string, string> = env(c);
@@ -414,10 +416,10 @@ describe("prerequisites: exit 2, one line, nothing made", () => {
       const c = newCase();
       const ran = await runScript("run-test", args(c, "--ram", "512", "--file-size", "4M"), withHostChecks(c));
       expectPassed(ran);
-      expect(ran.stderr).toMatch(/Vagrant: vagrant 2\.4\.1, provider libvirt \(vagrant-libvirt 0\.12\.2\), KVM \/dev\/kvm usable, OpenSSH_/);
+      expect(ran.stderr).toMatch(/Vagrant: vagrant 2\.4\.1, provider libvirt \(vagrant-libvirt 0\.12\.2\), libvirt driver kvm, \/dev\/kvm usable, OpenSSH_/);
     });
   }
-  cases.push(["no ssh or scp on PATH", (c) => ({ ...env(c), PATH: `${bin}:${toolsWithoutSsh()}` }), /ssh is not on PATH: install the OpenSSH client/]);
+  cases.push(["no ssh or scp on PATH", (c) => ({ ...env(c), PATH: `${bin}:${toolsOnly("tools-without-ssh", [])}` }), /ssh is not on PATH: install the OpenSSH client/]);
   for (const [name, makeEnv, message] of cases) {
     test(name, async () => {
       const c = newCase();

@@ -31,6 +31,9 @@ import {
 export const DEFAULT_BOX = "generic/ubuntu2204";
 export const PROVIDERS = ["libvirt", "virtualbox"] as const;
 export type Provider = (typeof PROVIDERS)[number];
+/** libvirt's domain type: kvm, or qemu (TCG: the CPU emulated, for hosts without KVM). */
+export const LIBVIRT_DRIVERS = ["kvm", "qemu"] as const;
+export type LibvirtDriver = (typeof LIBVIRT_DRIVERS)[number];
 export const MIN_VAGRANT_VERSION = [2, 2, 0] as const;
 /** In the Vagrant folder's .vagrant/: the VM a run left up, the harness's lock, vagrant's output. */
 export const STATE_FILE = "picoshare-perf-state.json";
@@ -54,6 +57,8 @@ export interface VagrantConfig {
   folder: string;
   provider: Provider;
   box: string;
+  /** The libvirt provider's domain type (VM_LIBVIRT_DRIVER, read by the Vagrantfile too). */
+  libvirtDriver: LibvirtDriver;
   /** Folder in the guest under which the VM's private folder goes. */
   guestBase: string;
   /** Bound on waiting for the harness's and Vagrant's locks, ms. */
@@ -77,6 +82,10 @@ export function vagrantConfig(env: NodeJS.ProcessEnv = process.env): VagrantConf
   if (!(PROVIDERS as readonly string[]).includes(provider)) {
     throw new UsageError(`VAGRANT_DEFAULT_PROVIDER must be one of ${PROVIDERS.join(", ")} for the vagrant backend, got "${provider}"`);
   }
+  const driver = env.VM_LIBVIRT_DRIVER || "kvm";
+  if (!(LIBVIRT_DRIVERS as readonly string[]).includes(driver)) {
+    throw new UsageError(`VM_LIBVIRT_DRIVER must be one of ${LIBVIRT_DRIVERS.join(", ")}, got "${driver}"`);
+  }
   const guestBase = env.PERF_VAGRANT_GUEST_DIR || "/var/tmp";
   if (!guestBase.startsWith("/") || /[^\w./-]/.test(guestBase)) {
     throw new UsageError(`PERF_VAGRANT_GUEST_DIR must be an absolute path of letters, digits, . _ - and /, got "${guestBase}"`);
@@ -85,6 +94,7 @@ export function vagrantConfig(env: NodeJS.ProcessEnv = process.env): VagrantConf
     folder: resolve(env.VAGRANT_CWD || ROOT),
     provider: provider as Provider,
     box: env.VM_BOX || DEFAULT_BOX,
+    libvirtDriver: driver as LibvirtDriver,
     guestBase: guestBase.replace(/\/+$/, "") || "/",
     lockWaitMs: seconds(env, "PERF_VAGRANT_LOCK_WAIT", 60),
     upTimeoutMs: seconds(env, "PERF_VAGRANT_UP_TIMEOUT", 900),
@@ -328,16 +338,19 @@ async function checkPrerequisites(cfg: VagrantConfig, cli: VagrantCli): Promise<
   let hostText = "";
   if (cfg.skipHostChecks) {
     hostText = `host virtualisation not checked (${SKIP_HOST_CHECKS}=1)`;
+  } else if (cfg.provider === "libvirt" && cfg.libvirtDriver === "qemu") {
+    hostText = "libvirt driver qemu (TCG: the CPU is emulated, KVM not needed)";
   } else if (cfg.provider === "libvirt") {
+    const orTcg = "or set VM_LIBVIRT_DRIVER=qemu (an emulated CPU: slow), or use --backend local";
     if (!existsSync("/dev/kvm")) {
-      throw new UsageError("KVM is not available (/dev/kvm is missing): the libvirt provider needs hardware virtualisation; enable it (kvm modules, nested virtualisation) or use --backend local");
+      throw new UsageError(`KVM is not available (/dev/kvm is missing): the libvirt provider's kvm driver needs hardware virtualisation; enable it (kvm modules, nested virtualisation), ${orTcg}`);
     }
     try {
       accessSync("/dev/kvm", fsConstants.R_OK | fsConstants.W_OK);
     } catch {
-      throw new UsageError("KVM is not usable: /dev/kvm cannot be opened read-write by this user; add the user to the kvm group (then log in again) or use --backend local");
+      throw new UsageError(`KVM is not usable: /dev/kvm cannot be opened read-write by this user; add the user to the kvm group (then log in again), ${orTcg}`);
     }
-    hostText = "KVM /dev/kvm usable";
+    hostText = "libvirt driver kvm, /dev/kvm usable";
   } else {
     if (!(which("VBoxManage"))) {
       throw new UsageError("VirtualBox is not installed (VBoxManage is not on PATH): install VirtualBox, or use VAGRANT_DEFAULT_PROVIDER=libvirt");
@@ -474,7 +487,7 @@ class VagrantEnvironment implements TestEnvironment {
     this.exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
     this.cli = new VagrantCli(
       cfg.folder,
-      { VM_MEMORY: String(spec.ramMiB), VM_BOX: cfg.box },
+      { VM_MEMORY: String(spec.ramMiB), VM_BOX: cfg.box, VM_LIBVIRT_DRIVER: cfg.libvirtDriver },
       join(dotVagrant(cfg.folder), VAGRANT_LOG_FILE),
     );
     this.hostDir = mkdtempSync(join(spec.workDir, "picoshare-perf-vagrant-"));
@@ -484,6 +497,7 @@ class VagrantEnvironment implements TestEnvironment {
       vagrant_folder: cfg.folder,
       vagrant_version: checkedVersion || null,
       provider: cfg.provider,
+      libvirt_driver: cfg.provider === "libvirt" ? cfg.libvirtDriver : null,
       box: cfg.box,
       vm_memory_mib: spec.ramMiB,
       vm_cpus: 1,
