@@ -6,13 +6,13 @@
 //
 //   ${PERF_VM_CACHE:-/var/cache/picoshare-perf/vm}/<key>/
 //     disk.img          raw ext4 root file system (sparse), the qemu backend's base
-//     vmlinuz, initrd.img, cmdline   Debian's kernel and initrd (boot loaders, the box)
+//     vmlinuz, initrd.img, cmdline   Debian's kernel and initrd (for boot loaders)
 //     vmlinux, initrd-fast.img   the same kernel uncompressed (PVH) and a minimal
-//                       initramfs: the qemu backend's quick boot path
+//                       initramfs: the quick boot of the qemu backend and the box
 //     id_ed25519[.pub]  the key made for this image (user "perf")
 //     known_hosts       the image's own host key, under HOST_KEY_ALIAS
 //     picoshare-perf.box  Vagrant box for the libvirt provider (a tar of
-//                       metadata.json, box.img, Vagrantfile, vmlinuz, initrd.img)
+//                       metadata.json, box.img, Vagrantfile, vmlinux, initrd-fast.img)
 //     manifest.json     what is in it; written last
 //
 // A build runs in `.build-<key>-<pid>` beside it and is renamed into place
@@ -281,7 +281,7 @@ export interface VmImage {
   sshKey: string;
   knownHosts: string;
   hostKeyAlias: string;
-  /** Vagrant box for the libvirt provider (a tar of metadata.json, box.img, Vagrantfile, vmlinuz, initrd.img). */
+  /** Vagrant box for the libvirt provider (a tar of metadata.json, box.img, Vagrantfile, vmlinux, initrd-fast.img). */
   boxFile: string;
   manifest: ImageManifest;
 }
@@ -645,7 +645,7 @@ async function buildInto(tmp: string, key: string, root: string): Promise<void> 
     const kernels = readdirSync(boot).filter((n) => n.startsWith("vmlinuz-")).sort();
     if (kernels.length === 0) throw new Error("no kernel in /boot");
     kernelVersion = kernels[kernels.length - 1].slice("vmlinuz-".length);
-    // Debian's pair, for boot loaders and the Vagrant box.
+    // Debian's pair, for boot loaders.
     await run(step, ["cp", join(boot, `vmlinuz-${kernelVersion}`), join(tmp, "vmlinuz")]);
     await run(step, ["cp", join(boot, `initrd.img-${kernelVersion}`), join(tmp, "initrd.img")]);
     writeFileSync(join(tmp, "cmdline"), `${KERNEL_CMDLINE}\n`);
@@ -669,14 +669,15 @@ async function buildInto(tmp: string, key: string, root: string): Promise<void> 
     const box = join(tmp, "box");
     mkdirSync(box);
     await run(step, ["qemu-img", "convert", "-O", "qcow2", "-f", "raw", join(tmp, "disk.img"), join(box, "box.img")]);
-    await run(step, ["cp", join(tmp, "vmlinuz"), join(box, "vmlinuz")]);
-    await run(step, ["cp", join(tmp, "initrd.img"), join(box, "initrd.img")]);
+    // The fast pair, as the qemu backend boots it.
+    await run(step, ["cp", join(tmp, "vmlinux"), join(box, "vmlinux")]);
+    await run(step, ["cp", join(tmp, "initrd-fast.img"), join(box, "initrd-fast.img")]);
     writeFileSync(
       join(box, "metadata.json"),
       `${JSON.stringify({ provider: "libvirt", format: "qcow2", virtual_size: IMAGE_DISK_BYTES / GiB }, null, 2)}\n`,
     );
     writeFileSync(join(box, "Vagrantfile"), boxVagrantfile(join(root, key, "id_ed25519")));
-    await run(step, ["tar", "-C", box, "-cf", join(tmp, "picoshare-perf.box"), "metadata.json", "Vagrantfile", "box.img", "vmlinuz", "initrd.img"]);
+    await run(step, ["tar", "-C", box, "-cf", join(tmp, "picoshare-perf.box"), "metadata.json", "Vagrantfile", "box.img", "vmlinux", "initrd-fast.img"]);
     rmSync(box, { recursive: true, force: true });
   });
 
@@ -701,8 +702,9 @@ async function buildInto(tmp: string, key: string, root: string): Promise<void> 
 }
 
 /**
- * The box's own Vagrantfile: direct kernel boot (the disk has no boot
- * loader), the image's user and key, no synced folder.
+ * The box's own Vagrantfile: direct kernel boot of the fast pair (the disk
+ * has no boot loader), the image's user and key, no synced folder, and the
+ * guest named (Vagrant's detection costs seconds of ssh round trips under TCG).
  */
 function boxVagrantfile(keyPath: string): string {
   return `# Vagrant box made by picoshare-perf-test (scripts/build-vm-image.ts) for the libvirt provider.
@@ -710,19 +712,20 @@ Vagrant.configure("2") do |config|
   config.ssh.username = "${IMAGE_USER}"
   config.ssh.private_key_path = ENV.fetch("PICOSHARE_PERF_VM_KEY", "${keyPath}")
   config.ssh.insert_key = false
+  config.vm.guest = :debian
   config.vm.synced_folder ".", "/vagrant", disabled: true
   config.vm.provider :libvirt do |libvirt|
     box_dir = File.dirname(__FILE__)
-    libvirt.kernel = File.join(box_dir, "vmlinuz")
-    libvirt.initrd = File.join(box_dir, "initrd.img")
-    libvirt.cmd_line = "${KERNEL_CMDLINE}"
+    libvirt.kernel = File.join(box_dir, "vmlinux")
+    libvirt.initrd = File.join(box_dir, "initrd-fast.img")
+    libvirt.cmd_line = "${KERNEL_CMDLINE} ${FAST_CMDLINE_EXTRA}"
     libvirt.disk_bus = "virtio"
     libvirt.nic_model_type = "virtio"
     libvirt.cpus = 1
     libvirt.graphics_type = "none"
     libvirt.video_type = "none"
     # "qemu" (TCG) where KVM is missing or unusable; vagrant-libvirt's default is "kvm".
-    driver = ENV.fetch("PICOSHARE_PERF_LIBVIRT_DRIVER", "").strip
+    driver = ENV.fetch("VM_LIBVIRT_DRIVER", "").strip
     libvirt.driver = driver unless driver.empty?
   end
 end

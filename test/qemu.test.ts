@@ -13,6 +13,7 @@ import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
 import { MiB } from "../lib/sizes.ts";
 import { ROOT } from "../lib/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
+import { interruptRun, newVmCase, readResult, vmRunArgs, type VmCase } from "./helpers/vm-case.ts";
 
 setDefaultTimeout(300_000);
 
@@ -41,27 +42,12 @@ afterAll(() => {
   if (timings.length) console.log(`qemu tests: ${timings.join("; ")}`);
 });
 
-interface Case {
-  results: string;
-  work: string;
-  /** TMPDIR of the run: the ssh control folder goes here. */
-  tmp: string;
-}
+type Case = VmCase;
 
-function newCase(): Case {
-  const base = mkdtempSync(join(root, "case-"));
-  const c = { results: join(base, "results"), work: join(base, "work"), tmp: join(base, "tmp") };
-  mkdirSync(c.work);
-  mkdirSync(c.tmp);
-  return c;
-}
+const newCase = () => newVmCase(root);
 
 function args(c: Case, ...extra: string[]): string[] {
-  return ["--backend", "qemu", "--test-files", files, "--results-dir", c.results, "--work-dir", c.work, "--picoshare", picoshare, ...extra];
-}
-
-function readResult(ran: Ran) {
-  return JSON.parse(readFileSync(ran.stdout.trim(), "utf8"));
+  return vmRunArgs("qemu", c, files, picoshare, ...extra);
 }
 
 /** qemu processes a run-test with this pid started (qemu is named after it). */
@@ -121,7 +107,7 @@ describe("build-vm-image", () => {
       p.stdout.on("data", (d) => (out += d));
       p.on("close", () => resolve(out));
     });
-    expect(list.split("\n").filter(Boolean).sort()).toEqual(["Vagrantfile", "box.img", "initrd.img", "metadata.json", "vmlinuz"]);
+    expect(list.split("\n").filter(Boolean).sort()).toEqual(["Vagrantfile", "box.img", "initrd-fast.img", "metadata.json", "vmlinux"]);
     const sshd = await new Promise<string>((resolve) => {
       const p = spawn("debugfs", ["-R", "cat /etc/ssh/sshd_config.d/picoshare-perf.conf", join(imageDir, "disk.img")]);
       let out = "";
@@ -229,12 +215,7 @@ describe("run-test --backend qemu", () => {
     await waitFor("the boot", () => run.stderr().includes("qemu: booting the VM"), 120_000);
     await waitFor("qemu to run", () => qemuOf(run.pid).length > 0, 10_000);
     await Bun.sleep(1000);
-    process.kill(run.pid, "SIGINT");
-    const ran = await run.done;
-    expect(ran.code).toBe(130);
-    expect(ran.stderr).toContain("Caught SIGINT");
-    expect(ran.stdout).toBe("");
-    expect(existsSync(c.results) ? readdirSync(c.results).filter((n) => n.endsWith(".json")) : []).toEqual([]);
+    await interruptRun(run, c);
     await expectNothingLeft(c, run.pid);
   });
 
@@ -244,10 +225,7 @@ describe("run-test --backend qemu", () => {
     await waitFor("the upload", () => run.stderr().includes("sampling the VM's memory"), 180_000);
     await Bun.sleep(1500);
     expect(qemuOf(run.pid).length).toBe(1);
-    process.kill(run.pid, "SIGINT");
-    const ran = await run.done;
-    expect(ran.code).toBe(130);
-    expect(ran.stdout).toBe("");
+    await interruptRun(run, c);
     await expectNothingLeft(c, run.pid);
   });
 

@@ -17,9 +17,14 @@ export interface Running {
   done: Promise<Ran>;
 }
 
-/** Starts `bun scripts/NAME.ts args...` from the project folder. */
-export function startScript(name: string, args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn("bun", [join(ROOT, "scripts", `${name}.ts`), ...args], {
+/**
+ * Starts `bun scripts/NAME.ts args...` from the project folder; `wrap` goes
+ * in front (a command that execs the rest, such as nsenter, so that the pid
+ * is the script's own).
+ */
+export function startScript(name: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []): Running {
+  const argv = [...wrap, process.execPath, join(ROOT, "scripts", `${name}.ts`), ...args];
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
