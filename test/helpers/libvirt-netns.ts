@@ -147,14 +147,3 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
     await Bun.sleep(200);
   }
 }
-
-/** The network vagrant-libvirt makes for its VMs (its default management network). */
-export const VAGRANT_LIBVIRT_NETWORK = `<network>
-  <name>vagrant-libvirt</name>
-  <forward mode='nat'/>
-  <bridge name='virbr1' stp='on' delay='0'/>
-  <ip address='192.168.121.1' netmask='255.255.255.0'>
-    <dhcp><range start='192.168.121.2' end='192.168.121.254'/></dhcp>
-  </ip>
-</network>
-`;
