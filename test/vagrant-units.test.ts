@@ -84,6 +84,16 @@ describe("the guest's kernel log and exit statuses", () => {
     expect(oomKilledPids("")).toEqual([]);
   });
 
+  test("kills stamped before PicoShare started are not counted: a reused pid is not an OOM kill", () => {
+    const log = [
+      "[  100.500000] Out of memory: Killed process 4242 (picoshare) total-vm:1kB",
+      "[  250.000001] Out of memory: Killed process 4343 (picoshare) total-vm:1kB",
+      "Out of memory: Killed process 4444 (picoshare) total-vm:1kB",
+    ].join("\n");
+    expect(oomKilledPids(log, 250).sort()).toEqual([4343, 4444]);
+    expect(oomKilledPids(log, null).sort()).toEqual([4242, 4343, 4444]);
+  });
+
   test("exit statuses: a wrapper's wait status and systemd's ExecMainCode/Status", () => {
     expect(parseExitLine("exit-status 0")).toEqual({ code: 0, signal: null });
     expect(parseExitLine("exit-status 1")).toEqual({ code: 1, signal: null });
@@ -135,7 +145,12 @@ describe("the start script run in the guest", () => {
       });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
-      expect(r.stdout).toBe("port=23456\npid=4242\n");
+      // The guest's uptime before the start, to date its kernel log lines by.
+      const up = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+      const m = /^port=23456\npid=4242\nuptime=(\d+\.\d+)\n$/.exec(r.stdout);
+      expect(m).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(0);
+      expect(Number(m![1])).toBeLessThanOrEqual(up);
       const secretFile = join(g.spec.guestDir, "secret");
       expect(readFileSync(secretFile, "utf8")).toBe(SECRET);
       expect(statSync(secretFile).mode & 0o777).toBe(0o600);

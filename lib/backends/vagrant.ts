@@ -156,12 +156,18 @@ function removeVmState(folder: string): void {
  * Pids of picoshare processes the OOM killer ended, from kernel log text:
  * "Out of memory: Killed process N (picoshare)" (also "Memory cgroup out of
  * memory: ...") and "oom-kill:...,task=picoshare,pid=N,...". One kill logs
- * both lines: pids are counted once.
+ * both lines: pids are counted once. With `sinceSeconds`, lines stamped
+ * earlier (the kernel's "[seconds since boot]") are skipped: pids are reused,
+ * and an earlier test in the same VM may have lost a PicoShare with this pid.
  */
-export function oomKilledPids(kernelLog: string): number[] {
+export function oomKilledPids(kernelLog: string, sinceSeconds: number | null = null): number[] {
   const pids = new Set<number>();
-  for (const m of kernelLog.matchAll(/Killed process (\d+) \(picoshare\)/g)) pids.add(Number(m[1]));
-  for (const m of kernelLog.matchAll(/oom-kill:\S*task=picoshare,pid=(\d+)/g)) pids.add(Number(m[1]));
+  for (const line of kernelLog.split("\n")) {
+    const stamp = /^\[\s*(\d+\.\d+)\]/.exec(line);
+    if (sinceSeconds !== null && stamp && Number(stamp[1]) < sinceSeconds) continue;
+    const m = /Killed process (\d+) \(picoshare\)/.exec(line) ?? /oom-kill:\S*task=picoshare,pid=(\d+)/.exec(line);
+    if (m) pids.add(Number(m[1]));
+  }
   return [...pids];
 }
 
@@ -263,6 +269,8 @@ export function startCommand(method: StartMethod, spec: StartSpec): string {
     '  if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -Eq "^ *[0-9]+: [0-9A-F]+:$h [0-9A-F]+:0000 0A "; then port=$p; break; fi',
     "done",
     '[ -n "$port" ] || { echo "no free TCP port found in the VM" >&2; exit 1; }',
+    // Kernel log lines stamped before this moment are not about this PicoShare.
+    "read -r up _ < /proc/uptime",
   ];
   if (method === "systemd-run") {
     if (!spec.unit) throw new Error("systemd-run needs a unit name");
@@ -295,7 +303,7 @@ export function startCommand(method: StartMethod, spec: StartSpec): string {
       "i=0; while [ ! -s picoshare.pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done",
     );
   }
-  lines.push('echo "port=$port"; echo "pid=$(cat picoshare.pid)"');
+  lines.push('echo "port=$port"; echo "pid=$(cat picoshare.pid)"; echo "uptime=$up"');
   return lines.join("\n");
 }
 
@@ -470,6 +478,8 @@ class VagrantEnvironment implements TestEnvironment {
   private unit: string | null = null;
   private oomSource: "dmesg" | "journalctl" | null = null;
   private picoPid: number | null = null;
+  /** The guest's uptime (s) just before PicoShare started: older kernel log lines are not about it. */
+  private startUptime: number | null = null;
   private readonly ourPids = new Set<number>();
   private guestPort = 0;
   private hostPort = 0;
@@ -793,6 +803,8 @@ class VagrantEnvironment implements TestEnvironment {
     if (!port) throw new Error(`starting PicoShare in the VM printed no port: ${out.trim().slice(0, 200)}`);
     this.guestPort = port;
     this.picoPid = Number.isInteger(pid) && pid > 0 ? pid : null;
+    const up = Number(/^uptime=(\d+(?:\.\d+)?)$/m.exec(out)?.[1]);
+    this.startUptime = Number.isFinite(up) && up > 0 ? up : null;
     if (this.picoPid) this.ourPids.add(this.picoPid);
     this.settings.guest_port = this.guestPort;
     this.watchExit();
@@ -875,7 +887,8 @@ class VagrantEnvironment implements TestEnvironment {
       }
       parts.push(`printf '\\n%s\\n' ${mark}`);
       if (this.oomSource) {
-        const read = this.oomSource === "dmesg" ? `${this.sudo}dmesg` : `${this.sudo}journalctl -k -q --no-pager -o cat`;
+        // Both print the kernel's "[seconds since boot]" stamp.
+        const read = this.oomSource === "dmesg" ? `${this.sudo}dmesg` : `${this.sudo}journalctl -k -q --no-pager -o short-monotonic`;
         parts.push(`${read} 2>/dev/null | grep -E 'Killed process [0-9]+ \\(picoshare\\)|oom-kill:.*task=picoshare,'`);
       }
       parts.push(`printf '\\n%s\\n' ${mark}`);
@@ -887,7 +900,7 @@ class VagrantEnvironment implements TestEnvironment {
       if (r.code !== 0 || hwmText === undefined) return null;
       writeFileSync(this.logPath, logText, { mode: 0o600 });
       const m = /^VmHWM:\s+(\d+) kB/m.exec(hwmText);
-      return { oomPids: oomKilledPids(oomText), vmHwm: m ? Number(m[1]) * 1024 : null, running: /^running=1$/m.test(hwmText) };
+      return { oomPids: oomKilledPids(oomText, this.startUptime), vmHwm: m ? Number(m[1]) * 1024 : null, running: /^running=1$/m.test(hwmText) };
     };
     // One at a time, in order.
     const value = this.snapshotChain.then(run, run);
