@@ -22,8 +22,13 @@ mount --bind "$d/lib" /var/lib/libvirt
 mount --bind "$d/log" /var/log/libvirt
 mount --bind "$2" /var/cache/libvirt
 # A /dev/kvm that opens but runs no guest makes libvirt's probe of qemu wait
-# for minutes: hidden when the caller knows KVM is unusable.
-if [ "$3" = hide-kvm ] && [ -e /dev/kvm ]; then mount --bind /dev/null /dev/kvm; fi
+# for minutes, and libvirt then finds its cached probe (no KVM) stale at every
+# start because /dev/kvm looks usable: when the caller knows KVM is unusable,
+# /dev/kvm becomes a null device nobody may open, which libvirt reads as "no KVM".
+if [ "$3" = hide-kvm ] && [ -e /dev/kvm ]; then
+  mknod -m 000 "$d/no-kvm" c 1 3
+  mount --bind "$d/no-kvm" /dev/kvm
+fi
 ip link set lo up
 virtlogd -d -p "$d/virtlogd.pid"
 exec libvirtd -p "$d/libvirtd.pid"
