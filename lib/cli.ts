@@ -98,6 +98,14 @@ export function list<T>(flag: string, text: string, item: (s: string) => T, exam
   });
 }
 
+/** One of a fixed set of names (a flag's or a setting's value); `context` follows the list in the message. */
+export function oneOf<T extends string>(name: string, value: string, allowed: readonly T[], context = ""): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`${name} must be one of ${allowed.join(", ")}${context}, got "${value}"`);
+  }
+  return value as T;
+}
+
 /** Requires a flag to be present. */
 export function required<T>(flag: string, value: T | undefined, example: string): T {
   if (value === undefined) throw new UsageError(`${flag} is required (e.g. ${flag} ${example})`, true);

@@ -109,16 +109,6 @@ const FLAGS = {
 /** Flags that --resume accepts besides itself: they replace the stored values. */
 const RESUME_OVERRIDES = ["resume", "timeout", "stop-on-failure"];
 
-const MATRIX_BACKENDS: BackendName[] = ["local", "vagrant", "qemu"];
-
-function parseMatrixBackend(text: string | undefined): BackendName {
-  const name = parseBackend(text);
-  if (!MATRIX_BACKENDS.includes(name)) {
-    throw new UsageError(`--backend must be one of ${MATRIX_BACKENDS.join(", ")} for the matrix, got "${name}"`);
-  }
-  return name;
-}
-
 /** Refuses (exit 2) when test files are missing; with --generate, makes them first. */
 async function ensureTestFiles(sizes: Size[], dir: string, generate: boolean, canGenerate = true): Promise<void> {
   let problems = testFileProblems(sizes, dir);
@@ -164,7 +154,7 @@ async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>
   const timeout = positiveNumber("--timeout", (v.timeout as string | undefined) ?? "600", "600");
   const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
   const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "0", "1");
-  const backendName = parseMatrixBackend(v.backend as string | undefined);
+  const backendName = parseBackend(v.backend as string | undefined);
   const testFiles = resolve((v["test-files"] as string | undefined) ?? TEST_FILES_DIR);
   const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
   const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;

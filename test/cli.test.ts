@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { list, parseCli, positiveInt, positiveNumber, required } from "../lib/cli.ts";
+import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { parseSize } from "../lib/sizes.ts";
 
@@ -187,5 +187,13 @@ describe("required", () => {
     const err = usageError(() => required("--backend", undefined, "local"));
     expect(err.message).toBe("--backend is required (e.g. --backend local)");
     expect(err.usage).toBe(true);
+  });
+});
+
+describe("oneOf", () => {
+  test("returns a listed name, refuses another naming the choices", () => {
+    expect(oneOf("VM_LIBVIRT_DRIVER", "qemu", ["kvm", "qemu"] as const)).toBe("qemu");
+    expect(usageError(() => oneOf("--backend", "docker", ["local", "qemu"])).message).toBe('--backend must be one of local, qemu, got "docker"');
+    expect(usageError(() => oneOf("X", "", ["a"], " for the test")).message).toBe('X must be one of a for the test, got ""');
   });
 });

@@ -1,4 +1,5 @@
 // Backend by name: each backend is one module behind the same interface.
+import { oneOf } from "../cli.ts";
 import { UsageError } from "../errors.ts";
 import { BACKENDS, type Backend, type BackendName } from "./types.ts";
 import { localBackend } from "./local.ts";
@@ -7,11 +8,7 @@ import { qemuBackend } from "./qemu.ts";
 import { log } from "../log.ts";
 
 export function parseBackend(text: string | undefined): BackendName {
-  const name = text ?? "local";
-  if (!(BACKENDS as readonly string[]).includes(name)) {
-    throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}, got "${name}"`);
-  }
-  return name as BackendName;
+  return oneOf("--backend", text ?? "local", BACKENDS);
 }
 
 export interface BackendOptions {

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
 import { localDiskNeeded } from "./local.ts";
 import { interrupted, onCleanup } from "../cleanup.ts";
+import { oneOf } from "../cli.ts";
 import { UsageError, errorMessage } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { log, warn } from "../log.ts";
@@ -78,23 +79,17 @@ function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number
 }
 
 export function vagrantConfig(env: NodeJS.ProcessEnv = process.env): VagrantConfig {
-  const provider = env.VAGRANT_DEFAULT_PROVIDER || "libvirt";
-  if (!(PROVIDERS as readonly string[]).includes(provider)) {
-    throw new UsageError(`VAGRANT_DEFAULT_PROVIDER must be one of ${PROVIDERS.join(", ")} for the vagrant backend, got "${provider}"`);
-  }
-  const driver = env.VM_LIBVIRT_DRIVER || "kvm";
-  if (!(LIBVIRT_DRIVERS as readonly string[]).includes(driver)) {
-    throw new UsageError(`VM_LIBVIRT_DRIVER must be one of ${LIBVIRT_DRIVERS.join(", ")}, got "${driver}"`);
-  }
+  const provider = oneOf("VAGRANT_DEFAULT_PROVIDER", env.VAGRANT_DEFAULT_PROVIDER || "libvirt", PROVIDERS, " for the vagrant backend");
+  const driver = oneOf("VM_LIBVIRT_DRIVER", env.VM_LIBVIRT_DRIVER || "kvm", LIBVIRT_DRIVERS);
   const guestBase = env.PERF_VAGRANT_GUEST_DIR || "/var/tmp";
   if (!guestBase.startsWith("/") || /[^\w./-]/.test(guestBase)) {
     throw new UsageError(`PERF_VAGRANT_GUEST_DIR must be an absolute path of letters, digits, . _ - and /, got "${guestBase}"`);
   }
   return {
     folder: resolve(env.VAGRANT_CWD || ROOT),
-    provider: provider as Provider,
+    provider,
     box: env.VM_BOX || DEFAULT_BOX,
-    libvirtDriver: driver as LibvirtDriver,
+    libvirtDriver: driver,
     guestBase: guestBase.replace(/\/+$/, "") || "/",
     lockWaitMs: seconds(env, "PERF_VAGRANT_LOCK_WAIT", 60),
     upTimeoutMs: seconds(env, "PERF_VAGRANT_UP_TIMEOUT", 900),
