@@ -14,6 +14,7 @@ import { MiB } from "../lib/sizes.ts";
 import { ROOT } from "../lib/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { interruptRun, newVmCase, readResult, vmRunArgs, type VmCase } from "./helpers/vm-case.ts";
+import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
 
 setDefaultTimeout(300_000);
 
@@ -22,8 +23,10 @@ let files: string;
 let picoshare: string;
 let imageDir: string;
 const timings: string[] = [];
+let hostBefore: HostState;
 
 beforeAll(async () => {
+  hostBefore = hostState();
   const t0 = performance.now();
   const built = await runScript("build-vm-image", []);
   if (built.code !== 0) console.error(built.stderr);
@@ -266,4 +269,8 @@ describe("run-test --backend qemu", () => {
     expect(ran.stderr).toContain("ssh and scp are missing: apt-get install openssh-client");
     expect(ran.stdout).toBe("");
   });
+});
+
+test("the VM tests leave the host as they found it: no mount, interface, loop device, iptables rule or file in /etc, /var, /run", () => {
+  expect(hostStateChanges(hostBefore, hostState())).toEqual([]);
 });

@@ -21,6 +21,7 @@ import { STATE_FILE, readVmState } from "../lib/backends/vagrant.ts";
 import { startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { interruptRun, newVmCase, readResult, vmRunArgs, type VmCase } from "./helpers/vm-case.ts";
 import { libvirtMissing, startLibvirtNs, type LibvirtNs } from "./helpers/libvirt-netns.ts";
+import { CHECKSUMMED, hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
 
 setDefaultTimeout(600_000);
 
@@ -35,8 +36,11 @@ let home: string;
 let folder: string;
 let driver: "kvm" | "qemu";
 const timings: string[] = [];
+/** The host as these tests found it (libvirt's configuration and state byte for byte). */
+let hostBefore: HostState;
 
 beforeAll(async () => {
+  hostBefore = hostState();
   const missing = libvirtMissing();
   if (!Bun.which("vagrant")) missing.push("vagrant is missing: apt-get install vagrant vagrant-libvirt");
   if (missing.length) throw new Error(missing.join("; "));
@@ -235,11 +239,17 @@ test("Ctrl-C during the upload: exit 130, no domain, disk, qemu or state left", 
   await expectNothingLeft(c);
 });
 
-test("the namespace goes with libvirtd: no netns, no process, no folder", async () => {
+test("the namespace goes with libvirtd: no netns, no process, no folder; the host's libvirt files are as they were", async () => {
   const name = ns!.name;
   const dir = ns!.dir;
   await ns!.stop();
   ns = null;
   expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toContain(name);
   expect(existsSync(dir)).toBe(false);
+  const after = hostState();
+  // The packaged `default` network, where the host has one, is still there.
+  expect(after["/etc/libvirt"]).toEqual(hostBefore["/etc/libvirt"]);
+  expect(after["/var/lib/libvirt"]).toEqual(hostBefore["/var/lib/libvirt"]);
+  expect(hostStateChanges(hostBefore, after)).toEqual([]);
+  for (const root of CHECKSUMMED) timings.push(`${root}: ${after[root].length} entries unchanged`);
 });

@@ -16,6 +16,7 @@ import { MiB } from "../lib/sizes.ts";
 import { ROOT } from "../lib/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { descendants, running, startSshd, type TestSshd } from "./helpers/sshd.ts";
+import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
 import { ownMemoryCgroup } from "./helpers/cgroups.ts";
 
 setDefaultTimeout(60_000);
@@ -27,8 +28,10 @@ let root: string;
 let files: string;
 let bin: string;
 let picoshare: string;
+let hostBefore: HostState;
 
 beforeAll(async () => {
+  hostBefore = hostState();
   picoshare = (await resolvePicoShare()).path;
   root = mkdtempSync(join(tmpdir(), "vagrant-spec-"));
   files = join(root, "files");
@@ -533,4 +536,9 @@ describe("interrupted", () => {
     expect(existsSync(join(c.folder, ".vagrant", "picoshare-perf-state.json"))).toBe(false);
     expect(readdirSync(c.work)).toEqual([]);
   });
+});
+
+test("the stand-in VM's sshd goes, and the host is as these tests found it (no /run/sshd left where there was none)", async () => {
+  await sshd.stop();
+  expect(hostStateChanges(hostBefore, hostState())).toEqual([]);
 });

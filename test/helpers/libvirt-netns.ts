@@ -3,12 +3,15 @@
 // the daemon, its dnsmasq, its bridge, its VMs and every client (virsh, ssh,
 // vagrant) live in a namespace the test makes with `ip netns` and removes;
 // nothing on the host is reached and nothing of the host's network changes.
-// libvirtd also gets a private mount namespace with its own /run/libvirt,
-// /var/lib/libvirt and /var/log/libvirt, so it never meets (or leaves state
-// for) a libvirtd the host may run; /var/cache/libvirt is a folder the caller
-// keeps (libvirt's probe of the qemu binary, slow under TCG, is cached there).
+// libvirtd also gets a private mount namespace with its own /etc/libvirt
+// (empty: Debian's packaged files are all comments but for the `default`
+// network, which a test must neither see nor delete), /run/libvirt,
+// /var/lib/libvirt and /var/log/libvirt, so it reads none of the host's
+// libvirt configuration and writes nothing outside the test's folder;
+// /var/cache/libvirt is a folder the caller keeps (libvirt's probe of the
+// qemu binary, slow under TCG, is cached there).
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Ran } from "./run.ts";
@@ -16,8 +19,11 @@ import type { Ran } from "./run.ts";
 const LAUNCH = `
 set -e
 d=$1
+mount --bind "$d/etc" /etc/libvirt
 mkdir -p /run/libvirt
 mount -t tmpfs -o mode=0755 tmpfs /run/libvirt
+# /var/run is /run on Debian; elsewhere it needs its own private copy.
+if [ ! -L /var/run ] && [ -d /var/run/libvirt ]; then mount -t tmpfs -o mode=0755 tmpfs /var/run/libvirt; fi
 mount --bind "$d/lib" /var/lib/libvirt
 mount --bind "$d/log" /var/log/libvirt
 mount --bind "$2" /var/cache/libvirt
@@ -33,6 +39,23 @@ ip link set lo up
 virtlogd -d -p "$d/virtlogd.pid"
 exec libvirtd -p "$d/libvirtd.pid"
 `;
+
+/** Host folders the namespace needs that a new machine does not have. */
+const HOST_RUN_DIRS = ["/run/netns", "/run/libvirt"];
+
+function removeHostRunDirs(made: string[]): void {
+  if (made.includes("/run/netns") && spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.trim() === "") {
+    // ip netns bind-mounts /run/netns onto itself (shared propagation) the first time.
+    while (readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === "/run/netns")) {
+      if (spawnSync("umount", ["/run/netns"]).status !== 0) break;
+    }
+  }
+  for (const d of made) {
+    try {
+      rmdirSync(d);
+    } catch {}
+  }
+}
 
 export interface LibvirtNs {
   /** The network namespace's name (ip netns list). */
@@ -85,10 +108,13 @@ function nsPids(name: string): number[] {
 
 export async function startLibvirtNs(base: string, cacheDir: string, opts: { hideKvm?: boolean } = {}): Promise<LibvirtNs> {
   mkdirSync(cacheDir, { recursive: true });
+  // Made on the host by the first `ip netns add` and by the launch's mount
+  // point: removed again at stop when this helper made them.
+  const madeHere = HOST_RUN_DIRS.filter((d) => !existsSync(d));
   const name = `pperf-${process.pid}-${randomBytes(3).toString("hex")}`;
   const dir = mkdtempSync(join(base, "libvirt-"));
   chmodSync(dir, 0o755);
-  for (const sub of ["lib/qemu", "lib/images", "lib/dnsmasq", "lib/network", "log/qemu"]) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ["etc", "lib/qemu", "lib/images", "lib/dnsmasq", "lib/network", "log/qemu"]) mkdirSync(join(dir, sub), { recursive: true });
   const added = spawnSync("ip", ["netns", "add", name], { encoding: "utf8" });
   if (added.status !== 0) throw new Error(`ip netns add ${name}: ${added.stderr.trim()}`);
   const logFd = openSync(join(dir, "libvirtd.log"), "a");
@@ -134,6 +160,7 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
       }
       spawnSync("ip", ["netns", "del", name]);
       rmSync(dir, { recursive: true, force: true });
+      removeHostRunDirs(madeHere);
     },
   };
   // Up when virsh gets an answer.

@@ -86,7 +86,9 @@ export async function startSshd(): Promise<TestSshd> {
   keygen(keyPath, "perf-test user key");
   const authorized = join(dir, "authorized_keys");
   writeFileSync(authorized, readFileSync(`${keyPath}.pub`), { mode: 0o600 });
-  // sshd refuses to start without its privilege-separation folder.
+  // sshd refuses to start without its privilege-separation folder; a new
+  // machine (sshd never started) lacks it, and gets it removed again at stop.
+  const madeRunSshd = !existsSync("/run/sshd");
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   const port = await freePort();
   const config = join(dir, "sshd_config");
@@ -120,7 +122,11 @@ export async function startSshd(): Promise<TestSshd> {
   let exited = false;
   const gone = new Promise<void>((r) => child.once("exit", () => ((exited = true), r())));
 
+  let stopped = false;
   const stop = async () => {
+    // Once: a second call must not signal whatever has the pids by then.
+    if (stopped) return;
+    stopped = true;
     // The connection handlers first (each in a session of its own), then the listener.
     for (const p of descendants(pid)) {
       try {
@@ -140,6 +146,7 @@ export async function startSshd(): Promise<TestSshd> {
       }
     }
     rmSync(dir, { recursive: true, force: true });
+    if (madeRunSshd) rmSync("/run/sshd", { recursive: true, force: true });
   };
 
   const deadline = Date.now() + 10_000;
