@@ -1,22 +1,19 @@
-// Memory cgroups for the local backend: a fresh child of the harness's own
-// cgroup per test, with a hard limit and swap excluded. cgroup v1 and v2 are
-// both read through the same small interface; on a v2 host where the harness
-// may not write its own cgroup, systemd-run --user --scope makes the limit.
+// Memory cgroups for the local backend: a fresh cgroup per test, made where
+// cgroup-place.ts found the harness may make them, with a hard limit and swap
+// excluded. cgroup v1 and v2 are both read through the same small interface.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { $ } from "zx";
 import { UsageError } from "../errors.ts";
 import { MiB } from "../sizes.ts";
+import { cgroupProcs, type CgroupSupport } from "./cgroup-place.ts";
 
 export interface MemoryCgroup {
-  readonly version: 1 | 2 | "systemd";
-  /** The cgroup's folder; for systemd-run known only once the process has started. */
-  path: string;
+  readonly version: 1 | 2;
+  /** The cgroup's folder. */
+  readonly path: string;
   readonly limitBytes: number;
   /** argv that starts `command` inside the cgroup. */
   launch(command: string[]): string[];
-  /** Called with the pid launched, so a scope made by systemd can be found. */
-  attached(pid: number): void;
   usage(): number;
   /** Usage less the inactive file cache: what the environment really needs. */
   workingSet(): number;
@@ -35,60 +32,20 @@ function statField(text: string, key: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** The processes in the cgroup folder `dir`. */
-export function cgroupPidsOf(dir: string): number[] {
-  return read(join(dir, "cgroup.procs"))
-    .split("\n")
-    .filter(Boolean)
-    .map(Number);
-}
-
 /** A shell that joins the cgroup, then becomes the command: nothing else runs inside. */
 function joinThenExec(procsFile: string, command: string[]): string[] {
   return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procsFile, ...command];
 }
 
-interface Mounts {
-  v1Memory: string | null;
-  v2: string | null;
-}
-
-function cgroupMounts(): Mounts {
-  const mounts: Mounts = { v1Memory: null, v2: null };
-  for (const line of read("/proc/self/mountinfo").split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (!right) continue;
-    const [fstype, , superOpts] = right.split(" ");
-    const mountPoint = left.split(" ")[4];
-    if (fstype === "cgroup" && superOpts?.split(",").includes("memory")) mounts.v1Memory = mountPoint;
-    if (fstype === "cgroup2" && mounts.v2 === null) mounts.v2 = mountPoint;
-  }
-  return mounts;
-}
-
-/** The harness's own cgroup path per hierarchy, from /proc/self/cgroup. */
-function ownCgroups(): { v1Memory: string | null; v2: string | null } {
-  let v1Memory: string | null = null;
-  let v2: string | null = null;
-  for (const line of read("/proc/self/cgroup").split("\n")) {
-    const [, controllers, path] = line.split(":");
-    if (path === undefined) continue;
-    if (controllers.split(",").includes("memory")) v1Memory = path;
-    if (line.startsWith("0::")) v2 = path;
-  }
-  return { v1Memory, v2 };
-}
-
 class V1Cgroup implements MemoryCgroup {
   readonly version = 1 as const;
   constructor(
-    public path: string,
+    readonly path: string,
     readonly limitBytes: number,
   ) {}
   launch(command: string[]) {
     return joinThenExec(join(this.path, "cgroup.procs"), command);
   }
-  attached() {}
   usage() {
     return Number(read(join(this.path, "memory.usage_in_bytes")));
   }
@@ -103,7 +60,7 @@ class V1Cgroup implements MemoryCgroup {
     return statField(read(join(this.path, "memory.oom_control")), "oom_kill");
   }
   pids() {
-    return cgroupPidsOf(this.path);
+    return cgroupProcs(this.path);
   }
   remove() {
     rmdirQuietly(this.path);
@@ -111,20 +68,13 @@ class V1Cgroup implements MemoryCgroup {
 }
 
 class V2Cgroup implements MemoryCgroup {
+  readonly version = 2 as const;
   constructor(
-    public path: string,
+    readonly path: string,
     readonly limitBytes: number,
-    readonly version: 2 | "systemd" = 2,
-    private readonly launcher?: (command: string[]) => string[],
   ) {}
   launch(command: string[]) {
-    return this.launcher ? this.launcher(command) : joinThenExec(join(this.path, "cgroup.procs"), command);
-  }
-  attached(pid: number) {
-    if (this.version !== "systemd") return;
-    // systemd-run --scope puts the command in a new scope; find it from the process.
-    const line = read(`/proc/${pid}/cgroup`).split("\n").find((l) => l.startsWith("0::"));
-    if (line) this.path = join(cgroupMounts().v2!, line.slice(3));
+    return joinThenExec(join(this.path, "cgroup.procs"), command);
   }
   usage() {
     return Number(read(join(this.path, "memory.current")));
@@ -141,11 +91,10 @@ class V2Cgroup implements MemoryCgroup {
     return statField(read(join(this.path, "memory.events")), "oom_kill");
   }
   pids() {
-    return existsSync(this.path) ? cgroupPidsOf(this.path) : [];
+    return existsSync(this.path) ? cgroupProcs(this.path) : [];
   }
   remove() {
-    if (this.version === 2) rmdirQuietly(this.path);
-    // A systemd scope goes away by itself once its last process has ended.
+    rmdirQuietly(this.path);
   }
 }
 
@@ -164,75 +113,9 @@ function rmdirQuietly(path: string): void {
   }
 }
 
-export interface CgroupSupport {
-  kind: 1 | 2 | "systemd";
-  parent: string;
-}
-
-/**
- * Finds how this host can limit a child's memory; throws a UsageError naming
- * the fix where it cannot (never an unlimited run).
- */
-export async function detectCgroupSupport(): Promise<CgroupSupport> {
-  const mounts = cgroupMounts();
-  const own = ownCgroups();
-  if (mounts.v1Memory && own.v1Memory !== null) {
-    const parent = join(mounts.v1Memory, own.v1Memory);
-    if (canMkdir(parent)) return { kind: 1, parent };
-    throw new UsageError(
-      `cannot create memory cgroups under ${parent} (cgroup v1): run as root or give this user that cgroup`,
-    );
-  }
-  if (mounts.v2 && own.v2 !== null) {
-    const parent = join(mounts.v2, own.v2);
-    const controllers = existsSync(join(mounts.v2, "cgroup.controllers"))
-      ? read(join(mounts.v2, "cgroup.controllers"))
-      : "";
-    if (controllers.includes("memory") && canMkdir(parent) && enableMemoryController(parent)) {
-      return { kind: 2, parent };
-    }
-    if ((await $({ nothrow: true, quiet: true })`systemd-run --user --scope --quiet true`).exitCode === 0) {
-      return { kind: "systemd", parent };
-    }
-    throw new UsageError(
-      `cannot limit memory here: the cgroup ${parent} is not writable and systemd-run --user --scope ` +
-        `does not work; run as root, or from a systemd user session`,
-    );
-  }
-  throw new UsageError("no memory cgroup on this host: the local backend needs cgroup v1 or v2 with the memory controller");
-}
-
-function canMkdir(parent: string): boolean {
-  const probe = join(parent, `perf-probe-${process.pid}`);
-  try {
-    mkdirSync(probe);
-    rmdirSync(probe);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function enableMemoryController(parent: string): boolean {
-  const subtree = join(parent, "cgroup.subtree_control");
-  if (read(subtree).includes("memory")) return true;
-  try {
-    writeFileSync(subtree, "+memory");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Makes the cgroup for one test, limited to `ramMiB` MiB of memory with no swap. */
 export function createMemoryCgroup(support: CgroupSupport, name: string, ramMiB: number): MemoryCgroup {
   const limit = ramMiB * MiB;
-  if (support.kind === "systemd") {
-    return new V2Cgroup("", limit, "systemd", (command) => [
-      "systemd-run", "--user", "--scope", "--quiet", `--unit=${name}`,
-      "-p", `MemoryMax=${limit}`, "-p", "MemorySwapMax=0", "--", ...command,
-    ]);
-  }
   const path = join(support.parent, name);
   mkdirSync(path);
   try {
@@ -248,9 +131,24 @@ export function createMemoryCgroup(support: CgroupSupport, name: string, ramMiB:
     }
     writeFileSync(join(path, "memory.max"), String(limit));
     if (existsSync(join(path, "memory.swap.max"))) writeFileSync(join(path, "memory.swap.max"), "0");
+    else if (swapInUse()) {
+      throw new UsageError(
+        "swap is on and this kernel cannot keep it out of a cgroup (no memory.swap.max): the limit would not hold; " +
+          "boot with swapaccount=1, or swapoff -a for the tests",
+      );
+    }
     return new V2Cgroup(path, limit);
   } catch (err) {
     rmdirQuietly(path);
     throw err;
+  }
+}
+
+/** Whether any swap area is active (/proc/swaps lists more than its header). */
+function swapInUse(): boolean {
+  try {
+    return read("/proc/swaps").trim().split("\n").length > 1;
+  } catch {
+    return false;
   }
 }

@@ -2,17 +2,27 @@
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
-import { cgroupPidsOf, createMemoryCgroup, detectCgroupSupport, type CgroupSupport, type MemoryCgroup } from "./cgroup.ts";
+import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
+import { NAME_PREFIX, cgroupProcs, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
 import { requireFreeSpace } from "../files.ts";
 import { LOOPBACK, freePort } from "../net.ts";
 import { peakRss, pidAlive, startInGroup, stopGroup, type Started } from "../process.ts";
 import { log, warn } from "../log.ts";
 import { MiB } from "../sizes.ts";
 
-let support: CgroupSupport | null = null;
+let placed: Promise<CgroupSupport> | null = null;
+
+/** Where this harness makes its test cgroups: found (and organised) once per process, then logged. */
+function cgroupSupport(): Promise<CgroupSupport> {
+  placed ??= placeCgroups().then((s) => {
+    log(`Memory limits: ${s.description}`);
+    return s;
+  });
+  return placed;
+}
 
 // PicoShare spills the whole multipart body to a temp file, then copies it
 // into SQLite: about twice the upload, plus room for the database's journal.
@@ -22,7 +32,7 @@ export function localDiskNeeded(uploadBytes: number): number {
 
 // Names carry the harness's pid, so that what a killed harness left behind
 // can be told from what a live one is using.
-const PREFIX = "picoshare-perf-";
+const PREFIX = NAME_PREFIX;
 const STALE = new RegExp(`^${PREFIX}(\\d+)-`);
 
 /**
@@ -37,19 +47,28 @@ function reapStale(support: CgroupSupport, workDir: string): void {
     return m !== null && !pidAlive(Number(m[1]));
   };
   const stillServing = new Set<string>();
-  if (support.kind !== "systemd") {
-    for (const name of readdirSync(support.parent).filter(stale)) {
-      const path = join(support.parent, name);
-      const pids = cgroupPidsOf(path);
+  const reapCgroups = (dir: string, stopHint: (path: string, pids: number[]) => string) => {
+    for (const name of readdirSync(dir).filter(stale)) {
+      const path = join(dir, name);
+      const pids = cgroupProcs(path);
       if (pids.length > 0) {
         stillServing.add(STALE.exec(name)![1]);
-        warn(`PicoShare left running by a dead harness (pid ${pids.join(", ")}) in ${path}: stop it with kill -TERM ${pids.join(" ")}; rmdir ${path}`);
+        warn(`PicoShare left running by a dead harness (pid ${pids.join(", ")}) in ${path}: stop it with ${stopHint(path, pids)}`);
         continue;
       }
       try {
         rmdirSync(path);
         log(`Removed the cgroup ${name} of a harness run that died`);
       } catch {}
+    }
+  };
+  reapCgroups(support.parent, (path, pids) => `kill -TERM ${pids.join(" ")}; rmdir ${path}`);
+  // A dead harness's own scope stays while its PicoShare runs (systemd removes an empty one).
+  if (support.scope) {
+    const slice = dirname(support.parent);
+    const user = support.scope.manager === "user" ? " --user" : "";
+    for (const name of readdirSync(slice).filter((n) => stale(n) && n.endsWith(".scope"))) {
+      reapCgroups(join(slice, name), () => `systemctl${user} stop ${name}`);
     }
   }
   // The folder of a PicoShare that still runs stays until it is stopped.
@@ -62,8 +81,7 @@ function reapStale(support: CgroupSupport, workDir: string): void {
 export const localBackend: Backend = {
   name: "local",
   async preflight(spec: EnvironmentSpec) {
-    support ??= await detectCgroupSupport();
-    reapStale(support, spec.workDir);
+    reapStale(await cgroupSupport(), spec.workDir);
     requireFreeSpace(
       spec.workDir,
       localDiskNeeded(spec.uploadBytes),
@@ -72,8 +90,7 @@ export const localBackend: Backend = {
     );
   },
   async create(spec: EnvironmentSpec) {
-    support ??= await detectCgroupSupport();
-    return LocalEnvironment.make(spec, support);
+    return LocalEnvironment.make(spec, await cgroupSupport());
   },
 };
 
@@ -89,11 +106,13 @@ class LocalEnvironment implements TestEnvironment {
     private readonly spec: EnvironmentSpec,
     private readonly dir: string,
     private readonly cgroup: MemoryCgroup,
+    support: CgroupSupport,
   ) {
     this.logPath = join(dir, "picoshare.log");
     this.settings = {
       cgroup_version: String(cgroup.version),
       cgroup_path: cgroup.path,
+      cgroup_placement: support.placement,
       memory_limit_bytes: cgroup.limitBytes,
       swap: "excluded",
       work_dir: spec.workDir,
@@ -108,7 +127,7 @@ class LocalEnvironment implements TestEnvironment {
       mkdirSync(join(dir, "data"));
       mkdirSync(join(dir, "tmp"));
       const name = `${PREFIX}${process.pid}-${randomBytes(4).toString("hex")}`;
-      return new LocalEnvironment(spec, dir, createMemoryCgroup(support, name, spec.ramMiB));
+      return new LocalEnvironment(spec, dir, createMemoryCgroup(support, name, spec.ramMiB), support);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -131,8 +150,6 @@ class LocalEnvironment implements TestEnvironment {
         TMPDIR: join(this.dir, "tmp"),
       },
     });
-    this.cgroup.attached(this.proc.pid);
-    this.settings.cgroup_path = this.cgroup.path;
     void this.proc.exited.then(this.exitedResolve);
     return `http://${LOOPBACK}:${port}`;
   }
