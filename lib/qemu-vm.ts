@@ -15,6 +15,7 @@ import { log } from "./log.ts";
 import { LOOPBACK } from "./net.ts";
 import { startInGroup, stopGroup, type Started } from "./process.ts";
 import { vmCacheRoot, type VmImage } from "./vm-image.ts";
+import type { SshTarget } from "./ssh.ts";
 
 export const QEMU = "qemu-system-x86_64";
 export const QEMU_IMG = "qemu-img";
@@ -138,6 +139,8 @@ export interface VmOptions {
   httpPort: number;
   /** Added to the image's fast command line. */
   extraCmdline?: string;
+  /** Raw disk images attached read-only after the root disk (/dev/vdb, /dev/vdc, ...). */
+  extraDisks?: string[];
 }
 
 /** Host files of one VM. */
@@ -180,6 +183,7 @@ export function qemuArgv(o: VmOptions, files: VmFiles): string[] {
     "-initrd", o.image.fastInitrd,
     "-append", o.extraCmdline ? `${o.image.fastCmdline} ${o.extraCmdline}` : o.image.fastCmdline,
     "-drive", `file=${files.overlay},if=virtio,format=qcow2,cache=writeback,discard=unmap`,
+    ...(o.extraDisks ?? []).flatMap((d) => ["-drive", `file=${d},if=virtio,format=raw,readonly=on`]),
     "-netdev",
     `user,id=net0,restrict=on,hostfwd=tcp:${LOOPBACK}:${o.sshPort}-:22,hostfwd=tcp:${LOOPBACK}:${o.httpPort}-:${GUEST_HTTP_PORT}`,
     "-device", "virtio-net-pci,netdev=net0",
@@ -190,6 +194,28 @@ export function qemuArgv(o: VmOptions, files: VmFiles): string[] {
     "-serial", `file:${files.console}`,
     "-no-reboot",
   ];
+}
+
+/** How the host reaches the image's user over a forwarded ssh port: its own key and host key, nothing else. */
+export function imageSshTarget(image: VmImage, port: number): SshTarget {
+  return {
+    hostName: LOOPBACK,
+    port,
+    user: image.user,
+    options: [
+      `HostName ${LOOPBACK}`,
+      `Port ${port}`,
+      `User ${image.user}`,
+      `IdentityFile ${image.sshKey}`,
+      "IdentitiesOnly yes",
+      `UserKnownHostsFile ${image.knownHosts}`,
+      "GlobalKnownHostsFile /dev/null",
+      `HostKeyAlias ${image.hostKeyAlias}`,
+      "StrictHostKeyChecking yes",
+      "ForwardAgent no",
+      "ForwardX11 no",
+    ],
+  };
 }
 
 export function startQemu(o: VmOptions, files: VmFiles): Started {

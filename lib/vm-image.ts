@@ -45,6 +45,10 @@ export const IMAGE_PACKAGES = [
   "sudo",
   "iproute2",
   "procps",
+  // The system bus and the PAM module that user managers (user@UID.service)
+  // need, for the cgroup-v2 tests' user case; logins stay out of logind (below).
+  "dbus",
+  "libpam-systemd",
   // A static shell for the minimal initramfs of the fast boot path.
   "busybox-static",
 ];
@@ -104,6 +108,9 @@ const MASKED_UNITS = [
   "systemd-firstboot.service",
   "systemd-machine-id-commit.service",
   "systemd-user-sessions.service",
+  // Not needed to run PicoShare (ssh logins stay in ssh.service); a test that
+  // needs user managers unmasks and starts it.
+  "systemd-logind.service",
   "systemd-ask-password-console.path",
   "systemd-ask-password-wall.path",
   "kmod-static-nodes.service",
@@ -241,6 +248,9 @@ const CHROOT_STEPS: string[][] = [
   ["systemctl", "enable", "systemd-networkd.service", "ssh.service"],
   ["systemctl", "set-default", "multi-user.target"],
   ["systemctl", "mask", ...MASKED_UNITS],
+  // pam_systemd only where a user manager starts (/etc/pam.d/systemd-user), not
+  // in every login: an ssh login stays in ssh.service, as on a host without logind.
+  ["pam-auth-update", "--disable", "systemd"],
   ["update-initramfs", "-u", "-k", "all"],
   ["apt-get", "clean"],
 ];

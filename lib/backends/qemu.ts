@@ -18,7 +18,7 @@ import { SshConnection, shq, type RemoteStream } from "../ssh.ts";
 import { findImage, imageKey, vmCacheRoot, type VmImage } from "../vm-image.ts";
 import type { Started } from "../process.ts";
 import {
-  GUEST_HTTP_PORT, QEMU, QEMU_IMG, bootFailureInConsole, chooseAccel, createOverlay, fileTail, logAccel,
+  GUEST_HTTP_PORT, QEMU, QEMU_IMG, bootFailureInConsole, chooseAccel, createOverlay, fileTail, imageSshTarget, logAccel,
   oomKillsInConsole, onPath, qemuVersion, sshBanner, startQemu, stopQemu, vmFiles,
   type AccelChoice, type VmFiles,
 } from "../qemu-vm.ts";
@@ -230,24 +230,7 @@ class QemuEnvironment implements TestEnvironment {
     }
     // One shared ssh connection for everything that follows.
     const t1 = performance.now();
-    this.ssh = SshConnection.create({
-      hostName: LOOPBACK,
-      port: this.sshPort,
-      user: this.image.user,
-      options: [
-        `HostName ${LOOPBACK}`,
-        `Port ${this.sshPort}`,
-        `User ${this.image.user}`,
-        `IdentityFile ${this.image.sshKey}`,
-        "IdentitiesOnly yes",
-        `UserKnownHostsFile ${this.image.knownHosts}`,
-        "GlobalKnownHostsFile /dev/null",
-        `HostKeyAlias ${this.image.hostKeyAlias}`,
-        "StrictHostKeyChecking yes",
-        "ForwardAgent no",
-        "ForwardX11 no",
-      ],
-    });
+    this.ssh = SshConnection.create(imageSshTarget(this.image, this.sshPort));
     try {
       await this.ssh.open({ signal: this.spec.signal, retries: 5, minDelay: 250 });
     } catch (err) {
