@@ -88,6 +88,9 @@ describe("a passing upload", () => {
     expect(r.picoshare_sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(picoshare)).digest("hex"));
     expect(Object.keys(r.phases).sort()).toEqual(["auth", "readiness", "setup", "teardown", "upload", "verify"]);
     expect(ran.stderr).toContain("=== PicoShare Performance Test ===");
+    // This host is cgroup v1 (the v2 set-ups are tested in a VM: cgroup-v2.test.ts).
+    expect(r.backend_settings).toMatchObject({ cgroup_version: "1", cgroup_placement: "v1", memory_limit_bytes: 256 * MiB });
+    expect(ran.stderr).toMatch(/Memory limits: cgroup v1, beneath the harness's own memory cgroup \/sys\/fs\/cgroup\/memory\S*/);
     expect(ran.stderr).toContain("TEST PASSED");
     expect(ran.stderr).toMatch(/Peak Memory: \d+MB \/ 256MB/);
     expect(existsSync(join(d.results, readdirSync(d.results).find((n) => n.startsWith("picoshare-"))!))).toBe(true);

@@ -43,11 +43,13 @@ export function runScript(name: string, args: string[], env: Record<string, stri
   return startScript(name, args, env).done;
 }
 
-/** Polls `check` every 10 ms until it returns a value, or fails after `ms`. */
-export async function waitFor<T>(what: string, check: () => T | null | undefined | false, ms = 30_000): Promise<T> {
+type Maybe<T> = T | null | undefined | false;
+
+/** Polls `check` (which may answer asynchronously) every 10 ms until it returns a value, or fails after `ms`. */
+export async function waitFor<T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const v = check();
+    const v = await check();
     if (v) return v;
     await Bun.sleep(10);
   }
