@@ -5,15 +5,15 @@
 import { $ } from "zx";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseCli } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log } from "../lib/log.ts";
-import { interruptSignal, onCleanup } from "../lib/cleanup.ts";
-import { Fatal } from "../lib/errors.ts";
-import { ensureWritableDir, partialPath, requireFreeSpace } from "../lib/files.ts";
-import { MiB, formatBytes, parseSize, toMiB } from "../lib/sizes.ts";
-import { TEST_FILES_DIR } from "../lib/paths.ts";
-import { writeTestFile } from "../lib/testfiles.ts";
+import { parseCli } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log } from "../lib/core/log.ts";
+import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
+import { Fatal } from "../lib/core/errors.ts";
+import { ensureWritableDir, partialPath, requireFreeSpace } from "../lib/core/files.ts";
+import { MiB, formatBytes, parseSize, toMiB } from "../lib/core/sizes.ts";
+import { TEST_FILES_DIR } from "../lib/core/paths.ts";
+import { writeTestFile } from "../lib/upload/testfiles.ts";
 
 const USAGE = `Usage: bun scripts/bench-generator.ts [OPTIONS]
 

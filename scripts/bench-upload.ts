@@ -6,17 +6,17 @@ import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { parseCli, positiveInt } from "../lib/cli.ts";
-import { runMain, die } from "../lib/main.ts";
-import { log } from "../lib/log.ts";
-import { interruptSignal, onCleanup } from "../lib/cleanup.ts";
-import { parseSize, toMiB, formatBytes } from "../lib/sizes.ts";
-import { TEST_FILES_DIR } from "../lib/paths.ts";
-import { requireTestFile } from "../lib/testfiles.ts";
-import { resolvePicoShare } from "../lib/picoshare.ts";
+import { parseCli, positiveInt } from "../lib/core/cli.ts";
+import { runMain, die } from "../lib/core/main.ts";
+import { log } from "../lib/core/log.ts";
+import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
+import { parseSize, toMiB, formatBytes } from "../lib/core/sizes.ts";
+import { TEST_FILES_DIR } from "../lib/core/paths.ts";
+import { requireTestFile } from "../lib/upload/testfiles.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { localBackend } from "../lib/backends/local.ts";
-import { login, waitUntilReady } from "../lib/session.ts";
-import { uploadFile } from "../lib/api.ts";
+import { login, waitUntilReady } from "../lib/upload/session.ts";
+import { uploadFile } from "../lib/upload/api.ts";
 
 const USAGE = `Usage: bun scripts/bench-upload.ts [OPTIONS]
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
 // Builds the test VM image (Debian, debootstrap) once per content key, into
 // a cache outside the repository clone. stdout: the image's folder, alone.
-import { parseCli } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log, success } from "../lib/log.ts";
-import { EXIT } from "../lib/errors.ts";
-import { ensureImage, findImage, imageKey, pruneImages, vmCacheRoot, IMAGE_PACKAGES, IMAGE_SUITE } from "../lib/vm-image.ts";
+import { parseCli } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log, success } from "../lib/core/log.ts";
+import { EXIT } from "../lib/core/errors.ts";
+import { ensureImage, findImage, imageKey, pruneImages, vmCacheRoot, IMAGE_PACKAGES, IMAGE_SUITE } from "../lib/vm/image.ts";
 
 const USAGE = `Usage: bun scripts/build-vm-image.ts [OPTIONS]
 

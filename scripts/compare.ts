@@ -4,26 +4,26 @@
 // results log. stdout: the comparison (table, --json or --markdown) alone.
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseCli, positiveInt, positiveNumber } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log, warn } from "../lib/log.ts";
-import { UsageError } from "../lib/errors.ts";
-import { ensureWritableDir } from "../lib/files.ts";
-import { RESULTS_DIR, TEST_FILES_DIR, command, displayPath } from "../lib/paths.ts";
-import { requireTestFile } from "../lib/testfiles.ts";
-import { VERSION_FORM, resolvePicoShare, resolvePicoShareVersion, type PicoShareBinary } from "../lib/picoshare.ts";
+import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log, warn } from "../lib/core/log.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { ensureWritableDir } from "../lib/core/files.ts";
+import { RESULTS_DIR, TEST_FILES_DIR, command, displayPath } from "../lib/core/paths.ts";
+import { requireTestFile } from "../lib/upload/testfiles.ts";
+import { VERSION_FORM, resolvePicoShare, resolvePicoShareVersion, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { parseBackend } from "../lib/backends/index.ts";
-import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix-plan.ts";
-import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/comparison.ts";
-import { runLiveCompare } from "../lib/compare-live.ts";
-import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/stored-runs.ts";
-import { describeDifferences } from "../lib/fingerprint.ts";
-import { comparisonText } from "../lib/exporters/compare-table.ts";
-import { comparisonMarkdown } from "../lib/exporters/compare-markdown.ts";
-import { comparisonJson } from "../lib/exporters/compare-json.ts";
-import { DEFAULT_ALPHA, runsNeeded } from "../lib/verdict.ts";
-import { DEFAULT_CV_THRESHOLD } from "../lib/cell-stats.ts";
-import { DEFAULT_SEED } from "../lib/stats.ts";
+import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix/plan.ts";
+import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
+import { runLiveCompare } from "../lib/matrix/live-compare.ts";
+import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/store/stored-runs.ts";
+import { describeDifferences } from "../lib/stats/fingerprint.ts";
+import { comparisonText } from "../lib/output/exporters/compare-table.ts";
+import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts";
+import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
+import { DEFAULT_ALPHA, runsNeeded } from "../lib/stats/verdict.ts";
+import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
+import { DEFAULT_SEED } from "../lib/stats/stats.ts";
 
 const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V --b PATH|--b-version V [OPTIONS]
        bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]

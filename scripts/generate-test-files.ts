@@ -1,17 +1,17 @@
 #!/usr/bin/env bun
 // Makes the test files: incompressible, identical on every machine, written
 // under a temporary name and renamed only when complete.
-import { parseCli, list } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log, success } from "../lib/log.ts";
-import { interruptSignal, onCleanup } from "../lib/cleanup.ts";
-import { ensureWritableDir, partialPath, requireFreeSpace } from "../lib/files.ts";
-import { byteProgress } from "../lib/progress.ts";
-import { formatBytes, parseSize, toMiB } from "../lib/sizes.ts";
-import { TEST_FILES_DIR } from "../lib/paths.ts";
+import { parseCli, list } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log, success } from "../lib/core/log.ts";
+import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
+import { ensureWritableDir, partialPath, requireFreeSpace } from "../lib/core/files.ts";
+import { byteProgress } from "../lib/core/progress.ts";
+import { formatBytes, parseSize, toMiB } from "../lib/core/sizes.ts";
+import { TEST_FILES_DIR } from "../lib/core/paths.ts";
 import {
   DEFAULT_SIZES, fileSha256, hasExpectedContent, removeStalePartials, testFilePath, writeTestFile,
-} from "../lib/testfiles.ts";
+} from "../lib/upload/testfiles.ts";
 import { rmSync, existsSync } from "node:fs";
 import { resolve } from "node:path";
 

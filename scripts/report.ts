@@ -3,16 +3,16 @@
 // memory against file size, the pass / fail / OOM grid, B / A for a
 // comparison) and the per-cell statistics. stdout: the report's path, alone.
 import { dirname, join, resolve } from "node:path";
-import { parseCli, positiveNumber } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log } from "../lib/log.ts";
-import { UsageError } from "../lib/errors.ts";
-import { ensureWritableDir, writeFileAtomic } from "../lib/files.ts";
-import { RESULTS_DIR, displayPath } from "../lib/paths.ts";
-import { openExistingDb, parseRunId } from "../lib/stored-runs.ts";
-import { buildReport } from "../lib/report/build.ts";
-import { DEFAULT_CV_THRESHOLD } from "../lib/cell-stats.ts";
-import { DEFAULT_ALPHA } from "../lib/verdict.ts";
+import { parseCli, positiveNumber } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log } from "../lib/core/log.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { ensureWritableDir, writeFileAtomic } from "../lib/core/files.ts";
+import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
+import { openExistingDb, parseRunId } from "../lib/store/stored-runs.ts";
+import { buildReport } from "../lib/output/report/build.ts";
+import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
+import { DEFAULT_ALPHA } from "../lib/stats/verdict.ts";
 
 const USAGE = `Usage: bun scripts/report.ts RUN [RUN ...] [--db PATH] [--out FILE]
 

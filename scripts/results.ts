@@ -3,15 +3,15 @@
 // as a table, as the matrix's CSV, or as JSON.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseCli, positiveInt } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { UsageError } from "../lib/errors.ts";
-import { RESULTS_DIR, command, displayPath } from "../lib/paths.ts";
-import { ResultsDb, type HarnessErrorRow, type ResultRow, type RunRow } from "../lib/results-db.ts";
-import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../lib/csv.ts";
-import { resultsTable } from "../lib/summary.ts";
-import { formatTable } from "../lib/table.ts";
-import type { ExitReason } from "../lib/result.ts";
+import { parseCli, positiveInt } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
+import { ResultsDb, type HarnessErrorRow, type ResultRow, type RunRow } from "../lib/store/results-db.ts";
+import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../lib/store/csv.ts";
+import { resultsTable } from "../lib/output/summary.ts";
+import { formatTable } from "../lib/output/table.ts";
+import type { ExitReason } from "../lib/upload/result.ts";
 
 const DEFAULT_DB = join(RESULTS_DIR, "results.db");
 

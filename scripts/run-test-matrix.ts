@@ -4,30 +4,30 @@
 // everything of a run in results/matrix-TIMESTAMP/.
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
-import { nonNegativeInt, parseCli, positiveInt, positiveNumber } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log, success, failure, warn } from "../lib/log.ts";
-import { interruptSignal, interrupted, onCleanup } from "../lib/cleanup.ts";
-import { EXIT, UsageError } from "../lib/errors.ts";
-import { ensureWritableDir } from "../lib/files.ts";
-import { hostFacts } from "../lib/host.ts";
-import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../lib/paths.ts";
-import { resolvePicoShare, type PicoShareBinary } from "../lib/picoshare.ts";
+import { nonNegativeInt, parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log, success, failure, warn } from "../lib/core/log.ts";
+import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
+import { EXIT, UsageError } from "../lib/core/errors.ts";
+import { ensureWritableDir } from "../lib/core/files.ts";
+import { hostFacts } from "../lib/upload/host.ts";
+import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../lib/core/paths.ts";
+import { resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { loadBackend, parseBackend } from "../lib/backends/index.ts";
 import { destroyKeptVm } from "../lib/backends/vagrant.ts";
 import type { BackendName } from "../lib/backends/types.ts";
-import { runProjectScript } from "../lib/child-script.ts";
-import { formatDuration } from "../lib/durations.ts";
+import { runProjectScript } from "../lib/core/child-script.ts";
+import { formatDuration } from "../lib/core/durations.ts";
 import {
   DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, cellName, generateCommand, matrixCells, parseFileSizes,
   parseMemoryLimits, testFileProblems, type Cell,
-} from "../lib/matrix-plan.ts";
-import { hasResult, type MatrixOptions } from "../lib/matrix-state.ts";
-import { MatrixRun, resumeCommand, type EndStatus } from "../lib/matrix.ts";
-import { runCell } from "../lib/matrix-cell.ts";
-import { matrixProgress } from "../lib/matrix-progress.ts";
-import { formatOverhead } from "../lib/summary.ts";
-import { parseSize, type Size } from "../lib/sizes.ts";
+} from "../lib/matrix/plan.ts";
+import { hasResult, type MatrixOptions } from "../lib/matrix/state.ts";
+import { MatrixRun, resumeCommand, type EndStatus } from "../lib/matrix/run.ts";
+import { runCell } from "../lib/matrix/cell.ts";
+import { matrixProgress } from "../lib/matrix/progress.ts";
+import { formatOverhead } from "../lib/output/summary.ts";
+import { parseSize, type Size } from "../lib/core/sizes.ts";
 
 const USAGE = `Usage: bun scripts/run-test-matrix.ts [OPTIONS]
 

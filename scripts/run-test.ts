@@ -4,21 +4,21 @@
 // stdout: the result files' paths, one per line. Everything else goes to stderr.
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required } from "../lib/cli.ts";
-import { runMain } from "../lib/main.ts";
-import { log, success, failure, warn } from "../lib/log.ts";
-import { EXIT, UsageError } from "../lib/errors.ts";
-import { ensureWritableDir } from "../lib/files.ts";
-import { parseSize } from "../lib/sizes.ts";
-import { RESULTS_DIR, TEST_FILES_DIR } from "../lib/paths.ts";
-import { requireTestFile } from "../lib/testfiles.ts";
-import { resolvePicoShare } from "../lib/picoshare.ts";
+import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log, success, failure, warn } from "../lib/core/log.ts";
+import { EXIT, UsageError } from "../lib/core/errors.ts";
+import { ensureWritableDir } from "../lib/core/files.ts";
+import { parseSize } from "../lib/core/sizes.ts";
+import { RESULTS_DIR, TEST_FILES_DIR } from "../lib/core/paths.ts";
+import { requireTestFile } from "../lib/upload/testfiles.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { loadBackend, parseBackend } from "../lib/backends/index.ts";
-import { runTest } from "../lib/runner.ts";
-import { displayPath } from "../lib/paths.ts";
-import type { TestResult } from "../lib/result.ts";
-import { summarizeCell } from "../lib/cell-stats.ts";
-import { statisticsBlock } from "../lib/stats-text.ts";
+import { runTest } from "../lib/upload/runner.ts";
+import { displayPath } from "../lib/core/paths.ts";
+import type { TestResult } from "../lib/upload/result.ts";
+import { summarizeCell } from "../lib/stats/cells.ts";
+import { statisticsBlock } from "../lib/stats/text.ts";
 
 const USAGE = `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
 

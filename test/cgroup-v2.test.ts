@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chooseAccel } from "../lib/qemu-vm.ts";
-import { findImage, type VmImage } from "../lib/vm-image.ts";
-import { resolvePicoShare } from "../lib/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
+import { chooseAccel } from "../lib/vm/qemu.ts";
+import { findImage, type VmImage } from "../lib/vm/image.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
 import { runScript, waitFor } from "./helpers/run.ts";
 import { GUEST, bootGuest, projectDisk, type Guest } from "./helpers/guest-vm.ts";
 

@@ -1,4 +1,4 @@
-// lib/cleanup.ts + lib/main.ts: the cleanups run once each, newest first,
+// lib/core/cleanup.ts + lib/core/main.ts: the cleanups run once each, newest first,
 // however the script ends. Exercised through a real child process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";

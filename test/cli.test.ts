@@ -1,12 +1,12 @@
-// lib/cli.ts: strict parsing as users meet it (real script runs as
+// lib/core/cli.ts: strict parsing as users meet it (real script runs as
 // subprocesses), and the value checkers used by every script.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import { parseSize } from "../lib/sizes.ts";
+import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { parseSize } from "../lib/core/sizes.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");

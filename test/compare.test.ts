@@ -5,17 +5,17 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compareFingerprints, describeDifferences, runFingerprint, stableSettings } from "../lib/fingerprint.ts";
-import { buildComparison, type SideInput } from "../lib/comparison.ts";
-import { comparisonText } from "../lib/exporters/compare-table.ts";
-import { comparisonMarkdown } from "../lib/exporters/compare-markdown.ts";
-import { comparisonJson } from "../lib/exporters/compare-json.ts";
-import { runOrder } from "../lib/compare-live.ts";
-import { ResultsDb } from "../lib/results-db.ts";
-import { resolvePicoShareVersion } from "../lib/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
-import type { TestResult } from "../lib/result.ts";
+import { compareFingerprints, describeDifferences, runFingerprint, stableSettings } from "../lib/stats/fingerprint.ts";
+import { buildComparison, type SideInput } from "../lib/stats/comparison.ts";
+import { comparisonText } from "../lib/output/exporters/compare-table.ts";
+import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts";
+import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
+import { runOrder } from "../lib/matrix/live-compare.ts";
+import { ResultsDb } from "../lib/store/results-db.ts";
+import { resolvePicoShareVersion } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
+import type { TestResult } from "../lib/upload/result.ts";
 import { HOST, fakeCell, fakeResult } from "./helpers/results.ts";
 import { runScript } from "./helpers/run.ts";
 

@@ -8,8 +8,8 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { expectedSha256 } from "../lib/testfiles.ts";
-import { KiB, MiB } from "../lib/sizes.ts";
+import { expectedSha256 } from "../lib/upload/testfiles.ts";
+import { KiB, MiB } from "../lib/core/sizes.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -87,7 +87,7 @@ describe("content", () => {
     expect(readdirSync(dir).sort()).toEqual(sizes.map(([l]) => `${l}.bin`).sort());
   });
 
-  test("the same bytes on two runs in two dirs, and as lib/testfiles.ts expects", () => {
+  test("the same bytes on two runs in two dirs, and as lib/upload/testfiles.ts expects", () => {
     const a = newDir("same-a");
     const b = newDir("same-b");
     expect(gen(["--sizes", "512K,9M", "--dir", a]).code).toBe(0);

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseResponse, postFileMultipart } from "../lib/http-upload.ts";
-import { writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
+import { parseResponse, postFileMultipart } from "../lib/upload/http-upload.ts";
+import { writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
 
 let dir: string;
 let file: string;

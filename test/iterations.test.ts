@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolvePicoShare } from "../lib/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import {

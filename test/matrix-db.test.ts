@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Database } from "bun:sqlite";
-import { ResultsDb } from "../lib/results-db.ts";
+import { ResultsDb } from "../lib/store/results-db.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { alive, testCgroups, cgroupPids } from "./helpers/cgroups.ts";
 import { leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture } from "./helpers/matrix.ts";

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "../lib/paths.ts";
+import { ROOT } from "../lib/core/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, type Case } from "./helpers/matrix.ts";

@@ -6,8 +6,8 @@ import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import {
   CSV_HEADER, leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, expectInOrder,
 } from "./helpers/matrix.ts";
-import { etaSeconds } from "../lib/matrix-progress.ts";
-import { csvField, matrixCsv, harnessErrorRow } from "../lib/csv.ts";
+import { etaSeconds } from "../lib/matrix/progress.ts";
+import { csvField, matrixCsv, harnessErrorRow } from "../lib/store/csv.ts";
 
 setDefaultTimeout(120_000);
 

@@ -1,4 +1,4 @@
-// lib/picoshare.ts: resolving (building and caching) the PicoShare binary,
+// lib/upload/picoshare.ts: resolving (building and caching) the PicoShare binary,
 // then starting it for real and talking to it.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -6,8 +6,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { DEFAULT_VERSION, cachedBinaryPath, resolvePicoShare, type PicoShareBinary } from "../lib/picoshare.ts";
-import { UsageError } from "../lib/errors.ts";
+import { DEFAULT_VERSION, cachedBinaryPath, resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
+import { UsageError } from "../lib/core/errors.ts";
 
 const BUILD_TIMEOUT = 600_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

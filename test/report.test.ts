@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { resolvePicoShare } from "../lib/picoshare.ts";
-import { ResultsDb } from "../lib/results-db.ts";
-import { hostFacts } from "../lib/host.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { ResultsDb } from "../lib/store/results-db.ts";
+import { hostFacts } from "../lib/upload/host.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
 import { runScript } from "./helpers/run.ts";
 
 setDefaultTimeout(120_000);

@@ -4,9 +4,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
-import { resolvePicoShare } from "../lib/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 

@@ -1,10 +1,10 @@
-// lib/sizes.ts: the one accepted size form, its byte values, and the labels
+// lib/core/sizes.ts: the one accepted size form, its byte values, and the labels
 // and figures derived from byte counts.
 import { describe, expect, test } from "bun:test";
 import {
   GiB, KiB, MiB, SIZE_FORM_HELP, formatBytes, parseSize, sizeLabel, toMiB,
-} from "../lib/sizes.ts";
-import { EXIT, Fatal, UsageError } from "../lib/errors.ts";
+} from "../lib/core/sizes.ts";
+import { EXIT, Fatal, UsageError } from "../lib/core/errors.ts";
 
 describe("parseSize: valid forms", () => {
   const cases: [string, number][] = [

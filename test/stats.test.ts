@@ -3,9 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { combinations } from "simple-statistics";
 import {
   binomial, bootstrapCI, bootstrapRatioCI, mannWhitneyU, minAttainableP, seededRandom, summarize,
-} from "../lib/stats.ts";
-import { cvWarning, groupByCell, likelyCauses, noisyMetrics, summarizeCell, summarizeCells } from "../lib/cell-stats.ts";
-import { MiB } from "../lib/sizes.ts";
+} from "../lib/stats/stats.ts";
+import { cvWarning, groupByCell, likelyCauses, noisyMetrics, summarizeCell, summarizeCells } from "../lib/stats/cells.ts";
+import { MiB } from "../lib/core/sizes.ts";
 import { fakeCell, fakeResult } from "./helpers/results.ts";
 
 describe("summarize", () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../lib/paths.ts";
+import { ROOT } from "../lib/core/paths.ts";
 
 const SUITE = join(ROOT, "test", "suite.sh");
 let dir: string;

@@ -11,12 +11,12 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { createServer } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { chooseAccel } from "../lib/qemu-vm.ts";
-import { findImage, vmCacheRoot, type VmImage } from "../lib/vm-image.ts";
-import { resolvePicoShare } from "../lib/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
-import { ROOT } from "../lib/paths.ts";
+import { chooseAccel } from "../lib/vm/qemu.ts";
+import { findImage, vmCacheRoot, type VmImage } from "../lib/vm/image.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
+import { ROOT } from "../lib/core/paths.ts";
 import { STATE_FILE, readVmState } from "../lib/backends/vagrant.ts";
 import { startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { interruptRun, newVmCase, readResult, vmRunArgs, type VmCase } from "./helpers/vm-case.ts";

@@ -7,10 +7,10 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { oomKilledPids, parseExitLine, startCommand, vagrantConfig, type StartSpec } from "../lib/backends/vagrant.ts";
-import { parseSshConfig, shq } from "../lib/ssh.ts";
-import { parseMachineState, parseVagrantVersion, versionAtLeast } from "../lib/vagrant-cli.ts";
-import { acquireLock, LockHeldError, processStart } from "../lib/pid-lock.ts";
-import { ROOT } from "../lib/paths.ts";
+import { parseSshConfig, shq } from "../lib/vm/ssh.ts";
+import { parseMachineState, parseVagrantVersion, versionAtLeast } from "../lib/backends/vagrant-cli.ts";
+import { acquireLock, LockHeldError, processStart } from "../lib/core/pid-lock.ts";
+import { ROOT } from "../lib/core/paths.ts";
 
 const REAL_SSH_CONFIG = `Host default
   HostName 192.168.121.37

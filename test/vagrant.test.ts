@@ -9,11 +9,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connect, createServer, type Socket } from "node:net";
-import { freePort } from "../lib/net.ts";
-import { resolvePicoShare } from "../lib/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/testfiles.ts";
-import { MiB } from "../lib/sizes.ts";
-import { ROOT } from "../lib/paths.ts";
+import { freePort } from "../lib/core/net.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
+import { ROOT } from "../lib/core/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { descendants, running, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   DURATION, PEAK_MEMORY, SAME_LABEL, THROUGHPUT, TOO_FEW_LABEL, compareSamples, runsNeeded,
-} from "../lib/verdict.ts";
+} from "../lib/stats/verdict.ts";
 
 const A = [100, 101, 99, 100.5, 99.5, 100.2];
 

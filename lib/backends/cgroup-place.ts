@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "n
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { $ } from "zx";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../core/errors.ts";
 
 /** The leaf the harness moves itself into, inside a subtree it may organise. */
 export const HARNESS_LEAF = "picoshare-perf-harness";

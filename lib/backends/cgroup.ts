@@ -3,8 +3,8 @@
 // excluded. cgroup v1 and v2 are both read through the same small interface.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { UsageError } from "../errors.ts";
-import { MiB } from "../sizes.ts";
+import { UsageError } from "../core/errors.ts";
+import { MiB } from "../core/sizes.ts";
 import { cgroupProcs, type CgroupSupport } from "./cgroup-place.ts";
 
 export interface MemoryCgroup {

@@ -1,11 +1,11 @@
 // Backend by name: each backend is one module behind the same interface.
-import { oneOf } from "../cli.ts";
-import { UsageError } from "../errors.ts";
+import { oneOf } from "../core/cli.ts";
+import { UsageError } from "../core/errors.ts";
 import { BACKENDS, type Backend, type BackendName } from "./types.ts";
 import { localBackend } from "./local.ts";
 import { vagrantBackend } from "./vagrant.ts";
 import { qemuBackend } from "./qemu.ts";
-import { log } from "../log.ts";
+import { log } from "../core/log.ts";
 
 export function parseBackend(text: string | undefined): BackendName {
   return oneOf("--backend", text ?? "local", BACKENDS);

@@ -7,11 +7,11 @@ import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
-import { requireFreeSpace } from "../files.ts";
-import { LOOPBACK, freePort } from "../net.ts";
-import { peakRss, pidAlive, startInGroup, stopGroup, type Started } from "../process.ts";
-import { log, warn } from "../log.ts";
-import { MiB } from "../sizes.ts";
+import { requireFreeSpace } from "../core/files.ts";
+import { LOOPBACK, freePort } from "../core/net.ts";
+import { peakRss, pidAlive, startInGroup, stopGroup, type Started } from "../core/process.ts";
+import { log, warn } from "../core/log.ts";
+import { MiB } from "../core/sizes.ts";
 
 let placed: Promise<CgroupSupport> | null = null;
 

@@ -2,26 +2,26 @@
 // (scripts/build-vm-image.ts) with qemu directly: RAM = --ram, one vCPU, KVM
 // where it works, TCG otherwise. Each test gets a copy-on-write overlay, its
 // own ports on 127.0.0.1 (ssh and PicoShare), and one shared ssh connection
-// (lib/ssh.ts) for the copy, the start and a long-lived memory-sampling
+// (lib/vm/ssh.ts) for the copy, the start and a long-lived memory-sampling
 // stream. The VM is powered off and its folder removed on every exit path.
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
-import { UsageError, errorMessage } from "../errors.ts";
-import { requireFreeSpace } from "../files.ts";
-import { log, warn } from "../log.ts";
-import { LOOPBACK, freePort } from "../net.ts";
-import { onCleanup } from "../cleanup.ts";
-import { MiB, formatBytes } from "../sizes.ts";
-import { SshConnection, shq, type RemoteStream } from "../ssh.ts";
-import { findImage, imageKey, vmCacheRoot, type VmImage } from "../vm-image.ts";
-import type { Started } from "../process.ts";
+import { UsageError, errorMessage } from "../core/errors.ts";
+import { requireFreeSpace } from "../core/files.ts";
+import { log, warn } from "../core/log.ts";
+import { LOOPBACK, freePort } from "../core/net.ts";
+import { onCleanup } from "../core/cleanup.ts";
+import { MiB, formatBytes } from "../core/sizes.ts";
+import { SshConnection, shq, type RemoteStream } from "../vm/ssh.ts";
+import { findImage, imageKey, vmCacheRoot, type VmImage } from "../vm/image.ts";
+import type { Started } from "../core/process.ts";
 import {
   GUEST_HTTP_PORT, QEMU, QEMU_IMG, bootFailureInConsole, chooseAccel, createOverlay, fileTail, imageSshTarget, logAccel,
   oomKillsInConsole, onPath, qemuVersion, sshBanner, startQemu, stopQemu, vmFiles,
   type AccelChoice, type VmFiles,
-} from "../qemu-vm.ts";
+} from "../vm/qemu.ts";
 
 /**
  * How often the guest samples MemTotal - MemAvailable (PERF_QEMU_SAMPLE_MS):

@@ -1,7 +1,7 @@
 // The interface every backend implements: an environment with a hard memory
 // limit in which one PicoShare runs for one test, and the measurements only
 // that environment can give.
-import type { PicoShareBinary } from "../picoshare.ts";
+import type { PicoShareBinary } from "../upload/picoshare.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
 export type BackendName = (typeof BACKENDS)[number];

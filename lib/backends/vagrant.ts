@@ -1,7 +1,7 @@
 // The vagrant backend: PicoShare in a Vagrant VM with VM_MEMORY MiB of RAM
 // and one CPU (the Vagrantfile at the project's top). After `vagrant up`,
 // `vagrant ssh-config` is read once and everything else goes over one shared
-// plain-ssh connection (lib/ssh.ts): the binary is copied once per VM,
+// plain-ssh connection (lib/vm/ssh.ts): the binary is copied once per VM,
 // PicoShare is started detached (systemd-run, else setsid), the upload goes
 // through a forwarded port, and memory is read by one long-lived stream.
 //
@@ -14,20 +14,20 @@ import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
 import { localDiskNeeded } from "./local.ts";
-import { interrupted, onCleanup } from "../cleanup.ts";
-import { oneOf } from "../cli.ts";
-import { UsageError, errorMessage } from "../errors.ts";
-import { writeFileAtomic } from "../files.ts";
-import { log, warn } from "../log.ts";
-import { freePort, LOOPBACK } from "../net.ts";
-import { ROOT } from "../paths.ts";
-import { acquireLock, LockHeldError, type Lock } from "../pid-lock.ts";
-import { retry, StopRetrying } from "../retry.ts";
-import { formatBytes } from "../sizes.ts";
-import { parseSshConfig, shq, SshConnection, type RemoteStream } from "../ssh.ts";
+import { interrupted, onCleanup } from "../core/cleanup.ts";
+import { oneOf } from "../core/cli.ts";
+import { UsageError, errorMessage } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/files.ts";
+import { log, warn } from "../core/log.ts";
+import { freePort, LOOPBACK } from "../core/net.ts";
+import { ROOT } from "../core/paths.ts";
+import { acquireLock, LockHeldError, type Lock } from "../core/pid-lock.ts";
+import { retry, StopRetrying } from "../core/retry.ts";
+import { formatBytes } from "../core/sizes.ts";
+import { parseSshConfig, shq, SshConnection, type RemoteStream } from "../vm/ssh.ts";
 import {
   VagrantCli, VagrantLockedError, lastLines, parseMachineState, parseVagrantVersion, versionAtLeast,
-} from "../vagrant-cli.ts";
+} from "./vagrant-cli.ts";
 
 export const DEFAULT_BOX = "generic/ubuntu2204";
 export const PROVIDERS = ["libvirt", "virtualbox"] as const;

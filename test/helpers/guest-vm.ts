@@ -6,12 +6,12 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { freePort } from "../../lib/net.ts";
-import { ROOT } from "../../lib/paths.ts";
-import { stopGroup, type Started } from "../../lib/process.ts";
-import { createOverlay, imageSshTarget, sshBanner, startQemu, vmFiles, type Accel } from "../../lib/qemu-vm.ts";
-import { SshConnection, shq, type ExecResult } from "../../lib/ssh.ts";
-import type { VmImage } from "../../lib/vm-image.ts";
+import { freePort } from "../../lib/core/net.ts";
+import { ROOT } from "../../lib/core/paths.ts";
+import { stopGroup, type Started } from "../../lib/core/process.ts";
+import { createOverlay, imageSshTarget, sshBanner, startQemu, vmFiles, type Accel } from "../../lib/vm/qemu.ts";
+import { SshConnection, shq, type ExecResult } from "../../lib/vm/ssh.ts";
+import type { VmImage } from "../../lib/vm/image.ts";
 
 /** Where the guest mounts the project disk. */
 export const GUEST_MOUNT = "/opt/pperf";

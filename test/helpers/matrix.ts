@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
-import { resolvePicoShare } from "../../lib/picoshare.ts";
+import { resolvePicoShare } from "../../lib/upload/picoshare.ts";
 import { runScript } from "./run.ts";
 import { alive, cgroupPids, testCgroups } from "./cgroups.ts";
 

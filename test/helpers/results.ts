@@ -1,8 +1,8 @@
 // Synthetic test results for the statistics, comparison and report tests:
 // a complete TestResult with the given measurements, everything else fixed.
-import type { HostFacts } from "../../lib/host.ts";
-import type { TestResult } from "../../lib/result.ts";
-import { MiB, parseSize } from "../../lib/sizes.ts";
+import type { HostFacts } from "../../lib/upload/host.ts";
+import type { TestResult } from "../../lib/upload/result.ts";
+import { MiB, parseSize } from "../../lib/core/sizes.ts";
 
 export const HOST: HostFacts = {
   hostname: "bench-1",

@@ -1,7 +1,7 @@
 // Running the project's scripts as real processes, as a user would.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "../../lib/paths.ts";
+import { ROOT } from "../../lib/core/paths.ts";
 
 export interface Ran {
   code: number | null;

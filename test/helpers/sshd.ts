@@ -9,7 +9,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOOPBACK, freePort } from "../../lib/net.ts";
+import { LOOPBACK, freePort } from "../../lib/core/net.ts";
 
 export const SSHD = "/usr/sbin/sshd";
 export const SFTP_SERVER = "/usr/lib/openssh/sftp-server";

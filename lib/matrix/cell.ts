@@ -1,0 +1,97 @@
+// One test of a matrix (one iteration of a cell): run-test as its own process
+// (a crash or an OOM there cannot take the matrix down), its output appended
+// to test-{RAM}MB-{SIZE}.log, and what came of it: the result it wrote, or why
+// there is none.
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { readResultFile, runTestArgs, runTestChild } from "./run-test-child.ts";
+import { interruptSignal, interrupted } from "../core/cleanup.ts";
+import { isoTimestamp, iterationOf, type TestResult } from "../upload/result.ts";
+import type { Cell } from "./plan.ts";
+import type { MatrixOptions } from "./state.ts";
+
+export interface CellRunContext {
+  dir: string;
+  runId: number;
+  db: string;
+  options: MatrixOptions;
+  /** Result files already counted for another cell (never taken twice). */
+  claimed: Set<string>;
+  onStart?: (pid: number) => void;
+}
+
+export interface CellOutcome {
+  /** The result run-test wrote (absolute path), or null. */
+  result: TestResult | null;
+  resultFile: string | null;
+  /** Why there is no result; null when there is one. */
+  error: string | null;
+  exitCode: number | null;
+  signal: string | null;
+  logFile: string;
+  wallSeconds: number;
+}
+
+export function cellLogPath(dir: string, ram: number, sizeLabel: string): string {
+  return join(dir, `test-${ram}MB-${sizeLabel}.log`);
+}
+
+/** run-test's arguments for a cell (one test each: which one goes in the environment, see cellEnv). */
+export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "options">): string[] {
+  const o = ctx.options;
+  return runTestArgs({
+    ram: cell.ram, size: cell.size.label, timeoutSec: o.timeout, resultsDir: ctx.dir, db: ctx.db, backend: o.backend,
+    picoshare: o.picoshare.path, testFiles: o.test_files, workDir: o.work_dir, verify: o.verify, reuseVm: o.reuse_vm,
+  });
+}
+
+/** Every result file in the matrix folder that belongs to database run `runId`. */
+export function resultsOfRun(dir: string, runId: number): { path: string; result: TestResult }[] {
+  const found: { path: string; result: TestResult }[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (!/^result-.*\.json$/.test(name)) continue;
+    const path = join(dir, name);
+    const result = readResultFile(path);
+    if (result && result.run_id === runId) found.push({ path, result });
+  }
+  return found;
+}
+
+/** run-test's environment for a test: the database run, and which of the cell's tests it is. */
+export function cellEnv(cell: Cell, runId: number): Record<string, string> {
+  return { PERF_RUN_ID: String(runId), PERF_ITERATION: String(cell.iteration), PERF_WARMUP: cell.warmup ? "1" : "" };
+}
+
+export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutcome> {
+  const logFile = cellLogPath(ctx.dir, cell.ram, cell.size.label);
+  const args = cellArgs(cell, ctx);
+  const env = cellEnv(cell, ctx.runId);
+  const repeated = ctx.options.iterations > 1 || ctx.options.warmup > 0;
+  const shown = repeated ? `PERF_ITERATION=${env.PERF_ITERATION}${cell.warmup ? " PERF_WARMUP=1" : ""} ` : "";
+  const child = await runTestChild(args, {
+    logFile,
+    timeoutSec: ctx.options.timeout,
+    env,
+    header: (pid) => {
+      // The pid names the test's cgroup (picoshare-perf-PID-...) should one need finding.
+      ctx.onStart?.(pid);
+      return `--- ${isoTimestamp(new Date())} run-test (pid ${pid}): ${shown}bun scripts/run-test.ts ${args.join(" ")}`;
+    },
+  });
+  if (interrupted()) throw interruptSignal.reason;
+
+  const base = { exitCode: child.ran.code, signal: child.ran.signal, logFile, wallSeconds: child.ran.seconds };
+  let { resultFile, result } = child;
+  if (!result) {
+    // Killed between writing its result and printing the path: the file is still there.
+    const orphan = resultsOfRun(ctx.dir, ctx.runId).find(
+      (f) =>
+        !ctx.claimed.has(f.path) && f.result.ram_mb === cell.ram && f.result.file_size === cell.size.label &&
+        iterationOf(f.result) === cell.iteration,
+    );
+    resultFile = orphan?.path ?? null;
+    result = orphan?.result ?? null;
+  }
+  if (result && resultFile) return { ...base, result, resultFile, error: null };
+  return { ...base, result: null, resultFile: null, error: child.failure };
+}

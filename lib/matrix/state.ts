@@ -1,0 +1,173 @@
+// A matrix folder's own record, matrix.json: the options it was started with,
+// its database run, the tests done so far (one record per iteration of each
+// cell) and the time each session took. Rewritten atomically after every
+// test, so --resume always finds a whole file.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BackendName } from "../backends/types.ts";
+import type { MatrixRow } from "../store/csv.ts";
+import { UsageError, errorMessage } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/files.ts";
+import { HARNESS_ERROR } from "../upload/result.ts";
+
+export const STATE_FILE = "matrix.json";
+/** 2: repeated tests (options.iterations and .warmup, one record per iteration). 1 is read as 1 iteration, no warm-up. */
+export const STATE_VERSION = 2;
+
+export interface MatrixOptions {
+  memory_limits: number[];
+  file_sizes: string[];
+  timeout: number;
+  stop_on_failure: boolean;
+  backend: BackendName;
+  picoshare: { path: string; version: string; sha256: string };
+  /** --work-dir as given (absolute), or null for run-test's default. */
+  work_dir: string | null;
+  test_files: string;
+  verify: boolean;
+  /** --reuse-vm (vagrant): one VM per RAM limit across the tests; absent in older states. */
+  reuse_vm?: boolean;
+  /** Measured tests per cell (--iterations). */
+  iterations: number;
+  /** Warm-up tests per cell, run before the measured ones and never counted (--warmup). */
+  warmup: number;
+}
+
+/** What came of one test of the matrix: one iteration of a (RAM, size) cell. */
+export interface CellRecord {
+  ram_mb: number;
+  file_size: string;
+  /** Which of the cell's tests, 1-based, warm-ups first. */
+  iteration: number;
+  /** A warm-up test: kept here, never in the CSV or the counts. */
+  warmup: boolean;
+  /** The CSV row; result_file is absolute. */
+  row: MatrixRow;
+  /** What went wrong when run-test wrote no result; null otherwise. */
+  error: string | null;
+  /** run-test's output for this cell, every iteration appended (absolute). */
+  log_file: string;
+  finished: string;
+  /** Wall time of the run-test process; 0 for a result found after a crash. */
+  wall_seconds: number;
+  bytes: number;
+}
+
+export interface Session {
+  started: string;
+  finished: string | null;
+  status: "running" | "complete" | "interrupted" | "stopped on failure";
+  /** The whole session, preparation included. */
+  wall_seconds: number;
+  /** Only the part spent running tests. */
+  loop_seconds: number;
+}
+
+export interface MatrixState {
+  version: number;
+  created: string;
+  run_id: number;
+  /** The SQLite results log (absolute). */
+  db: string;
+  options: MatrixOptions;
+  cells: CellRecord[];
+  sessions: Session[];
+  /** run-test processes that ended (interrupted ones excluded) and their upload seconds. */
+  totals: { tests_run: number; upload_seconds: number };
+}
+
+export function statePath(dir: string): string {
+  return join(dir, STATE_FILE);
+}
+
+export function writeState(dir: string, state: MatrixState): void {
+  writeFileAtomic(statePath(dir), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+/** Reads a matrix folder's state; exit 2 with the reason when it is not one. */
+export function readState(dir: string): MatrixState {
+  const path = statePath(dir);
+  if (!existsSync(path)) {
+    throw new UsageError(
+      `--resume ${dir}: no ${STATE_FILE} there; give a folder made by run-test-matrix (results/matrix-YYYYMMDD-HHMMSS)`,
+    );
+  }
+  let state: MatrixState;
+  try {
+    state = JSON.parse(readFileSync(path, "utf8")) as MatrixState;
+  } catch (err) {
+    throw new UsageError(`--resume ${dir}: ${STATE_FILE} cannot be read (${errorMessage(err)})`);
+  }
+  const o = state?.options;
+  const ok =
+    (state?.version === 1 || state?.version === STATE_VERSION) &&
+    Number.isInteger(state.run_id) &&
+    typeof state.db === "string" &&
+    Array.isArray(state.cells) &&
+    Array.isArray(state.sessions) &&
+    Array.isArray(o?.memory_limits) &&
+    Array.isArray(o?.file_sizes) &&
+    typeof o?.picoshare?.path === "string" &&
+    typeof o?.test_files === "string";
+  if (!ok) throw new UsageError(`--resume ${dir}: ${STATE_FILE} is not a matrix state this harness can read (version ${state?.version})`);
+  return upgradeState(state, dir);
+}
+
+/** A version-1 state (before repeated tests) as version 2: one measured test per cell, no warm-up. */
+function upgradeState(state: MatrixState, dir: string): MatrixState {
+  const o = state.options;
+  if (state.version === 1) {
+    o.iterations = 1;
+    o.warmup = 0;
+    for (const c of state.cells) {
+      c.iteration = 1;
+      c.warmup = false;
+    }
+    state.version = STATE_VERSION;
+  }
+  const bad =
+    !Number.isInteger(o.iterations) || o.iterations < 1 || !Number.isInteger(o.warmup) || o.warmup < 0 ||
+    state.cells.some((c) => !Number.isInteger(c.iteration) || c.iteration < 1 || typeof c.warmup !== "boolean");
+  if (bad) throw new UsageError(`--resume ${dir}: ${STATE_FILE} has unreadable iterations or warm-ups (version ${state.version})`);
+  return state;
+}
+
+/** One test's key: its cell and its iteration. */
+export function cellKey(ram: number, sizeLabel: string, iteration: number): string {
+  return `${ram}/${sizeLabel}/${iteration}`;
+}
+
+/** A cell counts as done once it has a result; a harness error is run again on resume. */
+export function hasResult(record: CellRecord | undefined): boolean {
+  return record !== undefined && record.row.exit_reason !== HARNESS_ERROR;
+}
+
+/** Adds or replaces the record for its test (cell and iteration). */
+export function recordCell(state: MatrixState, record: CellRecord): void {
+  const key = cellKey(record.ram_mb, record.file_size, record.iteration);
+  state.cells = state.cells.filter((c) => cellKey(c.ram_mb, c.file_size, c.iteration) !== key);
+  state.cells.push(record);
+}
+
+/** The tests' records in matrix order (cells in order, each cell's iterations in order), warm-ups included. */
+export function orderedCells(state: MatrixState): CellRecord[] {
+  const rank = (c: CellRecord) =>
+    state.options.memory_limits.indexOf(c.ram_mb) * state.options.file_sizes.length + state.options.file_sizes.indexOf(c.file_size);
+  return [...state.cells].sort((a, b) => rank(a) - rank(b) || a.iteration - b.iteration);
+}
+
+/** The measured tests' records in matrix order: what the CSV, the counts and the exit status go by. */
+export function measuredCells(state: MatrixState): CellRecord[] {
+  return orderedCells(state).filter((c) => !c.warmup);
+}
+
+/** Wall time of the test loops less upload time, per test run (warm-ups included); null before any test. */
+export function overheadPerTest(state: MatrixState): number | null {
+  if (state.totals.tests_run === 0) return null;
+  const loop = state.sessions.reduce((s, x) => s + x.loop_seconds, 0);
+  return Math.max(0, loop - state.totals.upload_seconds) / state.totals.tests_run;
+}
+
+export function totalSeconds(state: MatrixState): number {
+  return state.sessions.reduce((s, x) => s + x.wall_seconds, 0);
+}

@@ -1,0 +1,9 @@
+// A comparison as JSON: the whole Comparison record, with a format version
+// so that scripts reading it can tell when its shape changes.
+import type { Comparison } from "../../stats/comparison.ts";
+
+export const COMPARISON_JSON_VERSION = 1;
+
+export function comparisonJson(c: Comparison): string {
+  return `${JSON.stringify({ format: "picoshare-perf-comparison", version: COMPARISON_JSON_VERSION, ...c }, null, 2)}\n`;
+}

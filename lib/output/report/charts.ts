@@ -1,0 +1,295 @@
+// The report's charts as Vega-Lite specifications, compiled to Vega and
+// rendered to SVG strings here and now (renderer "none": no browser, no
+// canvas), so the report needs nothing but itself to be viewed.
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+import type { CellSummary } from "../../stats/cells.ts";
+import type { Comparison } from "../../stats/comparison.ts";
+import { MiB } from "../../core/sizes.ts";
+import type { MetricComparison } from "../../stats/verdict.ts";
+
+const WIDTH = 400;
+const HEIGHT = 260;
+const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
+
+const CONFIG = {
+  font: FONT,
+  background: "white",
+  view: { stroke: "#ddd" },
+  axis: { labelFontSize: 11, titleFontSize: 12, gridColor: "#eee" },
+  legend: { labelFontSize: 11, titleFontSize: 12 },
+  title: { fontSize: 14, anchor: "start" as const, offset: 12 },
+};
+
+/** Vega-Lite spec -> SVG markup. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const compiled = compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/**
+ * What each chart shows, for a caption under it in the page. (Not a Vega
+ * subtitle: without a canvas Vega can only guess text widths, and a long
+ * guessed subtitle widens the chart.)
+ */
+export const CAPTIONS = {
+  throughput: "Median throughput of the successful runs against file size, one line per RAM limit; bars: 95 % bootstrap interval of the median.",
+  memory: "Median peak working set of the successful runs against file size, one line per RAM limit; dashed: each RAM limit.",
+  outcomes: "Per cell: runs passed out of all runs, OOM kills, other failures, runs without a result.",
+  ratio: "B / A: ratio of the medians per cell with its 95 % bootstrap interval, coloured by verdict; dashed: no change.",
+};
+
+/** "1G", "100M", "512K" on a MiB axis. */
+const SIZE_LABEL_EXPR =
+  "datum.value >= 1024 ? format(datum.value / 1024, '~g') + 'G' : datum.value >= 1 ? format(datum.value, '~g') + 'M' : format(datum.value * 1024, '~g') + 'K'";
+
+function ramName(ram: number): string {
+  return `${ram} MB`;
+}
+
+/** RAM limits, largest first, as legend entries. */
+function ramDomain(cells: CellSummary[]): string[] {
+  return [...new Set(cells.map((c) => c.ram_mb))].sort((a, b) => b - a).map(ramName);
+}
+
+function sizeAxis(cells: CellSummary[]) {
+  const sizes = [...new Set(cells.map((c) => c.file_size_bytes / MiB))].sort((a, b) => a - b);
+  const lo = sizes[0] ?? 1;
+  const hi = sizes.at(-1) ?? 1;
+  return {
+    field: "size_mib",
+    type: "quantitative" as const,
+    title: "File size (log scale)",
+    scale: { type: "log" as const, domain: [lo / 1.6, hi * 1.6] },
+    axis: { values: sizes, labelExpr: SIZE_LABEL_EXPR, grid: true },
+  };
+}
+
+function ramColor(cells: CellSummary[]) {
+  return {
+    field: "ram",
+    type: "nominal" as const,
+    title: "RAM limit",
+    scale: { domain: ramDomain(cells), scheme: "category10" },
+  };
+}
+
+/** What every chart spec starts with: the Vega-Lite schema, its title and the shared look. */
+function frame(title: string) {
+  return { $schema: "https://vega.github.io/schema/vega-lite/v6.json", title, config: CONFIG };
+}
+
+/** One point per cell: its median and the median's 95 % interval (the median alone where there is none), divided by `scale`. */
+function medianPoints(cells: CellSummary[], metric: "throughput_mbps" | "peak_memory_bytes", scale = 1) {
+  return cells
+    .filter((c) => c[metric].median !== null)
+    .map((c) => {
+      const s = c[metric];
+      return {
+        ram: ramName(c.ram_mb),
+        size: c.file_size,
+        size_mib: c.file_size_bytes / MiB,
+        median: s.median! / scale,
+        lo: (s.ci95?.[0] ?? s.median!) / scale,
+        hi: (s.ci95?.[1] ?? s.median!) / scale,
+        n: s.n,
+      };
+    });
+}
+
+/** Median throughput against file size, one line per RAM limit, with the median's 95 % interval. */
+export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpec {
+  const values = medianPoints(cells, "throughput_mbps");
+  const x = sizeAxis(cells);
+  const color = ramColor(cells);
+  return {
+    ...frame(title),
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values },
+    encoding: { x, color },
+    layer: [
+      { mark: { type: "line", strokeWidth: 2 }, encoding: { y: { field: "median", type: "quantitative", title: "Throughput (MiB/s)" } } },
+      { mark: { type: "rule", strokeWidth: 1.5 }, encoding: { y: { field: "lo", type: "quantitative" }, y2: { field: "hi" } } },
+      {
+        mark: { type: "point", filled: true, size: 60 },
+        encoding: {
+          y: { field: "median", type: "quantitative" },
+          tooltip: [{ field: "ram" }, { field: "size" }, { field: "median", format: ".2f" }, { field: "n" }],
+        },
+      },
+    ],
+  };
+}
+
+/** Median peak memory against file size, one line per RAM limit, each limit drawn as a dashed rule. */
+export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
+  const values = medianPoints(cells, "peak_memory_bytes", MiB);
+  const limits = [...new Set(cells.map((c) => c.ram_mb))].map((ram) => ({ ram: ramName(ram), limit: ram }));
+  const peaks = values.map((v) => v.lo).filter((v) => v > 0);
+  const lo = Math.min(...peaks, ...limits.map((l) => l.limit)) / 1.5;
+  const hi = Math.max(...values.map((v) => v.hi), ...limits.map((l) => l.limit)) * 1.5;
+  const x = sizeAxis(cells);
+  const color = ramColor(cells);
+  const y = { type: "quantitative" as const, scale: { type: "log" as const, domain: [lo, hi] } };
+  return {
+    ...frame(title),
+    width: WIDTH,
+    height: HEIGHT,
+    layer: [
+      {
+        data: { values: limits },
+        mark: { type: "rule", strokeDash: [6, 4], strokeWidth: 1.5 },
+        encoding: { y: { ...y, field: "limit", title: "Peak memory (MiB, log scale)" }, color },
+      },
+      {
+        data: { values: limits },
+        mark: { type: "text", align: "right", dx: WIDTH / 2 - 4, dy: -7, fontSize: 10 },
+        encoding: { y: { ...y, field: "limit" }, text: { field: "ram" }, color },
+      },
+      {
+        data: { values },
+        encoding: { x, color },
+        layer: [
+          { mark: { type: "line", strokeWidth: 2 }, encoding: { y: { ...y, field: "median", title: "Peak memory (MiB, log scale)" } } },
+          { mark: { type: "rule", strokeWidth: 1.5 }, encoding: { y: { ...y, field: "lo" }, y2: { field: "hi" } } },
+          {
+            mark: { type: "point", filled: true, size: 60 },
+            encoding: {
+              y: { ...y, field: "median" },
+              tooltip: [{ field: "ram" }, { field: "size" }, { field: "median", format: ".1f", title: "peak MiB" }],
+            },
+          },
+        ],
+      },
+    ],
+    resolve: { scale: { y: "shared" } },
+  };
+}
+
+export const OUTCOMES = ["pass", "mixed", "fail", "OOM", "no result"] as const;
+const OUTCOME_COLORS = ["#59a14f", "#f1ce63", "#e15759", "#7b3294", "#bab0ac"];
+
+/** What a cell came to, across its runs. */
+export function cellOutcome(c: CellSummary): { outcome: (typeof OUTCOMES)[number]; text: string } {
+  const total = c.runs + c.harness_errors;
+  const parts = [`${c.passed}/${total} pass`];
+  if (c.oom > 0) parts.push(`${c.oom} OOM`);
+  if (c.failed - c.oom > 0) parts.push(`${c.failed - c.oom} fail`);
+  if (c.harness_errors > 0) parts.push(`${c.harness_errors} no result`);
+  let outcome: (typeof OUTCOMES)[number];
+  if (c.runs === 0) outcome = "no result";
+  else if (c.passed === total) outcome = "pass";
+  else if (c.passed > 0) outcome = "mixed";
+  else if (c.oom === c.runs) outcome = "OOM";
+  else outcome = "fail";
+  return { outcome, text: parts.join(", ") };
+}
+
+/** Pass / fail / OOM grid: RAM limits down, file sizes across. */
+export function outcomeGridSpec(cells: CellSummary[], title: string): TopLevelSpec {
+  const values = cells.map((c) => ({ ram: ramName(c.ram_mb), size: c.file_size, ...cellOutcome(c) }));
+  const sizes = [...cells].sort((a, b) => a.file_size_bytes - b.file_size_bytes).map((c) => c.file_size);
+  const x = { field: "size", type: "ordinal" as const, title: "File size", sort: [...new Set(sizes)], axis: { labelAngle: 0, orient: "top" as const } };
+  const y = { field: "ram", type: "ordinal" as const, title: "RAM limit", sort: ramDomain(cells) };
+  return {
+    ...frame(title),
+    data: { values },
+    width: { step: 120 },
+    height: { step: 44 },
+    encoding: { x, y },
+    layer: [
+      {
+        mark: { type: "rect", stroke: "white", strokeWidth: 2 },
+        encoding: {
+          color: { field: "outcome", type: "nominal", title: "Outcome", scale: { domain: [...OUTCOMES], range: OUTCOME_COLORS } },
+          tooltip: [{ field: "ram" }, { field: "size" }, { field: "text", title: "runs" }],
+        },
+      },
+      {
+        mark: { type: "text", fontSize: 11 },
+        encoding: {
+          text: { field: "text" },
+          // Light text on the dark cells, dark text on the light ones.
+          color: { condition: { test: "datum.outcome === 'OOM' || datum.outcome === 'fail'", value: "white" }, value: "#111" },
+        },
+      },
+    ],
+  };
+}
+
+// Fixed verdict colours, so that they mean the same in every report.
+const VERDICTS = ["B better", "B worse", "no significant difference", "too few samples"];
+const VERDICT_COLORS = ["#59a14f", "#e15759", "#4e79a7", "#bab0ac"];
+const verdictColor = {
+  field: "verdict",
+  type: "nominal" as const,
+  title: "Verdict",
+  scale: { domain: VERDICTS, range: VERDICT_COLORS },
+  legend: { labelLimit: 320 },
+};
+
+function verdictClass(m: MetricComparison): string {
+  if (m.verdict === "too_few") return "too few samples";
+  if (m.verdict === "same") return "no significant difference";
+  return m.better ? "B better" : "B worse";
+}
+
+/** B/A per cell with its 95 % interval, for throughput and for peak memory, coloured by verdict. */
+export function ratioSpec(c: Comparison): TopLevelSpec {
+  const cellName = (x: { ram_mb: number; file_size: string }) => `${x.ram_mb} MB, ${x.file_size}`;
+  const order = c.cells.map(cellName);
+  const panel = (metric: "throughput" | "peak_memory", title: string) => {
+    const values = c.cells
+      .filter((cell) => cell[metric].ratio !== null)
+      .map((cell) => {
+        const m = cell[metric];
+        return {
+          cell: cellName(cell),
+          ratio: m.ratio,
+          lo: m.ci95?.[0] ?? m.ratio,
+          hi: m.ci95?.[1] ?? m.ratio,
+          verdict: verdictClass(m),
+          label: m.label,
+          p: m.p_value,
+        };
+      });
+    const all = values.flatMap((v) => [v.lo!, v.hi!, v.ratio!]).filter((v) => v > 0);
+    const span = Math.max(1.1, ...all.map((v) => Math.max(v, 1 / v))) * 1.1;
+    const x = { type: "quantitative" as const, scale: { type: "log" as const, domain: [1 / span, span] }, title: `${title} B/A (log scale)` };
+    const y = { field: "cell", type: "ordinal" as const, sort: order, title: null };
+    return {
+      title: { text: title, fontSize: 12 },
+      width: 300,
+      height: { step: 28 },
+      layer: [
+        { data: { values: [{ one: 1 }] }, mark: { type: "rule" as const, color: "#888", strokeDash: [4, 3] }, encoding: { x: { ...x, field: "one" } } },
+        {
+          data: { values },
+          encoding: { y },
+          layer: [
+            { mark: { type: "rule" as const, strokeWidth: 2 }, encoding: { x: { ...x, field: "lo" }, x2: { field: "hi" }, color: verdictColor } },
+            {
+              mark: { type: "point" as const, filled: true, size: 70 },
+              encoding: {
+                x: { ...x, field: "ratio" },
+                color: verdictColor,
+                tooltip: [{ field: "cell" }, { field: "ratio", format: ".3f" }, { field: "lo", format: ".3f" }, { field: "hi", format: ".3f" }, { field: "label" }],
+              },
+            },
+          ],
+        },
+      ],
+    };
+  };
+  return {
+    ...frame("B / A per cell"),
+    hconcat: [panel("throughput", "Throughput"), panel("peak_memory", "Peak memory")],
+    resolve: { scale: { color: "shared" } },
+  };
+}

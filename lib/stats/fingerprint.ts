@@ -1,0 +1,146 @@
+// The environment a run was measured in, and which differences between two
+// environments make their measurements hard to compare. Built from what every
+// run and result already stores: the host facts (lib/upload/host.ts), the backend
+// and the backend's settings.
+import type { HostFacts } from "../upload/host.ts";
+import type { TestResult } from "../upload/result.ts";
+import { formatBytes } from "../core/sizes.ts";
+
+type Setting = string | number | boolean | null;
+
+export interface Fingerprint {
+  /** Host facts as stored; runs recorded before a fact existed lack it. */
+  host: Partial<HostFacts>;
+  backend: string;
+  /**
+   * The backend's settings that describe the environment, not one test:
+   * names and paths made per test, and the memory limit (the cell's own
+   * parameter) are left out. "(varies)" where the run's results disagree.
+   */
+  backend_settings: Record<string, Setting>;
+}
+
+/**
+ * Settings that name one test's environment (a cgroup path, a work dir, a VM
+ * folder, name or address, a port), measure one test (a boot time), say how
+ * one test got its environment (a reused VM), or are the cell's own
+ * parameter (the memory limit, a VM's memory size): they differ between any
+ * two tests and say nothing about the environment.
+ */
+const PER_TEST_SETTING =
+  /(^|_)(path|dir|folder|id|pid|port|name|ip|address|host|url|seconds|reused)$|^memory_limit|_memory_(mib|mb|bytes)$/;
+
+export function stableSettings(settings: Record<string, Setting>): Record<string, Setting> {
+  const out: Record<string, Setting> = {};
+  for (const key of Object.keys(settings).sort()) if (!PER_TEST_SETTING.test(key)) out[key] = settings[key];
+  return out;
+}
+
+export const VARIES = "(varies)";
+
+/**
+ * A run's fingerprint: the host facts taken when it started, its backend, and
+ * the stable backend settings of its results.
+ */
+export function runFingerprint(host: Partial<HostFacts>, backend: string, results: Pick<TestResult, "backend_settings">[]): Fingerprint {
+  const settings: Record<string, Setting> = {};
+  const seen = new Set<string>();
+  results.forEach((r, i) => {
+    const s = stableSettings(r.backend_settings ?? {});
+    for (const key of new Set([...Object.keys(s), ...seen])) {
+      if (i === 0) settings[key] = s[key];
+      else if (settings[key] !== VARIES && settings[key] !== (key in s ? s[key] : undefined)) settings[key] = VARIES;
+      seen.add(key);
+    }
+  });
+  return { host, backend, backend_settings: settings };
+}
+
+export interface FingerprintDifference {
+  /** The fact that differs, e.g. "cpu_governor" or "backend_settings.cgroup_version". */
+  field: string;
+  a: string;
+  b: string;
+  /** Why it matters, in a few words. */
+  why: string;
+}
+
+// When free memory and load count as "very different". They change by the
+// minute on any host, so only a gap large enough to change a measurement is
+// named: one side with less than half the other's available memory (page
+// cache for the test file and the database shrinks), or a 1-minute load
+// average per CPU more than 0.5 apart (other work competed for the CPUs).
+export const AVAILABLE_MEMORY_RATIO = 0.5;
+export const LOAD_PER_CPU_GAP = 0.5;
+/** Total memory differing by more than this fraction: another machine or VM size. */
+export const TOTAL_MEMORY_TOLERANCE = 0.1;
+
+function show(v: unknown): string {
+  if (v === undefined) return "(not recorded)";
+  if (v === null) return "unknown";
+  return String(v);
+}
+
+/** Exact facts: any difference is named. Missing on a side (older record) or unknown: not named. */
+const EXACT_FACTS: [keyof HostFacts, string][] = [
+  ["hostname", "another machine"],
+  ["cpu_model", "another CPU"],
+  ["cpu_count", "another number of CPUs"],
+  ["cpu_governor", "CPU frequency scaling policy"],
+  ["cpu_max_mhz", "CPU clock limit"],
+  ["cpu_boost", "turbo / boost clocks"],
+  ["kernel", "another kernel"],
+  ["data_disk_rotational", "spinning disk against solid state"],
+  ["data_dir_filesystem", "another file system for the data dir"],
+];
+
+function known(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
+
+/**
+ * The differences between two fingerprints that can change a measurement.
+ * Ignored: facts unknown or not recorded on either side; free memory and
+ * load unless very different (see AVAILABLE_MEMORY_RATIO, LOAD_PER_CPU_GAP).
+ */
+export function compareFingerprints(a: Fingerprint, b: Fingerprint): FingerprintDifference[] {
+  const diffs: FingerprintDifference[] = [];
+  if (a.backend !== b.backend) diffs.push({ field: "backend", a: a.backend, b: b.backend, why: "another test environment" });
+  for (const [field, why] of EXACT_FACTS) {
+    const va = a.host[field];
+    const vb = b.host[field];
+    if (known(va) && known(vb) && va !== vb) diffs.push({ field, a: show(va), b: show(vb), why });
+  }
+  const ta = a.host.memory_total_bytes;
+  const tb = b.host.memory_total_bytes;
+  if (ta && tb && Math.abs(ta - tb) > TOTAL_MEMORY_TOLERANCE * Math.max(ta, tb)) {
+    diffs.push({ field: "memory_total_bytes", a: formatBytes(ta), b: formatBytes(tb), why: "another amount of RAM" });
+  }
+  const fa = a.host.memory_available_bytes;
+  const fb = b.host.memory_available_bytes;
+  if (fa !== undefined && fb !== undefined && Math.min(fa, fb) < AVAILABLE_MEMORY_RATIO * Math.max(fa, fb)) {
+    diffs.push({
+      field: "memory_available_bytes", a: formatBytes(fa), b: formatBytes(fb),
+      why: "far less free memory on one side (less page cache)",
+    });
+  }
+  const la = a.host.load_average_1m;
+  const lb = b.host.load_average_1m;
+  if (la !== undefined && lb !== undefined) {
+    const gap = Math.abs(la / (a.host.cpu_count || 1) - lb / (b.host.cpu_count || 1));
+    if (gap > LOAD_PER_CPU_GAP) diffs.push({ field: "load_average_1m", a: String(la), b: String(lb), why: "other work competing for the CPUs" });
+  }
+  for (const key of [...new Set([...Object.keys(a.backend_settings), ...Object.keys(b.backend_settings)])].sort()) {
+    if (a.backend !== b.backend) break; // settings of different backends are not comparable one by one
+    const va = a.backend_settings[key];
+    const vb = b.backend_settings[key];
+    if (va === undefined || vb === undefined || va === vb) continue;
+    diffs.push({ field: `backend_settings.${key}`, a: show(va), b: show(vb), why: "another backend setting" });
+  }
+  return diffs;
+}
+
+/** "cpu_governor: powersave vs performance (CPU frequency scaling policy); ..." */
+export function describeDifferences(diffs: FingerprintDifference[]): string {
+  return diffs.map((d) => `${d.field}: ${d.a} vs ${d.b} (${d.why})`).join("; ");
+}

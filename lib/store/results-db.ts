@@ -1,0 +1,315 @@
+// The SQLite results log: every run and every test result, kept across runs
+// so they can be listed, compared and queried (also with the sqlite3 CLI).
+// This module alone reads and writes it.
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { isWarmup, iterationOf, type TestResult } from "../upload/result.ts";
+
+export type RunStatus = "running" | "complete" | "interrupted";
+
+export interface RunRow {
+  id: number;
+  kind: string;
+  started_at: string;
+  finished_at: string | null;
+  status: RunStatus;
+  backend: string;
+  results_dir: string | null;
+  picoshare_version: string | null;
+  picoshare_sha256: string | null;
+  options_json: string;
+  host_json: string;
+}
+
+/** A stored test result: the record's fields as columns (booleans as 0/1, objects as JSON), plus where it came from. */
+export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup"> & {
+  id: number;
+  success: number;
+  /** 1 for a warm-up run (never counted), 0 otherwise. */
+  warmup: number;
+  verified: number | null;
+  phases_json: string;
+  backend_settings_json: string;
+  host_json: string;
+  result_file: string | null;
+  raw_json: string;
+};
+
+// Each entry moves the schema one version up; PRAGMA user_version says how
+// many have been applied. Never edit an applied entry: add a new one.
+const MIGRATIONS: string[] = [
+  `CREATE TABLE runs (
+     id INTEGER PRIMARY KEY,
+     kind TEXT NOT NULL,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'interrupted')),
+     backend TEXT NOT NULL,
+     results_dir TEXT,
+     picoshare_version TEXT,
+     picoshare_sha256 TEXT,
+     options_json TEXT NOT NULL,
+     host_json TEXT NOT NULL
+   );
+   CREATE TABLE results (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER REFERENCES runs(id),
+     timestamp TEXT NOT NULL,
+     ram_mb INTEGER NOT NULL,
+     file_size TEXT NOT NULL,
+     file_size_mb REAL NOT NULL,
+     file_size_bytes INTEGER NOT NULL,
+     duration_seconds REAL NOT NULL,
+     throughput_mbps REAL NOT NULL,
+     initial_memory_bytes INTEGER NOT NULL,
+     peak_memory_bytes INTEGER NOT NULL,
+     peak_memory_mb INTEGER NOT NULL,
+     http_status TEXT NOT NULL,
+     exit_reason TEXT NOT NULL,
+     success INTEGER NOT NULL,
+     backend TEXT NOT NULL,
+     picoshare_version TEXT NOT NULL,
+     picoshare_sha256 TEXT NOT NULL,
+     kernel_peak_memory_bytes INTEGER,
+     picoshare_peak_rss_bytes INTEGER,
+     harness_peak_rss_bytes INTEGER NOT NULL,
+     memory_samples INTEGER NOT NULL,
+     memory_sample_interval_ms INTEGER NOT NULL,
+     oom_kills INTEGER NOT NULL,
+     entry_id TEXT,
+     verified INTEGER,
+     error TEXT,
+     phases_json TEXT NOT NULL,
+     backend_settings_json TEXT NOT NULL,
+     host_json TEXT NOT NULL,
+     log_file TEXT,
+     result_file TEXT,
+     raw_json TEXT NOT NULL
+   );
+   CREATE INDEX results_run ON results(run_id);`,
+  // A matrix cell whose run-test crashed or refused (no result written): kept
+  // so that a run's record is as complete as its CSV.
+  `CREATE TABLE harness_errors (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     timestamp TEXT NOT NULL,
+     ram_mb INTEGER NOT NULL,
+     file_size TEXT NOT NULL,
+     exit_reason TEXT NOT NULL,
+     error TEXT NOT NULL,
+     exit_code INTEGER,
+     signal TEXT,
+     log_file TEXT
+   );
+   CREATE INDEX harness_errors_run ON harness_errors(run_id);`,
+  // A live A/B comparison (scripts/compare.ts) stores each side as a run of
+  // its own (kind 'compare-a' / 'compare-b'): the side's label, and the run
+  // of the other side.
+  `ALTER TABLE runs ADD COLUMN label TEXT;
+   ALTER TABLE runs ADD COLUMN paired_run_id INTEGER REFERENCES runs(id);`,
+  // Repeated tests (--iterations, --warmup): which of a cell's tests a result
+  // (or a harness error) is, warm-ups first, and whether it was a warm-up run,
+  // recorded but never counted. Rows from before are iteration 1, measured.
+  `ALTER TABLE results ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE results ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE harness_errors ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE harness_errors ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;`,
+];
+
+/** A matrix cell for which run-test wrote no result (it crashed, or refused with exit 2). */
+export interface HarnessErrorRow {
+  id: number;
+  run_id: number;
+  timestamp: string;
+  ram_mb: number;
+  file_size: string;
+  exit_reason: string;
+  error: string;
+  exit_code: number | null;
+  signal: string | null;
+  log_file: string | null;
+  /** Which of the cell's tests (warm-ups first), 1 when the cell ran once. */
+  iteration: number;
+  /** 1 for a warm-up run (never counted), 0 otherwise. */
+  warmup: number;
+}
+
+/** A run with its tally of results (warm-up runs not counted). */
+export type RunSummaryRow = RunRow & { passed: number; failed: number; harness_errors: number };
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class ResultsDb {
+  private constructor(readonly db: Database) {}
+
+  static open(path: string): ResultsDb {
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { create: true, strict: true });
+    // Wait for another writer instead of failing with "database is locked".
+    db.exec("PRAGMA busy_timeout = 15000");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    const store = new ResultsDb(db);
+    store.migrate();
+    return store;
+  }
+
+  private migrate(): void {
+    // BEGIN IMMEDIATE takes the write lock first, so two processes opening a
+    // new database never both apply the same migration.
+    this.db.transaction(() => {
+      const current = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+      if (current > MIGRATIONS.length) {
+        throw new Error(`results database schema v${current} is newer than this harness (v${MIGRATIONS.length}): update the harness`);
+      }
+      for (let v = current; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]);
+      this.db.exec(`PRAGMA user_version = ${MIGRATIONS.length}`);
+    }).immediate();
+  }
+
+  startRun(run: {
+    kind: string;
+    startedAt: string;
+    backend: string;
+    resultsDir: string | null;
+    picoshareVersion: string | null;
+    picoshareSha256: string | null;
+    options: unknown;
+    host: unknown;
+  }): number {
+    return this.db.transaction(() => {
+      const row = this.db
+        .query(
+          `INSERT INTO runs (kind, started_at, status, backend, results_dir, picoshare_version, picoshare_sha256, options_json, host_json)
+           VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id`,
+        )
+        .get(
+          run.kind, run.startedAt, run.backend, run.resultsDir, run.picoshareVersion, run.picoshareSha256,
+          JSON.stringify(run.options), JSON.stringify(run.host),
+        ) as { id: number };
+      return row.id;
+    }).immediate();
+  }
+
+  setRunStatus(id: number, status: RunStatus, finishedAt: string | null): void {
+    this.db.transaction(() => {
+      this.db.query("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?").run(status, finishedAt, id);
+    }).immediate();
+  }
+
+  addResult(result: TestResult, resultFile: string | null): number {
+    return this.db.transaction(() => {
+      const r = result;
+      const row = this.db
+        .query(
+          `INSERT INTO results (run_id, timestamp, ram_mb, file_size, file_size_mb, file_size_bytes, duration_seconds,
+             throughput_mbps, initial_memory_bytes, peak_memory_bytes, peak_memory_mb, http_status, exit_reason, success,
+             backend, picoshare_version, picoshare_sha256, kernel_peak_memory_bytes, picoshare_peak_rss_bytes,
+             harness_peak_rss_bytes, memory_samples, memory_sample_interval_ms, oom_kills, entry_id, verified, error,
+             phases_json, backend_settings_json, host_json, log_file, result_file, raw_json, iteration, warmup)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           RETURNING id`,
+        )
+        .get(
+          r.run_id, r.timestamp, r.ram_mb, r.file_size, r.file_size_mb, r.file_size_bytes, r.duration_seconds,
+          r.throughput_mbps, r.initial_memory_bytes, r.peak_memory_bytes, r.peak_memory_mb, r.http_status, r.exit_reason,
+          r.success ? 1 : 0, r.backend, r.picoshare_version, r.picoshare_sha256, r.kernel_peak_memory_bytes,
+          r.picoshare_peak_rss_bytes, r.harness_peak_rss_bytes, r.memory_samples, r.memory_sample_interval_ms,
+          r.oom_kills, r.entry_id, r.verified === null ? null : r.verified ? 1 : 0, r.error,
+          JSON.stringify(r.phases), JSON.stringify(r.backend_settings), JSON.stringify(r.host), r.log_file,
+          resultFile, JSON.stringify(r), iterationOf(r), isWarmup(r) ? 1 : 0,
+        ) as { id: number };
+      return row.id;
+    }).immediate();
+  }
+
+  listRuns(limit = 50): RunRow[] {
+    return this.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?").all(limit) as RunRow[];
+  }
+
+  run(id: number): RunRow | null {
+    return (this.db.query("SELECT * FROM runs WHERE id = ?").get(id) as RunRow | null) ?? null;
+  }
+
+  results(runId: number | null): ResultRow[] {
+    return (
+      runId === null
+        ? this.db.query("SELECT * FROM results WHERE run_id IS NULL ORDER BY id").all()
+        : this.db.query("SELECT * FROM results WHERE run_id = ? ORDER BY id").all(runId)
+    ) as ResultRow[];
+  }
+
+  /** Runs, newest first, each with its passed / failed results and harness errors counted (warm-ups left out). */
+  listRunSummaries(limit = 50): RunSummaryRow[] {
+    return this.db
+      .query(
+        `SELECT runs.*,
+           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 1 AND r.warmup = 0) AS passed,
+           (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id AND r.success = 0 AND r.warmup = 0) AS failed,
+           (SELECT COUNT(*) FROM harness_errors h WHERE h.run_id = runs.id AND h.warmup = 0) AS harness_errors
+         FROM runs ORDER BY id DESC LIMIT ?`,
+      )
+      .all(limit) as RunSummaryRow[];
+  }
+
+  /** Whether a result written to `resultFile` is already recorded for run `runId`. */
+  hasResultFile(runId: number, resultFile: string): boolean {
+    return this.db.query("SELECT 1 FROM results WHERE run_id = ? AND result_file = ?").get(runId, resultFile) !== null;
+  }
+
+  addHarnessError(e: Omit<HarnessErrorRow, "id" | "iteration" | "warmup"> & { iteration?: number; warmup?: boolean }): number {
+    return this.db.transaction(() => {
+      const row = this.db
+        .query(
+          `INSERT INTO harness_errors (run_id, timestamp, ram_mb, file_size, exit_reason, error, exit_code, signal, log_file, iteration, warmup)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        )
+        .get(
+          e.run_id, e.timestamp, e.ram_mb, e.file_size, e.exit_reason, e.error, e.exit_code, e.signal, e.log_file,
+          e.iteration ?? 1, e.warmup ? 1 : 0,
+        ) as {
+        id: number;
+      };
+      return row.id;
+    }).immediate();
+  }
+
+  /** Forgets a cell's harness errors (once the cell has been run again): those of one iteration, or all of them. */
+  clearHarnessErrors(runId: number, ramMb: number, fileSize: string, iteration?: number): void {
+    this.db.transaction(() => {
+      if (iteration === undefined) {
+        this.db.query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ?").run(runId, ramMb, fileSize);
+      } else {
+        this.db
+          .query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ? AND iteration = ?")
+          .run(runId, ramMb, fileSize, iteration);
+      }
+    }).immediate();
+  }
+
+  harnessErrors(runId: number): HarnessErrorRow[] {
+    return this.db.query("SELECT * FROM harness_errors WHERE run_id = ? ORDER BY id").all(runId) as HarnessErrorRow[];
+  }
+
+  /** Names a run's side of a comparison and links it with the other side's run (both ways). */
+  pairRuns(a: { id: number; label: string }, b: { id: number; label: string }): void {
+    this.db.transaction(() => {
+      const q = this.db.query("UPDATE runs SET label = ?, paired_run_id = ? WHERE id = ?");
+      q.run(a.label, b.id, a.id);
+      q.run(b.label, a.id, b.id);
+    }).immediate();
+  }
+
+  /** A run with its comparison label and paired run (null for runs that are not a comparison's side). */
+  pairedRun(id: number): PairedRunRow | null {
+    return (this.db.query("SELECT * FROM runs WHERE id = ?").get(id) as PairedRunRow | null) ?? null;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** A run as stored since schema v3: with the label and paired run of a comparison's side. */
+export type PairedRunRow = RunRow & { label: string | null; paired_run_id: number | null };

@@ -1,0 +1,64 @@
+// Runs read back from the SQLite results log for comparisons and reports:
+// the run, its results as the records run-test wrote, its harness errors,
+// and its environment fingerprint.
+import { existsSync } from "node:fs";
+import type { HostFacts } from "../upload/host.ts";
+import { UsageError } from "../core/errors.ts";
+import { runFingerprint, type Fingerprint } from "../stats/fingerprint.ts";
+import type { TestResult } from "../upload/result.ts";
+import { ResultsDb, type HarnessErrorRow, type PairedRunRow } from "./results-db.ts";
+import type { SideInput } from "../stats/comparison.ts";
+import { command } from "../core/paths.ts";
+
+export interface StoredRun {
+  run: PairedRunRow;
+  results: TestResult[];
+  harnessErrors: HarnessErrorRow[];
+  fingerprint: Fingerprint;
+}
+
+/** Opens an existing results log (exit 2 when there is none: a report of nothing helps no one). */
+export function openExistingDb(path: string): ResultsDb {
+  if (!existsSync(path)) {
+    throw new UsageError(`no results log at ${path}: give the right one with --db PATH (run-test and the matrix write it)`);
+  }
+  return ResultsDb.open(path);
+}
+
+/** Parses "12" as a run id for `flag`, exit 2 otherwise. */
+export function parseRunId(text: string, flag: string): number {
+  if (!/^[1-9][0-9]*$/.test(text)) throw new UsageError(`${flag} must be a run id (a whole number above 0), got "${text}" (e.g. ${flag} 12)`);
+  return Number(text);
+}
+
+export function loadRun(db: ResultsDb, id: number, dbPath: string): StoredRun {
+  const run = db.pairedRun(id);
+  if (!run) {
+    throw new UsageError(`run ${id} is not in ${dbPath}: list the runs with \`${command("results", "list")}\``);
+  }
+  // Warm-up runs are recorded but never counted: they stay out of every statistic.
+  const results = db.results(id).filter((row) => !row.warmup).map((row) => JSON.parse(row.raw_json) as TestResult);
+  const harnessErrors = db.harnessErrors(id).filter((e) => !e.warmup);
+  let host: Partial<HostFacts> = {};
+  try {
+    host = JSON.parse(run.host_json) as Partial<HostFacts>;
+  } catch {
+    // an unreadable host record: compared as unknown
+  }
+  return { run, results, harnessErrors, fingerprint: runFingerprint(host, run.backend, results) };
+}
+
+/** A stored run as one side of a comparison. */
+export function sideOf(s: StoredRun, label: string): SideInput {
+  const versions = [...new Set(s.results.map((r) => r.picoshare_version))];
+  const shas = [...new Set(s.results.map((r) => r.picoshare_sha256))];
+  return {
+    label,
+    run_id: s.run.id,
+    picoshare_version: s.run.picoshare_version ?? (versions.length === 1 ? versions[0] : versions.join(", ") || null),
+    picoshare_sha256: s.run.picoshare_sha256 ?? (shas.length === 1 ? shas[0] : null),
+    fingerprint: s.fingerprint,
+    results: s.results,
+    harness_errors: s.harnessErrors.map((e) => ({ ram_mb: e.ram_mb, file_size: e.file_size })),
+  };
+}

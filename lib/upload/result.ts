@@ -1,0 +1,148 @@
+// The result record of one test: the original harness's JSON fields, same
+// names and types, then this harness's extras. One schema for every script.
+import { existsSync, linkSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BackendName } from "../backends/types.ts";
+import type { HostFacts } from "./host.ts";
+import { partialPath } from "../core/files.ts";
+
+export const EXIT_REASONS = [
+  "success",
+  "http_error",
+  "timeout",
+  "process_died",
+  "oom_killed",
+  "setup_failed",
+  "startup_failed",
+  "entry_missing",
+  "corrupt",
+] as const;
+export type ExitReason = (typeof EXIT_REASONS)[number];
+
+/**
+ * The exit_reason a matrix reports for a cell where run-test wrote no result
+ * (it crashed, was killed, or refused with exit 2): never in a result file.
+ */
+export const HARNESS_ERROR = "harness_error";
+
+/** Seconds spent in each phase of a test. */
+export interface Phases {
+  setup: number;
+  readiness: number;
+  auth: number;
+  upload: number;
+  verify: number;
+  teardown: number;
+}
+
+export interface TestResult {
+  // The original harness's fields.
+  timestamp: string;
+  ram_mb: number;
+  file_size: string;
+  file_size_mb: number;
+  duration_seconds: number;
+  throughput_mbps: number;
+  initial_memory_bytes: number;
+  peak_memory_bytes: number;
+  peak_memory_mb: number;
+  http_status: string;
+  exit_reason: ExitReason;
+  success: boolean;
+  // Extras.
+  backend: BackendName;
+  file_size_bytes: number;
+  picoshare_version: string;
+  picoshare_sha256: string;
+  /** The kernel's high-water mark for the environment, page cache included. */
+  kernel_peak_memory_bytes: number | null;
+  /** PicoShare's own peak resident set (VmHWM). */
+  picoshare_peak_rss_bytes: number | null;
+  /** The harness's own peak resident set while it ran the test. */
+  harness_peak_rss_bytes: number;
+  memory_samples: number;
+  memory_sample_interval_ms: number;
+  oom_kills: number;
+  entry_id: string | null;
+  /** true/false when --verify compared the download with the file; null when not asked. */
+  verified: boolean | null;
+  /** What went wrong, in a sentence; null on success. */
+  error: string | null;
+  phases: Phases;
+  backend_settings: Record<string, string | number | boolean | null>;
+  host: HostFacts;
+  /** PicoShare's own output, saved beside the result. */
+  log_file: string | null;
+  /** The matrix run this test belongs to, or null for a lone run-test. */
+  run_id: number | null;
+  /**
+   * Which of a series of repeated tests this is, 1-based, warm-ups first:
+   * warm-ups are 1..W, measured runs W+1..W+N; a lone test is 1.
+   */
+  iteration: number;
+  /** A warm-up run: written and recorded, never counted in statistics, CSV rows or pass/fail. */
+  warmup: boolean;
+}
+
+/** A result's iteration; 1 for a record written before iterations existed. */
+export function iterationOf(r: Pick<TestResult, "iteration">): number {
+  return Number.isInteger(r.iteration) && r.iteration >= 1 ? r.iteration : 1;
+}
+
+/** Whether a result is a warm-up run (false for a record written before warm-ups existed). */
+export function isWarmup(r: Pick<TestResult, "warmup">): boolean {
+  return r.warmup === true;
+}
+
+function pad(n: number, w = 2): string {
+  return String(n).padStart(w, "0");
+}
+
+/** ISO 8601 local time with offset, as the original wrote (2026-01-29T12:00:00+00:00). */
+export function isoTimestamp(d: Date): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? "+" : "-";
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` +
+    `${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`
+  );
+}
+
+/** YYYYMMDD-HHMMSS, as in result and matrix folder names. */
+export function fileStamp(d: Date): string {
+  return (
+    `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}-` +
+    `${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`
+  );
+}
+
+export function resultStem(ramMiB: number, sizeLabel: string, started: Date): string {
+  return `${ramMiB}MB-${sizeLabel}-${fileStamp(started)}`;
+}
+
+/** `stem`, or `stem-2`, `stem-3`... : the first for which no file `names(stem)` exists in `dir`. */
+export function freeStem(dir: string, stem: string, names: (stem: string) => string[]): string {
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? stem : `${stem}-${n}`;
+    if (!names(candidate).some((name) => existsSync(join(dir, name)))) return candidate;
+  }
+}
+
+/**
+ * Writes a new file that must not replace another: written under a temporary
+ * name, then hard-linked into place (atomic; fails with EEXIST if taken).
+ */
+export function writeNewFile(path: string, content: string): void {
+  const tmp = partialPath(path);
+  writeFileSync(tmp, content, { mode: 0o644 });
+  try {
+    linkSync(tmp, path);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+export function resultJson(result: TestResult): string {
+  return `${JSON.stringify(result, null, 2)}\n`;
+}
