@@ -187,8 +187,9 @@ async function askSystemd(mount: string, manager: "system" | "user", runtimeDir:
     "--scope", "--quiet", "--collect", "-p", "Delegate=yes", `--unit=${unit}`,
     "--description=picoshare-perf harness: memory-limited test cgroups",
   ];
-  // The holder ends by itself should this process die before it can end it.
-  const holder = $({ nothrow: true, quiet: true, env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir } })`systemd-run ${flags} -- sleep 120`;
+  // exec: the holder is the shell's own pid (systemd-run becomes sleep in the scope); it ends by
+  // itself should this process die before it can end it.
+  const holder = $({ nothrow: true, quiet: true, env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir } })`exec systemd-run ${flags} -- sleep 120`;
   const cgroupOf = (pid: number) => {
     try {
       return read(`/proc/${pid}/cgroup`).split("\n").find((l) => l.startsWith("0::"))?.slice(3) ?? "";
