@@ -37,8 +37,11 @@ function joinThenExec(procsFile: string, command: string[]): string[] {
   return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procsFile, ...command];
 }
 
-class V1Cgroup implements MemoryCgroup {
-  readonly version = 1 as const;
+/** What both versions share: the folder, the launch, the processes, the removal, the working set. */
+abstract class CgroupBase implements MemoryCgroup {
+  abstract readonly version: 1 | 2;
+  /** memory.stat's key for the inactive file cache (v1 counts the subtree as total_*). */
+  protected abstract readonly inactiveFileKey: string;
   constructor(
     readonly path: string,
     readonly limitBytes: number,
@@ -46,12 +49,26 @@ class V1Cgroup implements MemoryCgroup {
   launch(command: string[]) {
     return joinThenExec(join(this.path, "cgroup.procs"), command);
   }
-  usage() {
-    return Number(read(join(this.path, "memory.usage_in_bytes")));
-  }
+  abstract usage(): number;
+  abstract kernelPeak(): number | null;
+  abstract oomKills(): number;
   workingSet() {
     const stat = read(join(this.path, "memory.stat"));
-    return Math.max(0, this.usage() - statField(stat, "total_inactive_file"));
+    return Math.max(0, this.usage() - statField(stat, this.inactiveFileKey));
+  }
+  pids() {
+    return existsSync(this.path) ? cgroupProcs(this.path) : [];
+  }
+  remove() {
+    rmdirQuietly(this.path);
+  }
+}
+
+class V1Cgroup extends CgroupBase {
+  readonly version = 1 as const;
+  protected readonly inactiveFileKey = "total_inactive_file";
+  usage() {
+    return Number(read(join(this.path, "memory.usage_in_bytes")));
   }
   kernelPeak() {
     return Number(read(join(this.path, "memory.max_usage_in_bytes")));
@@ -59,29 +76,13 @@ class V1Cgroup implements MemoryCgroup {
   oomKills() {
     return statField(read(join(this.path, "memory.oom_control")), "oom_kill");
   }
-  pids() {
-    return cgroupProcs(this.path);
-  }
-  remove() {
-    rmdirQuietly(this.path);
-  }
 }
 
-class V2Cgroup implements MemoryCgroup {
+class V2Cgroup extends CgroupBase {
   readonly version = 2 as const;
-  constructor(
-    readonly path: string,
-    readonly limitBytes: number,
-  ) {}
-  launch(command: string[]) {
-    return joinThenExec(join(this.path, "cgroup.procs"), command);
-  }
+  protected readonly inactiveFileKey = "inactive_file";
   usage() {
     return Number(read(join(this.path, "memory.current")));
-  }
-  workingSet() {
-    const stat = read(join(this.path, "memory.stat"));
-    return Math.max(0, this.usage() - statField(stat, "inactive_file"));
   }
   kernelPeak() {
     const file = join(this.path, "memory.peak");
@@ -89,12 +90,6 @@ class V2Cgroup implements MemoryCgroup {
   }
   oomKills() {
     return statField(read(join(this.path, "memory.events")), "oom_kill");
-  }
-  pids() {
-    return existsSync(this.path) ? cgroupProcs(this.path) : [];
-  }
-  remove() {
-    rmdirQuietly(this.path);
   }
 }
 
