@@ -5,12 +5,12 @@ import { parseCli, list } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success } from "../lib/core/log.ts";
 import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
-import { ensureWritableDir, partialPath, requireFreeSpace } from "../lib/core/files.ts";
+import { ensureWritableDir, fileSha256, partialPath, requireFreeSpace } from "../lib/core/files.ts";
 import { byteProgress } from "../lib/core/progress.ts";
 import { formatBytes, parseSize, toMiB } from "../lib/core/sizes.ts";
 import { TEST_FILES_DIR } from "../lib/core/paths.ts";
 import {
-  DEFAULT_SIZES, fileSha256, hasExpectedContent, removeStalePartials, testFilePath, writeTestFile,
+  DEFAULT_SIZES, hasExpectedContent, removeStalePartials, testFilePath, writeTestFile,
 } from "../lib/upload/testfiles.ts";
 import { rmSync, existsSync } from "node:fs";
 import { resolve } from "node:path";

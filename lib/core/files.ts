@@ -2,6 +2,7 @@
 // temporary name beside the target, then rename (atomic on one file system).
 import { renameSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { createHash } from "node:crypto";
 import { UsageError } from "./errors.ts";
 import { formatBytes } from "./sizes.ts";
 
@@ -48,4 +49,11 @@ export function ensureWritableDir(dir: string, flag: string): void {
       `${flag} ${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? err}): choose a writable folder`,
     );
   }
+}
+
+/** SHA-256 of a file on disk, streamed. */
+export async function fileSha256(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of Bun.file(path).stream()) h.update(chunk);
+  return h.digest("hex");
 }

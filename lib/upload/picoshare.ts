@@ -3,9 +3,9 @@
 // $PICOSHARE_VERSION (default v1.5.4) cached per version under .cache/.
 import { $ } from "zx";
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { UsageError, errorMessage } from "../core/errors.ts";
+import { fileSha256 } from "../core/files.ts";
 import { log } from "../core/log.ts";
 import { CACHE_DIR } from "../core/paths.ts";
 
@@ -46,12 +46,6 @@ async function binaryVersion(path: string): Promise<string> {
   if (!m) return "unknown";
   const rev = /vcs\.revision=(\w+)/.exec(out.stdout);
   return m[1] === "(devel)" && rev ? `(devel) ${rev[1].slice(0, 12)}` : m[1];
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of Bun.file(path).stream()) h.update(chunk);
-  return h.digest("hex");
 }
 
 export function cachedBinaryPath(version: string): string {
@@ -105,7 +99,7 @@ export async function resolvePicoShare(flagPath?: string): Promise<PicoShareBina
   } else {
     return resolvePicoShareVersion(process.env.PICOSHARE_VERSION || DEFAULT_VERSION, "PICOSHARE_VERSION");
   }
-  return { path, source, version: await binaryVersion(path), sha256: await sha256File(path) };
+  return { path, source, version: await binaryVersion(path), sha256: await fileSha256(path) };
 }
 
 /** A release tag (v1.5.4, v1.6.0-rc1) or a commit hash (7 to 40 hex digits): what `go install module@X` takes. */
@@ -136,5 +130,5 @@ export async function resolvePicoShareVersion(version: string, flag = "version")
     }
     source = "built";
   }
-  return { path, source, version: await binaryVersion(path), sha256: await sha256File(path) };
+  return { path, source, version: await binaryVersion(path), sha256: await fileSha256(path) };
 }

@@ -22,7 +22,7 @@ import {
 } from "./result.ts";
 import { ResultsDb } from "../store/results-db.ts";
 import { MiB, type Size } from "../core/sizes.ts";
-import { fileSha256 } from "./testfiles.ts";
+import { fileSha256 } from "../core/files.ts";
 import { displayPath } from "../core/paths.ts";
 
 export const SAMPLE_INTERVAL_MS = 50;

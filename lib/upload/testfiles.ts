@@ -101,13 +101,6 @@ export function expectedSha256(bytes: number): string {
   return h.digest("hex");
 }
 
-/** SHA-256 of a file on disk, streamed. */
-export async function fileSha256(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of Bun.file(path).stream()) h.update(chunk);
-  return h.digest("hex");
-}
-
 /** Removes temporary files left by generator runs that died mid-file. */
 export function removeStalePartials(dir: string): string[] {
   const removed: string[] = [];
