@@ -14,7 +14,6 @@ import { hostFacts } from "../lib/upload/host.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../lib/core/paths.ts";
 import { resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { loadBackend, parseBackend } from "../lib/backends/index.ts";
-import { destroyKeptVm } from "../lib/backends/vagrant.ts";
 import type { BackendName } from "../lib/backends/types.ts";
 import { runProjectScript } from "../lib/core/child-script.ts";
 import { formatDuration } from "../lib/core/durations.ts";
@@ -259,9 +258,11 @@ await runMain(async () => {
     doneBytes: run.state.cells.filter((c) => c.wall_seconds > 0).reduce((s, c) => s + c.bytes, 0),
     doneSeconds: run.state.cells.reduce((s, c) => s + c.wall_seconds, 0),
   });
+  // Only for what it keeps across tests: each test's environment is made by its run-test.
+  const backend = await loadBackend(o.backend, { reuseVm: o.reuse_vm && o.backend === "vagrant" });
   const forgetFinish = onCleanup("write the partial matrix results", async () => {
     progress.stop();
-    if (o.reuse_vm && o.backend === "vagrant" && (await destroyKeptVm())) log("Destroyed the VM kept by --reuse-vm");
+    await backend.endRun?.();
     run.finish("interrupted");
     closingBlock(run, "interrupted");
   });
@@ -318,7 +319,7 @@ await runMain(async () => {
 
   progress.stop();
   forgetFinish();
-  if (o.reuse_vm && o.backend === "vagrant" && (await destroyKeptVm())) log("Destroyed the VM kept by --reuse-vm");
+  await backend.endRun?.();
   run.finish(status);
   closingBlock(run, status);
   return run.counts().failed > 0 ? EXIT.failed : EXIT.ok;

@@ -62,4 +62,9 @@ export interface Backend {
   preflight(spec: EnvironmentSpec): Promise<void>;
   /** Makes the memory-limited environment. */
   create(spec: EnvironmentSpec): Promise<TestEnvironment>;
+  /**
+   * After a matrix's last test, and when it is interrupted: ends what the
+   * backend kept across tests (vagrant --reuse-vm: the kept VM).
+   */
+  endRun?(): Promise<void>;
 }

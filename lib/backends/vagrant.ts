@@ -379,6 +379,10 @@ class VagrantBackend implements Backend {
 
   constructor(private readonly opts: VagrantOptions) {}
 
+  async endRun(): Promise<void> {
+    if (this.opts.reuseVm && (await destroyKeptVm())) log("Destroyed the VM kept by --reuse-vm");
+  }
+
   async preflight(_spec: EnvironmentSpec): Promise<void> {
     const cfg = vagrantConfig();
     const cli = new VagrantCli(cfg.folder, {}, null);
