@@ -203,7 +203,8 @@ describe("a real upload through ssh", () => {
     expect(guestDirs(c)).toEqual([]);
     expect(existsSync(join(c.folder, ".vagrant", "picoshare-perf-state.json"))).toBe(false);
     await noSshSessions();
-  });
+    // Several run-tests in a row: about 45 s on an idle machine, more on a busy one.
+  }, 180_000);
 
   test("a matrix with --reuse-vm boots one VM per RAM limit and destroys the last when it ends", async () => {
     const c = newCase();
