@@ -117,6 +117,55 @@ const MIGRATIONS: string[] = [
    ALTER TABLE harness_errors ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;`,
 ];
 
+type Bindable = string | number | null;
+const flag = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
+
+/**
+ * The results table's columns (but id) and how each is had from a record:
+ * the one list the INSERT is made from. A migration that adds a column adds
+ * it here too (a test checks the list against the table).
+ */
+export const RESULT_COLUMNS: [string, (r: TestResult, resultFile: string | null) => Bindable][] = [
+  ["run_id", (r) => r.run_id],
+  ["timestamp", (r) => r.timestamp],
+  ["ram_mb", (r) => r.ram_mb],
+  ["file_size", (r) => r.file_size],
+  ["file_size_mb", (r) => r.file_size_mb],
+  ["file_size_bytes", (r) => r.file_size_bytes],
+  ["duration_seconds", (r) => r.duration_seconds],
+  ["throughput_mbps", (r) => r.throughput_mbps],
+  ["initial_memory_bytes", (r) => r.initial_memory_bytes],
+  ["peak_memory_bytes", (r) => r.peak_memory_bytes],
+  ["peak_memory_mb", (r) => r.peak_memory_mb],
+  ["http_status", (r) => r.http_status],
+  ["exit_reason", (r) => r.exit_reason],
+  ["success", (r) => flag(r.success)],
+  ["backend", (r) => r.backend],
+  ["picoshare_version", (r) => r.picoshare_version],
+  ["picoshare_sha256", (r) => r.picoshare_sha256],
+  ["kernel_peak_memory_bytes", (r) => r.kernel_peak_memory_bytes],
+  ["picoshare_peak_rss_bytes", (r) => r.picoshare_peak_rss_bytes],
+  ["harness_peak_rss_bytes", (r) => r.harness_peak_rss_bytes],
+  ["memory_samples", (r) => r.memory_samples],
+  ["memory_sample_interval_ms", (r) => r.memory_sample_interval_ms],
+  ["oom_kills", (r) => r.oom_kills],
+  ["entry_id", (r) => r.entry_id],
+  ["verified", (r) => flag(r.verified)],
+  ["error", (r) => r.error],
+  ["phases_json", (r) => JSON.stringify(r.phases)],
+  ["backend_settings_json", (r) => JSON.stringify(r.backend_settings)],
+  ["host_json", (r) => JSON.stringify(r.host)],
+  ["log_file", (r) => r.log_file],
+  ["result_file", (_r, resultFile) => resultFile],
+  ["raw_json", (r) => JSON.stringify(r)],
+  ["iteration", (r) => iterationOf(r)],
+  ["warmup", (r) => flag(isWarmup(r))],
+];
+
+const INSERT_RESULT =
+  `INSERT INTO results (${RESULT_COLUMNS.map(([c]) => c).join(", ")}) ` +
+  `VALUES (${RESULT_COLUMNS.map(() => "?").join(", ")}) RETURNING id`;
+
 /** A matrix cell for which run-test wrote no result (it crashed, or refused with exit 2). */
 export interface HarnessErrorRow {
   id: number;
@@ -200,27 +249,8 @@ export class ResultsDb {
 
   addResult(result: TestResult, resultFile: string | null): number {
     return this.db.transaction(() => {
-      const r = result;
-      const row = this.db
-        .query(
-          `INSERT INTO results (run_id, timestamp, ram_mb, file_size, file_size_mb, file_size_bytes, duration_seconds,
-             throughput_mbps, initial_memory_bytes, peak_memory_bytes, peak_memory_mb, http_status, exit_reason, success,
-             backend, picoshare_version, picoshare_sha256, kernel_peak_memory_bytes, picoshare_peak_rss_bytes,
-             harness_peak_rss_bytes, memory_samples, memory_sample_interval_ms, oom_kills, entry_id, verified, error,
-             phases_json, backend_settings_json, host_json, log_file, result_file, raw_json, iteration, warmup)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           RETURNING id`,
-        )
-        .get(
-          r.run_id, r.timestamp, r.ram_mb, r.file_size, r.file_size_mb, r.file_size_bytes, r.duration_seconds,
-          r.throughput_mbps, r.initial_memory_bytes, r.peak_memory_bytes, r.peak_memory_mb, r.http_status, r.exit_reason,
-          r.success ? 1 : 0, r.backend, r.picoshare_version, r.picoshare_sha256, r.kernel_peak_memory_bytes,
-          r.picoshare_peak_rss_bytes, r.harness_peak_rss_bytes, r.memory_samples, r.memory_sample_interval_ms,
-          r.oom_kills, r.entry_id, r.verified === null ? null : r.verified ? 1 : 0, r.error,
-          JSON.stringify(r.phases), JSON.stringify(r.backend_settings), JSON.stringify(r.host), r.log_file,
-          resultFile, JSON.stringify(r), iterationOf(r), isWarmup(r) ? 1 : 0,
-        ) as { id: number };
-      return row.id;
+      const values = RESULT_COLUMNS.map(([, value]) => value(result, resultFile));
+      return (this.db.query(INSERT_RESULT).get(...values) as { id: number }).id;
     }).immediate();
   }
 
