@@ -19,6 +19,7 @@ import { displayPath } from "../lib/core/paths.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { summarizeCell } from "../lib/stats/cells.ts";
 import { statisticsBlock } from "../lib/stats/text.ts";
+import { readChildContext } from "../lib/matrix/run-test-child.ts";
 
 const USAGE = `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
 
@@ -99,8 +100,7 @@ await runMain(async () => {
   const warmups = nonNegativeInt("--warmup", v.warmup ?? "0", "1");
   const single = iterations + warmups === 1;
   // The matrix runs one test per run-test and says which of the cell's tests it is.
-  const envIteration = process.env.PERF_ITERATION ? positiveInt("PERF_ITERATION", process.env.PERF_ITERATION, "2") : null;
-  const envWarmup = process.env.PERF_WARMUP === "1";
+  const { runId, iteration: envIteration, warmup: envWarmup } = readChildContext();
   if (!single && (envIteration !== null || envWarmup)) {
     throw new UsageError("PERF_ITERATION and PERF_WARMUP describe a single test: unset them to use --iterations or --warmup");
   }
@@ -111,7 +111,6 @@ await runMain(async () => {
   const workDir = resolve(v["work-dir"] ?? tmpdir());
   ensureWritableDir(workDir, "--work-dir");
   const dbPath = v.db ?? join(resultsDir, "results.db");
-  const runId = process.env.PERF_RUN_ID ? Number(process.env.PERF_RUN_ID) : null;
   const picoshare = await resolvePicoShare(v.picoshare);
   const backend = await loadBackend(backendName, { reuseVm: Boolean(v["reuse-vm"]) });
   await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9) });

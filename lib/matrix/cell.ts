@@ -4,7 +4,7 @@
 // there is none.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { readResultFile, runTestArgs, runTestChild } from "./run-test-child.ts";
+import { childEnv, readResultFile, runTestArgs, runTestChild } from "./run-test-child.ts";
 import { interruptSignal, interrupted } from "../core/cleanup.ts";
 import { isoTimestamp, iterationOf, type TestResult } from "../upload/result.ts";
 import type { Cell } from "./plan.ts";
@@ -59,7 +59,7 @@ export function resultsOfRun(dir: string, runId: number): { path: string; result
 
 /** run-test's environment for a test: the database run, and which of the cell's tests it is. */
 export function cellEnv(cell: Cell, runId: number): Record<string, string> {
-  return { PERF_RUN_ID: String(runId), PERF_ITERATION: String(cell.iteration), PERF_WARMUP: cell.warmup ? "1" : "" };
+  return childEnv({ runId, iteration: cell.iteration, warmup: cell.warmup });
 }
 
 export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutcome> {

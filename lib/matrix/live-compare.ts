@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runTestArgs, runTestChild } from "./run-test-child.ts";
+import { childEnv, runTestArgs, runTestChild } from "./run-test-child.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
 import { runFingerprint } from "../stats/fingerprint.ts";
@@ -127,7 +127,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
       logFile,
       timeoutSec: opts.timeoutSec,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
-      env: { PERF_RUN_ID: warm ? "" : String(runIds[side]) },
+      env: childEnv({ runId: warm ? null : runIds[side] }),
       header: (pid) => `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`,
     });
     if (interrupted()) throw interruptSignal.reason;
