@@ -70,11 +70,15 @@ export function cgroupMounts(): Mounts {
   return mounts;
 }
 
-/** The harness's own cgroup path per hierarchy, from /proc/self/cgroup. */
-function ownCgroups(): { v1Memory: string | null; v2: string | null } {
+/** A process's cgroup path per hierarchy (the harness's own by default), from /proc/PID/cgroup; nulls once it is gone. */
+function cgroupsOf(pid: number | "self" = "self"): { v1Memory: string | null; v2: string | null } {
   let v1Memory: string | null = null;
   let v2: string | null = null;
-  for (const line of read("/proc/self/cgroup").split("\n")) {
+  let text = "";
+  try {
+    text = read(`/proc/${pid}/cgroup`);
+  } catch {}
+  for (const line of text.split("\n")) {
     const [, controllers, path] = line.split(":");
     if (path === undefined) continue;
     if (controllers.split(",").includes("memory")) v1Memory = path;
@@ -105,7 +109,7 @@ function errno(err: unknown): string | undefined {
  */
 export async function placeCgroups(): Promise<CgroupSupport> {
   const mounts = cgroupMounts();
-  const own = ownCgroups();
+  const own = cgroupsOf();
   if (mounts.v1Memory && own.v1Memory !== null) {
     const parent = join(mounts.v1Memory, own.v1Memory);
     if (canMkdir(parent)) return { kind: 1, parent, placement: "v1", description: `cgroup v1, beneath the harness's own memory cgroup ${parent}` };
@@ -190,17 +194,10 @@ async function askSystemd(mount: string, manager: "system" | "user", runtimeDir:
   // exec: the holder is the shell's own pid (systemd-run becomes sleep in the scope); it ends by
   // itself should this process die before it can end it.
   const holder = $({ nothrow: true, quiet: true, env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir } })`exec systemd-run ${flags} -- sleep 120`;
-  const cgroupOf = (pid: number) => {
-    try {
-      return read(`/proc/${pid}/cgroup`).split("\n").find((l) => l.startsWith("0::"))?.slice(3) ?? "";
-    } catch {
-      return "";
-    }
-  };
   let scopePath = "";
   for (let i = 0; i < 1000 && !scopePath; i++) {
-    const pid = holder.pid;
-    if (pid && basename(cgroupOf(pid)) === unit) scopePath = cgroupOf(pid);
+    const at = holder.pid ? cgroupsOf(holder.pid).v2 ?? "" : "";
+    if (basename(at) === unit) scopePath = at;
     else if (holder.output !== null) break;
     else await Bun.sleep(10);
   }
@@ -252,7 +249,7 @@ function organise(dir: string, pids: number[], what: string, fix = ROOT_FIX): vo
   try {
     mkdirSync(leaf, { recursive: true });
   } catch (err) {
-    throw new UsageError(`the cgroup ${dir} is not writable by this user (${errno(err)}): run as root, or where systemd delegates a cgroup to you`);
+    throw new UsageError(`the cgroup ${dir} is not writable by this user (${errno(err)}): ${ROOT_FIX}`);
   }
   for (const pid of pids) {
     try {
@@ -274,6 +271,6 @@ function organise(dir: string, pids: number[], what: string, fix = ROOT_FIX): vo
           "and cgroup v2 gives no controller to children of a cgroup with processes: run the harness where systemd can delegate a scope (as root, or with a user manager)",
       );
     }
-    throw new UsageError(`cannot enable the memory controller below ${dir} (${errno(err)}): run as root, or where systemd delegates a cgroup to you`);
+    throw new UsageError(`cannot enable the memory controller below ${dir} (${errno(err)}): ${ROOT_FIX}`);
   }
 }

@@ -32,8 +32,7 @@ export function localDiskNeeded(uploadBytes: number): number {
 
 // Names carry the harness's pid, so that what a killed harness left behind
 // can be told from what a live one is using.
-const PREFIX = NAME_PREFIX;
-const STALE = new RegExp(`^${PREFIX}(\\d+)-`);
+const STALE = new RegExp(`^${NAME_PREFIX}(\\d+)-`);
 
 /**
  * Removes the cgroups and private folders of harness runs that died without
@@ -121,12 +120,12 @@ class LocalEnvironment implements TestEnvironment {
 
   static make(spec: EnvironmentSpec, support: CgroupSupport): LocalEnvironment {
     // Private to this user: the secret file and the data live here.
-    const dir = mkdtempSync(join(spec.workDir, `${PREFIX}${process.pid}-`));
+    const dir = mkdtempSync(join(spec.workDir, `${NAME_PREFIX}${process.pid}-`));
     chmodSync(dir, 0o700);
     try {
       mkdirSync(join(dir, "data"));
       mkdirSync(join(dir, "tmp"));
-      const name = `${PREFIX}${process.pid}-${randomBytes(4).toString("hex")}`;
+      const name = `${NAME_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}`;
       return new LocalEnvironment(spec, dir, createMemoryCgroup(support, name, spec.ramMiB), support);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
