@@ -1,7 +1,6 @@
 #!/usr/bin/env bun
 // Benchmarks the harness's upload client against curl: the same file to the
 // same PicoShare, in one invocation, alternating which goes first.
-import { $ } from "zx";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -17,6 +16,7 @@ import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { localBackend } from "../lib/backends/local.ts";
 import { login, waitUntilReady } from "../lib/upload/session.ts";
 import { uploadFile } from "../lib/upload/api.ts";
+import { run } from "../lib/core/exec.ts";
 
 const USAGE = `Usage: bun scripts/bench-upload.ts [OPTIONS]
 
@@ -60,13 +60,10 @@ const rssFile = join(mkdtempSync(join(tmpdir(), "bench-upload-")), "rss");
 onCleanup("remove the RSS file", () => rmSync(dirname(rssFile), { recursive: true, force: true }));
 
 async function measured(argv: string[], env?: Record<string, string>): Promise<{ out: string; ok: boolean; maxRssBytes: number }> {
-  const proc = Bun.spawn(["/usr/bin/time", "-f", "%M", "-o", rssFile, ...argv], {
-    env: { ...process.env, ...env },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const out = await new Response(proc.stdout).text();
-  const ok = (await proc.exited) === 0;
+  const r = await run(["/usr/bin/time", "-f", "%M", "-o", rssFile, ...argv], { env });
+  process.stderr.write(r.stderr);
+  const out = r.stdout;
+  const ok = r.code === 0;
   return { out, ok, maxRssBytes: Number(readFileSync(rssFile, "utf8").trim().split("\n").pop()) * 1024 };
 }
 
@@ -115,7 +112,7 @@ await runMain(async () => {
   const ramMiB = positiveInt("--ram", v.ram ?? "2048", "2048");
   const file = requireTestFile(size, resolve(v["test-files"] ?? TEST_FILES_DIR));
   for (const [tool, pkg] of [["curl", "curl"], ["/usr/bin/time", "time"]]) {
-    if ((await $({ nothrow: true, quiet: true })`${tool} --version`).exitCode !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
+    if ((await run([tool, "--version"])).code !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
   }
   const picoshare = await resolvePicoShare(v.picoshare);
   const spec = { ramMiB, workDir: tmpdir(), picoshare, uploadBytes: size.bytes * rounds * 2, signal: interruptSignal };

@@ -19,8 +19,8 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { $ } from "zx";
 import { UsageError } from "../core/errors.ts";
+import { command } from "../core/exec.ts";
 
 /** The leaf the harness moves itself into, inside a subtree it may organise. */
 export const HARNESS_LEAF = "picoshare-perf-harness";
@@ -191,20 +191,20 @@ async function askSystemd(mount: string, manager: "system" | "user", runtimeDir:
     "--scope", "--quiet", "--collect", "-p", "Delegate=yes", `--unit=${unit}`,
     "--description=picoshare-perf harness: memory-limited test cgroups",
   ];
-  // exec: the holder is the shell's own pid (systemd-run becomes sleep in the scope); it ends by
+  // The holder's pid is systemd-run's own (it becomes sleep in the scope); it ends by
   // itself should this process die before it can end it.
-  const holder = $({ nothrow: true, quiet: true, env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir } })`exec systemd-run ${flags} -- sleep 120`;
+  const holder = command(["systemd-run", ...flags, "--", "sleep", "120"], { env: { XDG_RUNTIME_DIR: runtimeDir } });
   let scopePath = "";
   for (let i = 0; i < 1000 && !scopePath; i++) {
     const at = holder.pid ? cgroupsOf(holder.pid).v2 ?? "" : "";
     if (basename(at) === unit) scopePath = at;
-    else if (holder.output !== null) break;
+    else if (!holder.running()) break;
     else await Bun.sleep(10);
   }
   if (!scopePath) {
     if (holder.pid) process.kill(holder.pid, "SIGKILL");
-    const done = await holder;
-    const said = done.stderr.trim().split("\n").pop() || `exit ${done.exitCode}`;
+    const done = await holder.done;
+    const said = done.stderr.trim().split("\n").pop() || `exit ${done.code}`;
     return `systemd's ${manager} manager would not make a delegated scope (systemd-run${manager === "user" ? " --user" : ""} --scope: ${said})`;
   }
   const scope = join(mount, scopePath);
@@ -212,7 +212,7 @@ async function askSystemd(mount: string, manager: "system" | "user", runtimeDir:
     organise(scope, [process.pid, holder.pid!], `the scope ${unit}`, manager === "user" ? USER_FIX : ROOT_FIX);
   } finally {
     process.kill(holder.pid!, "SIGKILL");
-    await holder;
+    await holder.done;
   }
   return {
     kind: 2,

@@ -9,7 +9,8 @@ import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
 import { requireFreeSpace } from "../core/files.ts";
 import { LOOPBACK, freePort } from "../core/net.ts";
-import { peakRss, pidAlive, startInGroup, stopGroup, type Started } from "../core/process.ts";
+import { start, stopGroup, type Started } from "../core/exec.ts";
+import { peakRss, processRuns } from "../core/proc.ts";
 import { log, warn } from "../core/log.ts";
 import { MiB } from "../core/sizes.ts";
 
@@ -43,7 +44,7 @@ const STALE = new RegExp(`^${NAME_PREFIX}(\\d+)-`);
 function reapStale(support: CgroupSupport, workDir: string): void {
   const stale = (name: string) => {
     const m = STALE.exec(name);
-    return m !== null && !pidAlive(Number(m[1]));
+    return m !== null && !processRuns(Number(m[1]));
   };
   const stillServing = new Set<string>();
   const reapCgroups = (dir: string, stopHint: (path: string, pids: number[]) => string) => {
@@ -138,9 +139,10 @@ class LocalEnvironment implements TestEnvironment {
     const secretFile = join(this.dir, "secret");
     writeFileSync(secretFile, secret, { mode: 0o600 });
     const argv = this.cgroup.launch([this.spec.picoshare.path, "-db", join(this.dir, "data", "store.db")]);
-    this.proc = startInGroup(argv, {
+    this.proc = start(argv, {
       cwd: this.dir,
-      logPath: this.logPath,
+      stdout: { file: this.logPath },
+      cleanEnv: true,
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
         PORT: String(port),

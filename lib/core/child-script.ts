@@ -7,11 +7,10 @@
 // signal makes its trap exit without cleaning up. A child left running when
 // this process dies without cleaning up (SIGKILL, SIGHUP) finishes its own
 // test and exits.
-import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { interrupted, onCleanup } from "./cleanup.ts";
+import { start } from "./exec.ts";
 import { ROOT } from "./paths.ts";
-
 export interface ChildOptions {
   /** Extra environment on top of this process's own. */
   env?: Record<string, string>;
@@ -39,33 +38,24 @@ export const STOP_GRACE_MS = 60_000;
 
 export async function runProjectScript(script: string, args: string[], opts: ChildOptions = {}): Promise<ChildRun> {
   if (interrupted()) throw new Error(`not starting ${script}: interrupted`);
-  const fd = opts.stderrPath ? openSync(opts.stderrPath, "a", 0o644) : null;
   const t0 = performance.now();
-  let proc;
-  try {
-    proc = Bun.spawn({
-      cmd: [process.execPath, join(ROOT, "scripts", `${script}.ts`), ...args],
-      cwd: process.cwd(),
-      env: { ...process.env, ...opts.env },
-      stdin: "ignore",
-      detached: true,
-      stdout: opts.captureStdout ? "pipe" : "inherit",
-      stderr: fd ?? "inherit",
-    });
-  } finally {
-    if (fd !== null) closeSync(fd);
-  }
-  const child = proc;
+  const child = start([process.execPath, join(ROOT, "scripts", `${script}.ts`), ...args], {
+    cwd: process.cwd(),
+    env: opts.env,
+    stdout: opts.captureStdout ? "capture" : "inherit",
+    stderr: opts.stderrPath ? { file: opts.stderrPath, mode: 0o644 } : "inherit",
+  });
   opts.onStart?.(child.pid);
-  let exited = false;
-  const done = child.exited.then(() => {
-    exited = true;
+  let exit: { code: number | null; signal: string | null } | null = null;
+  const done = child.exited.then((e) => {
+    exit = e;
   });
   /** Asks the child to stop (SIGINT when interrupted, as a Ctrl-C would; SIGTERM at the deadline), then waits. */
   const stop = async (sig: "SIGINT" | "SIGTERM") => {
-    if (exited) return;
-    child.kill(sig);
-    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
+    if (exit) return;
+    // The child alone, not its group: its own trap ends what it started.
+    child.child.kill(sig);
+    const timer = setTimeout(() => child.child.kill("SIGKILL"), STOP_GRACE_MS);
     await done;
     clearTimeout(timer);
   };
@@ -78,14 +68,13 @@ export async function runProjectScript(script: string, args: string[], opts: Chi
           timedOut = true;
           void stop("SIGTERM");
         }, opts.deadlineMs);
-  const stdout = opts.captureStdout ? new Response(child.stdout as ReadableStream).text() : Promise.resolve("");
-  const [text] = await Promise.all([stdout, done]);
+  await done;
   if (deadline) clearTimeout(deadline);
   forget();
   return {
-    code: child.exitCode,
-    signal: child.signalCode === null ? null : String(child.signalCode),
-    stdout: text,
+    code: exit!.code,
+    signal: exit!.signal,
+    stdout: child.stdout(),
     seconds: (performance.now() - t0) / 1000,
     timedOut,
   };

@@ -1,12 +1,21 @@
 // Writing files so that nothing half-written ever looks finished: write to a
 // temporary name beside the target, then rename (atomic on one file system).
-import { renameSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
+import { renameSync, readFileSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import { UsageError } from "./errors.ts";
 import { formatBytes } from "./sizes.ts";
 
 /** The temporary name used while `path` is being written. */
+/** A file's text, or "" when it cannot be read (gone, or never there). */
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
 export function partialPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
 }

@@ -1,7 +1,7 @@
 // Which PicoShare binary a test runs, and its identity for the results.
 // One place decides: --picoshare PATH, else $PICOSHARE_BIN, else a build of
 // $PICOSHARE_VERSION (default v1.5.4) cached per version under .cache/.
-import { $ } from "zx";
+import { run } from "../core/exec.ts";
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UsageError, errorMessage } from "../core/errors.ts";
@@ -35,13 +35,13 @@ function requireExecutable(path: string, from: string): void {
 }
 
 async function hasGo(): Promise<boolean> {
-  return (await $({ nothrow: true, quiet: true })`go version`).exitCode === 0;
+  return (await run(["go", "version"])).code === 0;
 }
 
 /** The module version recorded in a Go binary's build info, where Go is here to read it. */
 async function binaryVersion(path: string): Promise<string> {
   if (!(await hasGo())) return "unknown";
-  const out = await $({ nothrow: true, quiet: true })`go version -m ${path}`;
+  const out = await run(["go", "version", "-m", path]);
   const m = /^\s*mod\s+\S+\s+(\S+)/m.exec(out.stdout);
   if (!m) return "unknown";
   const rev = /vcs\.revision=(\w+)/.exec(out.stdout);
@@ -64,14 +64,14 @@ async function build(version: string): Promise<string> {
   const work = mkdtempSync(join(dir, ".build-"));
   try {
     log(`Building PicoShare ${version} with go install (the first build compiles SQLite: a minute or two)`);
-    const env = { ...process.env, GOBIN: work, CGO_ENABLED: "1" };
-    let res = await $({ nothrow: true, quiet: true, env })`go install ${`${PICOSHARE_MODULE}/cmd/picoshare@${version}`}`;
-    if (res.exitCode !== 0) {
+    const env = { GOBIN: work, CGO_ENABLED: "1" };
+    let res = await run(["go", "install", `${PICOSHARE_MODULE}/cmd/picoshare@${version}`], { env });
+    if (res.code !== 0) {
       log(`go install failed (${res.stderr.trim().split("\n").pop()}); building ${version} through a module that requires it`);
       writeFileSync(join(work, "go.mod"), `module picoshare-perf-build\n\ngo 1.22\n\nrequire ${PICOSHARE_MODULE} ${version}\n`);
-      res = await $({ nothrow: true, quiet: true, cwd: work, env: { ...env, GOFLAGS: "-mod=mod" } })`go build -o ${join(work, "picoshare")} ${`${PICOSHARE_MODULE}/cmd/picoshare`}`;
+      res = await run(["go", "build", "-o", join(work, "picoshare"), `${PICOSHARE_MODULE}/cmd/picoshare`], { cwd: work, env: { ...env, GOFLAGS: "-mod=mod" } });
     }
-    if (res.exitCode !== 0 || !existsSync(join(work, "picoshare"))) {
+    if (res.code !== 0 || !existsSync(join(work, "picoshare"))) {
       throw new UsageError(
         `could not build PicoShare ${version}: ${res.stderr.trim().split("\n").slice(-3).join(" / ")}; ` +
           `check the version (PICOSHARE_VERSION) or pass a built binary with --picoshare PATH`,

@@ -9,7 +9,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { partialPath } from "../core/files.ts";
-import { pidAlive } from "../core/process.ts";
+import { processRuns } from "../core/proc.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { TEST_FILES_DIR, command } from "../core/paths.ts";
 import { UsageError } from "../core/errors.ts";
@@ -106,7 +106,7 @@ export function removeStalePartials(dir: string): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
     const m = /^\..+\.partial-(\d+)$/.exec(name);
-    if (m && !pidAlive(Number(m[1]))) {
+    if (m && !processRuns(Number(m[1]))) {
       rmSync(join(dir, name), { force: true });
       removed.push(name);
     }

@@ -3,11 +3,12 @@
 // ControlPersist as a safety net should this process die), and every later
 // command, stream, copy and port forward rides on it. This replaces one
 // `vagrant ssh` per command (about a second each) with a few milliseconds.
-import { spawn } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { errorMessage } from "../core/errors.ts";
+import { command, shq, start } from "../core/exec.ts";
+import { processRuns } from "../core/proc.ts";
 import { retry, StopRetrying } from "../core/retry.ts";
 
 /** The name the generated config gives the VM. */
@@ -16,10 +17,7 @@ export const SSH_ALIAS = "picoshare-vm";
 /** Seconds the master stays up with no client once this process is gone (it is closed explicitly otherwise). */
 export const CONTROL_PERSIST_SECONDS = 300;
 
-/** Quotes a string for a POSIX shell. */
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shq };
 
 export interface SshTarget {
   hostName: string;
@@ -63,12 +61,8 @@ export function parseSshConfig(text: string, host = "default"): SshTarget {
   return { hostName, port, user, options: block.lines };
 }
 
-export interface ExecResult {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
+export type { RunResult as ExecResult } from "../core/exec.ts";
+import type { RunResult as ExecResult } from "../core/exec.ts";
 
 /** A remote command that failed; `code` 255 means ssh itself could not get through. */
 export class RemoteError extends Error {
@@ -104,70 +98,11 @@ function tail(s: string, n = 400): string {
   return t.length > n ? `...${t.slice(-n)}` : t;
 }
 
-interface Spawned {
-  done: Promise<ExecResult>;
-  kill(): void;
-}
-
-/** Runs a local program with captured output, a timeout and an abort signal. */
-function run(
-  argv: string[],
-  opts: ExecOptions & { onStdout?: (chunk: string) => void; keepStdout?: boolean } = {},
-): Spawned {
-  const child = spawn(argv[0], argv.slice(1), {
-    stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    env: { ...process.env, LC_ALL: "C" },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8");
-  child.stderr!.setEncoding("utf8");
-  child.stdout!.on("data", (d: string) => {
-    if (opts.keepStdout !== false) stdout += d;
-    opts.onStdout?.(d);
-  });
-  child.stderr!.on("data", (d: string) => {
-    stderr += d;
-    if (stderr.length > 65536) stderr = stderr.slice(-32768);
-  });
-  if (opts.input !== undefined) {
-    child.stdin!.on("error", () => {});
-    child.stdin!.end(opts.input);
-  }
-  let why: string | null = null;
-  const kill = (reason?: string) => {
-    if (reason && !why) why = reason;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      }, 2000).unref();
-    }
-  };
-  const timer = opts.timeoutMs ? setTimeout(() => kill(`timed out after ${opts.timeoutMs} ms`), opts.timeoutMs) : null;
-  const onAbort = () => kill("aborted");
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  if (opts.signal?.aborted) onAbort();
-  const done = new Promise<ExecResult>((resolve) => {
-    child.once("error", (err) => {
-      stderr += `\n${errorMessage(err)}`;
-    });
-    child.once("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      if (why) stderr += `${stderr ? "\n" : ""}(${argv[0]} ${why})`;
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { done, kill: () => kill("stopped") };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
+/** Runs a local program (ssh, scp) with captured output, a timeout and an abort signal; in this process's group, as an ssh typed at the terminal. */
+function run(argv: string[], opts: ExecOptions & { onStdout?: (chunk: string) => void; keepStdout?: boolean } = {}) {
+  const cmd = command(argv, { ...opts, env: { LC_ALL: "C" }, group: false });
+  const done = cmd.done.then((r) => (r.stopped ? { ...r, stderr: `${r.stderr}${r.stderr ? "\n" : ""}(${argv[0]} ${r.stopped})` } : r));
+  return { done, kill: () => cmd.stop("stopped") };
 }
 
 /** One shared ssh connection to a VM, described by the output of `vagrant ssh-config`. */
@@ -245,19 +180,11 @@ export class SshConnection {
     // connected and the foreground ssh exits 0. Its stderr goes to a file: a
     // pipe would stay open as long as the master lives.
     const logPath = join(this.dir, "master.log");
-    const fd = openSync(logPath, "a", 0o600);
-    const child = spawn("ssh", ["-F", this.configPath, "-o", "ControlMaster=yes", "-N", SSH_ALIAS], {
-      stdio: ["ignore", fd, fd],
-      detached: true,
-    });
-    closeSync(fd);
-    const onAbort = () => child.kill("SIGTERM");
+    const master = start(["ssh", "-F", this.configPath, "-o", "ControlMaster=yes", "-N", SSH_ALIAS], { stdout: { file: logPath } });
+    const onAbort = () => master.child.kill("SIGTERM");
     signal?.addEventListener("abort", onAbort, { once: true });
-    const timer = setTimeout(() => child.kill("SIGTERM"), 30_000);
-    const code = await new Promise<number | null>((resolve) => {
-      child.once("error", () => resolve(127));
-      child.once("exit", (c) => resolve(c));
-    });
+    const timer = setTimeout(() => master.child.kill("SIGTERM"), 30_000);
+    const { code } = await master.exited;
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
     if (code !== 0) {
@@ -361,8 +288,8 @@ export class SshConnection {
     await run(this.sshArgs("-O", "exit", SSH_ALIAS), { timeoutMs: 10_000 }).done.catch(() => {});
     if (pid !== null) {
       // The master is a process this harness started: end it by its pid if it lingers.
-      for (let i = 0; i < 50 && alive(pid); i++) await Bun.sleep(20);
-      if (alive(pid)) {
+      for (let i = 0; i < 50 && processRuns(pid); i++) await Bun.sleep(20);
+      if (processRuns(pid)) {
         try {
           process.kill(pid, "SIGKILL");
         } catch {}

@@ -2,6 +2,7 @@
 // tests check that it is nothing.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { processRuns } from "../../lib/core/proc.ts";
 
 /** The harness's own memory cgroup folder (v1 here), as the local backend finds it. */
 export function ownMemoryCgroup(): string {
@@ -26,11 +27,5 @@ export function cgroupPids(path: string): number[] {
   return readFileSync(join(path, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Whether the process runs (a zombie has ended). */
+export const alive = (pid: number): boolean => processRuns(pid);

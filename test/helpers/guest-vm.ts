@@ -3,15 +3,14 @@
 // fast kernel pair, ports on 127.0.0.1 only, one shared ssh connection), with
 // the project, Bun and PicoShare brought in on a read-only ext4 disk made by
 // `mke2fs -d` from a folder (much faster than scp under TCG).
-import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../lib/core/net.ts";
 import { ROOT } from "../../lib/core/paths.ts";
-import { stopGroup, type Started } from "../../lib/core/process.ts";
+import { runSync, stopGroup, type Started } from "../../lib/core/exec.ts";
 import { createOverlay, imageSshTarget, sshBanner, startQemu, vmFiles, type Accel } from "../../lib/vm/qemu.ts";
 import { SshConnection, shq, type ExecResult } from "../../lib/vm/ssh.ts";
-import type { VmImage } from "../../lib/vm/image.ts";
+import type { VmImage } from "../../lib/vm/image/index.ts";
 
 /** Where the guest mounts the project disk. */
 export const GUEST_MOUNT = "/opt/pperf";
@@ -47,13 +46,13 @@ export function projectDisk(dir: string, picoshare: string, testFiles: string[])
   copyFileSync(join(ROOT, "test", "fixtures", "guest-bg-run"), join(stage, "bin", "guest-bg-run"));
   for (const f of ["bun", "picoshare", "guest-bg-run"]) chmodSync(join(stage, "bin", f), 0o755);
   for (const f of testFiles) copyFileSync(f, join(stage, "files", f.split("/").pop()!));
-  const du = spawnSync("du", ["-sb", stage], { encoding: "utf8" });
+  const du = runSync(["du", "-sb", stage]);
   const bytes = Number(du.stdout.split(/\s/)[0]);
   const image = join(dir, "project.ext4");
   // Room for the file system's own metadata (inodes, journal) on top of the files.
   const mib = Math.ceil((bytes * 1.3) / 2 ** 20) + 64;
-  const made = spawnSync("mke2fs", ["-q", "-F", "-t", "ext4", "-L", "pperf", "-d", stage, image, `${mib}M`], { encoding: "utf8" });
-  if (made.status !== 0) throw new Error(`mke2fs -d ${stage}: ${made.stderr.trim()}`);
+  const made = runSync(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "pperf", "-d", stage, image, `${mib}M`]);
+  if (made.code !== 0) throw new Error(`mke2fs -d ${stage}: ${made.stderr.trim()}`);
   return image;
 }
 

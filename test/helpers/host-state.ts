@@ -4,10 +4,10 @@
 // iptables rules, loop devices, files in /etc, /var and /run). Taken before
 // the file's first test and compared after its last; the deliberate caches
 // (the VM image cache, Go's and npm's caches) are not part of it.
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { runSync } from "../../lib/core/exec.ts";
 
 /** Trees compared byte for byte: a recursive listing with sizes and checksums. */
 export const CHECKSUMMED = ["/etc/libvirt", "/var/lib/libvirt"];
@@ -61,8 +61,8 @@ export function treeListing(root: string, withContent = true, skip: string[] = [
 }
 
 function commandLines(argv: string[]): string[] {
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8" });
-  if (r.error) return [`(${argv[0]} not available)`];
+  const r = runSync(argv);
+  if (r.code === 127) return [`(${argv[0]} not available)`];
   return r.stdout
     .split("\n")
     .map((l) => l.trim())

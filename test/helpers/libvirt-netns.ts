@@ -10,10 +10,10 @@
 // libvirt configuration and writes nothing outside the test's folder;
 // /var/cache/libvirt is a folder the caller keeps (libvirt's probe of the
 // qemu binary, slow under TCG, is cached there).
-import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { run as runCommand, runSync, start } from "../../lib/core/exec.ts";
 import type { Ran } from "./run.ts";
 
 const LAUNCH = `
@@ -44,10 +44,10 @@ exec libvirtd -p "$d/libvirtd.pid"
 const HOST_RUN_DIRS = ["/run/netns", "/run/libvirt"];
 
 function removeHostRunDirs(made: string[]): void {
-  if (made.includes("/run/netns") && spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.trim() === "") {
+  if (made.includes("/run/netns") && runSync(["ip", "netns", "list"]).stdout.trim() === "") {
     // ip netns bind-mounts /run/netns onto itself (shared propagation) the first time.
     while (readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === "/run/netns")) {
-      if (spawnSync("umount", ["/run/netns"]).status !== 0) break;
+      if (runSync(["umount", "/run/netns"]).code !== 0) break;
     }
   }
   for (const d of made) {
@@ -84,26 +84,15 @@ export function libvirtMissing(): string[] {
   return missing;
 }
 
-function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+async function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
+  const { code, signal, stdout, stderr } = await runCommand(argv, { input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000, graceMs: 0 });
+  return { code, signal, stdout, stderr };
 }
 
 /** Processes in network namespace `name`. */
 function nsPids(name: string): number[] {
-  const r = spawnSync("ip", ["netns", "pids", name], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
+  const r = runSync(["ip", "netns", "pids", name]);
+  return r.code === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
 }
 
 export async function startLibvirtNs(base: string, cacheDir: string, opts: { hideKvm?: boolean } = {}): Promise<LibvirtNs> {
@@ -115,14 +104,11 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
   const dir = mkdtempSync(join(base, "libvirt-"));
   chmodSync(dir, 0o755);
   for (const sub of ["etc", "lib/qemu", "lib/images", "lib/dnsmasq", "lib/network", "log/qemu"]) mkdirSync(join(dir, sub), { recursive: true });
-  const added = spawnSync("ip", ["netns", "add", name], { encoding: "utf8" });
-  if (added.status !== 0) throw new Error(`ip netns add ${name}: ${added.stderr.trim()}`);
-  const logFd = openSync(join(dir, "libvirtd.log"), "a");
-  const child = spawn("ip", ["netns", "exec", name, "unshare", "-m", "--propagation", "private", "sh", "-c", LAUNCH, "sh", dir, cacheDir, opts.hideKvm ? "hide-kvm" : ""], {
-    detached: true,
-    stdio: ["ignore", logFd, logFd],
+  const added = runSync(["ip", "netns", "add", name]);
+  if (added.code !== 0) throw new Error(`ip netns add ${name}: ${added.stderr.trim()}`);
+  const child = start(["ip", "netns", "exec", name, "unshare", "-m", "--propagation", "private", "sh", "-c", LAUNCH, "sh", dir, cacheDir, opts.hideKvm ? "hide-kvm" : ""], {
+    stdout: { file: join(dir, "libvirtd.log"), mode: 0o644 },
   });
-  closeSync(logFd);
   const pid = child.pid!;
   const exec = (argv: string[], opts?: { input?: string; timeoutMs?: number }) =>
     run(["nsenter", "-t", String(pid), "-m", "-n", ...argv], opts);
@@ -137,7 +123,7 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (child.exitCode === null) {
+      if (child.running()) {
         for (const d of (await virsh("list", "--all", "--name")).stdout.split("\n").filter(Boolean)) {
           await virsh("destroy", d);
           await virsh("undefine", d, "--nvram");
@@ -158,7 +144,7 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
         }
         await Bun.sleep(100);
       }
-      spawnSync("ip", ["netns", "del", name]);
+      runSync(["ip", "netns", "del", name]);
       rmSync(dir, { recursive: true, force: true });
       removeHostRunDirs(madeHere);
     },
@@ -166,7 +152,7 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
   // Up when virsh gets an answer.
   const end = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) {
+    if (!child.running()) {
       const log = readFileSync(join(dir, "libvirtd.log"), "utf8").trim().split("\n").slice(-3).join(" | ");
       await ns.stop();
       throw new Error(`libvirtd ended at start-up: ${log}`);

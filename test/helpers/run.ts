@@ -1,6 +1,6 @@
 // Running the project's scripts as real processes, as a user would.
-import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { start } from "../../lib/core/exec.ts";
 import { ROOT } from "../../lib/core/paths.ts";
 
 export interface Ran {
@@ -24,19 +24,10 @@ export interface Running {
  */
 export function startScript(name: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []): Running {
   const argv = [...wrap, process.execPath, join(ROOT, "scripts", `${name}.ts`), ...args];
-  const child = spawn(argv[0], argv.slice(1), {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const done = new Promise<Ran>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { pid: child.pid!, stderr: () => stderr, done };
+  // In the test's own process group, as a command typed at a shell would be.
+  const child = start(argv, { cwd: ROOT, env: { NO_COLOR: "1", ...env }, stdout: "capture", group: false });
+  const done = child.exited.then(({ code, signal }): Ran => ({ code, signal, stdout: child.stdout(), stderr: child.stderr() }));
+  return { pid: child.pid, stderr: () => child.stderr(), done };
 }
 
 export function runScript(name: string, args: string[], env: Record<string, string> = {}): Promise<Ran> {

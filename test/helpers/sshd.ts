@@ -4,12 +4,13 @@
 // in for the VM that `vagrant up` would make: the VM is this host, reached
 // as root through real ssh. Stopped by pid, with the per-connection sshd
 // processes it forked (they run in sessions of their own).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LOOPBACK, freePort } from "../../lib/core/net.ts";
+import { runSync, start } from "../../lib/core/exec.ts";
+import { processRuns } from "../../lib/core/proc.ts";
 
 export const SSHD = "/usr/sbin/sshd";
 export const SFTP_SERVER = "/usr/lib/openssh/sftp-server";
@@ -26,8 +27,8 @@ export interface TestSshd {
 }
 
 function keygen(path: string, comment: string): void {
-  const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  const r = runSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
+  if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -68,13 +69,7 @@ export function descendants(pid: number): number[] {
 }
 
 /** True while `pid` runs (a zombie counts as ended: nobody here reaps orphans). */
-export function running(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-}
+export const running = (pid: number): boolean => processRuns(pid);
 
 export async function startSshd(): Promise<TestSshd> {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: apt-get install -y openssh-server`);
@@ -115,12 +110,9 @@ export async function startSshd(): Promise<TestSshd> {
     { mode: 0o600 },
   );
   const logPath = join(dir, "sshd.log");
-  const fd = openSync(logPath, "a", 0o600);
-  const child: ChildProcess = spawn(SSHD, ["-D", "-e", "-f", config], { detached: true, stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  const pid = child.pid!;
-  let exited = false;
-  const gone = new Promise<void>((r) => child.once("exit", () => ((exited = true), r())));
+  const child = start([SSHD, "-D", "-e", "-f", config], { stdout: { file: logPath } });
+  const pid = child.pid;
+  const gone = child.exited;
 
   let stopped = false;
   const stop = async () => {
@@ -133,12 +125,12 @@ export async function startSshd(): Promise<TestSshd> {
         process.kill(p, "SIGKILL");
       } catch {}
     }
-    if (!exited) {
+    if (child.running()) {
       try {
         process.kill(pid, "SIGTERM");
       } catch {}
       await Promise.race([gone, Bun.sleep(3000)]);
-      if (!exited) {
+      if (child.running()) {
         try {
           process.kill(pid, "SIGKILL");
         } catch {}
@@ -151,7 +143,7 @@ export async function startSshd(): Promise<TestSshd> {
 
   const deadline = Date.now() + 10_000;
   while (!(await canConnect(port))) {
-    if (exited || Date.now() > deadline) {
+    if (!child.running() || Date.now() > deadline) {
       const log = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
       await stop();
       throw new Error(`sshd did not start on ${LOOPBACK}:${port}: ${log.trim()}`);
