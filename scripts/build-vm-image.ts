@@ -5,7 +5,7 @@ import { parseCli } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success } from "../lib/core/log.ts";
 import { EXIT } from "../lib/core/errors.ts";
-import { ensureImage, findImage, imageKey, pruneImages, vmCacheRoot, IMAGE_PACKAGES, IMAGE_SUITE } from "../lib/vm/image.ts";
+import { ensureImage, findImage, imageKey, pruneImages, vmCacheRoot, IMAGE_PACKAGES, IMAGE_SUITE } from "../lib/vm/image/index.ts";
 
 const USAGE = `Usage: bun scripts/build-vm-image.ts [OPTIONS]
 
@@ -18,8 +18,8 @@ boot), and a Vagrant box for the libvirt provider made from the same image.
 The image is cached by a content key (package list, configuration, script
 version) in $PERF_VM_CACHE (default /var/cache/picoshare-perf/vm), outside the
 repository, so it is built once per machine; a second build of the same key
-waits for the first. Needs root, debootstrap, e2fsprogs, qemu-utils and
-openssh-client, and the Debian mirror ($PERF_VM_MIRROR, default
+waits for the first. Needs root, debootstrap, e2fsprogs, qemu-utils, cpio,
+xz-utils and openssh-client, and the Debian mirror ($PERF_VM_MIRROR, default
 http://deb.debian.org/debian). About 2-4 minutes.
 
 stdout: the image's folder, alone. Exit status: 0 done (or already built),

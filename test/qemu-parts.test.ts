@@ -1,8 +1,9 @@
 // The qemu backend's and the image build's pure parts, without a VM: reading
 // the guest's console, ordering kernel modules, the initramfs archive format.
 import { describe, expect, test } from "bun:test";
-import { bootFailureInConsole, oomKillsInConsole } from "../lib/vm/qemu.ts";
-import { imageKey, moduleLoadOrder, newcArchive } from "../lib/vm/image.ts";
+import { bootFailureInConsole } from "../lib/vm/qemu.ts";
+import { oomKills as oomKillsInConsole } from "../lib/vm/guest.ts";
+import { imageKey, moduleLoadOrder, newcArchive } from "../lib/vm/image/index.ts";
 
 describe("the guest's serial console", () => {
   test("OOM kills: pid and name of each, whatever the prefix", () => {

@@ -16,7 +16,7 @@ die() { say "ERROR: $*"; exit 2; }
 # services kept from starting (the vagrant-libvirt tests run a libvirtd of
 # their own inside a network namespace they make).
 PACKAGES=(curl gzip sqlite3 time util-linux iproute2 chromium fonts-dejavu-core openssh-server openssh-client ruby
-  qemu-system-x86 qemu-utils debootstrap e2fsprogs xz-utils
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs xz-utils cpio
   libvirt-daemon-system libvirt-clients dnsmasq-base iptables vagrant vagrant-libvirt)
 
 [[ $(id -u) -eq 0 ]] || die "the tests need root (memory cgroups, VMs, network namespaces): run sudo npm test"
