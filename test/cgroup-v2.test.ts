@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chooseAccel } from "../lib/vm/qemu.ts";
-import { findImage, type VmImage } from "../lib/vm/image.ts";
+import { findImage, type VmImage } from "../lib/vm/image/index.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";

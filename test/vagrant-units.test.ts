@@ -6,10 +6,13 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { oomKilledPids, parseExitLine, startCommand, vagrantConfig, type StartSpec } from "../lib/backends/vagrant.ts";
+import { parseExitLine, startCommand, type StartSpec } from "../lib/backends/vagrant/guest-scripts.ts";
+import { vagrantConfig } from "../lib/backends/vagrant/config.ts";
+import { oomKilledPids } from "../lib/vm/guest.ts";
 import { parseSshConfig, shq } from "../lib/vm/ssh.ts";
-import { parseMachineState, parseVagrantVersion, versionAtLeast } from "../lib/backends/vagrant-cli.ts";
-import { acquireLock, LockHeldError, processStart } from "../lib/core/pid-lock.ts";
+import { parseMachineState, parseVagrantVersion, versionAtLeast } from "../lib/backends/vagrant/cli.ts";
+import { acquireLock, LockHeldError } from "../lib/core/lock.ts";
+import { processStart } from "../lib/core/proc.ts";
 import { ROOT } from "../lib/core/paths.ts";
 
 const REAL_SSH_CONFIG = `Host default

@@ -236,7 +236,7 @@ describe("a real upload through ssh", () => {
     const c = newCase();
     expectPassed(await runScript("run-test", args(c, "--ram", "512", "--file-size", "4M", "--reuse-vm"), env(c)));
     expect(guestDirs(c)).toHaveLength(1);
-    const proc = Bun.spawn(["bun", "-e", `import { destroyKeptVm } from ${JSON.stringify(join(ROOT, "lib/backends/vagrant.ts"))}; console.log(await destroyKeptVm(), await destroyKeptVm());`], {
+    const proc = Bun.spawn(["bun", "-e", `import { destroyKeptVm } from ${JSON.stringify(join(ROOT, "lib/backends/vagrant/index.ts"))}; console.log(await destroyKeptVm(), await destroyKeptVm());`], {
       env: { ...process.env, ...env(c) },
       stdout: "pipe",
       stderr: "pipe",

@@ -3,8 +3,8 @@ import { oneOf } from "../core/cli.ts";
 import { UsageError } from "../core/errors.ts";
 import { BACKENDS, type Backend, type BackendName } from "./types.ts";
 import { localBackend } from "./local.ts";
-import { vagrantBackend } from "./vagrant.ts";
-import { qemuBackend } from "./qemu.ts";
+import { vagrantBackend } from "./vagrant/index.ts";
+import { qemuBackend } from "./qemu/index.ts";
 import { log } from "../core/log.ts";
 
 export function parseBackend(text: string | undefined): BackendName {

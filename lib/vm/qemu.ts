@@ -3,18 +3,17 @@
 // with ssh and PicoShare forwarded from 127.0.0.1 only (the guest reaches
 // nothing: restrict=on), the serial console written to a file, qemu in its
 // own process group. KVM when /dev/kvm really runs a guest, TCG otherwise.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, accessSync, constants } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { onCleanup } from "../core/cleanup.ts";
-import { errorMessage } from "../core/errors.ts";
 import { log } from "../core/log.ts";
 import { LOOPBACK } from "../core/net.ts";
-import { startInGroup, stopGroup, type Started } from "../core/process.ts";
-import { vmCacheRoot, type VmImage } from "./image.ts";
+import * as exec from "../core/exec.ts";
+import type { Started } from "../core/exec.ts";
+import { vmCacheRoot, type VmImage } from "./image/index.ts";
 import type { SshTarget } from "./ssh.ts";
 
 export const QEMU = "qemu-system-x86_64";
@@ -32,31 +31,13 @@ export interface AccelChoice {
   reason: string;
 }
 
-function run(argv: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {}
-    };
-    const timer = setTimeout(killGroup, timeoutMs);
-    // A Ctrl-C while it runs (e.g. during the KVM probe) ends it too.
-    const forget = onCleanup(`stop ${argv[0]}`, killGroup);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      forget();
-      resolve({ code: 127, out: errorMessage(err) });
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      forget();
-      resolve({ code, out });
-    });
-  });
+/**
+ * A short qemu or qemu-img command: its output (stdout, then stderr), its
+ * group killed at the timeout or on a Ctrl-C (e.g. during the KVM probe).
+ */
+async function run(argv: string[], timeoutMs: number): Promise<{ code: number | null; out: string; stopped: string | null }> {
+  const r = await exec.run(argv, { timeoutMs, stopOnCleanup: argv[0], graceMs: 0 });
+  return { code: r.code, out: r.stdout + r.stderr, stopped: r.stopped };
 }
 
 export function onPath(cmd: string): boolean {
@@ -121,7 +102,8 @@ async function probeKvm(image: VmImage): Promise<AccelChoice> {
     );
     const text = existsSync(console) ? readFileSync(console, "utf8") : "";
     if (/Linux version/.test(text)) return { accel: "kvm", reason: "/dev/kvm runs a test guest" };
-    const why = r.code === null || r.code === 137 ? "a test guest made no progress in 10 s" : `qemu said: ${r.out.trim().split("\n").pop()}`;
+    // Stopped at the timeout: qemu may exit 0 on the SIGTERM that comes first.
+    const why = r.stopped || r.code === null || r.code === 137 ? "a test guest made no progress in 10 s" : `qemu said: ${r.out.trim().split("\n").pop()}`;
     return { accel: "tcg", reason: `/dev/kvm is present but unusable (${why})` };
   } finally {
     forget();
@@ -219,9 +201,10 @@ export function imageSshTarget(image: VmImage, port: number): SshTarget {
 }
 
 export function startQemu(o: VmOptions, files: VmFiles): Started {
-  return startInGroup(qemuArgv(o, files), {
+  return exec.start(qemuArgv(o, files), {
     cwd: o.dir,
-    logPath: files.qemuLog,
+    stdout: { file: files.qemuLog },
+    cleanEnv: true,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
   });
 }
@@ -229,7 +212,7 @@ export function startQemu(o: VmOptions, files: VmFiles): Started {
 export async function stopQemu(q: Started): Promise<void> {
   // qemu ends at once on SIGTERM (the guest is powered off, not shut down:
   // its disk is a throwaway overlay).
-  await stopGroup(q, 3000);
+  await exec.stopGroup(q, 3000);
 }
 
 /** Resolves true once something at 127.0.0.1:port greets with an SSH banner. */
@@ -266,22 +249,6 @@ export function fileTail(path: string, lines = 6): string {
   } catch {
     return "";
   }
-}
-
-export interface OomKill {
-  pid: number;
-  name: string;
-  line: string;
-}
-
-/** The guest kernel's OOM kills, as its serial console reported them. */
-export function oomKillsInConsole(text: string): OomKill[] {
-  const kills: OomKill[] = [];
-  for (const line of text.replace(/\r/g, "").split("\n")) {
-    const m = /Out of memory(?: \(oom_kill_allocating_task\))?: Killed process (\d+) \(([^)]*)\)/.exec(line);
-    if (m) kills.push({ pid: Number(m[1]), name: m[2], line: line.replace(/^\[\s*[\d.]+\]\s*/, "").trim() });
-  }
-  return kills;
 }
 
 /** Signs in the console that the guest will not come up (kernel panic, init killed). */

@@ -1,27 +1,24 @@
-// The qemu backend: PicoShare in a VM booted from the test image
-// (scripts/build-vm-image.ts) with qemu directly: RAM = --ram, one vCPU, KVM
-// where it works, TCG otherwise. Each test gets a copy-on-write overlay, its
-// own ports on 127.0.0.1 (ssh and PicoShare), and one shared ssh connection
-// (lib/vm/ssh.ts) for the copy, the start and a long-lived memory-sampling
-// stream. The VM is powered off and its folder removed on every exit path.
+// One qemu test's environment: a private folder with a copy-on-write
+// overlay, a VM booted from the image (retried once with fresh ports for a
+// boot that timed out), one shared ssh connection for the copy, the start and
+// a long-lived sampler of the guest's memory, and the serial console read for
+// OOM kills. Powered off and its folder removed on every exit path.
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { totalmem } from "node:os";
 import { join } from "node:path";
-import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
-import { UsageError, errorMessage } from "../core/errors.ts";
-import { requireFreeSpace } from "../core/files.ts";
-import { log, warn } from "../core/log.ts";
-import { LOOPBACK, freePort } from "../core/net.ts";
-import { onCleanup } from "../core/cleanup.ts";
-import { MiB, formatBytes } from "../core/sizes.ts";
-import { SshConnection, shq, type RemoteStream } from "../vm/ssh.ts";
-import { findImage, imageKey, vmCacheRoot, type VmImage } from "../vm/image.ts";
-import type { Started } from "../core/process.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "../types.ts";
+import { errorMessage } from "../../core/errors.ts";
+import type { Started } from "../../core/exec.ts";
+import { log, warn } from "../../core/log.ts";
+import { LOOPBACK, freePort } from "../../core/net.ts";
+import { onCleanup } from "../../core/cleanup.ts";
+import { SshConnection, type RemoteStream } from "../../vm/ssh.ts";
+import type { VmImage } from "../../vm/image/index.ts";
+import { MEM_FN, oomKills as consoleOomKills, parseMemLine, systemdExit, vmHwmBytes, type MemSample } from "../../vm/guest.ts";
 import {
-  GUEST_HTTP_PORT, QEMU, QEMU_IMG, bootFailureInConsole, chooseAccel, createOverlay, fileTail, imageSshTarget, logAccel,
-  oomKillsInConsole, onPath, qemuVersion, sshBanner, startQemu, stopQemu, vmFiles,
+  bootFailureInConsole, createOverlay, fileTail, imageSshTarget, sshBanner, startQemu, stopQemu, vmFiles,
   type AccelChoice, type VmFiles,
-} from "../vm/qemu.ts";
+} from "../../vm/qemu.ts";
+import { GUEST_HOME, UNIT_EXIT_COMMAND, samplerCommand, startCommand } from "./guest-scripts.ts";
 
 /**
  * How often the guest samples MemTotal - MemAvailable (PERF_QEMU_SAMPLE_MS):
@@ -39,10 +36,6 @@ export function guestSampleMs(accel: AccelChoice["accel"]): number {
  * a slow thrash into a quick OOM kill, at the price of killing sooner.
  */
 export const GUEST_MIN_TTL_MS = Number(process.env.PERF_QEMU_MIN_TTL_MS) || 0;
-/** Guest paths (made in the image). */
-const GUEST_HOME = "/var/lib/picoshare";
-const GUEST_BIN = "/usr/local/bin/picoshare";
-const UNIT = "picoshare.service";
 /** Boot attempts: a second one only for a boot that timed out or a qemu that would not start. */
 const BOOT_ATTEMPTS = 2;
 
@@ -51,64 +44,7 @@ function bootTimeoutMs(accel: AccelChoice["accel"]): number {
   return (s > 0 ? s : accel === "kvm" ? 60 : 180) * 1000;
 }
 
-/** Disk the guest needs beyond the image's own files: temp file + database (2x the upload) and slack. */
-export function qemuDiskNeeded(uploadBytes: number): number {
-  return 2 * uploadBytes + 256 * MiB;
-}
-
-function requireImage(): VmImage {
-  const image = findImage();
-  if (!image) {
-    throw new UsageError(
-      `the VM image ${imageKey()} is not built in ${vmCacheRoot()}: run bun scripts/build-vm-image.ts (once per machine, as root, about 2 minutes)`,
-    );
-  }
-  return image;
-}
-
-export const qemuBackend: Backend = {
-  name: "qemu",
-  async preflight(spec: EnvironmentSpec) {
-    const problems: string[] = [];
-    if (!onPath(QEMU)) problems.push(`${QEMU} is missing: apt-get install qemu-system-x86`);
-    if (!onPath(QEMU_IMG)) problems.push(`${QEMU_IMG} is missing: apt-get install qemu-utils`);
-    if (!onPath("ssh") || !onPath("scp")) problems.push("ssh and scp are missing: apt-get install openssh-client");
-    const image = findImage();
-    if (!image) problems.push(`the VM image ${imageKey()} is not built in ${vmCacheRoot()}: run bun scripts/build-vm-image.ts`);
-    if (spec.ramMiB * MiB > totalmem() * 0.9) {
-      problems.push(`--ram ${spec.ramMiB} is more than this host can give a VM (${formatBytes(totalmem())} in all): choose a smaller --ram`);
-    }
-    if (image && qemuDiskNeeded(spec.uploadBytes) > image.manifest.disk_bytes - 1024 * MiB) {
-      problems.push(
-        `a ${formatBytes(spec.uploadBytes)} upload needs ${formatBytes(qemuDiskNeeded(spec.uploadBytes))} in the VM, ` +
-          `more than its ${formatBytes(image.manifest.disk_bytes)} disk holds: use a smaller --file-size`,
-      );
-    }
-    if (problems.length > 0) throw new UsageError(problems.join("\n"));
-    // Decided here (a KVM probe may take seconds) so that it is not timed as the test's set-up.
-    await chooseAccel(image!);
-    // The overlay takes what the guest writes: the temp file and the database.
-    requireFreeSpace(
-      spec.workDir,
-      qemuDiskNeeded(spec.uploadBytes),
-      "the VM's disk overlay (PicoShare's temp file and database)",
-      "free some space or choose another folder with --work-dir DIR",
-    );
-  },
-  async create(spec: EnvironmentSpec) {
-    const image = requireImage();
-    const accel = await chooseAccel(image);
-    logAccel(accel);
-    return QemuEnvironment.make(spec, image, accel, await qemuVersion());
-  },
-};
-
-interface Sample {
-  used: number;
-  usedWithCache: number;
-}
-
-class QemuEnvironment implements TestEnvironment {
+export class QemuEnvironment implements TestEnvironment {
   readonly settings: TestEnvironment["settings"];
   readonly logPath: string;
   readonly files: VmFiles;
@@ -118,10 +54,10 @@ class QemuEnvironment implements TestEnvironment {
   private sshPort = 0;
   private httpPort = 0;
   private mainPid = 0;
-  private last: Sample | null = null;
+  private last: MemSample | null = null;
   private lastAt = 0;
   private peakWithCache = 0;
-  private listeners = new Set<(s: Sample) => void>();
+  private listeners = new Set<(s: MemSample) => void>();
   private exitedResolve!: (e: ExitInfo) => void;
   private exitInfo: ExitInfo | null = null;
   readonly exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
@@ -220,7 +156,7 @@ class QemuEnvironment implements TestEnvironment {
           ? `its sshd did not answer within ${timeoutMs / 1000} s (console: ${fileTail(this.files.console, 3) || "empty"})`
           : `qemu stopped during the boot (${panic ?? (qemuText || fileTail(this.files.console, 3) || "no message")})`;
       // A guest that panics (e.g. too little RAM to boot) will do it again: that is the result.
-      const retryable = !panic && oomKillsInConsole(consoleText).length === 0 && attempt < BOOT_ATTEMPTS;
+      const retryable = !panic && consoleOomKills(consoleText).length === 0 && attempt < BOOT_ATTEMPTS;
       if (!retryable) {
         this.bootError = `the VM did not boot: ${why}`;
         warn(this.bootError);
@@ -275,37 +211,7 @@ class QemuEnvironment implements TestEnvironment {
     await ssh.copy(this.spec.picoshare.path, "/tmp/picoshare", { signal: this.spec.signal });
     this.settings.copy_seconds = round((performance.now() - t0) / 1000);
     const t1 = performance.now();
-    // The secret goes in on stdin, into a 0600 file PicoShare reads (PS_SHARED_SECRET_FILE).
-    // One root shell in the guest (each sudo costs a few hundred ms under TCG).
-    const script = [
-      "set -e",
-      `mv /tmp/picoshare ${GUEST_BIN}`,
-      `chown root:root ${GUEST_BIN}`,
-      `chmod 0755 ${GUEST_BIN}`,
-      `(umask 077; cat > ${GUEST_HOME}/secret)`,
-      `chown picoshare:picoshare ${GUEST_HOME}/secret`,
-      // PicoShare's output goes to the virtio serial port named "picoshare" (a file on the host).
-      "port=",
-      'for d in /sys/class/virtio-ports/*; do [ "$(cat "$d/name" 2>/dev/null)" = picoshare ] && port=/dev/${d##*/}; done',
-      '[ -n "$port" ] || { echo "no virtio port named picoshare" >&2; exit 1; }',
-      [
-        "systemd-run --quiet",
-        `--unit=${UNIT}`,
-        "--uid=picoshare --gid=picoshare",
-        `--working-directory=${GUEST_HOME}`,
-        '--property=StandardOutput=file:"$port"',
-        "--property=StandardError=inherit",
-        "--property=KillMode=mixed",
-        "--property=TimeoutStopSec=5",
-        `--setenv=PORT=${GUEST_HTTP_PORT}`,
-        `--setenv=PS_SHARED_SECRET_FILE=${GUEST_HOME}/secret`,
-        `--setenv=TMPDIR=${GUEST_HOME}/tmp`,
-        `${GUEST_BIN} -db ${GUEST_HOME}/data/store.db`,
-      ].join(" "),
-      `systemctl show --property=MainPID --value ${UNIT}`,
-    ].join("\n");
-    const command = `sudo sh -c ${shq(script)}`;
-    const out = await ssh.run(command, { input: secret, what: "start PicoShare", signal: this.spec.signal, timeoutMs: 60_000 });
+    const out = await ssh.run(startCommand(), { input: secret, what: "start PicoShare", signal: this.spec.signal, timeoutMs: 60_000 });
     this.mainPid = Number(out.trim().split("\n").pop());
     this.settings.start_seconds = round((performance.now() - t1) / 1000);
     this.settings.picoshare_guest_pid = this.mainPid;
@@ -321,20 +227,7 @@ class QemuEnvironment implements TestEnvironment {
 
   /** The long-lived stream: one line per sample, fork-free in the guest (bash builtins only). */
   private startSampler(): void {
-    const seconds = (this.sampleMs / 1000).toFixed(3);
-    const loop = [
-      "f=$(mktemp -u); mkfifo -m 600 \"$f\"; exec 3<>\"$f\"; rm -f \"$f\"",
-      `pid=$1; dead=0`,
-      "while :; do",
-      "  t=0; fr=0; a=0",
-      "  while read -r k v _; do case $k in MemTotal:) t=$v;; MemFree:) fr=$v;; MemAvailable:) a=$v; break;; esac; done < /proc/meminfo",
-      '  if [ $dead = 0 ] && ! kill -0 "$pid" 2>/dev/null; then dead=1; echo "x $(systemctl show --property=ExecMainCode --property=ExecMainStatus --value ' + UNIT + ' | tr "\\n" " ")"; fi',
-      "  echo \"m $((t - a)) $((t - fr))\"",
-      `  read -t ${seconds} -u 3 _ || :`,
-      "done",
-    ].join("\n");
-    const command = `sudo bash -c ${shq(loop)} sampler ${this.mainPid}`;
-    this.sampler = this.ssh!.stream(command, (line) => this.onSamplerLine(line));
+    this.sampler = this.ssh!.stream(samplerCommand(this.sampleMs, this.mainPid), (line) => this.onSamplerLine(line));
     void this.sampler.done.then((r) => {
       if (this.torn || this.exitInfo) return;
       warn(`the VM's memory sampler stopped (${r.code ?? r.signal}: ${r.stderr.trim().slice(-200) || "no message"})`);
@@ -344,23 +237,22 @@ class QemuEnvironment implements TestEnvironment {
   }
 
   private onSamplerLine(line: string): void {
-    const parts = line.trim().split(/\s+/);
-    if (parts[0] === "m" && parts.length >= 3) {
-      const s = { used: Number(parts[1]) * 1024, usedWithCache: Number(parts[2]) * 1024 };
-      if (!Number.isFinite(s.used)) return;
+    const s = parseMemLine(line);
+    if (s) {
       this.last = s;
       this.lastAt = performance.now();
       this.peakWithCache = Math.max(this.peakWithCache, s.usedWithCache);
       for (const l of this.listeners) l(s);
-    } else if (parts[0] === "x") {
-      this.resolveExit(decodeExit(Number(parts[1]), Number(parts[2])));
+      return;
     }
+    const parts = line.trim().split(/\s+/);
+    if (parts[0] === "x") this.resolveExit(systemdExit(Number(parts[1]), Number(parts[2])));
   }
 
   /** Fallback when the sampler is gone: an OOM kill of PicoShare in the console ends it. */
   private async watchConsole(): Promise<void> {
     while (!this.torn && !this.exitInfo) {
-      if (oomKillsInConsole(safeRead(this.files.console)).some((k) => k.pid === this.mainPid)) {
+      if (consoleOomKills(safeRead(this.files.console)).some((k) => k.pid === this.mainPid)) {
         this.resolveExit({ code: null, signal: "SIGKILL" });
         return;
       }
@@ -370,12 +262,12 @@ class QemuEnvironment implements TestEnvironment {
 
   private async unitExit(): Promise<ExitInfo> {
     try {
-      const out = await this.ssh!.run(`sudo systemctl show --property=ExecMainCode --property=ExecMainStatus --value ${UNIT}`, {
+      const out = await this.ssh!.run(UNIT_EXIT_COMMAND, {
         what: "PicoShare's exit status",
         timeoutMs: 10_000,
       });
       const [code, status] = out.trim().split("\n").map(Number);
-      return decodeExit(code, status);
+      return systemdExit(code, status);
     } catch (err) {
       return { code: null, signal: `unknown (${errorMessage(err)})` };
     }
@@ -390,9 +282,8 @@ class QemuEnvironment implements TestEnvironment {
   async memoryNow(): Promise<number> {
     if (this.last && performance.now() - this.lastAt < 2 * this.sampleMs + 500) return this.last.used;
     if (!this.ssh) return 0;
-    const out = await this.ssh.run("grep -E '^(MemTotal|MemAvailable):' /proc/meminfo", { what: "read /proc/meminfo", timeoutMs: 10_000 });
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(out)?.[1] ?? 0);
-    return (kb("MemTotal") - kb("MemAvailable")) * 1024;
+    const out = await this.ssh.run(`${MEM_FN}; mem`, { what: "read /proc/meminfo", timeoutMs: 10_000 });
+    return parseMemLine(out)?.used ?? 0;
   }
 
   monitorMemory(_intervalMs: number): MemoryMonitor {
@@ -400,7 +291,7 @@ class QemuEnvironment implements TestEnvironment {
     log(`qemu: sampling the VM's memory (MemTotal - MemAvailable) every ${this.sampleMs} ms during the upload`);
     let peak = this.last?.used ?? 0;
     let samples = 0;
-    const listener = (s: Sample) => {
+    const listener = (s: MemSample) => {
       peak = Math.max(peak, s.used);
       samples++;
     };
@@ -416,7 +307,7 @@ class QemuEnvironment implements TestEnvironment {
   }
 
   async oomKills(): Promise<number> {
-    const kills = oomKillsInConsole(safeRead(this.files.console));
+    const kills = consoleOomKills(safeRead(this.files.console));
     if (kills.length > 0) {
       this.settings.oom_killed_processes = kills.map((k) => `${k.name}(${k.pid})`).join(", ");
       this.settings.kernel_oom_message = kills[0].line.slice(0, 300);
@@ -443,8 +334,7 @@ class QemuEnvironment implements TestEnvironment {
     if (!this.ssh || !(this.mainPid > 0) || this.exitInfo) return null;
     try {
       const out = await this.ssh.run(`sudo grep '^VmHWM:' /proc/${this.mainPid}/status`, { what: "read VmHWM", timeoutMs: 5000 });
-      const m = /VmHWM:\s+(\d+) kB/.exec(out);
-      return m ? Number(m[1]) * 1024 : null;
+      return vmHwmBytes(out);
     } catch {
       return null;
     }
@@ -489,14 +379,6 @@ class QemuEnvironment implements TestEnvironment {
     this.resolveExit({ code: null, signal: "the VM was powered off" });
   }
 }
-
-/** systemd's ExecMainCode (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and status as an ExitInfo. */
-function decodeExit(code: number, status: number): ExitInfo {
-  if (code === 2 || code === 3) return { code: null, signal: SIGNALS[status] ?? `signal ${status}` };
-  return { code: Number.isFinite(status) ? status : null, signal: null };
-}
-
-const SIGNALS: Record<number, string> = { 1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM" };
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;

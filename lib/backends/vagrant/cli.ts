@@ -2,10 +2,10 @@
 // folder, output captured and appended to a log there, a timeout, its whole
 // process group ended when aborted, and Vagrant's own machine lock ("another
 // process is already executing an action") waited for with a bound.
-import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { log, timestamp } from "../core/log.ts";
+import { command } from "../../core/exec.ts";
+import { log, timestamp } from "../../core/log.ts";
 
 /** What Vagrant prints when another vagrant process holds the machine's lock. */
 export const VAGRANT_LOCKED_RE = /another process is already executing an action/i;
@@ -70,55 +70,30 @@ export class VagrantCli {
   }
 
   private once(args: string[], opts: VagrantRunOptions): Promise<VagrantResult> {
-    const child = spawn("vagrant", args, {
-      cwd: this.folder,
-      env: { ...process.env, VAGRANT_CWD: this.folder, VAGRANT_NO_COLOR: "1", ...this.env },
-      // Its own process group: Ctrl-C reaches the harness alone, which ends
-      // vagrant (and what it started) by group id, then destroys the VM.
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
     this.record(`[${timestamp()}] $ vagrant ${args.join(" ")}\n`);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (d: string) => {
-      stdout += d;
-      this.record(d);
+    // Its own process group (as every command): Ctrl-C reaches the harness
+    // alone, which ends vagrant (and what it started) by group id, then
+    // destroys the VM.
+    const cmd = command(["vagrant", ...args], {
+      cwd: this.folder,
+      env: { VAGRANT_CWD: this.folder, VAGRANT_NO_COLOR: "1", ...this.env },
+      onStdout: (d) => this.record(d),
+      onStderr: (d) => this.record(d),
+      // Anything vagrant left in its group goes too.
+      endGroupAtExit: true,
+      graceMs: 10_000,
     });
-    child.stderr.on("data", (d: string) => {
-      stderr += d;
-      this.record(d);
-    });
-    let why = "";
-    const group = (sig: NodeJS.Signals) => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {}
-    };
-    const stop = (reason: string) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      why ||= reason;
-      group("SIGTERM");
-      setTimeout(() => group("SIGKILL"), 10_000).unref();
-    };
-    const timer = opts.timeoutMs ? setTimeout(() => stop(`timed out after ${Math.round(opts.timeoutMs! / 1000)} s`), opts.timeoutMs) : null;
-    const onAbort = () => stop("interrupted");
+    const timer = opts.timeoutMs ? setTimeout(() => cmd.stop(`timed out after ${Math.round(opts.timeoutMs! / 1000)} s`), opts.timeoutMs) : null;
+    const onAbort = () => cmd.stop("interrupted");
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
-    const done = new Promise<VagrantResult>((resolve) => {
-      child.once("error", (err) => (stderr += `\n${err.message}`));
-      child.once("close", (code, signal) => {
-        if (timer) clearTimeout(timer);
-        opts.signal?.removeEventListener("abort", onAbort);
-        if (why) stderr += `\n(vagrant ${args[0]} ${why})`;
-        // Anything vagrant left in its group goes too.
-        group("SIGKILL");
-        this.record(`[${timestamp()}] exit ${code ?? signal}${why ? ` (${why})` : ""}\n`);
-        resolve({ code: why ? null : code, signal, stdout, stderr });
-      });
+    const done = cmd.done.then((r) => {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      const why = r.stopped;
+      const stderr = why ? `${r.stderr}\n(vagrant ${args[0]} ${why})` : r.stderr;
+      this.record(`[${timestamp()}] exit ${r.code ?? r.signal}${why ? ` (${why})` : ""}\n`);
+      return { code: why ? null : r.code, signal: r.signal, stdout: r.stdout, stderr };
     });
     this.running.add(done);
     void done.finally(() => this.running.delete(done));

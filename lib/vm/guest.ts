@@ -1,0 +1,95 @@
+// What both VM backends read from a Linux guest, in one place: the OOM
+// killer's lines in its kernel log, how a process there ended, and its
+// memory in use from /proc.
+import { constants as osConstants } from "node:os";
+import type { ExitInfo } from "../core/exec.ts";
+
+export interface OomKill {
+  pid: number;
+  name: string;
+  /** The kernel's line, without its time stamp ("Killed process" preferred over "oom-kill:"). */
+  line: string;
+}
+
+/**
+ * The OOM killer's victims in kernel log text (dmesg, journalctl -k, a serial
+ * console), in order: "... out of memory: Killed process N (name)" and
+ * "oom-kill:...,task=name,pid=N,...". One kill logs both lines: each pid is
+ * listed once. With `sinceSeconds`, lines stamped earlier (the kernel's
+ * "[seconds since boot]") are skipped: pids are reused, and an earlier test
+ * in the same guest may have lost a process with this pid.
+ */
+export function oomKills(kernelLog: string, sinceSeconds: number | null = null): OomKill[] {
+  const kills = new Map<number, OomKill & { killedLine: boolean }>();
+  for (const raw of kernelLog.replace(/\r/g, "").split("\n")) {
+    const stamp = /^\[\s*(\d+\.\d+)\]/.exec(raw);
+    if (sinceSeconds !== null && stamp && Number(stamp[1]) < sinceSeconds) continue;
+    const line = raw.replace(/^\[\s*[\d.]+\]\s*/, "").trim();
+    const killed = /Killed process (\d+) \(([^)]*)\)/.exec(line);
+    const summary = killed ? null : /oom-kill:(?:\S*,)?task=([^,]*),pid=(\d+)/.exec(line);
+    if (!killed && !summary) continue;
+    const pid = Number(killed ? killed[1] : summary![2]);
+    const name = killed ? killed[2] : summary![1];
+    const seen = kills.get(pid);
+    if (!seen) kills.set(pid, { pid, name, line, killedLine: Boolean(killed) });
+    else if (killed && !seen.killedLine) Object.assign(seen, { name, line, killedLine: true });
+  }
+  return [...kills.values()].map(({ pid, name, line }) => ({ pid, name, line }));
+}
+
+/** Pids of the picoshare processes the OOM killer ended (see oomKills). */
+export function oomKilledPids(kernelLog: string, sinceSeconds: number | null = null): number[] {
+  return oomKills(kernelLog, sinceSeconds).filter((k) => k.name === "picoshare").map((k) => k.pid);
+}
+
+/** An extended regular expression (grep -E) for the kernel log lines oomKilledPids reads. */
+export const PICOSHARE_OOM_LINES = "Killed process [0-9]+ \\(picoshare\\)|oom-kill:.*task=picoshare,";
+
+// The first name for a number wins (SIGABRT before SIGIOT, SIGIO before SIGPOLL).
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name);
+
+/** "SIGKILL" for 9; "signal N" for a number without a name. */
+export function signalName(n: number): string {
+  return SIGNAL_NAMES.get(n) ?? `signal ${n}`;
+}
+
+/** A shell's wait status ($?): 128+n is signal n. */
+export function waitStatusExit(status: number): ExitInfo {
+  return status > 128 && SIGNAL_NAMES.has(status - 128) ? { code: null, signal: signalName(status - 128) } : { code: status, signal: null };
+}
+
+/** systemd's ExecMainCode (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and ExecMainStatus as an ExitInfo. */
+export function systemdExit(code: number, status: number): ExitInfo {
+  if (code === 2 || code === 3) return { code: null, signal: signalName(status) };
+  return { code: Number.isFinite(status) ? status : null, signal: null };
+}
+
+/**
+ * A POSIX sh function, `mem`, that prints "m USED USED_WITH_CACHE" in KiB
+ * (MemTotal - MemAvailable, MemTotal - MemFree), reading /proc/meminfo with
+ * builtins only: a sampler that forks costs an emulated vCPU dearly.
+ */
+export const MEM_FN =
+  "mem() { t=0; fr=0; a=0; while read -r k v _; do case $k in MemTotal:) t=$v;; MemFree:) fr=$v;; MemAvailable:) a=$v; break;; esac; done < /proc/meminfo; echo \"m $((t - a)) $((t - fr))\"; }";
+
+export interface MemSample {
+  /** MemTotal - MemAvailable, bytes: the guest's working set. */
+  used: number;
+  /** MemTotal - MemFree, bytes: page cache included. */
+  usedWithCache: number;
+}
+
+/** One line of `mem`, in bytes; null for anything else. */
+export function parseMemLine(line: string): MemSample | null {
+  const parts = line.trim().split(/\s+/);
+  if (parts[0] !== "m" || parts.length < 3) return null;
+  const s = { used: Number(parts[1]) * 1024, usedWithCache: Number(parts[2]) * 1024 };
+  return Number.isFinite(s.used) ? s : null;
+}
+
+/** VmHWM (peak resident set) in bytes from /proc/PID/status text. */
+export function vmHwmBytes(status: string): number | null {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
+  return m ? Number(m[1]) * 1024 : null;
+}
