@@ -4,25 +4,26 @@
 // everything of a run in results/matrix-TIMESTAMP/.
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
-import { nonNegativeInt, parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
+import { nonNegativeInt, parseCli, positiveInt } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success, failure, warn } from "../lib/core/log.ts";
 import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
 import { EXIT, UsageError } from "../lib/core/errors.ts";
 import { ensureWritableDir } from "../lib/core/files.ts";
 import { hostFacts } from "../lib/upload/host.ts";
-import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../lib/core/paths.ts";
+import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
-import { loadBackend, parseBackend } from "../lib/backends/index.ts";
+import { loadBackend } from "../lib/backends/index.ts";
+import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import type { BackendName } from "../lib/backends/types.ts";
 import { runProjectScript } from "../lib/core/child-script.ts";
 import { formatDuration } from "../lib/core/durations.ts";
 import {
-  DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, cellName, generateCommand, matrixCells, parseFileSizes,
-  parseMemoryLimits, testFileProblems, type Cell,
+  DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, cellName, generateCommand, parseFileSizes, parseMemoryLimits, testFileProblems,
 } from "../lib/matrix/plan.ts";
-import { hasResult, type MatrixOptions } from "../lib/matrix/state.ts";
-import { MatrixRun, resumeCommand, type EndStatus } from "../lib/matrix/run.ts";
+import { pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
+import { MatrixRun, type EndStatus } from "../lib/matrix/run.ts";
+import { resumeCommand } from "../lib/matrix/outputs.ts";
 import { runCell } from "../lib/matrix/cell.ts";
 import { matrixProgress } from "../lib/matrix/progress.ts";
 import { formatOverhead } from "../lib/output/summary.ts";
@@ -86,24 +87,22 @@ Examples:
   bun scripts/run-test-matrix.ts --resume results/matrix-20260129-120000
 `;
 
+/** The matrix's own flags; the ones it passes on to each test as they are come from run-test's table. */
 const FLAGS = {
-  timeout: { type: "string" },
   "stop-on-failure": { type: "boolean" },
   "memory-limits": { type: "string" },
   "file-sizes": { type: "string" },
   "results-dir": { type: "string" },
-  backend: { type: "string" },
   picoshare: { type: "string" },
   resume: { type: "string" },
   generate: { type: "boolean" },
   db: { type: "string" },
   "work-dir": { type: "string" },
-  "test-files": { type: "string" },
-  verify: { type: "boolean" },
-  "reuse-vm": { type: "boolean" },
   iterations: { type: "string" },
   warmup: { type: "string" },
 } as const;
+const ALL_FLAGS = { ...FLAGS, ...passedFlagSpec() };
+type Values = Partial<Record<string, string | boolean>>;
 
 /** Flags that --resume accepts besides itself: they replace the stored values. */
 const RESUME_OVERRIDES = ["resume", "timeout", "stop-on-failure"];
@@ -147,14 +146,15 @@ async function preflight(backendName: BackendName, picoshare: PicoShareBinary, m
 }
 
 /** A new matrix from the command line: every check that can refuse comes before the folder is made. */
-async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, t0: number): Promise<MatrixRun> {
+async function startNew(v: Values, t0: number): Promise<MatrixRun> {
+  const passed = passedByMatrix(v);
   const memory = parseMemoryLimits(v["memory-limits"] as string | undefined);
   const sizes = parseFileSizes(v["file-sizes"] as string | undefined);
-  const timeout = positiveNumber("--timeout", (v.timeout as string | undefined) ?? "600", "600");
+  passed.get("timeout");
   const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
   const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "0", "1");
-  const backendName = parseBackend(v.backend as string | undefined);
-  const testFiles = resolve((v["test-files"] as string | undefined) ?? TEST_FILES_DIR);
+  const backendName = passed.get("backend");
+  const testFiles = passed.get("test_files");
   const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
   const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;
   const dbPath = resolve((v.db as string | undefined) ?? join(resultsDir, "results.db"));
@@ -166,14 +166,10 @@ async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>
   const options: MatrixOptions = {
     memory_limits: memory,
     file_sizes: sizes.map((s) => s.label),
-    timeout,
+    ...passed.all(),
     stop_on_failure: Boolean(v["stop-on-failure"]),
-    backend: backendName,
     picoshare: { path: picoshare.path, version: picoshare.version, sha256: picoshare.sha256 },
     work_dir: workDir,
-    test_files: testFiles,
-    verify: Boolean(v.verify),
-    reuse_vm: Boolean(v["reuse-vm"]),
     iterations,
     warmup,
   };
@@ -187,7 +183,7 @@ async function startNew(v: Partial<Record<keyof typeof FLAGS, string | boolean>>
 }
 
 /** An interrupted matrix, continued with its stored options. */
-async function resume(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, t0: number): Promise<MatrixRun> {
+async function resume(v: Values, t0: number): Promise<MatrixRun> {
   const extra = Object.keys(v).filter((k) => !RESUME_OVERRIDES.includes(k));
   const dir = resolve(v.resume as string);
   if (extra.length > 0) {
@@ -196,7 +192,7 @@ async function resume(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, 
         `(only --timeout and --stop-on-failure may be given again)`,
     );
   }
-  const timeout = v.timeout === undefined ? undefined : positiveNumber("--timeout", v.timeout as string, "600");
+  const timeout = v.timeout === undefined ? undefined : passedByMatrix(v).get("timeout");
   const { state, lock } = MatrixRun.load(dir);
   try {
     const o = state.options;
@@ -210,9 +206,7 @@ async function resume(v: Partial<Record<keyof typeof FLAGS, string | boolean>>, 
     if (timeout !== undefined) o.timeout = timeout;
     if (v["stop-on-failure"]) o.stop_on_failure = true;
     const sizes = o.file_sizes.map((s) => parseSize(s));
-    const done = (t: Cell) =>
-      hasResult(state.cells.find((c) => c.ram_mb === t.ram && c.file_size === t.size.label && c.iteration === t.iteration));
-    const left = matrixCells(o.memory_limits, sizes, o.iterations, o.warmup).filter((t) => !done(t));
+    const left = pendingTests(state);
     const pendingSizes = sizes.filter((s) => left.some((t) => t.size.label === s.label));
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
     await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir);
@@ -243,7 +237,7 @@ function closingBlock(run: MatrixRun, status: EndStatus): void {
 
 await runMain(async () => {
   const t0 = performance.now();
-  const { values: v } = parseCli(FLAGS, USAGE);
+  const { values: v } = parseCli(ALL_FLAGS, USAGE);
   const resuming = v.resume !== undefined;
   const run = resuming ? await resume(v, t0) : await startNew(v, t0);
   const o = run.state.options;

@@ -2,19 +2,17 @@
 // One measured upload of a test file to a memory-limited PicoShare, or a
 // series of them (--warmup, --iterations), each in a fresh environment.
 // stdout: the result files' paths, one per line. Everything else goes to stderr.
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
+import { join } from "node:path";
 import { runMain } from "../lib/core/main.ts";
 import { log, success, failure, warn } from "../lib/core/log.ts";
 import { EXIT, UsageError } from "../lib/core/errors.ts";
 import { ensureWritableDir } from "../lib/core/files.ts";
-import { parseSize } from "../lib/core/sizes.ts";
-import { RESULTS_DIR, TEST_FILES_DIR } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
-import { loadBackend, parseBackend } from "../lib/backends/index.ts";
-import { runTest } from "../lib/upload/runner.ts";
+import { loadBackend } from "../lib/backends/index.ts";
+import { measureTest } from "../lib/upload/runner.ts";
+import { recordResult } from "../lib/upload/record.ts";
+import { parseRunTestCli } from "../lib/upload/options.ts";
 import { displayPath } from "../lib/core/paths.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { summarizeCell } from "../lib/stats/cells.ts";
@@ -73,46 +71,28 @@ Examples:
 `;
 
 await runMain(async () => {
-  const { values: v } = parseCli(
-    {
-      ram: { type: "string" },
-      "file-size": { type: "string" },
-      timeout: { type: "string" },
-      iterations: { type: "string" },
-      warmup: { type: "string" },
-      "keep-vm": { type: "boolean" },
-      "reuse-vm": { type: "boolean" },
-      "results-dir": { type: "string" },
-      backend: { type: "string" },
-      picoshare: { type: "string" },
-      verify: { type: "boolean" },
-      "work-dir": { type: "string" },
-      "test-files": { type: "string" },
-      db: { type: "string" },
-    },
-    USAGE,
-  );
+  const opt = parseRunTestCli(USAGE);
   // Every check that can refuse comes before anything is made or written.
-  const ramMiB = positiveInt("--ram", required("--ram", v.ram, "512"), "512");
-  const size = parseSize(required("--file-size", v["file-size"], "100M"), "--file-size");
-  const timeoutSec = positiveNumber("--timeout", v.timeout ?? "600", "600");
-  const iterations = positiveInt("--iterations", v.iterations ?? "1", "5");
-  const warmups = nonNegativeInt("--warmup", v.warmup ?? "0", "1");
+  const ramMiB = opt("ram");
+  const size = opt("size");
+  const timeoutSec = opt("timeoutSec");
+  const iterations = opt("iterations");
+  const warmups = opt("warmup");
   const single = iterations + warmups === 1;
   // The matrix runs one test per run-test and says which of the cell's tests it is.
   const { runId, iteration: envIteration, warmup: envWarmup } = readChildContext();
   if (!single && (envIteration !== null || envWarmup)) {
     throw new UsageError("PERF_ITERATION and PERF_WARMUP describe a single test: unset them to use --iterations or --warmup");
   }
-  const backendName = parseBackend(v.backend);
-  const filePath = requireTestFile(size, resolve(v["test-files"] ?? TEST_FILES_DIR));
-  const resultsDir = v["results-dir"] ?? displayPath(RESULTS_DIR);
+  const backendName = opt("backend");
+  const filePath = requireTestFile(size, opt("testFiles"));
+  const resultsDir = opt("resultsDir");
   ensureWritableDir(resultsDir, "--results-dir");
-  const workDir = resolve(v["work-dir"] ?? tmpdir());
+  const workDir = opt("workDir");
   ensureWritableDir(workDir, "--work-dir");
-  const dbPath = v.db ?? join(resultsDir, "results.db");
-  const picoshare = await resolvePicoShare(v.picoshare);
-  const backend = await loadBackend(backendName, { reuseVm: Boolean(v["reuse-vm"]) });
+  const dbPath = opt("db") ?? join(resultsDir, "results.db");
+  const picoshare = await resolvePicoShare(opt("picoshare"));
+  const backend = await loadBackend(backendName, { reuseVm: opt("reuseVm") });
   await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9) });
 
   log("=== PicoShare Performance Test ===");
@@ -128,13 +108,14 @@ await runMain(async () => {
   for (let i = 1; i <= total; i++) {
     const warmup = single ? envWarmup : i <= warmups;
     if (!single) log(warmup ? `Warm-up ${i}/${warmups}` : `Iteration ${i - warmups}/${iterations}`);
-    const { result, resultPath } = await runTest({
-      ramMiB, size, filePath, timeoutSec, resultsDir, workDir, dbPath, runId, backend, picoshare,
-      keep: Boolean(v["keep-vm"]) && i === total,
-      verify: Boolean(v.verify),
+    const measurement = await measureTest({
+      ramMiB, size, filePath, timeoutSec, workDir, runId, backend, picoshare,
+      keep: opt("keepVm") && i === total,
+      verify: opt("verify"),
       iteration: single ? (envIteration ?? 1) : i,
       warmup,
     });
+    const { result, resultPath } = recordResult(measurement, { resultsDir, dbPath });
     reportTest(result, ramMiB);
     // Each path as soon as its test is done: an interrupted series still names what it wrote.
     process.stdout.write(`${displayPath(resultPath)}\n`);

@@ -2,11 +2,12 @@
 // (a crash or an OOM there cannot take the matrix down), its output appended
 // to test-{RAM}MB-{SIZE}.log, and what came of it: the result it wrote, or why
 // there is none.
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { childEnv, readResultFile, runTestArgs, runTestChild } from "./run-test-child.ts";
+import { childEnv, runTestChild } from "./run-test-child.ts";
+import { matrixPassedArgs, runTestArgs } from "../upload/options.ts";
+import { orphanOf } from "./orphans.ts";
 import { interruptSignal, interrupted } from "../core/cleanup.ts";
-import { isoTimestamp, iterationOf, type TestResult } from "../upload/result.ts";
+import { isoTimestamp, type TestResult } from "../upload/result.ts";
 import type { Cell } from "./plan.ts";
 import type { MatrixOptions } from "./state.ts";
 
@@ -36,25 +37,17 @@ export function cellLogPath(dir: string, ram: number, sizeLabel: string): string
   return join(dir, `test-${ram}MB-${sizeLabel}.log`);
 }
 
-/** run-test's arguments for a cell (one test each: which one goes in the environment, see cellEnv). */
+/**
+ * run-test's arguments for a cell (one test each: which one goes in the
+ * environment, see cellEnv); every path absolute, so a resume from elsewhere
+ * runs the same.
+ */
 export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "options">): string[] {
   const o = ctx.options;
   return runTestArgs({
-    ram: cell.ram, size: cell.size.label, timeoutSec: o.timeout, resultsDir: ctx.dir, db: ctx.db, backend: o.backend,
-    picoshare: o.picoshare.path, testFiles: o.test_files, workDir: o.work_dir, verify: o.verify, reuseVm: o.reuse_vm,
+    ram: cell.ram, size: cell.size, resultsDir: ctx.dir, db: ctx.db, picoshare: o.picoshare.path, workDir: o.work_dir,
+    ...matrixPassedArgs(o),
   });
-}
-
-/** Every result file in the matrix folder that belongs to database run `runId`. */
-export function resultsOfRun(dir: string, runId: number): { path: string; result: TestResult }[] {
-  const found: { path: string; result: TestResult }[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    if (!/^result-.*\.json$/.test(name)) continue;
-    const path = join(dir, name);
-    const result = readResultFile(path);
-    if (result && result.run_id === runId) found.push({ path, result });
-  }
-  return found;
 }
 
 /** run-test's environment for a test: the database run, and which of the cell's tests it is. */
@@ -84,11 +77,7 @@ export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutc
   let { resultFile, result } = child;
   if (!result) {
     // Killed between writing its result and printing the path: the file is still there.
-    const orphan = resultsOfRun(ctx.dir, ctx.runId).find(
-      (f) =>
-        !ctx.claimed.has(f.path) && f.result.ram_mb === cell.ram && f.result.file_size === cell.size.label &&
-        iterationOf(f.result) === cell.iteration,
-    );
+    const orphan = orphanOf(cell, ctx.dir, ctx.runId, ctx.claimed);
     resultFile = orphan?.path ?? null;
     result = orphan?.result ?? null;
   }

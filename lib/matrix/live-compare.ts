@@ -2,10 +2,12 @@
 // test a run-test child process, the two sides interleaved within each cell
 // so that drift on the host (page cache, temperature, other load) hits both
 // alike. Each side is stored as a run of its own in the results log.
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { childEnv, runTestArgs, runTestChild } from "./run-test-child.ts";
+import { childEnv, runTestChild } from "./run-test-child.ts";
+import { runTestArgs } from "../upload/options.ts";
+import { recordHarnessError } from "../upload/record.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
 import { runFingerprint } from "../stats/fingerprint.ts";
@@ -14,10 +16,11 @@ import { log, warn } from "../core/log.ts";
 import type { Cell } from "./plan.ts";
 import { displayPath } from "../core/paths.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
-import { HARNESS_ERROR, fileStamp, isoTimestamp, type TestResult } from "../upload/result.ts";
+import { fileStamp, freeStem, isoTimestamp, type TestResult } from "../upload/result.ts";
 import { ResultsDb } from "../store/results-db.ts";
 import { MiB } from "../core/sizes.ts";
 import type { SideInput } from "../stats/comparison.ts";
+import type { BackendName } from "../backends/types.ts";
 
 export type SideName = "a" | "b";
 
@@ -33,7 +36,7 @@ export interface LiveCompareOptions {
   resultsDir: string;
   dbPath: string;
   timeoutSec: number;
-  backend: string;
+  backend: BackendName;
   /** Stored with the runs, e.g. the statistics settings. */
   extraOptions?: Record<string, unknown>;
 }
@@ -55,16 +58,10 @@ export function runOrder(i: number): [SideName, SideName] {
   return i % 2 === 0 ? ["a", "b"] : ["b", "a"];
 }
 
-function uniqueDir(parent: string, stem: string): string {
-  for (let n = 1; ; n++) {
-    const dir = join(parent, n === 1 ? stem : `${stem}-${n}`);
-    if (!existsSync(dir)) return dir;
-  }
-}
-
 export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveCompareOutcome> {
   const started = new Date();
-  const dir = uniqueDir(resolve(opts.resultsDir), `compare-${fileStamp(started)}`);
+  const parent = resolve(opts.resultsDir);
+  const dir = join(parent, freeStem(parent, `compare-${fileStamp(started)}`, (s) => [s]));
   const dirs = { a: join(dir, "a"), b: join(dir, "b"), warmup: join(dir, "warmup") };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const warmupDb = join(dirs.warmup, "results.db");
@@ -102,14 +99,18 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   db.close();
   log(`Comparison in ${displayPath(dir)}: A is run ${runIds.a}, B is run ${runIds.b} in ${displayPath(opts.dbPath)}`);
 
-  const setStatus = (status: "complete" | "interrupted") => {
+  const withDb = (write: (store: ResultsDb) => void) => {
     const store = ResultsDb.open(opts.dbPath);
     try {
-      for (const id of [runIds.a, runIds.b]) store.setRunStatus(id, status, isoTimestamp(new Date()));
+      write(store);
     } finally {
       store.close();
     }
   };
+  const setStatus = (status: "complete" | "interrupted") =>
+    withDb((store) => {
+      for (const id of [runIds.a, runIds.b]) store.setRunStatus(id, status, isoTimestamp(new Date()));
+    });
   const forget = onCleanup("mark the comparison's runs interrupted", () => setStatus("interrupted"));
 
   const results: Record<SideName, TestResult[]> = { a: [], b: [] };
@@ -119,7 +120,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     const outDir = warm ? dirs.warmup : dirs[side];
     const logFile = join(outDir, warm ? "run-test.log" : `run-test-${cell.ram}MB-${cell.size.label}.log`);
     const args = runTestArgs({
-      ram: cell.ram, size: cell.size.label, timeoutSec: opts.timeoutSec, resultsDir: outDir,
+      ram: cell.ram, size: cell.size, timeoutSec: opts.timeoutSec, resultsDir: outDir,
       db: warm ? warmupDb : opts.dbPath, backend: opts.backend, picoshare: binaries[side].path,
       testFiles: opts.testFiles, workDir: opts.workDir,
     });
@@ -151,15 +152,12 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     warn(`${name}: ${error}`);
     if (warm) return;
     harnessErrors[side].push({ ram_mb: cell.ram, file_size: cell.size.label });
-    const store = ResultsDb.open(opts.dbPath);
-    try {
-      store.addHarnessError({
-        run_id: runIds[side], timestamp: isoTimestamp(new Date()), ram_mb: cell.ram, file_size: cell.size.label,
-        exit_reason: HARNESS_ERROR, error, exit_code: ran.code, signal: ran.signal, log_file: displayPath(logFile),
-      });
-    } finally {
-      store.close();
-    }
+    withDb((store) =>
+      recordHarnessError(store, {
+        runId: runIds[side], ram: cell.ram, fileSize: cell.size.label, error, exitCode: ran.code, signal: ran.signal,
+        logFile: displayPath(logFile),
+      }),
+    );
   };
 
   for (const [ci, cell] of opts.cells.entries()) {

@@ -1,24 +1,12 @@
-// run-test as a child process, as the matrix and compare run it: its stderr
-// appended to a log, the result it wrote read back, or why there is none.
+// run-test as a child process, as the matrix and compare run it: what the
+// parent tells it through PERF_* variables (its flags are made by runTestArgs,
+// lib/upload/options.ts), its stderr appended to a log, the result it wrote
+// read back, or why there is none.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { runProjectScript, type ChildRun } from "../core/child-script.ts";
 import type { TestResult } from "../upload/result.ts";
 import { positiveInt } from "../core/cli.ts";
-
-export interface RunTestArgs {
-  ram: number;
-  size: string;
-  timeoutSec: number;
-  resultsDir: string;
-  db: string;
-  backend: string;
-  picoshare: string;
-  testFiles: string;
-  workDir: string | null;
-  verify?: boolean;
-  reuseVm?: boolean;
-}
 
 /**
  * What a parent (the matrix, live compare) tells one run-test through its
@@ -49,23 +37,6 @@ export function readChildContext(env: NodeJS.ProcessEnv = process.env): { runId:
     iteration: env[ENV.iteration] ? positiveInt(ENV.iteration, env[ENV.iteration], "2") : null,
     warmup: env[ENV.warmup] === "1",
   };
-}
-
-/** run-test's command line; every path absolute, so a resume from elsewhere runs the same. */
-export function runTestArgs(a: RunTestArgs): string[] {
-  return [
-    "--ram", String(a.ram),
-    "--file-size", a.size,
-    "--timeout", String(a.timeoutSec),
-    "--results-dir", a.resultsDir,
-    "--db", a.db,
-    "--backend", a.backend,
-    "--picoshare", a.picoshare,
-    "--test-files", a.testFiles,
-    ...(a.workDir ? ["--work-dir", a.workDir] : []),
-    ...(a.verify ? ["--verify"] : []),
-    ...(a.reuseVm ? ["--reuse-vm"] : []),
-  ];
 }
 
 /**

@@ -1,32 +1,34 @@
 // A matrix folder's own record, matrix.json: the options it was started with,
 // its database run, the tests done so far (one record per iteration of each
 // cell) and the time each session took. Rewritten atomically after every
-// test, so --resume always finds a whole file.
+// test, so --resume always finds a whole file. And what it says: the tests
+// of the matrix, those still to run, and the counts.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { BackendName } from "../backends/types.ts";
+import type { MatrixPassed } from "../upload/options.ts";
 import type { MatrixRow } from "../store/csv.ts";
 import { UsageError, errorMessage } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/files.ts";
 import { HARNESS_ERROR } from "../upload/result.ts";
+import { parseSize } from "../core/sizes.ts";
+import { iterationSuffix, matrixCells, type Cell } from "./plan.ts";
 
 export const STATE_FILE = "matrix.json";
 /** 2: repeated tests (options.iterations and .warmup, one record per iteration). 1 is read as 1 iteration, no warm-up. */
 export const STATE_VERSION = 2;
 
-export interface MatrixOptions {
+/**
+ * The matrix's options as matrix.json stores them: its own, and the run-test
+ * flags it passes on to each test (timeout, backend, test_files, verify,
+ * reuse_vm: see lib/upload/options.ts; reuse_vm is absent in older states).
+ */
+export interface MatrixOptions extends MatrixPassed {
   memory_limits: number[];
   file_sizes: string[];
-  timeout: number;
   stop_on_failure: boolean;
-  backend: BackendName;
   picoshare: { path: string; version: string; sha256: string };
   /** --work-dir as given (absolute), or null for run-test's default. */
   work_dir: string | null;
-  test_files: string;
-  verify: boolean;
-  /** --reuse-vm (vagrant): one VM per RAM limit across the tests; absent in older states. */
-  reuse_vm?: boolean;
   /** Measured tests per cell (--iterations). */
   iterations: number;
   /** Warm-up tests per cell, run before the measured ones and never counted (--warmup). */
@@ -170,4 +172,54 @@ export function overheadPerTest(state: MatrixState): number | null {
 
 export function totalSeconds(state: MatrixState): number {
   return state.sessions.reduce((s, x) => s + x.wall_seconds, 0);
+}
+
+/** Every test of the matrix in order: each cell's warm-ups, then its measured iterations. */
+export function matrixTests(o: MatrixOptions): Cell[] {
+  return matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)), o.iterations, o.warmup);
+}
+
+/** How many tests the matrix has: cells x (warm-ups + iterations). */
+export function testCount(o: MatrixOptions): number {
+  return o.memory_limits.length * o.file_sizes.length * (o.warmup + o.iterations);
+}
+
+/** Whether a cell runs more than one test (iteration and warm-up labels, the statistics table). */
+export function isRepeated(o: MatrixOptions): boolean {
+  return o.iterations > 1 || o.warmup > 0;
+}
+
+/** " (iteration 2/5)", " (warm-up 1/1)", or "" when each cell runs once. */
+export function testSuffix(o: MatrixOptions, cell: Pick<Cell, "iteration" | "warmup">): string {
+  return iterationSuffix(cell, o.iterations, o.warmup);
+}
+
+export function findRecord(state: MatrixState, cell: Cell): CellRecord | undefined {
+  return state.cells.find((c) => c.ram_mb === cell.ram && c.file_size === cell.size.label && c.iteration === cell.iteration);
+}
+
+/** The tests with no result yet (never run, interrupted, or run-test crashed). */
+export function pendingTests(state: MatrixState): Cell[] {
+  return matrixTests(state.options).filter((c) => !hasResult(findRecord(state, c)));
+}
+
+/** Result files already counted for a test. */
+export function claimedFiles(state: MatrixState): Set<string> {
+  return new Set(state.cells.map((c) => c.row.result_file).filter((f): f is string => f !== null));
+}
+
+/**
+ * done: tests run (warm-ups included, as in testCount); warmups: of them
+ * warm-ups; passed and failed: the measured tests only.
+ */
+export function testCounts(state: MatrixState) {
+  const done = orderedCells(state);
+  const measured = done.filter((c) => !c.warmup);
+  const passed = measured.filter((c) => c.row.success).length;
+  return {
+    done: done.length,
+    warmups: done.length - measured.length,
+    passed,
+    failed: measured.length - passed,
+  };
 }

@@ -1,10 +1,9 @@
 // The result record of one test: the original harness's JSON fields, same
 // names and types, then this harness's extras. One schema for every script.
-import { existsSync, linkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendName } from "../backends/types.ts";
 import type { HostFacts } from "./host.ts";
-import { partialPath } from "../core/files.ts";
 
 export const EXIT_REASONS = [
   "success",
@@ -117,32 +116,10 @@ export function fileStamp(d: Date): string {
   );
 }
 
-export function resultStem(ramMiB: number, sizeLabel: string, started: Date): string {
-  return `${ramMiB}MB-${sizeLabel}-${fileStamp(started)}`;
-}
-
 /** `stem`, or `stem-2`, `stem-3`... : the first for which no file `names(stem)` exists in `dir`. */
 export function freeStem(dir: string, stem: string, names: (stem: string) => string[]): string {
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? stem : `${stem}-${n}`;
     if (!names(candidate).some((name) => existsSync(join(dir, name)))) return candidate;
   }
-}
-
-/**
- * Writes a new file that must not replace another: written under a temporary
- * name, then hard-linked into place (atomic; fails with EEXIST if taken).
- */
-export function writeNewFile(path: string, content: string): void {
-  const tmp = partialPath(path);
-  writeFileSync(tmp, content, { mode: 0o644 });
-  try {
-    linkSync(tmp, path);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
-
-export function resultJson(result: TestResult): string {
-  return `${JSON.stringify(result, null, 2)}\n`;
 }

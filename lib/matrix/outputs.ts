@@ -1,0 +1,136 @@
+// A matrix folder's report files, rewritten atomically after every test (with
+// matrix.json) so that a crash keeps the partial picture: matrix-results.csv,
+// one row per measured test (warm-ups left out), and summary.txt, with
+// repeated tests each cell's statistics and their warnings too.
+import { join } from "node:path";
+import { writeFileAtomic } from "../core/files.ts";
+import { command, displayPath } from "../core/paths.ts";
+import { parseSize } from "../core/sizes.ts";
+import { matrixCsv } from "../store/csv.ts";
+import { summarizeRuns, type CellSummary } from "../stats/cells.ts";
+import { cellStatsTable } from "../stats/text.ts";
+import { summaryText } from "../output/summary.ts";
+import { isoTimestamp, type TestResult } from "../upload/result.ts";
+import { readResultFile } from "./run-test-child.ts";
+import { cellName, type Cell } from "./plan.ts";
+import {
+  findRecord, isRepeated, measuredCells, orderedCells, overheadPerTest, pendingTests, testCount, testCounts, testSuffix,
+  totalSeconds, type MatrixState, type Session,
+} from "./state.ts";
+
+export const CSV_FILE = "matrix-results.csv";
+export const SUMMARY_FILE = "summary.txt";
+
+export function csvPath(dir: string): string {
+  return join(dir, CSV_FILE);
+}
+
+export function summaryPath(dir: string): string {
+  return join(dir, SUMMARY_FILE);
+}
+
+export function resumeCommand(dir: string): string {
+  return command("run-test-matrix", `--resume ${displayPath(dir)}`);
+}
+
+/** One matrix folder's CSV and summary, with the statistics they are made from kept between writes. */
+export class MatrixOutputs {
+  /** Result records read back for the statistics, by path. */
+  private readonly resultCache = new Map<string, TestResult | null>();
+  /** Each cell's statistics, with what they were computed from. */
+  private readonly statsCache = new Map<string, { from: string; summary: CellSummary }>();
+
+  constructor(private readonly dir: string) {}
+
+  /**
+   * Per-cell statistics over the measured tests (warm-ups left out), in
+   * matrix order, for the cells that have run at least one measured test.
+   */
+  cellStatistics(state: MatrixState): CellSummary[] {
+    const o = state.options;
+    const measured = measuredCells(state);
+    const out: CellSummary[] = [];
+    for (const ram of o.memory_limits) {
+      for (const label of o.file_sizes) {
+        const records = measured.filter((c) => c.ram_mb === ram && c.file_size === label);
+        if (records.length === 0) continue;
+        const files = records.map((c) => c.row.result_file).filter((f): f is string => f !== null);
+        const errors = records.length - files.length;
+        const key = `${ram}/${label}`;
+        const from = `${errors}|${files.join("|")}`;
+        const cached = this.statsCache.get(key);
+        if (cached?.from === from) {
+          out.push(cached.summary);
+          continue;
+        }
+        const results = files.map((f) => this.readResult(f)).filter((r): r is TestResult => r !== null);
+        const summary = summarizeRuns({ ram_mb: ram, file_size: label, file_size_bytes: parseSize(label).bytes }, results, {
+          harnessErrors: errors,
+        });
+        this.statsCache.set(key, { from, summary });
+        out.push(summary);
+      }
+    }
+    return out;
+  }
+
+  private readResult(path: string): TestResult | null {
+    if (!this.resultCache.has(path)) this.resultCache.set(path, readResultFile(path));
+    return this.resultCache.get(path) ?? null;
+  }
+
+  /** The CSV (measured tests only) and summary.txt, each written atomically; `session` is the one running. */
+  write(state: MatrixState, session: Session): void {
+    const cells = orderedCells(state);
+    const rows = measuredCells(state).map((c) => c.row);
+    writeFileAtomic(csvPath(this.dir), matrixCsv(rows));
+    const c = testCounts(state);
+    const status = session.status;
+    const pending = pendingTests(state);
+    const o = state.options;
+    const stats = o.iterations > 1 ? this.cellStatistics(state) : null;
+    writeFileAtomic(
+      summaryPath(this.dir),
+      summaryText(
+        {
+          started: state.created,
+          finished: session.finished ?? isoTimestamp(new Date()),
+          status,
+          totalSeconds: totalSeconds(state),
+          testsRun: c.done,
+          totalTests: testCount(o),
+          warmupsRun: c.warmups,
+          iterations: o.iterations,
+          warmup: o.warmup,
+          passed: c.passed,
+          failed: c.failed,
+          overheadPerTest: overheadPerTest(state),
+          memoryLimits: o.memory_limits,
+          fileSizes: o.file_sizes,
+          backend: o.backend,
+          picoshare: `${o.picoshare.version} (${o.picoshare.path}, sha256 ${o.picoshare.sha256})`,
+          database: `${displayPath(state.db)} (run ${state.run_id})`,
+          notRun: notRun(state, pending.filter((p) => !findRecord(state, p))),
+          errors: cells
+            .filter((x) => x.error)
+            .map((x) => `${cellName(x.ram_mb, x.file_size)}${testSuffix(o, x)}: ${x.error} (log: ${displayPath(x.log_file)})`),
+          resume: status === "complete" || pending.length === 0 ? null : resumeCommand(this.dir),
+          cellStats: stats && stats.length > 0 ? cellStatsTable(stats) : null,
+          warnings: stats ? stats.flatMap((s) => s.warnings) : [],
+        },
+        rows,
+      ),
+    );
+  }
+}
+
+/** "256MB 1G", one per cell, with the tests not run named when a cell runs more than one. */
+function notRun(state: MatrixState, tests: Cell[]): string[] {
+  const o = state.options;
+  const byCell = new Map<string, Cell[]>();
+  for (const t of tests) {
+    const name = cellName(t.ram, t.size.label);
+    byCell.set(name, [...(byCell.get(name) ?? []), t]);
+  }
+  return [...byCell].map(([name, ts]) => (isRepeated(o) ? `${name} (${ts.map((t) => testSuffix(o, t).slice(2, -1)).join(", ")})` : name));
+}
