@@ -36,8 +36,65 @@ export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "ba
   raw_json: string;
 };
 
+type Bindable = string | number | null;
+const flag = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
+
+/**
+ * The results table's columns (but id), each with how it is had from a
+ * record, its SQL declaration and the migration that added it (none: the
+ * first). The table's CREATE, the ADD COLUMNs of later migrations and the
+ * INSERT are made from this one list; a new column is a new entry here with
+ * the number of the migration that adds it (a test checks the list against
+ * the table).
+ */
+export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: string | null) => Bindable, sql: string, migration?: number][] = [
+  ["run_id", (r) => r.run_id, "INTEGER REFERENCES runs(id)"],
+  ["timestamp", (r) => r.timestamp, "TEXT NOT NULL"],
+  ["ram_mb", (r) => r.ram_mb, "INTEGER NOT NULL"],
+  ["file_size", (r) => r.file_size, "TEXT NOT NULL"],
+  ["file_size_mb", (r) => r.file_size_mb, "REAL NOT NULL"],
+  ["file_size_bytes", (r) => r.file_size_bytes, "INTEGER NOT NULL"],
+  ["duration_seconds", (r) => r.duration_seconds, "REAL NOT NULL"],
+  ["throughput_mbps", (r) => r.throughput_mbps, "REAL NOT NULL"],
+  ["initial_memory_bytes", (r) => r.initial_memory_bytes, "INTEGER NOT NULL"],
+  ["peak_memory_bytes", (r) => r.peak_memory_bytes, "INTEGER NOT NULL"],
+  ["peak_memory_mb", (r) => r.peak_memory_mb, "INTEGER NOT NULL"],
+  ["http_status", (r) => r.http_status, "TEXT NOT NULL"],
+  ["exit_reason", (r) => r.exit_reason, "TEXT NOT NULL"],
+  ["success", (r) => flag(r.success), "INTEGER NOT NULL"],
+  ["backend", (r) => r.backend, "TEXT NOT NULL"],
+  ["picoshare_version", (r) => r.picoshare_version, "TEXT NOT NULL"],
+  ["picoshare_sha256", (r) => r.picoshare_sha256, "TEXT NOT NULL"],
+  ["kernel_peak_memory_bytes", (r) => r.kernel_peak_memory_bytes, "INTEGER"],
+  ["picoshare_peak_rss_bytes", (r) => r.picoshare_peak_rss_bytes, "INTEGER"],
+  ["harness_peak_rss_bytes", (r) => r.harness_peak_rss_bytes, "INTEGER NOT NULL"],
+  ["memory_samples", (r) => r.memory_samples, "INTEGER NOT NULL"],
+  ["memory_sample_interval_ms", (r) => r.memory_sample_interval_ms, "INTEGER NOT NULL"],
+  ["oom_kills", (r) => r.oom_kills, "INTEGER NOT NULL"],
+  ["entry_id", (r) => r.entry_id, "TEXT"],
+  ["verified", (r) => flag(r.verified), "INTEGER"],
+  ["error", (r) => r.error, "TEXT"],
+  ["phases_json", (r) => JSON.stringify(r.phases), "TEXT NOT NULL"],
+  ["backend_settings_json", (r) => JSON.stringify(r.backend_settings), "TEXT NOT NULL"],
+  ["host_json", (r) => JSON.stringify(r.host), "TEXT NOT NULL"],
+  ["log_file", (r) => r.log_file, "TEXT"],
+  ["result_file", (_r, resultFile) => resultFile, "TEXT"],
+  ["raw_json", (r) => JSON.stringify(r), "TEXT NOT NULL"],
+  ["iteration", (r) => iterationOf(r), "INTEGER NOT NULL DEFAULT 1", 3],
+  ["warmup", (r) => flag(isWarmup(r)), "INTEGER NOT NULL DEFAULT 0", 3],
+];
+
+/** The results columns a migration added (0: the table's first shape). */
+const addedBy = (migration: number) => RESULT_COLUMNS.filter(([, , , m]) => (m ?? 0) === migration);
+/** The first shape's column lines of CREATE TABLE results. */
+const firstColumns = () => addedBy(0).map(([name, , sql]) => `     ${name} ${sql}`).join(",\n");
+/** A later migration's ADD COLUMN statements for the results table. */
+const addedColumns = (migration: number) =>
+  addedBy(migration).map(([name, , sql]) => `ALTER TABLE results ADD COLUMN ${name} ${sql};`).join("\n   ");
+
 // Each entry moves the schema one version up; PRAGMA user_version says how
-// many have been applied. Never edit an applied entry: add a new one.
+// many have been applied. Never edit an applied entry: add a new one (the
+// results columns it adds go in RESULT_COLUMNS with its number).
 const MIGRATIONS: string[] = [
   `CREATE TABLE runs (
      id INTEGER PRIMARY KEY,
@@ -54,38 +111,7 @@ const MIGRATIONS: string[] = [
    );
    CREATE TABLE results (
      id INTEGER PRIMARY KEY,
-     run_id INTEGER REFERENCES runs(id),
-     timestamp TEXT NOT NULL,
-     ram_mb INTEGER NOT NULL,
-     file_size TEXT NOT NULL,
-     file_size_mb REAL NOT NULL,
-     file_size_bytes INTEGER NOT NULL,
-     duration_seconds REAL NOT NULL,
-     throughput_mbps REAL NOT NULL,
-     initial_memory_bytes INTEGER NOT NULL,
-     peak_memory_bytes INTEGER NOT NULL,
-     peak_memory_mb INTEGER NOT NULL,
-     http_status TEXT NOT NULL,
-     exit_reason TEXT NOT NULL,
-     success INTEGER NOT NULL,
-     backend TEXT NOT NULL,
-     picoshare_version TEXT NOT NULL,
-     picoshare_sha256 TEXT NOT NULL,
-     kernel_peak_memory_bytes INTEGER,
-     picoshare_peak_rss_bytes INTEGER,
-     harness_peak_rss_bytes INTEGER NOT NULL,
-     memory_samples INTEGER NOT NULL,
-     memory_sample_interval_ms INTEGER NOT NULL,
-     oom_kills INTEGER NOT NULL,
-     entry_id TEXT,
-     verified INTEGER,
-     error TEXT,
-     phases_json TEXT NOT NULL,
-     backend_settings_json TEXT NOT NULL,
-     host_json TEXT NOT NULL,
-     log_file TEXT,
-     result_file TEXT,
-     raw_json TEXT NOT NULL
+${firstColumns()}
    );
    CREATE INDEX results_run ON results(run_id);`,
   // A matrix cell whose run-test crashed or refused (no result written): kept
@@ -111,56 +137,11 @@ const MIGRATIONS: string[] = [
   // Repeated tests (--iterations, --warmup): which of a cell's tests a result
   // (or a harness error) is, warm-ups first, and whether it was a warm-up run,
   // recorded but never counted. Rows from before are iteration 1, measured.
-  `ALTER TABLE results ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
-   ALTER TABLE results ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;
+  `${addedColumns(3)}
    ALTER TABLE harness_errors ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
    ALTER TABLE harness_errors ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;`,
 ];
 
-type Bindable = string | number | null;
-const flag = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
-
-/**
- * The results table's columns (but id) and how each is had from a record:
- * the one list the INSERT is made from. A migration that adds a column adds
- * it here too (a test checks the list against the table).
- */
-export const RESULT_COLUMNS: [string, (r: TestResult, resultFile: string | null) => Bindable][] = [
-  ["run_id", (r) => r.run_id],
-  ["timestamp", (r) => r.timestamp],
-  ["ram_mb", (r) => r.ram_mb],
-  ["file_size", (r) => r.file_size],
-  ["file_size_mb", (r) => r.file_size_mb],
-  ["file_size_bytes", (r) => r.file_size_bytes],
-  ["duration_seconds", (r) => r.duration_seconds],
-  ["throughput_mbps", (r) => r.throughput_mbps],
-  ["initial_memory_bytes", (r) => r.initial_memory_bytes],
-  ["peak_memory_bytes", (r) => r.peak_memory_bytes],
-  ["peak_memory_mb", (r) => r.peak_memory_mb],
-  ["http_status", (r) => r.http_status],
-  ["exit_reason", (r) => r.exit_reason],
-  ["success", (r) => flag(r.success)],
-  ["backend", (r) => r.backend],
-  ["picoshare_version", (r) => r.picoshare_version],
-  ["picoshare_sha256", (r) => r.picoshare_sha256],
-  ["kernel_peak_memory_bytes", (r) => r.kernel_peak_memory_bytes],
-  ["picoshare_peak_rss_bytes", (r) => r.picoshare_peak_rss_bytes],
-  ["harness_peak_rss_bytes", (r) => r.harness_peak_rss_bytes],
-  ["memory_samples", (r) => r.memory_samples],
-  ["memory_sample_interval_ms", (r) => r.memory_sample_interval_ms],
-  ["oom_kills", (r) => r.oom_kills],
-  ["entry_id", (r) => r.entry_id],
-  ["verified", (r) => flag(r.verified)],
-  ["error", (r) => r.error],
-  ["phases_json", (r) => JSON.stringify(r.phases)],
-  ["backend_settings_json", (r) => JSON.stringify(r.backend_settings)],
-  ["host_json", (r) => JSON.stringify(r.host)],
-  ["log_file", (r) => r.log_file],
-  ["result_file", (_r, resultFile) => resultFile],
-  ["raw_json", (r) => JSON.stringify(r)],
-  ["iteration", (r) => iterationOf(r)],
-  ["warmup", (r) => flag(isWarmup(r))],
-];
 
 const INSERT_RESULT =
   `INSERT INTO results (${RESULT_COLUMNS.map(([c]) => c).join(", ")}) ` +
