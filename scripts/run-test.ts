@@ -12,12 +12,11 @@ import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest } from "../lib/upload/runner.ts";
 import { recordResult } from "../lib/upload/record.ts";
-import { parseRunTestCli } from "../lib/upload/options.ts";
+import { parseRunTestCli, readChildContext } from "../lib/upload/options.ts";
 import { displayPath } from "../lib/core/paths.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { summarizeCell } from "../lib/stats/cells.ts";
 import { statisticsBlock } from "../lib/stats/text.ts";
-import { readChildContext } from "../lib/matrix/run-test-child.ts";
 
 const USAGE = `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
 

@@ -3,8 +3,8 @@
 // to test-{RAM}MB-{SIZE}.log, and what came of it: the result it wrote, or why
 // there is none.
 import { join } from "node:path";
-import { childEnv, runTestChild } from "./run-test-child.ts";
-import { matrixPassedArgs, runTestArgs } from "../upload/options.ts";
+import { runTestChild } from "./run-test-child.ts";
+import { childEnv, matrixPassedArgs, runTestArgs } from "../upload/options.ts";
 import { orphanOf } from "./orphans.ts";
 import { interruptSignal, interrupted } from "../core/cleanup.ts";
 import { isoTimestamp, type TestResult } from "../upload/result.ts";

@@ -5,8 +5,8 @@
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { childEnv, runTestChild } from "./run-test-child.ts";
-import { runTestArgs } from "../upload/options.ts";
+import { runTestChild } from "./run-test-child.ts";
+import { childEnv, runTestArgs } from "../upload/options.ts";
 import { recordHarnessError } from "../upload/record.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";

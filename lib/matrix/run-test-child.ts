@@ -1,43 +1,10 @@
-// run-test as a child process, as the matrix and compare run it: what the
-// parent tells it through PERF_* variables (its flags are made by runTestArgs,
-// lib/upload/options.ts), its stderr appended to a log, the result it wrote
-// read back, or why there is none.
+// run-test as a child process, as the matrix and compare run it (its command
+// line and PERF_* variables are made by lib/upload/options.ts): its stderr
+// appended to a log, the result it wrote read back, or why there is none.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { runProjectScript, type ChildRun } from "../core/child-script.ts";
 import type { TestResult } from "../upload/result.ts";
-import { positiveInt } from "../core/cli.ts";
-
-/**
- * What a parent (the matrix, live compare) tells one run-test through its
- * environment: the results-log run it belongs to, and which of a cell's
- * tests it is. run-test reads it back with readChildContext.
- */
-export interface ChildContext {
-  runId: number | null;
-  iteration?: number;
-  warmup?: boolean;
-}
-
-const ENV = { runId: "PERF_RUN_ID", iteration: "PERF_ITERATION", warmup: "PERF_WARMUP" } as const;
-
-/** The PERF_* variables for `c` (a field left out is not set). */
-export function childEnv(c: ChildContext): Record<string, string> {
-  return {
-    [ENV.runId]: c.runId === null ? "" : String(c.runId),
-    ...(c.iteration === undefined ? {} : { [ENV.iteration]: String(c.iteration) }),
-    ...(c.warmup === undefined ? {} : { [ENV.warmup]: c.warmup ? "1" : "" }),
-  };
-}
-
-/** What run-test's parent said; iteration and warmup are checked as its flags would be. */
-export function readChildContext(env: NodeJS.ProcessEnv = process.env): { runId: number | null; iteration: number | null; warmup: boolean } {
-  return {
-    runId: env[ENV.runId] ? Number(env[ENV.runId]) : null,
-    iteration: env[ENV.iteration] ? positiveInt(ENV.iteration, env[ENV.iteration], "2") : null,
-    warmup: env[ENV.warmup] === "1",
-  };
-}
 
 /**
  * A hard stop for a run-test that hangs: the upload's own timeout, the same

@@ -1,8 +1,10 @@
-// run-test's command line, declared once: each flag with how its text is
-// checked (and what it is when not given) and how a parent (the matrix, live
-// compare) writes a value for a child. scripts/run-test.ts parses with this
-// table and runTestArgs builds children's command lines from it, so a flag a
-// parent passes on is one entry here.
+// run-test's command line and environment, declared once: the protocol
+// between run-test and a parent that runs it (the matrix, live compare).
+// Each flag with how its text is checked (and what it is when not given) and
+// how a parent writes a value for a child: scripts/run-test.ts parses with
+// this table and runTestArgs builds children's command lines from it, so a
+// flag a parent passes on is one entry here. The PERF_* variables say which
+// results-log run and which of a cell's tests a child is.
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required, type FlagSpec } from "../core/cli.ts";
@@ -134,4 +136,37 @@ export function passedByMatrix(values: Record<string, string | boolean | undefin
 /** run-test's arguments for the passed-on flags a matrix stored (one missing from an older matrix.json is left out). */
 export function matrixPassedArgs(stored: Partial<MatrixPassed>): Partial<RunTestArgs> {
   return Object.fromEntries(PASSED.map(({ key, name }) => [key, (stored as Record<string, unknown>)[name]])) as Partial<RunTestArgs>;
+}
+
+// ---------------------------------------------------------------- the environment
+
+/**
+ * What a parent (the matrix, live compare) tells one run-test through its
+ * environment: the results-log run it belongs to, and which of a cell's
+ * tests it is. run-test reads it back with readChildContext.
+ */
+export interface ChildContext {
+  runId: number | null;
+  iteration?: number;
+  warmup?: boolean;
+}
+
+const ENV = { runId: "PERF_RUN_ID", iteration: "PERF_ITERATION", warmup: "PERF_WARMUP" } as const;
+
+/** The PERF_* variables for `c` (a field left out is not set). */
+export function childEnv(c: ChildContext): Record<string, string> {
+  return {
+    [ENV.runId]: c.runId === null ? "" : String(c.runId),
+    ...(c.iteration === undefined ? {} : { [ENV.iteration]: String(c.iteration) }),
+    ...(c.warmup === undefined ? {} : { [ENV.warmup]: c.warmup ? "1" : "" }),
+  };
+}
+
+/** What run-test's parent said; iteration and warmup are checked as its flags would be. */
+export function readChildContext(env: NodeJS.ProcessEnv = process.env): { runId: number | null; iteration: number | null; warmup: boolean } {
+  return {
+    runId: env[ENV.runId] ? Number(env[ENV.runId]) : null,
+    iteration: env[ENV.iteration] ? positiveInt(ENV.iteration, env[ENV.iteration], "2") : null,
+    warmup: env[ENV.warmup] === "1",
+  };
 }
