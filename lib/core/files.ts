@@ -16,6 +16,19 @@ export function readText(path: string): string {
   }
 }
 
+/** Makes `parent/stem` (or `stem-2`, `stem-3`... when taken: mkdir decides, so two processes never share one). */
+export function makeFreeDir(parent: string, stem: string): string {
+  for (let n = 1; ; n++) {
+    const dir = join(parent, n === 1 ? stem : `${stem}-${n}`);
+    try {
+      mkdirSync(dir);
+      return dir;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+}
+
 export function partialPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
 }

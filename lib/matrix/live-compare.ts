@@ -16,7 +16,8 @@ import { log, warn } from "../core/log.ts";
 import type { Cell } from "./plan.ts";
 import { displayPath } from "../core/paths.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
-import { fileStamp, freeStem, isoTimestamp, type TestResult } from "../upload/result.ts";
+import { makeFreeDir } from "../core/files.ts";
+import { fileStamp, isoTimestamp, type TestResult } from "../upload/result.ts";
 import { ResultsDb } from "../store/results-db.ts";
 import { MiB } from "../core/sizes.ts";
 import type { SideInput } from "../stats/comparison.ts";
@@ -61,7 +62,7 @@ export function runOrder(i: number): [SideName, SideName] {
 export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveCompareOutcome> {
   const started = new Date();
   const parent = resolve(opts.resultsDir);
-  const dir = join(parent, freeStem(parent, `compare-${fileStamp(started)}`, (s) => [s]));
+  const dir = makeFreeDir(parent, `compare-${fileStamp(started)}`);
   const dirs = { a: join(dir, "a"), b: join(dir, "b"), warmup: join(dir, "warmup") };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const warmupDb = join(dirs.warmup, "results.db");

@@ -4,8 +4,6 @@
 // after each. Each (RAM, size) cell runs its warm-up tests and then its
 // measured ones, each a run-test of its own and recorded on its own; warm-ups
 // are kept but never counted (CSV, counts, exit status).
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { harnessErrorRow, rowFromResult } from "../store/csv.ts";
 import type { Lock } from "../core/lock.ts";
 import { takeMatrixLock } from "./lock.ts";
@@ -16,6 +14,7 @@ import {
   testCounts, testSuffix, totalSeconds, writeState, STATE_VERSION, type CellRecord, type MatrixOptions, type MatrixState,
   type Session,
 } from "./state.ts";
+import { makeFreeDir } from "../core/files.ts";
 import { fileStamp, isoTimestamp, type TestResult } from "../upload/result.ts";
 import { ResultsDb } from "../store/results-db.ts";
 import { MatrixDbRun } from "./db-run.ts";
@@ -24,20 +23,6 @@ import { orphanResults } from "./orphans.ts";
 import type { CellSummary } from "../stats/cells.ts";
 
 export type EndStatus = "complete" | "interrupted" | "stopped on failure";
-
-/** Makes results/matrix-YYYYMMDD-HHMMSS (with -2, -3... if that name is taken). */
-function makeMatrixDir(resultsDir: string, started: Date): string {
-  const stem = `matrix-${fileStamp(started)}`;
-  for (let n = 1; ; n++) {
-    const dir = join(resultsDir, n === 1 ? stem : `${stem}-${n}`);
-    try {
-      mkdirSync(dir);
-      return dir;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  }
-}
 
 export class MatrixRun {
   private readonly t0 = performance.now();
@@ -70,7 +55,7 @@ export class MatrixRun {
   }): MatrixRun {
     const started = new Date();
     const db = ResultsDb.open(p.dbPath);
-    const dir = makeMatrixDir(p.resultsDir, started);
+    const dir = makeFreeDir(p.resultsDir, `matrix-${fileStamp(started)}`);
     const lock = takeMatrixLock(dir);
     const dbRun = MatrixDbRun.begin(db, p.dbPath, { started, dir, options: p.options, host: p.host });
     const state: MatrixState = {
