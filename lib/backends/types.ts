@@ -1,6 +1,7 @@
 // The interface every backend implements: an environment with a hard memory
 // limit in which one PicoShare runs for one test, and the measurements only
 // that environment can give.
+import type { ExitInfo } from "../core/exec.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
@@ -18,10 +19,7 @@ export interface EnvironmentSpec {
   signal: AbortSignal;
 }
 
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
+export type { ExitInfo } from "../core/exec.ts";
 
 export interface MemoryMonitor {
   /** Stops sampling; the highest working set seen and the sample count. */
