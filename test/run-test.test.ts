@@ -102,6 +102,43 @@ describe("a passing upload", () => {
     expect(rows).toEqual([{ run_id: null, exit_reason: "success", ram_mb: 256, success: 1, result_file: lines[0] }]);
   });
 
+  test("kernel counters of PicoShare's processes: present, positive and consistent, in the result and the database", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--verify"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    const file = 8 * MiB;
+    // The spilled temp file and the database each take the file once.
+    expect(r.disk_write_bytes).toBeGreaterThanOrEqual(file);
+    expect(r.write_amplification).toBeGreaterThan(1);
+    expect(r.write_amplification).toBeLessThan(10);
+    expect(r.write_amplification).toBeCloseTo(r.disk_write_bytes / file, 3);
+    expect(r.disk_write_cancelled_bytes).toBeGreaterThanOrEqual(0);
+    expect(r.disk_write_cancelled_bytes).toBeLessThanOrEqual(r.disk_write_bytes);
+    expect(r.disk_read_bytes).toBeGreaterThanOrEqual(0);
+    // The body arrives through read syscalls and goes out through writes, in chunks of at most a few MiB.
+    expect(r.read_syscalls).toBeGreaterThan(8);
+    expect(r.write_syscalls).toBeGreaterThan(8);
+    expect(r.minor_faults).toBeGreaterThan(0);
+    expect(r.major_faults).toBeGreaterThanOrEqual(0);
+    expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeGreaterThan(0);
+    expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeLessThan(r.duration_seconds * 2 + 0.02);
+    expect(r.data_dir_bytes).toBeGreaterThanOrEqual(file);
+    expect([0, 1]).toContain(r.temp_files_left);
+    // The whole test holds the upload phase, and the --verify download reads the entry back.
+    for (const k of ["cpu_user_seconds", "cpu_system_seconds", "disk_write_bytes", "write_syscalls", "read_syscalls", "minor_faults"]) {
+      expect(r.test_counters[k]).toBeGreaterThanOrEqual(r[k]);
+    }
+    expect(r.test_counters.read_syscalls).toBeGreaterThan(r.read_syscalls);
+    const db = new Database(join(d.results, "results.db"), { readonly: true });
+    const row = db.query("SELECT disk_write_bytes, write_amplification, write_syscalls, data_dir_bytes, test_counters_json FROM results").get() as any;
+    db.close();
+    expect(row).toEqual({
+      disk_write_bytes: r.disk_write_bytes, write_amplification: r.write_amplification, write_syscalls: r.write_syscalls,
+      data_dir_bytes: r.data_dir_bytes, test_counters_json: JSON.stringify(r.test_counters),
+    });
+  });
+
   test("--keep-vm leaves PicoShare serving the entry, with the secret in no log, result or command line", async () => {
     const d = dirs();
     const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--keep-vm"));

@@ -1,10 +1,11 @@
 // The local backend (the default): PicoShare as a process on this host, in a
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "./types.ts";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "./types.ts";
+import { CounterTracker } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
 import { requireFreeSpace } from "../core/files.ts";
@@ -101,6 +102,7 @@ class LocalEnvironment implements TestEnvironment {
   private exitedResolve!: (e: ExitInfo) => void;
   readonly exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
   private torn = false;
+  private readonly tracker: CounterTracker;
 
   private constructor(
     private readonly spec: EnvironmentSpec,
@@ -109,6 +111,7 @@ class LocalEnvironment implements TestEnvironment {
     support: CgroupSupport,
   ) {
     this.logPath = join(dir, "picoshare.log");
+    this.tracker = new CounterTracker(() => cgroup.pids());
     this.settings = {
       cgroup_version: String(cgroup.version),
       cgroup_path: cgroup.path,
@@ -169,6 +172,8 @@ class LocalEnvironment implements TestEnvironment {
       } catch {
         // the cgroup is being removed
       }
+      // Read while PicoShare runs: what a process had done is lost once the kernel reaps it.
+      this.tracker.sample();
     };
     sample();
     const timer = setInterval(sample, intervalMs);
@@ -191,6 +196,18 @@ class LocalEnvironment implements TestEnvironment {
 
   async picosharePeakRss() {
     return this.proc ? peakRss(this.proc.pid) : null;
+  }
+
+  async counters() {
+    return this.tracker.total();
+  }
+
+  async storage(): Promise<StorageFacts> {
+    const data = join(this.dir, "data");
+    const dataDirBytes = readdirSync(data).reduce((sum, f) => sum + safe(() => statSync(join(data, f)).size, 0), 0);
+    // Go's multipart parser names its spill files multipart-NNN.
+    const tempFiles = readdirSync(join(this.dir, "tmp")).filter((f) => f.startsWith("multipart-")).length;
+    return { dataDirBytes, tempFiles };
   }
 
   keepInstructions(baseUrl: string): string[] {

@@ -2,6 +2,7 @@
 // limit in which one PicoShare runs for one test, and the measurements only
 // that environment can give.
 import type { ExitInfo } from "../core/exec.ts";
+import type { Counters } from "../upload/counters.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
@@ -20,6 +21,11 @@ export interface EnvironmentSpec {
 }
 
 export type { ExitInfo } from "../core/exec.ts";
+
+export interface StorageFacts {
+  dataDirBytes: number;
+  tempFiles: number;
+}
 
 export interface MemoryMonitor {
   /** Stops sampling; the highest working set seen and the sample count. */
@@ -48,6 +54,14 @@ export interface TestEnvironment {
   kernelPeakBytes(): Promise<number | null>;
   /** PicoShare's peak resident set (VmHWM), if it can be read. */
   picosharePeakRss(): Promise<number | null>;
+  /**
+   * The kernel's counters of PicoShare's processes since the environment was
+   * made (a process that has ended counts with its last reading); absent or
+   * null where the backend cannot read them.
+   */
+  counters?(): Promise<Counters | null>;
+  /** PicoShare's data folder (database, WAL) in bytes and the multipart temp files in its TMPDIR, now. */
+  storage?(): Promise<StorageFacts | null>;
   /** Lines for --keep-vm: how to reach the kept environment and how to stop it. */
   keepInstructions(baseUrl: string): string[];
   /** Ends PicoShare and removes everything the environment made. Safe to call twice. */

@@ -27,3 +27,51 @@ export function peakRss(pid: number): number | null {
   const m = /^VmHWM:\s+(\d+) kB$/m.exec(readText(`/proc/${pid}/status`));
   return m ? Number(m[1]) * 1024 : null;
 }
+
+/** What the kernel counts for one process (all its threads, and its reaped children). */
+export interface ProcessCounters {
+  /** Its start time (processStart): a reused pid is another process. */
+  start: string;
+  userSeconds: number;
+  systemSeconds: number;
+  minorFaults: number;
+  majorFaults: number;
+  readSyscalls: number;
+  writeSyscalls: number;
+  /** Bytes it caused to be read from storage (read_bytes: page-cache hits are not in it). */
+  storageReadBytes: number;
+  /** Bytes it caused to be written to storage, counted when it dirtied them (write_bytes). */
+  storageWriteBytes: number;
+  /** Of those, bytes of files truncated or deleted before writeback (cancelled_write_bytes): they never reached the disk. */
+  cancelledWriteBytes: number;
+}
+
+// /proc reports CPU time in USER_HZ ticks, 100 a second on every Linux ABI.
+const USER_HZ = 100;
+
+function ioField(text: string, key: string): number {
+  const m = new RegExp(`^${key}: (\\d+)$`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** /proc/PID/stat and /proc/PID/io of a process, or null once it is gone (or not readable by this user). */
+export function processCounters(pid: number): ProcessCounters | null {
+  const stat = readText(`/proc/${pid}/stat`);
+  const io = readText(`/proc/${pid}/io`);
+  if (!stat || !io) return null;
+  // Fields after the command's closing parenthesis, from field 3 (state) on.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  const [minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime] = f.slice(7, 15);
+  return {
+    start: String(f[19]),
+    userSeconds: (utime + cutime) / USER_HZ,
+    systemSeconds: (stime + cstime) / USER_HZ,
+    minorFaults: minflt + cminflt,
+    majorFaults: majflt + cmajflt,
+    readSyscalls: ioField(io, "syscr"),
+    writeSyscalls: ioField(io, "syscw"),
+    storageReadBytes: ioField(io, "read_bytes"),
+    storageWriteBytes: ioField(io, "write_bytes"),
+    cancelledWriteBytes: ioField(io, "cancelled_write_bytes"),
+  };
+}

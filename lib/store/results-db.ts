@@ -23,7 +23,7 @@ export interface RunRow {
 }
 
 /** A stored test result: the record's fields as columns (booleans as 0/1, objects as JSON), plus where it came from. */
-export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup"> & {
+export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup" | "test_counters"> & {
   id: number;
   success: number;
   /** 1 for a warm-up run (never counted), 0 otherwise. */
@@ -32,6 +32,7 @@ export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "ba
   phases_json: string;
   backend_settings_json: string;
   host_json: string;
+  test_counters_json: string | null;
   result_file: string | null;
   raw_json: string;
 };
@@ -82,6 +83,19 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["raw_json", (r) => JSON.stringify(r), "TEXT NOT NULL"],
   ["iteration", (r) => iterationOf(r), "INTEGER NOT NULL DEFAULT 1", 3],
   ["warmup", (r) => flag(isWarmup(r)), "INTEGER NOT NULL DEFAULT 0", 3],
+  ["cpu_user_seconds", (r) => r.cpu_user_seconds ?? null, "REAL", 4],
+  ["cpu_system_seconds", (r) => r.cpu_system_seconds ?? null, "REAL", 4],
+  ["disk_write_bytes", (r) => r.disk_write_bytes ?? null, "INTEGER", 4],
+  ["disk_write_cancelled_bytes", (r) => r.disk_write_cancelled_bytes ?? null, "INTEGER", 4],
+  ["disk_read_bytes", (r) => r.disk_read_bytes ?? null, "INTEGER", 4],
+  ["write_amplification", (r) => r.write_amplification ?? null, "REAL", 4],
+  ["write_syscalls", (r) => r.write_syscalls ?? null, "INTEGER", 4],
+  ["read_syscalls", (r) => r.read_syscalls ?? null, "INTEGER", 4],
+  ["major_faults", (r) => r.major_faults ?? null, "INTEGER", 4],
+  ["minor_faults", (r) => r.minor_faults ?? null, "INTEGER", 4],
+  ["data_dir_bytes", (r) => r.data_dir_bytes ?? null, "INTEGER", 4],
+  ["temp_files_left", (r) => r.temp_files_left ?? null, "INTEGER", 4],
+  ["test_counters_json", (r) => (r.test_counters ? JSON.stringify(r.test_counters) : null), "TEXT", 4],
 ];
 
 /** The results columns a migration added (0: the table's first shape). */
@@ -140,6 +154,10 @@ ${firstColumns()}
   `${addedColumns(3)}
    ALTER TABLE harness_errors ADD COLUMN iteration INTEGER NOT NULL DEFAULT 1;
    ALTER TABLE harness_errors ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0;`,
+  // Kernel counters of PicoShare's processes for the upload phase, what the
+  // upload left on disk, and the whole test's counters (null before, and
+  // where a backend cannot read them).
+  `${addedColumns(4)}`,
 ];
 
 

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendName } from "../backends/types.ts";
 import type { HostFacts } from "./host.ts";
+import type { Counters } from "./counters.ts";
 
 export const EXIT_REASONS = [
   "success",
@@ -34,7 +35,42 @@ export interface Phases {
   teardown: number;
 }
 
-export interface TestResult {
+/**
+ * The kernel's counters of PicoShare's processes for the upload phase (from
+ * the request's start to its response), what the upload left on disk, and
+ * the whole test's counters; null where the backend cannot read them (the
+ * VM backends, for now). See the README's "Kernel counters".
+ */
+export interface UploadCounters {
+  cpu_user_seconds: number | null;
+  cpu_system_seconds: number | null;
+  /** What PicoShare's processes caused to be written to storage, counted as they dirtied it (write_bytes). */
+  disk_write_bytes: number | null;
+  /** Of those, bytes of files deleted before writeback (a spilled upload removed while still in the page cache). */
+  disk_write_cancelled_bytes: number | null;
+  disk_read_bytes: number | null;
+  /** disk_write_bytes / the file's size. */
+  write_amplification: number | null;
+  write_syscalls: number | null;
+  read_syscalls: number | null;
+  major_faults: number | null;
+  minor_faults: number | null;
+  /** PicoShare's data folder (database, WAL, shared memory) after the response. */
+  data_dir_bytes: number | null;
+  /** Go's multipart-* spill files left in PicoShare's TMPDIR after the response. */
+  temp_files_left: number | null;
+  /** The same counters from PicoShare's start to the end of the test (readiness, login, verify included). */
+  test_counters: Counters | null;
+}
+
+/** A result without counters (a backend that has none; a record written before they existed). */
+export const NO_COUNTERS: UploadCounters = {
+  cpu_user_seconds: null, cpu_system_seconds: null, disk_write_bytes: null, disk_write_cancelled_bytes: null, disk_read_bytes: null, write_amplification: null,
+  write_syscalls: null, read_syscalls: null, major_faults: null, minor_faults: null, data_dir_bytes: null, temp_files_left: null,
+  test_counters: null,
+};
+
+export interface TestResult extends UploadCounters {
   // The original harness's fields.
   timestamp: string;
   ram_mb: number;

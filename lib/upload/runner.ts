@@ -4,7 +4,8 @@
 // interrupt stop it without one. Writing it down is recordResult's job.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Backend, TestEnvironment } from "../backends/types.ts";
+import type { Backend, StorageFacts, TestEnvironment } from "../backends/types.ts";
+import { counterDelta, type Counters } from "./counters.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
 import { downloadSha256, entryLength, uploadFile, type UploadResult } from "./api.ts";
 import { isRunning, login, sleep, waitUntilReady } from "./session.ts";
@@ -14,7 +15,7 @@ import { hostFacts, type HostFacts } from "./host.ts";
 import { log } from "../core/log.ts";
 import { peakRss } from "../core/proc.ts";
 import { byteProgress } from "../core/progress.ts";
-import { isoTimestamp, type ExitReason, type Phases, type TestResult } from "./result.ts";
+import { isoTimestamp, type ExitReason, type Phases, type TestResult, type UploadCounters } from "./result.ts";
 import type { Measurement } from "./record.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { fileSha256 } from "../core/files.ts";
@@ -90,6 +91,11 @@ interface Observed {
   ooms: number;
   kernelPeak: number | null;
   picoRss: number | null;
+  /** The counters when the upload began and when its response came; the whole test's at the end. */
+  countersBefore: Counters | null;
+  countersAfter: Counters | null;
+  countersTotal: Counters | null;
+  storage: StorageFacts | null;
 }
 
 interface Ending {
@@ -102,7 +108,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const clock = phaseClock();
   const seen: Observed = {
     baseUrl: "", upload: null, uploadSeconds: 0, initial: 0, peak: 0, samples: 0, verified: null, ooms: 0,
-    kernelPeak: null, picoRss: null,
+    kernelPeak: null, picoRss: null, countersBefore: null, countersAfter: null, countersTotal: null, storage: null,
   };
   let env = null as TestEnvironment | null;
   let ending: Ending = { reason: "success", error: null };
@@ -136,6 +142,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     seen.ooms = await env.oomKills().catch(() => seen.ooms);
     seen.kernelPeak = await env.kernelPeakBytes().catch(() => null);
     seen.picoRss = await env.picosharePeakRss().catch(() => null);
+    seen.countersTotal = await countersOf(env);
     try {
       logText = readFileSync(env.logPath, "utf8");
     } catch {}
@@ -176,6 +183,7 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   const died = new AbortController();
   void env.exited.then(() => died.abort(new Error("PicoShare exited")));
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
+  seen.countersBefore = await countersOf(env);
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress("upload", opts.size.bytes);
   let uploadError: unknown = null;
@@ -192,6 +200,8 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   clock.phases.upload = round(seen.uploadSeconds, 3);
   bar.stop();
   ({ peakBytes: seen.peak, samples: seen.samples } = await monitor.stop());
+  seen.countersAfter = await countersOf(env);
+  seen.storage = (await env.storage?.().catch(() => null)) ?? null;
   if (interrupted()) throw interruptSignal.reason;
 
   // A failed request may be noticed before the kernel has reaped an OOM-killed server.
@@ -222,6 +232,10 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
       if (!seen.verified) throw new Failure("corrupt", `downloaded entry differs from ${opts.filePath} (SHA-256 ${down.sha256}, ${down.bytes} bytes; expected ${want})`);
     }
   });
+}
+
+async function countersOf(env: TestEnvironment): Promise<Counters | null> {
+  return (await env.counters?.().catch(() => null)) ?? null;
 }
 
 /** How a test that threw ended: the Failure's reason, or what the error says of the environment. */
@@ -281,6 +295,7 @@ function resultOf(
     memory_samples: seen.samples,
     memory_sample_interval_ms: SAMPLE_INTERVAL_MS,
     oom_kills: seen.ooms,
+    ...uploadCounters(seen, opts.size.bytes),
     entry_id: seen.upload?.id ?? null,
     verified: seen.verified,
     error: ending.error,
@@ -291,5 +306,26 @@ function resultOf(
     run_id: opts.runId,
     iteration: opts.iteration ?? 1,
     warmup: opts.warmup ?? false,
+  };
+}
+
+/** The upload phase's counters (null each where the backend has none), with the write amplification they give. */
+function uploadCounters(seen: Observed, fileBytes: number): UploadCounters {
+  const c = seen.countersBefore && seen.countersAfter ? counterDelta(seen.countersBefore, seen.countersAfter) : null;
+  const field = (n: keyof Counters) => (c ? c[n] : null);
+  return {
+    cpu_user_seconds: field("cpu_user_seconds"),
+    cpu_system_seconds: field("cpu_system_seconds"),
+    disk_write_bytes: field("disk_write_bytes"),
+    disk_write_cancelled_bytes: field("disk_write_cancelled_bytes"),
+    disk_read_bytes: field("disk_read_bytes"),
+    write_amplification: c && fileBytes > 0 ? round(c.disk_write_bytes / fileBytes, 3) : null,
+    write_syscalls: field("write_syscalls"),
+    read_syscalls: field("read_syscalls"),
+    major_faults: field("major_faults"),
+    minor_faults: field("minor_faults"),
+    data_dir_bytes: seen.storage?.dataDirBytes ?? null,
+    temp_files_left: seen.storage?.tempFiles ?? null,
+    test_counters: seen.countersTotal,
   };
 }

@@ -1,0 +1,69 @@
+// Kernel counters of PicoShare's processes, for one test: CPU time, what
+// they caused to be read from and written to storage, syscalls and page
+// faults. They count what PicoShare's code controls and barely vary from run
+// to run (unlike wall time, which the rest of the host disturbs).
+// Each process's last reading is kept, so a process that is gone (an OOM
+// kill) still counts with what it had done.
+import { processCounters, type ProcessCounters } from "../core/proc.ts";
+
+export interface Counters {
+  cpu_user_seconds: number;
+  cpu_system_seconds: number;
+  disk_write_bytes: number;
+  disk_write_cancelled_bytes: number;
+  disk_read_bytes: number;
+  write_syscalls: number;
+  read_syscalls: number;
+  major_faults: number;
+  minor_faults: number;
+}
+
+const FROM_PROCESS: [keyof Counters, keyof Omit<ProcessCounters, "start">][] = [
+  ["cpu_user_seconds", "userSeconds"],
+  ["cpu_system_seconds", "systemSeconds"],
+  ["disk_write_bytes", "storageWriteBytes"],
+  ["disk_write_cancelled_bytes", "cancelledWriteBytes"],
+  ["disk_read_bytes", "storageReadBytes"],
+  ["write_syscalls", "writeSyscalls"],
+  ["read_syscalls", "readSyscalls"],
+  ["major_faults", "majorFaults"],
+  ["minor_faults", "minorFaults"],
+];
+
+export const COUNTER_NAMES: (keyof Counters)[] = FROM_PROCESS.map(([name]) => name);
+
+/** A rounding that keeps CPU seconds to the tick and counts whole. */
+const tidy = (name: keyof Counters, v: number) => (name.startsWith("cpu_") ? Math.round(v * 100) / 100 : Math.round(v));
+
+/** The counters of the processes `pids()` lists, summed over every process seen since the tracker was made. */
+export class CounterTracker {
+  private readonly last = new Map<string, ProcessCounters>();
+  constructor(private readonly pids: () => number[]) {}
+
+  /** Reads each listed process now. */
+  sample(): void {
+    let pids: number[] = [];
+    try {
+      pids = this.pids();
+    } catch {
+      return; // the cgroup is being removed
+    }
+    for (const pid of pids) {
+      const c = processCounters(pid);
+      if (c) this.last.set(`${pid}:${c.start}`, c);
+    }
+  }
+
+  /** The sums so far (a sample is taken first). */
+  total(): Counters {
+    this.sample();
+    const sum = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as unknown as Counters;
+    for (const c of this.last.values()) for (const [name, key] of FROM_PROCESS) sum[name] += c[key];
+    return Object.fromEntries(COUNTER_NAMES.map((n) => [n, tidy(n, sum[n])])) as unknown as Counters;
+  }
+}
+
+/** What happened between two readings. */
+export function counterDelta(before: Counters, after: Counters): Counters {
+  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, tidy(n, after[n] - before[n])])) as unknown as Counters;
+}
