@@ -113,6 +113,12 @@ function expectV2Result(r: any, placement: string) {
   expect(r.peak_memory_bytes).toBeGreaterThan(1 * MiB);
   expect(r.peak_memory_bytes).toBeLessThan(256 * MiB);
   expect(r.oom_kills).toBe(0);
+  // CPU from the test cgroup's cpu.stat (there without the cpu controller); the processes' own counters too.
+  expect(r.backend_settings.cpu_source).toBe("cpu.stat");
+  expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeGreaterThan(0);
+  expect(r.test_counters.cpu_user_seconds + r.test_counters.cpu_system_seconds).toBeGreaterThanOrEqual(r.cpu_user_seconds + r.cpu_system_seconds);
+  expect(r.write_syscalls).toBeGreaterThan(8);
+  expect(r.read_syscalls).toBeGreaterThan(8);
 }
 
 test("the guest is cgroup v2 with systemd, and Bun runs there", async () => {

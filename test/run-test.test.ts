@@ -2,13 +2,14 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Database } from "bun:sqlite";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
+import { cgroupMounts } from "../lib/backends/cgroup-place.ts";
 
 setDefaultTimeout(120_000);
 
@@ -121,6 +122,11 @@ describe("a passing upload", () => {
     expect(r.write_syscalls).toBeGreaterThan(8);
     expect(r.minor_faults).toBeGreaterThan(0);
     expect(r.major_faults).toBeGreaterThanOrEqual(0);
+    // This host's cpuacct is its own v1 hierarchy: the test had a cpuacct cgroup of its own, removed with it.
+    expect(r.backend_settings.cpu_source).toBe("cpuacct");
+    const cpuacct = cgroupMounts().v1Cpuacct!;
+    const own = readFileSync("/proc/self/cgroup", "utf8").split("\n").find((l) => l.split(":")[1]?.split(",").includes("cpuacct"))!.split(":")[2];
+    expect(existsSync(join(cpuacct, own, basename(r.backend_settings.cgroup_path)))).toBe(false);
     expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeGreaterThan(0);
     expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeLessThan(r.duration_seconds * 2 + 0.02);
     expect(r.data_dir_bytes).toBeGreaterThanOrEqual(file);

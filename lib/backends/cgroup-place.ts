@@ -38,10 +38,17 @@ export interface CgroupSupport {
   description: string;
   /** The scope systemd made for this harness (placement systemd-*). */
   scope?: { unit: string; manager: "system" | "user" };
+  /**
+   * cgroup v1: the folder beneath the harness's own cpuacct cgroup where each
+   * test gets a cpuacct cgroup of the memory cgroup's name, when cpuacct is
+   * mounted and writable; null otherwise (v2 reads cpu.stat of the test cgroup).
+   */
+  cpuacctParent?: string | null;
 }
 
 interface Mounts {
   v1Memory: string | null;
+  v1Cpuacct: string | null;
   v2: string | null;
 }
 
@@ -58,21 +65,23 @@ function words(path: string): string[] {
 }
 
 export function cgroupMounts(): Mounts {
-  const mounts: Mounts = { v1Memory: null, v2: null };
+  const mounts: Mounts = { v1Memory: null, v1Cpuacct: null, v2: null };
   for (const line of read("/proc/self/mountinfo").split("\n")) {
     const [left, right] = line.split(" - ");
     if (!right) continue;
     const [fstype, , superOpts] = right.split(" ");
     const mountPoint = left.split(" ")[4];
     if (fstype === "cgroup" && superOpts?.split(",").includes("memory")) mounts.v1Memory = mountPoint;
+    if (fstype === "cgroup" && superOpts?.split(",").includes("cpuacct")) mounts.v1Cpuacct = mountPoint;
     if (fstype === "cgroup2" && mounts.v2 === null) mounts.v2 = mountPoint;
   }
   return mounts;
 }
 
 /** A process's cgroup path per hierarchy (the harness's own by default), from /proc/PID/cgroup; nulls once it is gone. */
-function cgroupsOf(pid: number | "self" = "self"): { v1Memory: string | null; v2: string | null } {
+function cgroupsOf(pid: number | "self" = "self"): { v1Memory: string | null; v1Cpuacct: string | null; v2: string | null } {
   let v1Memory: string | null = null;
+  let v1Cpuacct: string | null = null;
   let v2: string | null = null;
   let text = "";
   try {
@@ -82,9 +91,10 @@ function cgroupsOf(pid: number | "self" = "self"): { v1Memory: string | null; v2
     const [, controllers, path] = line.split(":");
     if (path === undefined) continue;
     if (controllers.split(",").includes("memory")) v1Memory = path;
+    if (controllers.split(",").includes("cpuacct")) v1Cpuacct = path;
     if (line.startsWith("0::")) v2 = path;
   }
-  return { v1Memory, v2 };
+  return { v1Memory, v1Cpuacct, v2 };
 }
 
 function canMkdir(parent: string): boolean {
@@ -112,7 +122,11 @@ export async function placeCgroups(): Promise<CgroupSupport> {
   const own = cgroupsOf();
   if (mounts.v1Memory && own.v1Memory !== null) {
     const parent = join(mounts.v1Memory, own.v1Memory);
-    if (canMkdir(parent)) return { kind: 1, parent, placement: "v1", description: `cgroup v1, beneath the harness's own memory cgroup ${parent}` };
+    if (canMkdir(parent)) {
+      const cpuacct = mounts.v1Cpuacct && own.v1Cpuacct !== null ? join(mounts.v1Cpuacct, own.v1Cpuacct) : null;
+      const cpuacctParent = cpuacct && canMkdir(cpuacct) ? cpuacct : null;
+      return { kind: 1, parent, placement: "v1", description: `cgroup v1, beneath the harness's own memory cgroup ${parent}`, cpuacctParent };
+    }
     throw new UsageError(`cannot create memory cgroups under ${parent} (cgroup v1): run as root or give this user that cgroup`);
   }
   if (mounts.v2 && own.v2 !== null) {

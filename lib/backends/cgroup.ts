@@ -20,6 +20,10 @@ export interface MemoryCgroup {
   kernelPeak(): number | null;
   oomKills(): number;
   pids(): number[];
+  /** CPU seconds of everything that ran in the cgroup (the kernel keeps an ended process's), or null where not accounted. */
+  cpuSeconds(): { user: number; system: number } | null;
+  /** Where cpuSeconds comes from, for the result's settings. */
+  readonly cpuSource: string;
   remove(): void;
 }
 
@@ -32,9 +36,10 @@ function statField(text: string, key: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** A shell that joins the cgroup, then becomes the command: nothing else runs inside. */
-function joinThenExec(procsFile: string, command: string[]): string[] {
-  return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procsFile, ...command];
+/** A shell that joins the cgroups (one per hierarchy), then becomes the command: nothing else runs inside. */
+function joinThenExec(procsFiles: string[], command: string[]): string[] {
+  const joins = procsFiles.map((_, i) => `echo $$ > "$${i + 1}"`).join(" && ");
+  return ["/bin/sh", "-c", `${joins} && shift ${procsFiles.length} && exec "$@"`, "sh", ...procsFiles, ...command];
 }
 
 /** What both versions share: the folder, the launch, the processes, the removal, the working set. */
@@ -46,9 +51,15 @@ abstract class CgroupBase implements MemoryCgroup {
     readonly path: string,
     readonly limitBytes: number,
   ) {}
-  launch(command: string[]) {
-    return joinThenExec(join(this.path, "cgroup.procs"), command);
+  /** The cgroup.procs files the test's processes join (v1: one per hierarchy). */
+  protected procsFiles(): string[] {
+    return [join(this.path, "cgroup.procs")];
   }
+  launch(command: string[]) {
+    return joinThenExec(this.procsFiles(), command);
+  }
+  abstract cpuSeconds(): { user: number; system: number } | null;
+  abstract readonly cpuSource: string;
   abstract usage(): number;
   abstract kernelPeak(): number | null;
   abstract oomKills(): number;
@@ -67,6 +78,34 @@ abstract class CgroupBase implements MemoryCgroup {
 class V1Cgroup extends CgroupBase {
   readonly version = 1 as const;
   protected readonly inactiveFileKey = "total_inactive_file";
+  constructor(
+    path: string,
+    limitBytes: number,
+    /** The test's cgroup in the cpuacct hierarchy, or null where there is none to make. */
+    private readonly cpuacct: string | null,
+  ) {
+    super(path, limitBytes);
+  }
+  get cpuSource() {
+    return this.cpuacct ? "cpuacct" : "none";
+  }
+  protected procsFiles() {
+    return this.cpuacct ? [...super.procsFiles(), join(this.cpuacct, "cgroup.procs")] : super.procsFiles();
+  }
+  cpuSeconds() {
+    if (!this.cpuacct || !existsSync(this.cpuacct)) return null;
+    // Nanoseconds where the kernel splits them (4.7 and later); else USER_HZ ticks of cpuacct.stat.
+    const user = join(this.cpuacct, "cpuacct.usage_user");
+    if (existsSync(user)) {
+      return { user: Number(read(user)) / 1e9, system: Number(read(join(this.cpuacct, "cpuacct.usage_sys"))) / 1e9 };
+    }
+    const stat = read(join(this.cpuacct, "cpuacct.stat"));
+    return { user: statField(stat, "user") / 100, system: statField(stat, "system") / 100 };
+  }
+  remove() {
+    super.remove();
+    if (this.cpuacct) rmdirQuietly(this.cpuacct);
+  }
   usage() {
     return Number(read(join(this.path, "memory.usage_in_bytes")));
   }
@@ -81,6 +120,14 @@ class V1Cgroup extends CgroupBase {
 class V2Cgroup extends CgroupBase {
   readonly version = 2 as const;
   protected readonly inactiveFileKey = "inactive_file";
+  // cpu.stat is in every v2 cgroup, with or without the cpu controller.
+  readonly cpuSource = "cpu.stat";
+  cpuSeconds() {
+    const file = join(this.path, "cpu.stat");
+    if (!existsSync(file)) return null;
+    const stat = read(file);
+    return { user: statField(stat, "user_usec") / 1e6, system: statField(stat, "system_usec") / 1e6 };
+  }
   usage() {
     return Number(read(join(this.path, "memory.current")));
   }
@@ -122,7 +169,12 @@ export function createMemoryCgroup(support: CgroupSupport, name: string, ramMiB:
       } else {
         writeFileSync(join(path, "memory.swappiness"), "0");
       }
-      return new V1Cgroup(path, limit);
+      let cpuacct: string | null = null;
+      if (support.cpuacctParent) {
+        cpuacct = join(support.cpuacctParent, name);
+        mkdirSync(cpuacct);
+      }
+      return new V1Cgroup(path, limit, cpuacct);
     }
     writeFileSync(join(path, "memory.max"), String(limit));
     if (existsSync(join(path, "memory.swap.max"))) writeFileSync(join(path, "memory.swap.max"), "0");

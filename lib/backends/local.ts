@@ -64,6 +64,7 @@ function reapStale(support: CgroupSupport, workDir: string): void {
     }
   };
   reapCgroups(support.parent, (path, pids) => `kill -TERM ${pids.join(" ")}; rmdir ${path}`);
+  if (support.cpuacctParent) reapCgroups(support.cpuacctParent, (path, pids) => `kill -TERM ${pids.join(" ")}; rmdir ${path}`);
   // A dead harness's own scope stays while its PicoShare runs (systemd removes an empty one).
   if (support.scope) {
     const slice = dirname(support.parent);
@@ -119,6 +120,8 @@ class LocalEnvironment implements TestEnvironment {
       memory_limit_bytes: cgroup.limitBytes,
       swap: "excluded",
       work_dir: spec.workDir,
+      // Where cpu_user_seconds / cpu_system_seconds come from.
+      cpu_source: cgroup.cpuSource === "none" ? "process ticks" : cgroup.cpuSource,
     };
   }
 
@@ -199,7 +202,12 @@ class LocalEnvironment implements TestEnvironment {
   }
 
   async counters() {
-    return this.tracker.total();
+    const counters = this.tracker.total();
+    // The cgroup's own CPU account (nanoseconds or microseconds) over the processes' 10 ms ticks.
+    const cpu = safe(() => this.cgroup.cpuSeconds(), null);
+    if (!cpu) return counters;
+    const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
+    return { ...counters, cpu_user_seconds: round6(cpu.user), cpu_system_seconds: round6(cpu.system) };
   }
 
   async storage(): Promise<StorageFacts> {

@@ -63,7 +63,8 @@ export class CounterTracker {
   }
 }
 
-/** What happened between two readings. */
+/** What happened between two readings (CPU seconds to the microsecond, counts whole). */
 export function counterDelta(before: Counters, after: Counters): Counters {
-  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, tidy(n, after[n] - before[n])])) as unknown as Counters;
+  const round = (n: keyof Counters, v: number) => (n.startsWith("cpu_") ? Math.round(v * 1e6) / 1e6 : Math.round(v));
+  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, round(n, after[n] - before[n])])) as unknown as Counters;
 }
