@@ -17,6 +17,7 @@ import { displayPath } from "../lib/core/paths.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { summarizeCell } from "../lib/stats/cells.ts";
 import { statisticsBlock } from "../lib/stats/text.ts";
+import { MiB, formatBytes } from "../lib/core/sizes.ts";
 
 const USAGE = `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
 
@@ -137,6 +138,16 @@ function reportTest(result: TestResult, ramMiB: number): void {
   log(`   Duration: ${result.duration_seconds.toFixed(2)}s`);
   log(`   Throughput: ${result.throughput_mbps.toFixed(2)} MB/s`);
   log(`   Peak Memory: ${result.peak_memory_mb}MB / ${ramMiB}MB`);
+  // The working set above includes page cache PicoShare touched; its own resident set is what its code holds.
+  if (result.picoshare_peak_rss_bytes !== null) log(`   PicoShare Peak RSS: ${Math.round(result.picoshare_peak_rss_bytes / MiB)}MB`);
+  if (result.disk_write_bytes !== null) {
+    log(
+      `   Counters (upload): CPU ${result.cpu_user_seconds}s user + ${result.cpu_system_seconds}s system, ` +
+        `disk written ${formatBytes(result.disk_write_bytes)} (${result.write_amplification} x the file), ` +
+        `${result.write_syscalls} write / ${result.read_syscalls} read syscalls, ` +
+        `${result.minor_faults} minor / ${result.major_faults} major faults`,
+    );
+  }
   log(`   HTTP Status: ${result.http_status}`);
   const p = result.phases;
   log(
