@@ -8,6 +8,7 @@ import {
 } from "./helpers/matrix.ts";
 import { etaSeconds } from "../lib/matrix/progress.ts";
 import { csvField, matrixCsv, harnessErrorRow } from "../lib/store/csv.ts";
+import { parseSize } from "../lib/core/sizes.ts";
 
 setDefaultTimeout(120_000);
 
@@ -63,6 +64,18 @@ describe("a passing matrix", () => {
       const result = JSON.parse(readFileSync(r.result_file, "utf8"));
       expect(result).toMatchObject({ ram_mb: Number(r.ram_mb), file_size: r.file_size, success: true });
       expect(result.duration_seconds).toBe(Number(r.duration_seconds));
+    }
+    // matrix-counters.csv: the same tests, in the same order, with their kernel counters.
+    const [counterHeader, ...counterRows] = readFileSync(join(dir, "matrix-counters.csv"), "utf8").trim().split("\n").map((l) => l.split(","));
+    expect(counterHeader.slice(0, 4)).toEqual(["ram_mb", "file_size", "iteration", "picoshare_peak_rss_bytes"]);
+    const counters = counterRows.map((r) => Object.fromEntries(counterHeader.map((h, i) => [h, r[i]])));
+    expect(counters.map((r) => `${r.ram_mb}/${r.file_size}`)).toEqual(rows.map((r) => `${r.ram_mb}/${r.file_size}`));
+    for (const c of counters) {
+      const result = JSON.parse(readFileSync(rows.find((r) => r.ram_mb === c.ram_mb && r.file_size === c.file_size)!.result_file, "utf8"));
+      expect(Number(c.disk_write_bytes)).toBe(result.disk_write_bytes);
+      expect(Number(c.disk_write_bytes)).toBeGreaterThanOrEqual(parseSize(c.file_size).bytes);
+      expect(Number(c.write_syscalls)).toBe(result.write_syscalls);
+      expect(Number(c.picoshare_peak_rss_bytes)).toBe(result.picoshare_peak_rss_bytes);
     }
     for (const name of ["test-256MB-4M.log", "test-256MB-8M.log", "test-128MB-4M.log", "test-128MB-8M.log"]) {
       expect(readFileSync(join(dir, name), "utf8")).toContain("TEST PASSED");

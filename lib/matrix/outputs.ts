@@ -1,12 +1,13 @@
 // A matrix folder's report files, rewritten atomically after every test (with
 // matrix.json) so that a crash keeps the partial picture: matrix-results.csv,
-// one row per measured test (warm-ups left out), and summary.txt, with
-// repeated tests each cell's statistics and their warnings too.
+// one row per measured test (warm-ups left out), matrix-counters.csv, the
+// same tests' kernel counters, and summary.txt, with repeated tests each
+// cell's statistics and their warnings too.
 import { join } from "node:path";
 import { writeFileAtomic } from "../core/files.ts";
 import { command, displayPath } from "../core/paths.ts";
 import { parseSize } from "../core/sizes.ts";
-import { matrixCsv } from "../store/csv.ts";
+import { countersCsv, matrixCsv } from "../store/csv.ts";
 import { summarizeRuns, type CellSummary } from "../stats/cells.ts";
 import { cellStatsTable } from "../stats/text.ts";
 import { summaryText } from "../output/summary.ts";
@@ -19,6 +20,7 @@ import {
 } from "./state.ts";
 
 export const CSV_FILE = "matrix-results.csv";
+export const COUNTERS_CSV_FILE = "matrix-counters.csv";
 export const SUMMARY_FILE = "summary.txt";
 
 export function csvPath(dir: string): string {
@@ -84,6 +86,11 @@ export class MatrixOutputs {
     const cells = orderedCells(state);
     const rows = measuredCells(state).map((c) => c.row);
     writeFileAtomic(csvPath(this.dir), matrixCsv(rows));
+    const withResults = measuredCells(state).flatMap((c) => {
+      const result = c.row.result_file ? this.readResult(c.row.result_file) : null;
+      return result && c.row.result_file ? [{ result: { ...result, iteration: c.iteration }, file: c.row.result_file }] : [];
+    });
+    writeFileAtomic(join(this.dir, COUNTERS_CSV_FILE), countersCsv(withResults));
     const c = testCounts(state);
     const status = session.status;
     const pending = pendingTests(state);

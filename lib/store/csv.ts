@@ -85,3 +85,35 @@ export function matrixCsv(rows: MatrixRow[], showPath: (p: string) => string = d
   );
   return `${[MATRIX_CSV_HEADER, ...lines].join("\n")}\n`;
 }
+
+/**
+ * The second CSV beside the matrix's: for each measured test with a result,
+ * PicoShare's own peak and the upload's kernel counters (empty where the
+ * backend has none). The original's CSV keeps its header as it was.
+ */
+export const COUNTERS_CSV_COLUMNS = [
+  "ram_mb",
+  "file_size",
+  "iteration",
+  "picoshare_peak_rss_bytes",
+  "cpu_user_seconds",
+  "cpu_system_seconds",
+  "disk_write_bytes",
+  "disk_write_cancelled_bytes",
+  "disk_read_bytes",
+  "write_amplification",
+  "write_syscalls",
+  "read_syscalls",
+  "major_faults",
+  "minor_faults",
+  "data_dir_bytes",
+  "temp_files_left",
+  "result_file",
+] as const;
+
+export function countersCsv(results: { result: TestResult; file: string }[], showPath: (p: string) => string = displayPath): string {
+  const lines = results.map(({ result, file }) =>
+    csvLine(COUNTERS_CSV_COLUMNS.map((c) => (c === "result_file" ? showPath(file) : ((result[c] ?? null) as number | string | null)))),
+  );
+  return `${[COUNTERS_CSV_COLUMNS.join(","), ...lines].join("\n")}\n`;
+}
