@@ -119,6 +119,12 @@ function expectV2Result(r: any, placement: string) {
   expect(r.test_counters.cpu_user_seconds + r.test_counters.cpu_system_seconds).toBeGreaterThanOrEqual(r.cpu_user_seconds + r.cpu_system_seconds);
   expect(r.write_syscalls).toBeGreaterThan(8);
   expect(r.read_syscalls).toBeGreaterThan(8);
+  // memory.stat's v2 keys and the cgroup's memory.pressure (PSI) totals.
+  expect(r.anon_peak_bytes).toBeGreaterThan(0);
+  expect(r.memory_at_peak.anon).toBeGreaterThan(0);
+  expect(r.memory_at_peak.kernel).toBeGreaterThan(0);
+  expect(r.memory_pressure.some_seconds).toBeGreaterThanOrEqual(r.memory_pressure.full_seconds);
+  expect(r.memory_pressure.full_seconds).toBeGreaterThanOrEqual(0);
 }
 
 test("the guest is cgroup v2 with systemd, and Bun runs there", async () => {

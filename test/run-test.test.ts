@@ -131,6 +131,13 @@ describe("a passing upload", () => {
     expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeLessThan(r.duration_seconds * 2 + 0.02);
     expect(r.data_dir_bytes).toBeGreaterThanOrEqual(file);
     expect([0, 1]).toContain(r.temp_files_left);
+    // Anonymous memory, sampled with the working set; the breakdown at the working set's peak (v1: no PSI).
+    expect(r.anon_peak_bytes).toBeGreaterThan(0);
+    expect(r.anon_peak_bytes).toBeLessThanOrEqual(r.kernel_peak_memory_bytes);
+    expect(r.memory_at_peak.anon).toBeGreaterThan(0);
+    expect(r.memory_at_peak.anon).toBeLessThanOrEqual(r.anon_peak_bytes);
+    expect(r.memory_at_peak.active_file).toBeLessThanOrEqual(r.memory_at_peak.file);
+    expect(r.memory_pressure).toBeNull();
     // The whole test holds the upload phase, and the --verify download reads the entry back.
     for (const k of ["cpu_user_seconds", "cpu_system_seconds", "disk_write_bytes", "write_syscalls", "read_syscalls", "minor_faults"]) {
       expect(r.test_counters[k]).toBeGreaterThanOrEqual(r[k]);

@@ -7,6 +7,16 @@ import { UsageError } from "../core/errors.ts";
 import { MiB } from "../core/sizes.ts";
 import { cgroupProcs, type CgroupSupport } from "./cgroup-place.ts";
 
+/** What the cgroup's memory is made of at one moment (memory.stat), bytes; null where the version does not say. */
+export interface MemoryBreakdown {
+  anon: number;
+  file: number;
+  active_file: number;
+  shmem: number;
+  kernel: number | null;
+  sock: number | null;
+}
+
 export interface MemoryCgroup {
   readonly version: 1 | 2;
   /** The cgroup's folder. */
@@ -17,6 +27,10 @@ export interface MemoryCgroup {
   usage(): number;
   /** Usage less the inactive file cache: what the environment really needs. */
   workingSet(): number;
+  /** The working set and what the memory is made of, from one reading of memory.stat. */
+  snapshot(): { workingSet: number; breakdown: MemoryBreakdown };
+  /** cgroup v2's pressure stall totals for memory (seconds some / all tasks waited); null on v1. */
+  pressure(): { some_seconds: number; full_seconds: number } | null;
   kernelPeak(): number | null;
   oomKills(): number;
   pids(): number[];
@@ -64,9 +78,14 @@ abstract class CgroupBase implements MemoryCgroup {
   abstract kernelPeak(): number | null;
   abstract oomKills(): number;
   workingSet() {
-    const stat = read(join(this.path, "memory.stat"));
-    return Math.max(0, this.usage() - statField(stat, this.inactiveFileKey));
+    return this.snapshot().workingSet;
   }
+  snapshot() {
+    const stat = read(join(this.path, "memory.stat"));
+    return { workingSet: Math.max(0, this.usage() - statField(stat, this.inactiveFileKey)), breakdown: this.breakdown(stat) };
+  }
+  protected abstract breakdown(stat: string): MemoryBreakdown;
+  abstract pressure(): { some_seconds: number; full_seconds: number } | null;
   pids() {
     return existsSync(this.path) ? cgroupProcs(this.path) : [];
   }
@@ -106,6 +125,22 @@ class V1Cgroup extends CgroupBase {
     super.remove();
     if (this.cpuacct) rmdirQuietly(this.cpuacct);
   }
+  // v1 counts the subtree as total_*; kernel memory is its own counter (with sockets in kmem.tcp).
+  protected breakdown(stat: string) {
+    const kmem = join(this.path, "memory.kmem.usage_in_bytes");
+    const tcp = join(this.path, "memory.kmem.tcp.usage_in_bytes");
+    return {
+      anon: statField(stat, "total_rss"),
+      file: statField(stat, "total_cache"),
+      active_file: statField(stat, "total_active_file"),
+      shmem: statField(stat, "total_shmem"),
+      kernel: existsSync(kmem) ? Number(read(kmem)) : null,
+      sock: existsSync(tcp) ? Number(read(tcp)) : null,
+    };
+  }
+  pressure() {
+    return null;
+  }
   usage() {
     return Number(read(join(this.path, "memory.usage_in_bytes")));
   }
@@ -122,6 +157,24 @@ class V2Cgroup extends CgroupBase {
   protected readonly inactiveFileKey = "inactive_file";
   // cpu.stat is in every v2 cgroup, with or without the cpu controller.
   readonly cpuSource = "cpu.stat";
+  protected breakdown(stat: string) {
+    const has = (key: string) => new RegExp(`^${key} `, "m").test(stat);
+    return {
+      anon: statField(stat, "anon"),
+      file: statField(stat, "file"),
+      active_file: statField(stat, "active_file"),
+      shmem: statField(stat, "shmem"),
+      kernel: has("kernel") ? statField(stat, "kernel") : null,
+      sock: has("sock") ? statField(stat, "sock") : null,
+    };
+  }
+  pressure() {
+    const file = join(this.path, "memory.pressure");
+    if (!existsSync(file)) return null;
+    const text = read(file);
+    const total = (kind: string) => Number(new RegExp(`^${kind} .*total=(\\d+)`, "m").exec(text)?.[1] ?? 0) / 1e6;
+    return { some_seconds: total("some"), full_seconds: total("full") };
+  }
   cpuSeconds() {
     const file = join(this.path, "cpu.stat");
     if (!existsSync(file)) return null;

@@ -4,7 +4,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Backend, EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "./types.ts";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, StorageFacts, TestEnvironment } from "./types.ts";
 import { CounterTracker } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
@@ -168,9 +168,16 @@ class LocalEnvironment implements TestEnvironment {
   monitorMemory(intervalMs: number): MemoryMonitor {
     let peak = 0;
     let samples = 0;
+    let anonPeak = 0;
+    let atPeak: MemoryBreakdown | null = null;
     const sample = () => {
       try {
-        peak = Math.max(peak, this.cgroup.workingSet());
+        const { workingSet, breakdown } = this.cgroup.snapshot();
+        if (workingSet >= peak || atPeak === null) {
+          peak = workingSet;
+          atPeak = breakdown;
+        }
+        anonPeak = Math.max(anonPeak, breakdown.anon);
         samples++;
       } catch {
         // the cgroup is being removed
@@ -184,7 +191,7 @@ class LocalEnvironment implements TestEnvironment {
       stop: async () => {
         clearInterval(timer);
         sample();
-        return { peakBytes: peak, samples };
+        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak };
       },
     };
   }
@@ -208,6 +215,10 @@ class LocalEnvironment implements TestEnvironment {
     if (!cpu) return counters;
     const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
     return { ...counters, cpu_user_seconds: round6(cpu.user), cpu_system_seconds: round6(cpu.system) };
+  }
+
+  async memoryPressure() {
+    return safe(() => this.cgroup.pressure(), null);
   }
 
   async storage(): Promise<StorageFacts> {

@@ -3,6 +3,8 @@
 // that environment can give.
 import type { ExitInfo } from "../core/exec.ts";
 import type { Counters } from "../upload/counters.ts";
+import type { MemoryBreakdown } from "./cgroup.ts";
+export type { MemoryBreakdown } from "./cgroup.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
@@ -22,14 +24,24 @@ export interface EnvironmentSpec {
 
 export type { ExitInfo } from "../core/exec.ts";
 
+/** Seconds in which some (or all) of the cgroup's tasks waited for memory. */
+export interface MemoryPressure {
+  some_seconds: number;
+  full_seconds: number;
+}
+
 export interface StorageFacts {
   dataDirBytes: number;
   tempFiles: number;
 }
 
 export interface MemoryMonitor {
-  /** Stops sampling; the highest working set seen and the sample count. */
-  stop(): Promise<{ peakBytes: number; samples: number }>;
+  /**
+   * Stops sampling; the highest working set seen and the sample count, and
+   * where the backend can tell, the highest anonymous memory and what the
+   * memory was made of at the working set's peak.
+   */
+  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null }>;
 }
 
 export interface TestEnvironment {
@@ -62,6 +74,8 @@ export interface TestEnvironment {
   counters?(): Promise<Counters | null>;
   /** PicoShare's data folder (database, WAL) in bytes and the multipart temp files in its TMPDIR, now. */
   storage?(): Promise<StorageFacts | null>;
+  /** Memory pressure stall totals so far (cgroup v2 PSI); null where there are none. */
+  memoryPressure?(): Promise<MemoryPressure | null>;
   /** Lines for --keep-vm: how to reach the kept environment and how to stop it. */
   keepInstructions(baseUrl: string): string[];
   /** Ends PicoShare and removes everything the environment made. Safe to call twice. */

@@ -23,7 +23,10 @@ export interface RunRow {
 }
 
 /** A stored test result: the record's fields as columns (booleans as 0/1, objects as JSON), plus where it came from. */
-export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup" | "test_counters"> & {
+export type ResultRow = Omit<
+  TestResult,
+  "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup" | "test_counters" | "memory_at_peak" | "memory_pressure"
+> & {
   id: number;
   success: number;
   /** 1 for a warm-up run (never counted), 0 otherwise. */
@@ -33,6 +36,8 @@ export type ResultRow = Omit<TestResult, "success" | "verified" | "phases" | "ba
   backend_settings_json: string;
   host_json: string;
   test_counters_json: string | null;
+  memory_at_peak_json: string | null;
+  memory_pressure_json: string | null;
   result_file: string | null;
   raw_json: string;
 };
@@ -96,6 +101,9 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["data_dir_bytes", (r) => r.data_dir_bytes ?? null, "INTEGER", 4],
   ["temp_files_left", (r) => r.temp_files_left ?? null, "INTEGER", 4],
   ["test_counters_json", (r) => (r.test_counters ? JSON.stringify(r.test_counters) : null), "TEXT", 4],
+  ["anon_peak_bytes", (r) => r.anon_peak_bytes ?? null, "INTEGER", 4],
+  ["memory_at_peak_json", (r) => (r.memory_at_peak ? JSON.stringify(r.memory_at_peak) : null), "TEXT", 4],
+  ["memory_pressure_json", (r) => (r.memory_pressure ? JSON.stringify(r.memory_pressure) : null), "TEXT", 4],
 ];
 
 /** The results columns a migration added (0: the table's first shape). */

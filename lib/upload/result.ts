@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { BackendName } from "../backends/types.ts";
 import type { HostFacts } from "./host.ts";
 import type { Counters } from "./counters.ts";
+import type { MemoryBreakdown, MemoryPressure } from "../backends/types.ts";
 
 export const EXIT_REASONS = [
   "success",
@@ -61,6 +62,12 @@ export interface UploadCounters {
   temp_files_left: number | null;
   /** The same counters from PicoShare's start to the end of the test (readiness, login, verify included). */
   test_counters: Counters | null;
+  /** The highest anonymous memory (heap, stacks) sampled with the working set during the upload. */
+  anon_peak_bytes: number | null;
+  /** What the memory was made of at the sample where the working set peaked. */
+  memory_at_peak: MemoryBreakdown | null;
+  /** cgroup v2 PSI: seconds of the upload in which some / all of the cgroup's tasks waited for memory; null on v1. */
+  memory_pressure: MemoryPressure | null;
 }
 
 /** A result without counters (a backend that has none; a record written before they existed). */
@@ -68,6 +75,9 @@ export const NO_COUNTERS: UploadCounters = {
   cpu_user_seconds: null, cpu_system_seconds: null, disk_write_bytes: null, disk_write_cancelled_bytes: null, disk_read_bytes: null, write_amplification: null,
   write_syscalls: null, read_syscalls: null, major_faults: null, minor_faults: null, data_dir_bytes: null, temp_files_left: null,
   test_counters: null,
+  anon_peak_bytes: null,
+  memory_at_peak: null,
+  memory_pressure: null,
 };
 
 export interface TestResult extends UploadCounters {

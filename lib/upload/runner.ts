@@ -4,7 +4,7 @@
 // interrupt stop it without one. Writing it down is recordResult's job.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Backend, StorageFacts, TestEnvironment } from "../backends/types.ts";
+import type { Backend, MemoryBreakdown, MemoryPressure, StorageFacts, TestEnvironment } from "../backends/types.ts";
 import { counterDelta, type Counters } from "./counters.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
 import { downloadSha256, entryLength, uploadFile, type UploadResult } from "./api.ts";
@@ -96,6 +96,10 @@ interface Observed {
   countersAfter: Counters | null;
   countersTotal: Counters | null;
   storage: StorageFacts | null;
+  anonPeak: number | null;
+  atPeak: MemoryBreakdown | null;
+  pressureBefore: MemoryPressure | null;
+  pressureAfter: MemoryPressure | null;
 }
 
 interface Ending {
@@ -109,6 +113,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const seen: Observed = {
     baseUrl: "", upload: null, uploadSeconds: 0, initial: 0, peak: 0, samples: 0, verified: null, ooms: 0,
     kernelPeak: null, picoRss: null, countersBefore: null, countersAfter: null, countersTotal: null, storage: null,
+    anonPeak: null, atPeak: null, pressureBefore: null, pressureAfter: null,
   };
   let env = null as TestEnvironment | null;
   let ending: Ending = { reason: "success", error: null };
@@ -184,6 +189,7 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   void env.exited.then(() => died.abort(new Error("PicoShare exited")));
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   seen.countersBefore = await countersOf(env);
+  seen.pressureBefore = (await env.memoryPressure?.().catch(() => null)) ?? null;
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress("upload", opts.size.bytes);
   let uploadError: unknown = null;
@@ -199,8 +205,12 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   seen.uploadSeconds = (performance.now() - t0) / 1000;
   clock.phases.upload = round(seen.uploadSeconds, 3);
   bar.stop();
-  ({ peakBytes: seen.peak, samples: seen.samples } = await monitor.stop());
+  const watched = await monitor.stop();
+  ({ peakBytes: seen.peak, samples: seen.samples } = watched);
+  seen.anonPeak = watched.anonPeakBytes ?? null;
+  seen.atPeak = watched.atPeak ?? null;
   seen.countersAfter = await countersOf(env);
+  seen.pressureAfter = (await env.memoryPressure?.().catch(() => null)) ?? null;
   seen.storage = (await env.storage?.().catch(() => null)) ?? null;
   if (interrupted()) throw interruptSignal.reason;
 
@@ -327,5 +337,14 @@ function uploadCounters(seen: Observed, fileBytes: number): UploadCounters {
     data_dir_bytes: seen.storage?.dataDirBytes ?? null,
     temp_files_left: seen.storage?.tempFiles ?? null,
     test_counters: seen.countersTotal,
+    anon_peak_bytes: seen.anonPeak,
+    memory_at_peak: seen.atPeak,
+    memory_pressure:
+      seen.pressureBefore && seen.pressureAfter
+        ? {
+            some_seconds: round(seen.pressureAfter.some_seconds - seen.pressureBefore.some_seconds, 6),
+            full_seconds: round(seen.pressureAfter.full_seconds - seen.pressureBefore.full_seconds, 6),
+          }
+        : null,
   };
 }
