@@ -180,6 +180,18 @@ describe("run-test --backend qemu", () => {
     expect(r.memory_samples).toBeGreaterThan(0);
     expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(0);
     expect(r.oom_kills).toBe(0);
+    // PicoShare's counters, read in the guest by the same stream; its data folder after the response.
+    expect(s.cpu_source).toBe("process ticks");
+    expect(r.disk_write_bytes).toBeGreaterThanOrEqual(8 * MiB);
+    expect(r.write_amplification).toBeGreaterThan(1);
+    expect(r.write_amplification).toBeLessThan(10);
+    expect(r.write_syscalls).toBeGreaterThan(8);
+    expect(r.read_syscalls).toBeGreaterThan(8);
+    expect(r.minor_faults).toBeGreaterThan(0);
+    expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeGreaterThan(0);
+    expect(r.data_dir_bytes).toBeGreaterThanOrEqual(8 * MiB);
+    expect([0, 1]).toContain(r.temp_files_left);
+    expect(r.test_counters.read_syscalls).toBeGreaterThan(r.read_syscalls);
     // PicoShare's own output, from the guest's serial port.
     const log = readFileSync(join(c.results, readdirSync(c.results).find((n) => n.startsWith("picoshare-"))!), "utf8");
     expect(log).toContain("starting picoshare server");

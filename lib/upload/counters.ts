@@ -35,10 +35,19 @@ export const COUNTER_NAMES: (keyof Counters)[] = FROM_PROCESS.map(([name]) => na
 /** A rounding that keeps CPU seconds to the tick and counts whole. */
 const tidy = (name: keyof Counters, v: number) => (name.startsWith("cpu_") ? Math.round(v * 100) / 100 : Math.round(v));
 
-/** The counters of the processes `pids()` lists, summed over every process seen since the tracker was made. */
+/**
+ * The counters of the processes `pids()` lists on this host (or that readings
+ * from elsewhere, a VM's guest, report), summed over every process seen since
+ * the tracker was made.
+ */
 export class CounterTracker {
-  private readonly last = new Map<string, ProcessCounters>();
-  constructor(private readonly pids: () => number[]) {}
+  private readonly last = new Map<string, Omit<ProcessCounters, "start">>();
+  constructor(private readonly pids: () => number[] = () => []) {}
+
+  /** A reading of one process (`key` tells processes apart), replacing its earlier one. */
+  record(key: string, c: Omit<ProcessCounters, "start">): void {
+    this.last.set(key, c);
+  }
 
   /** Reads each listed process now. */
   sample(): void {
@@ -50,7 +59,7 @@ export class CounterTracker {
     }
     for (const pid of pids) {
       const c = processCounters(pid);
-      if (c) this.last.set(`${pid}:${c.start}`, c);
+      if (c) this.record(`${pid}:${c.start}`, c);
     }
   }
 

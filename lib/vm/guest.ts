@@ -2,7 +2,8 @@
 // killer's lines in its kernel log, how a process there ended, and its
 // memory in use from /proc.
 import { constants as osConstants } from "node:os";
-import type { ExitInfo } from "../core/exec.ts";
+import { shq, type ExitInfo } from "../core/exec.ts";
+import type { ProcessCounters } from "../core/proc.ts";
 
 export interface OomKill {
   pid: number;
@@ -92,4 +93,58 @@ export function parseMemLine(line: string): MemSample | null {
 export function vmHwmBytes(status: string): number | null {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
   return m ? Number(m[1]) * 1024 : null;
+}
+
+/**
+ * A bash function, `ctr PID`, that prints "c UTIME STIME MINFLT MAJFLT SYSCR
+ * SYSCW READ_BYTES WRITE_BYTES CANCELLED_WRITE_BYTES" for a process (its
+ * reaped children's CPU and faults included; CPU in USER_HZ ticks), from
+ * /proc/PID/stat and /proc/PID/io with builtins only; nothing once it is gone.
+ */
+export const COUNTERS_FN = [
+  "ctr() {",
+  "  local p=$1 s k v r=0 w=0 rb=0 wb=0 cb=0",
+  "  read -r s 2>/dev/null < /proc/$p/stat || return 0",
+  '  s=${s##*) }; set -- $s',
+  "  local mi=$(( $8 + $9 )) ma=$(( ${10} + ${11} )) ut=$(( ${12} + ${14} )) st=$(( ${13} + ${15} ))",
+  "  while read -r k v; do case $k in syscr:) r=$v;; syscw:) w=$v;; read_bytes:) rb=$v;; write_bytes:) wb=$v;; cancelled_write_bytes:) cb=$v;; esac; done 2>/dev/null < /proc/$p/io || return 0",
+  '  echo "c $ut $st $mi $ma $r $w $rb $wb $cb"',
+  "}",
+].join("\n");
+
+/** One line of `ctr`, as the harness's process counters; null for anything else. */
+export function parseCountersLine(line: string): Omit<ProcessCounters, "start"> | null {
+  const p = line.trim().split(/\s+/);
+  if (p[0] !== "c" || p.length < 10) return null;
+  const n = p.slice(1).map(Number);
+  if (n.some((x) => !Number.isFinite(x))) return null;
+  const [ut, st, mi, ma, r, w, rb, wb, cb] = n;
+  return {
+    userSeconds: ut / 100,
+    systemSeconds: st / 100,
+    minorFaults: mi,
+    majorFaults: ma,
+    readSyscalls: r,
+    writeSyscalls: w,
+    storageReadBytes: rb,
+    storageWriteBytes: wb,
+    cancelledWriteBytes: cb,
+  };
+}
+
+/** A root command for a data folder's file sizes ("s BYTES" each) and the multipart-* files in a temp folder ("t NAME" each). */
+export function storageCommand(dataDir: string, tmpDir: string): string {
+  const script = `find ${shq(dataDir)} -type f -printf 's %s\\n'; find ${shq(tmpDir)} -maxdepth 1 -name 'multipart-*' -printf 't %f\\n'`;
+  return `sudo sh -c ${shq(script)}`;
+}
+
+/** What storageCommand printed. */
+export function parseStorage(out: string): { dataDirBytes: number; tempFiles: number } {
+  let dataDirBytes = 0;
+  let tempFiles = 0;
+  for (const line of out.split("\n")) {
+    if (line.startsWith("s ")) dataDirBytes += Number(line.slice(2)) || 0;
+    else if (line.startsWith("t ")) tempFiles++;
+  }
+  return { dataDirBytes, tempFiles };
 }

@@ -5,7 +5,7 @@
 // OOM kills. Powered off and its folder removed on every exit path.
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "../types.ts";
 import { errorMessage } from "../../core/errors.ts";
 import type { Started } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
@@ -13,12 +13,13 @@ import { LOOPBACK, freePort } from "../../core/net.ts";
 import { onCleanup } from "../../core/cleanup.ts";
 import { SshConnection, type RemoteStream } from "../../vm/ssh.ts";
 import type { VmImage } from "../../vm/image/index.ts";
-import { MEM_FN, oomKills as consoleOomKills, parseMemLine, systemdExit, vmHwmBytes, type MemSample } from "../../vm/guest.ts";
+import { MEM_FN, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, vmHwmBytes, type MemSample } from "../../vm/guest.ts";
+import { CounterTracker, type Counters } from "../../upload/counters.ts";
 import {
   bootFailureInConsole, createOverlay, fileTail, imageSshTarget, sshBanner, startQemu, stopQemu, vmFiles,
   type AccelChoice, type VmFiles,
 } from "../../vm/qemu.ts";
-import { GUEST_HOME, UNIT_EXIT_COMMAND, samplerCommand, startCommand } from "./guest-scripts.ts";
+import { GUEST_HOME, STORAGE_COMMAND, UNIT_EXIT_COMMAND, samplerCommand, startCommand } from "./guest-scripts.ts";
 
 /**
  * How often the guest samples MemTotal - MemAvailable (PERF_QEMU_SAMPLE_MS):
@@ -57,6 +58,8 @@ export class QemuEnvironment implements TestEnvironment {
   private last: MemSample | null = null;
   private lastAt = 0;
   private peakWithCache = 0;
+  /** PicoShare's counters as the sampler reports them from the guest. */
+  private readonly tracker = new CounterTracker();
   private listeners = new Set<(s: MemSample) => void>();
   private exitedResolve!: (e: ExitInfo) => void;
   private exitInfo: ExitInfo | null = null;
@@ -90,6 +93,8 @@ export class QemuEnvironment implements TestEnvironment {
       disk: "virtio, qcow2 overlay over a raw base, cache=writeback",
       network: "user-mode (slirp), restrict=on, hostfwd on 127.0.0.1",
       guest_memory_sample_interval_ms: this.sampleMs,
+      // PicoShare's /proc/PID/stat in the guest, read by the sampler.
+      cpu_source: "process ticks",
       memory_measure: "MemTotal - MemAvailable in the guest",
       boot_seconds: null,
       boot_attempts: 0,
@@ -245,6 +250,11 @@ export class QemuEnvironment implements TestEnvironment {
       for (const l of this.listeners) l(s);
       return;
     }
+    const c = parseCountersLine(line);
+    if (c) {
+      this.tracker.record(String(this.mainPid), c);
+      return;
+    }
     const parts = line.trim().split(/\s+/);
     if (parts[0] === "x") this.resolveExit(systemdExit(Number(parts[1]), Number(parts[2])));
   }
@@ -328,6 +338,21 @@ export class QemuEnvironment implements TestEnvironment {
     // sampled (page cache included) is in the settings instead.
     this.settings.peak_used_including_cache_bytes = this.peakWithCache || null;
     return null;
+  }
+
+  async counters(): Promise<Counters | null> {
+    // From the sampler's last reading (every sampleMs while PicoShare runs): none before it started.
+    return this.sampler ? this.tracker.total() : null;
+  }
+
+  async storage(): Promise<StorageFacts | null> {
+    if (!this.ssh || this.torn) return null;
+    try {
+      const out = await this.ssh.run(STORAGE_COMMAND, { what: "PicoShare's data folder", timeoutMs: 10_000 });
+      return parseStorage(out);
+    } catch {
+      return null;
+    }
   }
 
   async picosharePeakRss(): Promise<number | null> {

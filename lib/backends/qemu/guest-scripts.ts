@@ -2,7 +2,7 @@
 // user has password-less sudo): PicoShare's start as a systemd unit, and the
 // sampler that reports the guest's memory and PicoShare's exit.
 import { shq } from "../../core/exec.ts";
-import { MEM_FN } from "../../vm/guest.ts";
+import { COUNTERS_FN, MEM_FN, storageCommand } from "../../vm/guest.ts";
 import { GUEST_HTTP_PORT } from "../../vm/qemu.ts";
 
 /** Guest paths (made in the image). */
@@ -48,20 +48,22 @@ export function startCommand(): string {
 }
 
 /**
- * The long-lived sampler: "m USED USED_WITH_CACHE" (see MEM_FN) every
- * `sampleMs`, fork-free in the guest (bash builtins only), and once the
- * process `pid` is gone "x CODE STATUS", the unit's ExecMainCode and
- * ExecMainStatus.
+ * The long-lived sampler: "m USED USED_WITH_CACHE" (see MEM_FN) and, while
+ * the process `pid` runs, its counters "c ..." (see COUNTERS_FN) every
+ * `sampleMs`, fork-free in the guest (bash builtins only), and once it is
+ * gone "x CODE STATUS", the unit's ExecMainCode and ExecMainStatus.
  */
 export function samplerCommand(sampleMs: number, pid: number): string {
   const seconds = (sampleMs / 1000).toFixed(3);
   const loop = [
     MEM_FN,
+    COUNTERS_FN,
     "f=$(mktemp -u); mkfifo -m 600 \"$f\"; exec 3<>\"$f\"; rm -f \"$f\"",
     `pid=$1; dead=0`,
     "while :; do",
     '  if [ $dead = 0 ] && ! kill -0 "$pid" 2>/dev/null; then dead=1; echo "x $(systemctl show --property=ExecMainCode --property=ExecMainStatus --value ' + UNIT + ' | tr "\\n" " ")"; fi',
     "  mem",
+    '  [ $dead = 0 ] && ctr "$pid"',
     `  read -t ${seconds} -u 3 _ || :`,
     "done",
   ].join("\n");
@@ -70,3 +72,6 @@ export function samplerCommand(sampleMs: number, pid: number): string {
 
 /** Prints the unit's ExecMainCode and ExecMainStatus, one a line. */
 export const UNIT_EXIT_COMMAND = `sudo systemctl show --property=ExecMainCode --property=ExecMainStatus --value ${UNIT}`;
+
+/** PicoShare's data folder and multipart temp files in the guest (see parseStorage). */
+export const STORAGE_COMMAND = storageCommand(`${GUEST_HOME}/data`, `${GUEST_HOME}/tmp`);
