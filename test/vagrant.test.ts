@@ -143,6 +143,15 @@ describe("a real upload through ssh", () => {
     expect(r.kernel_peak_memory_bytes).toBeNull();
     expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(1 * MiB);
     expect(r.oom_kills).toBe(0);
+    // PicoShare's counters, read over ssh with the memory samples; its data folder after the response.
+    expect(r.backend_settings.cpu_source).toBe("process ticks");
+    expect(r.disk_write_bytes).toBeGreaterThanOrEqual(4 * MiB);
+    expect(r.write_amplification).toBeGreaterThan(1);
+    expect(r.write_amplification).toBeLessThan(10);
+    expect(r.write_syscalls).toBeGreaterThan(4);
+    expect(r.read_syscalls).toBeGreaterThan(4);
+    expect(r.data_dir_bytes).toBeGreaterThanOrEqual(4 * MiB);
+    expect(r.test_counters.read_syscalls).toBeGreaterThan(r.read_syscalls);
     expect(r.backend_settings).toMatchObject({
       provider: "libvirt", box: "generic/ubuntu2204", vm_memory_mib: 512, vm_cpus: 1, vm_reused: false,
       start_method: "setsid", ssh_target: `root@127.0.0.1:${sshd.port}`, oom_source: "dmesg",

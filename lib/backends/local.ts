@@ -212,7 +212,7 @@ class LocalEnvironment implements TestEnvironment {
     const counters = this.tracker.total();
     // The cgroup's own CPU account (nanoseconds or microseconds) over the processes' 10 ms ticks.
     const cpu = safe(() => this.cgroup.cpuSeconds(), null);
-    if (!cpu) return counters;
+    if (!cpu || !counters) return counters;
     const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
     return { ...counters, cpu_user_seconds: round6(cpu.user), cpu_system_seconds: round6(cpu.system) };
   }

@@ -63,9 +63,10 @@ export class CounterTracker {
     }
   }
 
-  /** The sums so far (a sample is taken first). */
-  total(): Counters {
+  /** The sums so far (a sample is taken first); null while no process has been read. */
+  total(): Counters | null {
     this.sample();
+    if (this.last.size === 0) return null;
     const sum = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as unknown as Counters;
     for (const c of this.last.values()) for (const [name, key] of FROM_PROCESS) sum[name] += c[key];
     return Object.fromEntries(COUNTER_NAMES.map((n) => [n, tidy(n, sum[n])])) as unknown as Counters;

@@ -40,7 +40,8 @@ export interface Phases {
  * The kernel's counters of PicoShare's processes for the upload phase (from
  * the request's start to its response), what the upload left on disk, and
  * the whole test's counters; null where the backend cannot read them (the
- * VM backends, for now). See the README's "Kernel counters".
+ * VM backends have no cgroup to read anon, memory_at_peak and PSI from).
+ * See the README's "Kernel counters".
  */
 export interface UploadCounters {
   cpu_user_seconds: number | null;

@@ -132,13 +132,12 @@ export function parseCountersLine(line: string): Omit<ProcessCounters, "start"> 
   };
 }
 
-/** A root command for a data folder's file sizes ("s BYTES" each) and the multipart-* files in a temp folder ("t NAME" each). */
-export function storageCommand(dataDir: string, tmpDir: string): string {
-  const script = `find ${shq(dataDir)} -type f -printf 's %s\\n'; find ${shq(tmpDir)} -maxdepth 1 -name 'multipart-*' -printf 't %f\\n'`;
-  return `sudo sh -c ${shq(script)}`;
+/** A shell script that prints a data folder's file sizes ("s BYTES" each) and the multipart-* files in a temp folder ("t NAME" each). */
+export function storageScript(dataDir: string, tmpDir: string): string {
+  return `find ${shq(dataDir)} -type f -printf 's %s\\n'; find ${shq(tmpDir)} -maxdepth 1 -name 'multipart-*' -printf 't %f\\n'`;
 }
 
-/** What storageCommand printed. */
+/** What storageScript printed. */
 export function parseStorage(out: string): { dataDirBytes: number; tempFiles: number } {
   let dataDirBytes = 0;
   let tempFiles = 0;

@@ -342,7 +342,7 @@ export class QemuEnvironment implements TestEnvironment {
 
   async counters(): Promise<Counters | null> {
     // From the sampler's last reading (every sampleMs while PicoShare runs): none before it started.
-    return this.sampler ? this.tracker.total() : null;
+    return this.tracker.total();
   }
 
   async storage(): Promise<StorageFacts | null> {

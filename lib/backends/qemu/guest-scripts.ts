@@ -2,7 +2,7 @@
 // user has password-less sudo): PicoShare's start as a systemd unit, and the
 // sampler that reports the guest's memory and PicoShare's exit.
 import { shq } from "../../core/exec.ts";
-import { COUNTERS_FN, MEM_FN, storageCommand } from "../../vm/guest.ts";
+import { COUNTERS_FN, MEM_FN, storageScript } from "../../vm/guest.ts";
 import { GUEST_HTTP_PORT } from "../../vm/qemu.ts";
 
 /** Guest paths (made in the image). */
@@ -74,4 +74,4 @@ export function samplerCommand(sampleMs: number, pid: number): string {
 export const UNIT_EXIT_COMMAND = `sudo systemctl show --property=ExecMainCode --property=ExecMainStatus --value ${UNIT}`;
 
 /** PicoShare's data folder and multipart temp files in the guest (see parseStorage). */
-export const STORAGE_COMMAND = storageCommand(`${GUEST_HOME}/data`, `${GUEST_HOME}/tmp`);
+export const STORAGE_COMMAND = `sudo sh -c ${shq(storageScript(`${GUEST_HOME}/data`, `${GUEST_HOME}/tmp`))}`;

@@ -11,14 +11,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "../types.ts";
 import { interrupted, onCleanup } from "../../core/cleanup.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { shq } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
 import { freePort, LOOPBACK } from "../../core/net.ts";
 import { retry } from "../../core/retry.ts";
-import { PICOSHARE_OOM_LINES, oomKilledPids, vmHwmBytes } from "../../vm/guest.ts";
+import { COUNTERS_FN, PICOSHARE_OOM_LINES, oomKilledPids, parseCountersLine, parseStorage, storageScript, vmHwmBytes } from "../../vm/guest.ts";
+import { CounterTracker, type Counters } from "../../upload/counters.ts";
 import type { RemoteStream } from "../../vm/ssh.ts";
 import type { VagrantConfig } from "./config.ts";
 import { prepareGuest, stopGuestProcesses, wipeGuest, type GuestFacts } from "./guest-folder.ts";
@@ -47,6 +48,9 @@ export class VagrantEnvironment implements TestEnvironment {
   private ready = false;
   private broken = false;
   private facts: GuestFacts = { uid: 0, gid: 0, sudo: "", method: "setsid", oomSource: null };
+  /** PicoShare's counters as read in the guest. */
+  private readonly tracker = new CounterTracker();
+  private countersAt = -Infinity;
   private unit: string | null = null;
   private picoPid: number | null = null;
   /** The guest's uptime (s) just before PicoShare started: older kernel log lines are not about it. */
@@ -80,6 +84,8 @@ export class VagrantEnvironment implements TestEnvironment {
       vm_reused: false,
       vm_boot_seconds: null,
       memory_metric: "MemTotal - MemAvailable of the whole VM",
+      // PicoShare's /proc/PID/stat in the guest.
+      cpu_source: "process ticks",
     };
     this.vm = new VagrantMachine(spec, cfg, reuseVm, this.settings);
   }
@@ -248,6 +254,8 @@ export class VagrantEnvironment implements TestEnvironment {
         streams: this.streams,
         tearingDown: () => this.tearing !== null,
         memoryNow: () => this.memoryNow(),
+        picoPid: this.picoPid,
+        onCounters: (c) => this.recordCounters(c),
       },
       intervalMs,
     );
@@ -272,6 +280,32 @@ export class VagrantEnvironment implements TestEnvironment {
 
   async picosharePeakRss(): Promise<number | null> {
     return (await this.snapshot())?.vmHwm ?? null;
+  }
+
+  /**
+   * PicoShare's counters: the memory stream's reading when it is fresh (the
+   * end of the upload), else one read now while PicoShare runs (each ssh round
+   * trip costs a second or more under TCG), else its last reading.
+   */
+  async counters(): Promise<Counters | null> {
+    const fresh = performance.now() - this.countersAt < 1000;
+    if (!fresh && this.picoPid && !this.exitInfo && this.vm.ssh) {
+      const r = await this.vm.ssh.exec(`${COUNTERS_FN}\nctr ${this.picoPid}`, { timeoutMs: 15_000 }).catch(() => null);
+      const c = r ? parseCountersLine(r.stdout) : null;
+      if (c) this.recordCounters(c);
+    }
+    return this.tracker.total();
+  }
+
+  private recordCounters(c: NonNullable<ReturnType<typeof parseCountersLine>>): void {
+    this.tracker.record(String(this.picoPid), c);
+    this.countersAt = performance.now();
+  }
+
+  async storage(): Promise<StorageFacts | null> {
+    if (!this.vm.ssh || !this.vm.guestDir) return null;
+    const r = await this.vm.ssh.exec(storageScript(`${this.vm.guestDir}/data`, `${this.vm.guestDir}/tmp`), { timeoutMs: 15_000 }).catch(() => null);
+    return r && r.code === 0 ? parseStorage(r.stdout) : null;
   }
 
   keepInstructions(baseUrl: string): string[] {

@@ -6,7 +6,7 @@ import { interrupted } from "../../core/cleanup.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { shq } from "../../core/exec.ts";
 import { warn } from "../../core/log.ts";
-import { MEM_FN, parseMemLine } from "../../vm/guest.ts";
+import { COUNTERS_FN, MEM_FN, parseCountersLine, parseMemLine } from "../../vm/guest.ts";
 import type { RemoteStream, SshConnection } from "../../vm/ssh.ts";
 
 export async function readVmMemory(ssh: SshConnection): Promise<number> {
@@ -24,6 +24,9 @@ export interface MemoryStreamHost {
   streams: Set<RemoteStream>;
   tearingDown(): boolean;
   memoryNow(): Promise<number>;
+  /** PicoShare's pid in the guest: its counters come with each sample (see COUNTERS_FN). */
+  picoPid: number | null;
+  onCounters(c: NonNullable<ReturnType<typeof parseCountersLine>>): void;
 }
 
 /** Samples every `intervalMs` (10 to 100 ms) until stopped; one last reading at the stop. */
@@ -33,14 +36,19 @@ export function monitorVmMemory(host: MemoryStreamHost, intervalMs: number): Mem
   let stopped = false;
   const sleep = (Math.min(Math.max(intervalMs, 10), 100) / 1000).toFixed(3);
   // Runs until its output is closed, or its folder goes (teardown).
-  const cmd = `${MEM_FN}\nwhile [ -d ${shq(host.guestDir)} ]; do mem; sleep ${sleep}; done`;
+  const ctr = host.picoPid ? `; ctr ${host.picoPid}` : "";
+  const cmd = `${MEM_FN}\n${COUNTERS_FN}\nwhile [ -d ${shq(host.guestDir)} ]; do mem${ctr}; sleep ${sleep}; done`;
   const record = (n: number) => {
     if (Number.isFinite(n) && n > 0) {
       peak = Math.max(peak, n);
       samples++;
     }
   };
-  const onLine = (line: string) => record(parseMemLine(line)?.used ?? NaN);
+  const onLine = (line: string) => {
+    const c = parseCountersLine(line);
+    if (c) host.onCounters(c);
+    else record(parseMemLine(line)?.used ?? NaN);
+  };
   let current: RemoteStream;
   const begin = (restarts: number) => {
     current = host.remote().stream(cmd, onLine);
