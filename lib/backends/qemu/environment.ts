@@ -3,7 +3,7 @@
 // boot that timed out), one shared ssh connection for the copy, the start and
 // a long-lived sampler of the guest's memory, and the serial console read for
 // OOM kills. Powered off and its folder removed on every exit path.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "../types.ts";
 import { errorMessage } from "../../core/errors.ts";
@@ -20,30 +20,8 @@ import {
   type AccelChoice, type VmFiles,
 } from "../../vm/qemu.ts";
 import { GUEST_HOME, STORAGE_COMMAND, UNIT_EXIT_COMMAND, samplerCommand, startCommand } from "./guest-scripts.ts";
-
-/**
- * How often the guest samples MemTotal - MemAvailable (PERF_QEMU_SAMPLE_MS):
- * 50 ms under KVM, as the other backends; 100 ms under TCG, where each
- * sample costs the one emulated vCPU enough to slow the upload (about 10 %
- * at 50 ms, measured here).
- */
-export function guestSampleMs(accel: AccelChoice["accel"]): number {
-  return Number(process.env.PERF_QEMU_SAMPLE_MS) || (accel === "kvm" ? 50 : 100);
-}
-/**
- * Guest thrashing protection (multi-gen LRU min_ttl_ms), off by default: a
- * stock kernel thrashes near its memory limit rather than OOM-killing, and
- * the harness measures a stock kernel. PERF_QEMU_MIN_TTL_MS=1000 turns
- * a slow thrash into a quick OOM kill, at the price of killing sooner.
- */
-export const GUEST_MIN_TTL_MS = Number(process.env.PERF_QEMU_MIN_TTL_MS) || 0;
-/** Boot attempts: a second one only for a boot that timed out or a qemu that would not start. */
-const BOOT_ATTEMPTS = 2;
-
-function bootTimeoutMs(accel: AccelChoice["accel"]): number {
-  const s = Number(process.env.PERF_QEMU_BOOT_TIMEOUT);
-  return (s > 0 ? s : accel === "kvm" ? 60 : 180) * 1000;
-}
+import { BOOT_ATTEMPTS, GUEST_MIN_TTL_MS, bootTimeoutMs, guestSampleMs } from "./settings.ts";
+import { readText } from "../../core/files.ts";
 
 export class QemuEnvironment implements TestEnvironment {
   readonly settings: TestEnvironment["settings"];
@@ -150,7 +128,7 @@ export class QemuEnvironment implements TestEnvironment {
         log(`qemu: the VM's sshd answers after ${this.settings.boot_seconds} s`);
         break;
       }
-      const consoleText = safeRead(this.files.console);
+      const consoleText = readText(this.files.console);
       const qemuText = fileTail(this.files.qemuLog, 3);
       const panic = bootFailureInConsole(consoleText);
       await stopQemu(this.qemu);
@@ -194,7 +172,7 @@ export class QemuEnvironment implements TestEnvironment {
       if (await sshBanner(this.sshPort, 1000)) return "up";
       if (performance.now() - lastConsoleCheck > 1000) {
         lastConsoleCheck = performance.now();
-        if (bootFailureInConsole(safeRead(this.files.console))) {
+        if (bootFailureInConsole(readText(this.files.console))) {
           // panic=-1 and -no-reboot end qemu in a moment; let it.
           await Promise.race([q.exited, Bun.sleep(3000)]);
         }
@@ -262,7 +240,7 @@ export class QemuEnvironment implements TestEnvironment {
   /** Fallback when the sampler is gone: an OOM kill of PicoShare in the console ends it. */
   private async watchConsole(): Promise<void> {
     while (!this.torn && !this.exitInfo) {
-      if (consoleOomKills(safeRead(this.files.console)).some((k) => k.pid === this.mainPid)) {
+      if (consoleOomKills(readText(this.files.console)).some((k) => k.pid === this.mainPid)) {
         this.resolveExit({ code: null, signal: "SIGKILL" });
         return;
       }
@@ -317,7 +295,7 @@ export class QemuEnvironment implements TestEnvironment {
   }
 
   async oomKills(): Promise<number> {
-    const kills = consoleOomKills(safeRead(this.files.console));
+    const kills = consoleOomKills(readText(this.files.console));
     if (kills.length > 0) {
       this.settings.oom_killed_processes = kills.map((k) => `${k.name}(${k.pid})`).join(", ");
       this.settings.kernel_oom_message = kills[0].line.slice(0, 300);
@@ -409,10 +387,3 @@ function round(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-function safeRead(path: string): string {
-  try {
-    return existsSync(path) && statSync(path).size > 0 ? readFileSync(path, "utf8") : "";
-  } catch {
-    return "";
-  }
-}
