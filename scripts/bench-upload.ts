@@ -12,6 +12,7 @@ import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
 import { parseSize, toMiB, formatBytes } from "../lib/core/sizes.ts";
 import { TEST_FILES_DIR } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
+import { defaultWorkDir } from "../lib/core/files.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { localBackend } from "../lib/backends/local.ts";
 import { login, waitUntilReady } from "../lib/upload/session.ts";
@@ -115,7 +116,7 @@ await runMain(async () => {
     if ((await run([tool, "--version"])).code !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
   }
   const picoshare = await resolvePicoShare(v.picoshare);
-  const spec = { ramMiB, workDir: tmpdir(), picoshare, uploadBytes: size.bytes * rounds * 2, signal: interruptSignal };
+  const spec = { ramMiB, workDir: defaultWorkDir(), picoshare, uploadBytes: size.bytes * rounds * 2, signal: interruptSignal };
   await localBackend.preflight(spec);
   const env = await localBackend.create(spec);
   onCleanup("tear down", () => env.teardown());

@@ -2,13 +2,12 @@
 // Is build B faster, slower or lighter than build A? Live: runs both over the
 // same cells, interleaved, and compares. Stored: compares two runs of the
 // results log. stdout: the comparison (table, --json or --markdown) alone.
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, warn } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
-import { ensureWritableDir } from "../lib/core/files.ts";
+import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { VERSION_FORM, resolvePicoShare, resolvePicoShareVersion, type PicoShareBinary } from "../lib/upload/picoshare.ts";
@@ -56,7 +55,8 @@ Live (one of each pair):
   --warmup N            Uncounted runs per side and cell first (default: 1)
   --timeout SEC         Upload timeout per test (default: 600)
   --test-files DIR      Where the test files are (default: ./test-files)
-  --work-dir DIR        Where PicoShare's data and temp files go (default: system temp)
+  --work-dir DIR        Where PicoShare's data and temp files go (default: system temp, or
+                        /var/tmp where that is in memory)
   --results-dir DIR     Where the comparison's folder goes (default: ./results)
   --backend NAME        Test environment: local (default), vagrant or qemu
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
@@ -187,7 +187,7 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   log(`Cells: ${cells.length} (RAM ${memory.join(",")} x ${sizes.map((x) => x.label).join(",")}); ${warmup} warm-up + ${iterations} measured run(s) per side each: ${cells.length * 2 * (warmup + iterations)} tests`);
   const out = await runLiveCompare({
     a, b, cells, iterations, warmup, testFiles, workDir: workDir ?? null, resultsDir, dbPath, timeoutSec: timeout, backend,
-    extraOptions: { alpha: stats.alpha, seed: stats.seed, tmpdir: workDir ?? tmpdir() },
+    extraOptions: { alpha: stats.alpha, seed: stats.seed, tmpdir: workDir ?? defaultWorkDir() },
   });
   log(`Stored as runs ${out.runA} (A) and ${out.runB} (B): ` +
     `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB} --db ${displayPath(dbPath)}`)}\`, ` +

@@ -3,13 +3,12 @@
 // warm-ups + iterations times, each test a run-test process of its own,
 // everything of a run in results/matrix-TIMESTAMP/.
 import { join, resolve } from "node:path";
-import { tmpdir } from "node:os";
 import { nonNegativeInt, parseCli, positiveInt } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success, failure, warn } from "../lib/core/log.ts";
 import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
 import { EXIT, UsageError } from "../lib/core/errors.ts";
-import { ensureWritableDir } from "../lib/core/files.ts";
+import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { hostFacts } from "../lib/upload/host.ts";
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
@@ -64,6 +63,8 @@ Options:
   --generate            Make missing test files first (with generate-test-files)
   --test-files DIR      Where the test files are (default: ./test-files)
   --work-dir DIR        Where PicoShare's data and temp files go (run-test's --work-dir)
+  --allow-memory-backed-work-dir
+                        local: a --work-dir on tmpfs is used, not refused (run-test's)
   --verify              Download each entry and compare it with the file (run-test's --verify)
   --reuse-vm            vagrant: one VM per memory limit, kept across that limit's tests
                         (run-test's --reuse-vm); destroyed when the matrix ends
@@ -132,9 +133,16 @@ async function ensureTestFiles(sizes: Size[], dir: string, generate: boolean, ca
   }
 }
 
-async function preflight(backendName: BackendName, picoshare: PicoShareBinary, memory: number[], sizes: Size[], workDir: string | null) {
+async function preflight(
+  backendName: BackendName,
+  picoshare: PicoShareBinary,
+  memory: number[],
+  sizes: Size[],
+  workDir: string | null,
+  allowMemoryBackedWorkDir: boolean | undefined,
+) {
   const backend = await loadBackend(backendName);
-  const dir = workDir ?? tmpdir();
+  const dir = workDir ?? defaultWorkDir();
   ensureWritableDir(dir, "--work-dir");
   await backend.preflight({
     ramMiB: Math.max(...memory),
@@ -142,6 +150,7 @@ async function preflight(backendName: BackendName, picoshare: PicoShareBinary, m
     picoshare,
     uploadBytes: Math.max(...sizes.map((s) => s.bytes)),
     signal: interruptSignal,
+    allowMemoryBackedWorkDir,
   });
 }
 
@@ -162,7 +171,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   ensureWritableDir(resultsDir, "--results-dir");
   const picoshare = await resolvePicoShare(v.picoshare as string | undefined);
   if (v.generate) await ensureTestFiles(sizes, testFiles, true);
-  await preflight(backendName, picoshare, memory, sizes, workDir);
+  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"));
   const options: MatrixOptions = {
     memory_limits: memory,
     file_sizes: sizes.map((s) => s.label),
@@ -177,7 +186,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     resultsDir,
     dbPath,
     options,
-    host: hostFacts(workDir ?? tmpdir()),
+    host: hostFacts(workDir ?? defaultWorkDir()),
     prepSeconds: (performance.now() - t0) / 1000,
   });
 }
@@ -209,7 +218,7 @@ async function resume(v: Values, t0: number): Promise<MatrixRun> {
     const left = pendingTests(state);
     const pendingSizes = sizes.filter((s) => left.some((t) => t.size.label === s.label));
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
-    await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir);
+    await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir);
     return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
   } catch (err) {
     lock.release();

@@ -57,7 +57,12 @@ Optional:
   --verify            Download the entry after the upload and compare its SHA-256
                       with the test file (a mismatch fails the test as "corrupt")
   --work-dir DIR      Where PicoShare's data dir and temp files go; needs about twice
-                      the file size free (default: the system temp folder)
+                      the file size free (default: the system temp folder, or
+                      /var/tmp where that is in memory). local: a folder on tmpfs
+                      is refused (the file would count against the limit)
+  --allow-memory-backed-work-dir
+                      local: use a --work-dir on tmpfs anyway; the result says so
+                      (backend_settings.work_dir_memory_backed)
   --test-files DIR    Where the test files are (default: ./test-files)
   --db PATH           SQLite results log (default: RESULTS_DIR/results.db)
   --help              Show this text
@@ -93,7 +98,8 @@ await runMain(async () => {
   const dbPath = opt("db") ?? join(resultsDir, "results.db");
   const picoshare = await resolvePicoShare(opt("picoshare"));
   const backend = await loadBackend(backendName, { reuseVm: opt("reuseVm") });
-  await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9) });
+  const allowMemoryBackedWorkDir = opt("allowMemoryBackedWorkDir");
+  await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9), allowMemoryBackedWorkDir });
 
   log("=== PicoShare Performance Test ===");
   log(`RAM: ${ramMiB}MB`);

@@ -90,7 +90,7 @@ describe("a passing upload", () => {
     expect(Object.keys(r.phases).sort()).toEqual(["auth", "readiness", "setup", "teardown", "upload", "verify"]);
     expect(ran.stderr).toContain("=== PicoShare Performance Test ===");
     // This host is cgroup v1 (the v2 set-ups are tested in a VM: cgroup-v2.test.ts).
-    expect(r.backend_settings).toMatchObject({ cgroup_version: "1", cgroup_placement: "v1", memory_limit_bytes: 256 * MiB });
+    expect(r.backend_settings).toMatchObject({ cgroup_version: "1", cgroup_placement: "v1", memory_limit_bytes: 256 * MiB, work_dir_memory_backed: null });
     expect(ran.stderr).toMatch(/Memory limits: cgroup v1, beneath the harness's own memory cgroup \/sys\/fs\/cgroup\/memory\S*/);
     expect(ran.stderr).toContain("TEST PASSED");
     expect(ran.stderr).toMatch(/Peak Memory: \d+MB \/ 256MB/);
@@ -241,6 +241,41 @@ describe("failures are classified and written", () => {
   });
 });
 
+describe("a work dir in memory (tmpfs)", () => {
+  let mnt: string;
+  beforeAll(() => {
+    mnt = mkdtempSync(join(root, "tmpfs-"));
+    const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", mnt], { stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`mount tmpfs: ${r.stderr}`);
+  });
+  afterAll(() => {
+    expect(Bun.spawnSync(["umount", mnt]).exitCode).toBe(0);
+    rmdirSync(mnt);
+  });
+
+  test("is refused: exit 2, one line naming tmpfs and --work-dir, nothing written", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", [...args(d, "--ram", "256", "--file-size", "8M"), "--work-dir", mnt]);
+    expect(ran.code).toBe(2);
+    const errors = ran.stderr.split("\n").filter((l) => l.includes("ERROR:"));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/--work-dir \S+ is on tmpfs: .*count against PicoShare's limit.*--allow-memory-backed-work-dir/);
+    expect(existsSync(d.results) ? readdirSync(d.results) : []).toEqual([]);
+    expect(readdirSync(mnt)).toEqual([]);
+  });
+
+  test("with --allow-memory-backed-work-dir runs, and the result says the work dir was in memory", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", [...args(d, "--ram", "256", "--file-size", "8M"), "--work-dir", mnt, "--allow-memory-backed-work-dir"]);
+    if (ran.code !== 0) console.error(ran.stderr);
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    expect(r.backend_settings.work_dir_memory_backed).toBe("tmpfs");
+    // On disk the same field is null (the first test of this file reads it from a disk work dir).
+    expect(readdirSync(mnt)).toEqual([]);
+  });
+});
+
 describe("bad input: exit 2, one line, nothing written", () => {
   const cases: [string, (d: ReturnType<typeof dirs>) => string[], RegExp][] = [
     ["--ram 0", (d) => args(d, "--ram", "0", "--file-size", "8M"), /--ram must be a whole number/],
@@ -258,6 +293,11 @@ describe("bad input: exit 2, one line, nothing written", () => {
     ["a flag missing its value", (d) => args(d, "--file-size", "8M", "--ram"), /option --ram needs a value/],
     ["--ram missing", (d) => args(d, "--file-size", "8M"), /--ram is required/],
     ["an unknown backend", (d) => args(d, "--ram", "256", "--file-size", "8M", "--backend", "docker"), /--backend must be one of/],
+    [
+      "--ram above the host's memory",
+      (d) => args(d, "--ram", "99999999", "--file-size", "8M"),
+      /--ram 99999999 is more than this harness can have: \d+ MiB \(the host's MemTotal\).*use --ram \d+ or less/,
+    ],
   ];
   beforeAll(() => writeFileSync(join(files, "5M.bin"), "x".repeat(100)));
 

@@ -288,3 +288,29 @@ function organise(dir: string, pids: number[], what: string, fix = ROOT_FIX): vo
     throw new UsageError(`cannot enable the memory controller below ${dir} (${errno(err)}): ${ROOT_FIX}`);
   }
 }
+
+/**
+ * The most memory a test cgroup of this harness can really have: the host's
+ * MemTotal, or a tighter limit on the harness's own cgroup or one of its
+ * parents (a container, a Slurm job, a systemd slice), with where it comes from.
+ */
+export function memoryCeiling(): { bytes: number; source: string } {
+  const total = /^MemTotal:\s+(\d+) kB$/m.exec(read("/proc/meminfo"));
+  let best = { bytes: total ? Number(total[1]) * 1024 : Infinity, source: "the host's MemTotal" };
+  const mounts = cgroupMounts();
+  const own = cgroupsOf();
+  const [root, path, file] =
+    mounts.v1Memory && own.v1Memory !== null
+      ? [mounts.v1Memory, own.v1Memory, "memory.limit_in_bytes"]
+      : mounts.v2 && own.v2 !== null
+        ? [mounts.v2, own.v2, "memory.max"]
+        : [null, null, ""];
+  if (root === null || path === null) return best;
+  for (let p = join(root, path); p.startsWith(root); p = dirname(p)) {
+    const text = words(join(p, file))[0];
+    const limit = text === undefined || text === "max" ? NaN : Number(text);
+    if (Number.isFinite(limit) && limit < best.bytes) best = { bytes: limit, source: `the limit on ${join(p, file)}` };
+    if (p === root) break;
+  }
+  return best;
+}

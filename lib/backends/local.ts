@@ -7,8 +7,9 @@ import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, StorageFacts, TestEnvironment } from "./types.ts";
 import { CounterTracker } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
-import { NAME_PREFIX, cgroupProcs, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
-import { requireFreeSpace } from "../core/files.ts";
+import { NAME_PREFIX, cgroupProcs, memoryCeiling, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
+import { memoryBackedFs, requireFreeSpace } from "../core/files.ts";
+import { UsageError } from "../core/errors.ts";
 import { LOOPBACK, freePort } from "../core/net.ts";
 import { start, stopGroup, type Started } from "../core/exec.ts";
 import { peakRss, processRuns } from "../core/proc.ts";
@@ -83,6 +84,21 @@ function reapStale(support: CgroupSupport, workDir: string): void {
 export const localBackend: Backend = {
   name: "local",
   async preflight(spec: EnvironmentSpec) {
+    const fs = memoryBackedFs(spec.workDir);
+    if (fs && !spec.allowMemoryBackedWorkDir) {
+      throw new UsageError(
+        `--work-dir ${spec.workDir} is on ${fs}: the uploaded file would sit in memory and count against PicoShare's limit; ` +
+          "give --work-dir a folder on disk (e.g. /var/tmp), or add --allow-memory-backed-work-dir to measure it so",
+      );
+    }
+    const ceiling = memoryCeiling();
+    if (spec.ramMiB * MiB > ceiling.bytes) {
+      const most = Math.floor(ceiling.bytes / MiB);
+      throw new UsageError(
+        `--ram ${spec.ramMiB} is more than this harness can have: ${most} MiB (${ceiling.source}); a limit above it limits ` +
+          `nothing, and an OOM kill there would be its parent's: use --ram ${most} or less`,
+      );
+    }
     reapStale(await cgroupSupport(), spec.workDir);
     requireFreeSpace(
       spec.workDir,
@@ -120,6 +136,8 @@ class LocalEnvironment implements TestEnvironment {
       memory_limit_bytes: cgroup.limitBytes,
       swap: "excluded",
       work_dir: spec.workDir,
+      // Set only when allowed (--allow-memory-backed-work-dir): the file was charged to the limit.
+      work_dir_memory_backed: memoryBackedFs(spec.workDir),
       // Where cpu_user_seconds / cpu_system_seconds come from.
       cpu_source: cgroup.cpuSource === "none" ? "process ticks" : cgroup.cpuSource,
     };

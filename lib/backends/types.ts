@@ -20,6 +20,8 @@ export interface EnvironmentSpec {
   uploadBytes: number;
   /** Aborted on Ctrl-C / SIGTERM: long waits stop at once. */
   signal: AbortSignal;
+  /** --allow-memory-backed-work-dir: a work dir on tmpfs is used (and the result says so) instead of refused. */
+  allowMemoryBackedWorkDir?: boolean;
 }
 
 export type { ExitInfo } from "../core/exec.ts";

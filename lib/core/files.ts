@@ -1,12 +1,36 @@
 // Writing files so that nothing half-written ever looks finished: write to a
 // temporary name beside the target, then rename (atomic on one file system).
-import { renameSync, readFileSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
+import { existsSync, renameSync, readFileSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { tmpdir } from "node:os";
 import { createHash } from "node:crypto";
 import { UsageError } from "./errors.ts";
 import { formatBytes } from "./sizes.ts";
 
 /** The temporary name used while `path` is being written. */
+// statfs(2) magic numbers of the file systems whose files live in memory.
+const MEMORY_FS: Record<number, string> = { 0x01021994: "tmpfs", 0x858458f6: "ramfs" };
+
+/** The memory-backed file system `path` is on ("tmpfs", "ramfs"), or null (a disk, or unknown). */
+export function memoryBackedFs(path: string): string | null {
+  try {
+    return MEMORY_FS[statfsSync(path).type] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where PicoShare's data and temp files go by default: the system temp
+ * folder, unless it is in memory (tmpfs by default on Debian 13, Fedora and
+ * Arch), where the uploaded file would be charged to PicoShare's memory
+ * limit; then /var/tmp, which is on disk there.
+ */
+export function defaultWorkDir(): string {
+  const t = tmpdir();
+  return memoryBackedFs(t) && existsSync("/var/tmp") && !memoryBackedFs("/var/tmp") ? "/var/tmp" : t;
+}
+
 /** A file's text, or "" when it cannot be read (gone, or never there). */
 export function readText(path: string): string {
   try {

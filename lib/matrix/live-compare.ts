@@ -3,7 +3,6 @@
 // so that drift on the host (page cache, temperature, other load) hits both
 // alike. Each side is stored as a run of its own in the results log.
 import { mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runTestChild } from "./run-test-child.ts";
 import { childEnv, runTestArgs } from "../upload/options.ts";
@@ -16,7 +15,7 @@ import { log, warn } from "../core/log.ts";
 import type { Cell } from "./plan.ts";
 import { displayPath } from "../core/paths.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
-import { makeFreeDir } from "../core/files.ts";
+import { defaultWorkDir, makeFreeDir } from "../core/files.ts";
 import { fileStamp, isoTimestamp, type TestResult } from "../upload/result.ts";
 import { ResultsDb } from "../store/results-db.ts";
 import { MiB } from "../core/sizes.ts";
@@ -66,7 +65,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   const dirs = { a: join(dir, "a"), b: join(dir, "b"), warmup: join(dir, "warmup") };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const warmupDb = join(dirs.warmup, "results.db");
-  const host = hostFacts(opts.workDir ?? tmpdir());
+  const host = hostFacts(opts.workDir ?? defaultWorkDir());
   const binaries = { a: opts.a, b: opts.b };
 
   const db = ResultsDb.open(opts.dbPath);

@@ -5,9 +5,9 @@
 // this table and runTestArgs builds children's command lines from it, so a
 // flag a parent passes on is one entry here. The PERF_* variables say which
 // results-log run and which of a cell's tests a child is.
-import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required, type FlagSpec } from "../core/cli.ts";
+import { defaultWorkDir } from "../core/files.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../core/paths.ts";
 import { parseSize, type Size } from "../core/sizes.ts";
 import { parseBackend } from "../backends/index.ts";
@@ -59,10 +59,11 @@ export const RUN_TEST_OPTIONS = {
   /** Checked when resolved (resolvePicoShare), which also has its default. */
   picoshare: value("picoshare", (t) => t),
   testFiles: passedOn(value("test-files", (t) => resolve(t ?? TEST_FILES_DIR))),
-  workDir: value("work-dir", (t) => resolve(t ?? tmpdir())),
+  workDir: value("work-dir", (t) => resolve(t ?? defaultWorkDir())),
   verify: passedOn(toggle("verify")),
   reuseVm: passedOn(toggle("reuse-vm")),
   keepVm: toggle("keep-vm"),
+  allowMemoryBackedWorkDir: passedOn(toggle("allow-memory-backed-work-dir")),
 };
 
 type Options = typeof RUN_TEST_OPTIONS;
