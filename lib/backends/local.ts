@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, stat
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, StorageFacts, TestEnvironment } from "./types.ts";
-import { CounterTracker } from "../upload/counters.ts";
+import { CounterTracker, roundCounter } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, memoryCeiling, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
 import { memoryBackedFs, requireFreeSpace } from "../core/files.ts";
@@ -231,8 +231,11 @@ class LocalEnvironment implements TestEnvironment {
     // The cgroup's own CPU account (nanoseconds or microseconds) over the processes' 10 ms ticks.
     const cpu = safe(() => this.cgroup.cpuSeconds(), null);
     if (!cpu || !counters) return counters;
-    const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
-    return { ...counters, cpu_user_seconds: round6(cpu.user), cpu_system_seconds: round6(cpu.system) };
+    return {
+      ...counters,
+      cpu_user_seconds: roundCounter("cpu_user_seconds", cpu.user),
+      cpu_system_seconds: roundCounter("cpu_system_seconds", cpu.system),
+    };
   }
 
   async memoryPressure() {

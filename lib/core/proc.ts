@@ -24,14 +24,17 @@ export function processRuns(pid: number, recorded = ""): boolean {
 
 /** A process's peak resident set (VmHWM) in bytes, or null once it is gone. */
 export function peakRss(pid: number): number | null {
-  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readText(`/proc/${pid}/status`));
+  return vmHwmBytes(readText(`/proc/${pid}/status`));
+}
+
+/** VmHWM (peak resident set) in bytes from /proc/PID/status text (this host's, or a guest's read over ssh). */
+export function vmHwmBytes(status: string): number | null {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
   return m ? Number(m[1]) * 1024 : null;
 }
 
 /** What the kernel counts for one process (all its threads, and its reaped children). */
-export interface ProcessCounters {
-  /** Its start time (processStart): a reused pid is another process. */
-  start: string;
+export interface CounterReading {
   userSeconds: number;
   systemSeconds: number;
   minorFaults: number;
@@ -44,6 +47,11 @@ export interface ProcessCounters {
   storageWriteBytes: number;
   /** Of those, bytes of files truncated or deleted before writeback (cancelled_write_bytes): they never reached the disk. */
   cancelledWriteBytes: number;
+}
+
+/** A reading of a process on this host, with its start time (processStart): a reused pid is another process. */
+export interface ProcessCounters extends CounterReading {
+  start: string;
 }
 
 // /proc reports CPU time in USER_HZ ticks, 100 a second on every Linux ABI.

@@ -4,7 +4,7 @@
 // to run (unlike wall time, which the rest of the host disturbs).
 // Each process's last reading is kept, so a process that is gone (an OOM
 // kill) still counts with what it had done.
-import { processCounters, type ProcessCounters } from "../core/proc.ts";
+import { processCounters, type CounterReading } from "../core/proc.ts";
 
 export interface Counters {
   cpu_user_seconds: number;
@@ -18,7 +18,7 @@ export interface Counters {
   minor_faults: number;
 }
 
-const FROM_PROCESS: [keyof Counters, keyof Omit<ProcessCounters, "start">][] = [
+const FROM_PROCESS: [keyof Counters, keyof CounterReading][] = [
   ["cpu_user_seconds", "userSeconds"],
   ["cpu_system_seconds", "systemSeconds"],
   ["disk_write_bytes", "storageWriteBytes"],
@@ -32,8 +32,10 @@ const FROM_PROCESS: [keyof Counters, keyof Omit<ProcessCounters, "start">][] = [
 
 export const COUNTER_NAMES: (keyof Counters)[] = FROM_PROCESS.map(([name]) => name);
 
-/** A rounding that keeps CPU seconds to the tick and counts whole. */
-const tidy = (name: keyof Counters, v: number) => (name.startsWith("cpu_") ? Math.round(v * 100) / 100 : Math.round(v));
+/** CPU seconds to the microsecond (a cgroup's account; ticks stay exact), counts whole. */
+export function roundCounter(name: keyof Counters, v: number): number {
+  return name.startsWith("cpu_") ? Math.round(v * 1e6) / 1e6 : Math.round(v);
+}
 
 /**
  * The counters of the processes `pids()` lists on this host (or that readings
@@ -41,11 +43,11 @@ const tidy = (name: keyof Counters, v: number) => (name.startsWith("cpu_") ? Mat
  * the tracker was made.
  */
 export class CounterTracker {
-  private readonly last = new Map<string, Omit<ProcessCounters, "start">>();
+  private readonly last = new Map<string, CounterReading>();
   constructor(private readonly pids: () => number[] = () => []) {}
 
   /** A reading of one process (`key` tells processes apart), replacing its earlier one. */
-  record(key: string, c: Omit<ProcessCounters, "start">): void {
+  record(key: string, c: CounterReading): void {
     this.last.set(key, c);
   }
 
@@ -69,12 +71,11 @@ export class CounterTracker {
     if (this.last.size === 0) return null;
     const sum = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as unknown as Counters;
     for (const c of this.last.values()) for (const [name, key] of FROM_PROCESS) sum[name] += c[key];
-    return Object.fromEntries(COUNTER_NAMES.map((n) => [n, tidy(n, sum[n])])) as unknown as Counters;
+    return Object.fromEntries(COUNTER_NAMES.map((n) => [n, roundCounter(n, sum[n])])) as unknown as Counters;
   }
 }
 
-/** What happened between two readings (CPU seconds to the microsecond, counts whole). */
+/** What happened between two readings. */
 export function counterDelta(before: Counters, after: Counters): Counters {
-  const round = (n: keyof Counters, v: number) => (n.startsWith("cpu_") ? Math.round(v * 1e6) / 1e6 : Math.round(v));
-  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, round(n, after[n] - before[n])])) as unknown as Counters;
+  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, roundCounter(n, after[n] - before[n])])) as unknown as Counters;
 }

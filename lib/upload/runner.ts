@@ -147,7 +147,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     seen.ooms = await env.oomKills().catch(() => seen.ooms);
     seen.kernelPeak = await env.kernelPeakBytes().catch(() => null);
     seen.picoRss = await env.picosharePeakRss().catch(() => null);
-    seen.countersTotal = await countersOf(env);
+    seen.countersTotal = await optional(() => env!.counters?.());
     try {
       logText = readFileSync(env.logPath, "utf8");
     } catch {}
@@ -188,8 +188,8 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   const died = new AbortController();
   void env.exited.then(() => died.abort(new Error("PicoShare exited")));
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
-  seen.countersBefore = await countersOf(env);
-  seen.pressureBefore = (await env.memoryPressure?.().catch(() => null)) ?? null;
+  seen.countersBefore = await optional(() => env.counters?.());
+  seen.pressureBefore = await optional(() => env.memoryPressure?.());
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress("upload", opts.size.bytes);
   let uploadError: unknown = null;
@@ -209,9 +209,9 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   ({ peakBytes: seen.peak, samples: seen.samples } = watched);
   seen.anonPeak = watched.anonPeakBytes ?? null;
   seen.atPeak = watched.atPeak ?? null;
-  seen.countersAfter = await countersOf(env);
-  seen.pressureAfter = (await env.memoryPressure?.().catch(() => null)) ?? null;
-  seen.storage = (await env.storage?.().catch(() => null)) ?? null;
+  seen.countersAfter = await optional(() => env.counters?.());
+  seen.pressureAfter = await optional(() => env.memoryPressure?.());
+  seen.storage = await optional(() => env.storage?.());
   if (interrupted()) throw interruptSignal.reason;
 
   // A failed request may be noticed before the kernel has reaped an OOM-killed server.
@@ -244,8 +244,13 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   });
 }
 
-async function countersOf(env: TestEnvironment): Promise<Counters | null> {
-  return (await env.counters?.().catch(() => null)) ?? null;
+/** One of the environment's optional readings: null where the backend has none, or it failed. */
+async function optional<T>(read: () => Promise<T | null> | undefined): Promise<T | null> {
+  try {
+    return (await read()) ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** How a test that threw ended: the Failure's reason, or what the error says of the environment. */

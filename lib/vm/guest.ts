@@ -3,7 +3,7 @@
 // memory in use from /proc.
 import { constants as osConstants } from "node:os";
 import { shq, type ExitInfo } from "../core/exec.ts";
-import type { ProcessCounters } from "../core/proc.ts";
+import type { CounterReading } from "../core/proc.ts";
 
 export interface OomKill {
   pid: number;
@@ -89,12 +89,6 @@ export function parseMemLine(line: string): MemSample | null {
   return Number.isFinite(s.used) ? s : null;
 }
 
-/** VmHWM (peak resident set) in bytes from /proc/PID/status text. */
-export function vmHwmBytes(status: string): number | null {
-  const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
-  return m ? Number(m[1]) * 1024 : null;
-}
-
 /**
  * A bash function, `ctr PID`, that prints "c UTIME STIME MINFLT MAJFLT SYSCR
  * SYSCW READ_BYTES WRITE_BYTES CANCELLED_WRITE_BYTES" for a process (its
@@ -113,7 +107,7 @@ export const COUNTERS_FN = [
 ].join("\n");
 
 /** One line of `ctr`, as the harness's process counters; null for anything else. */
-export function parseCountersLine(line: string): Omit<ProcessCounters, "start"> | null {
+export function parseCountersLine(line: string): CounterReading | null {
   const p = line.trim().split(/\s+/);
   if (p[0] !== "c" || p.length < 10) return null;
   const n = p.slice(1).map(Number);

@@ -13,7 +13,8 @@ import { LOOPBACK, freePort } from "../../core/net.ts";
 import { onCleanup } from "../../core/cleanup.ts";
 import { SshConnection, type RemoteStream } from "../../vm/ssh.ts";
 import type { VmImage } from "../../vm/image/index.ts";
-import { MEM_FN, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, vmHwmBytes, type MemSample } from "../../vm/guest.ts";
+import { MEM_FN, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
+import { vmHwmBytes } from "../../core/proc.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
 import {
   bootFailureInConsole, createOverlay, fileTail, imageSshTarget, sshBanner, startQemu, stopQemu, vmFiles,

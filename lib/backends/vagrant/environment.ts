@@ -18,8 +18,9 @@ import { shq } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
 import { freePort, LOOPBACK } from "../../core/net.ts";
 import { retry } from "../../core/retry.ts";
-import { COUNTERS_FN, PICOSHARE_OOM_LINES, oomKilledPids, parseCountersLine, parseStorage, storageScript, vmHwmBytes } from "../../vm/guest.ts";
+import { COUNTERS_FN, PICOSHARE_OOM_LINES, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
+import { vmHwmBytes, type CounterReading } from "../../core/proc.ts";
 import type { RemoteStream } from "../../vm/ssh.ts";
 import type { VagrantConfig } from "./config.ts";
 import { prepareGuest, stopGuestProcesses, wipeGuest, type GuestFacts } from "./guest-folder.ts";
@@ -297,7 +298,7 @@ export class VagrantEnvironment implements TestEnvironment {
     return this.tracker.total();
   }
 
-  private recordCounters(c: NonNullable<ReturnType<typeof parseCountersLine>>): void {
+  private recordCounters(c: CounterReading): void {
     this.tracker.record(String(this.picoPid), c);
     this.countersAt = performance.now();
   }

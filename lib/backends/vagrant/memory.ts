@@ -8,6 +8,7 @@ import { shq } from "../../core/exec.ts";
 import { warn } from "../../core/log.ts";
 import { COUNTERS_FN, MEM_FN, parseCountersLine, parseMemLine } from "../../vm/guest.ts";
 import type { RemoteStream, SshConnection } from "../../vm/ssh.ts";
+import type { CounterReading } from "../../core/proc.ts";
 
 export async function readVmMemory(ssh: SshConnection): Promise<number> {
   const out = await ssh.run(`${MEM_FN}; mem`, { what: "read /proc/meminfo", idempotent: true, timeoutMs: 15_000 });
@@ -26,7 +27,7 @@ export interface MemoryStreamHost {
   memoryNow(): Promise<number>;
   /** PicoShare's pid in the guest: its counters come with each sample (see COUNTERS_FN). */
   picoPid: number | null;
-  onCounters(c: NonNullable<ReturnType<typeof parseCountersLine>>): void;
+  onCounters(c: CounterReading): void;
 }
 
 /** Samples every `intervalMs` (10 to 100 ms) until stopped; one last reading at the stop. */
