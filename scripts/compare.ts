@@ -21,17 +21,22 @@ import { comparisonText } from "../lib/output/exporters/compare-table.ts";
 import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts";
 import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
 import { DEFAULT_ALPHA, runsNeeded } from "../lib/stats/verdict.ts";
+import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
 import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
 import { DEFAULT_SEED } from "../lib/stats/stats.ts";
 
 const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V --b PATH|--b-version V [OPTIONS]
        bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]
 
-Compares PicoShare build B with build A, cell by cell (RAM x file size): the
-ratio B/A of the median throughput and of the median peak memory, with a 95 %
-bootstrap interval, a verdict (faster / slower, less / more memory, no
-significant difference, too few samples) and the OOM and failure counts of
-both sides. Logs go to stderr; the comparison alone goes to stdout.
+Compares PicoShare build B with build A, cell by cell (RAM x file size), on
+every metric: the ratio B/A of the medians with a 95 % bootstrap interval, a
+Mann-Whitney U p-value and a verdict (faster / slower, more / less memory,
+more / less CPU, writes more / less..., "no difference larger than X %" with
+X the smallest change the runs could have found, or too few samples), and the
+OOM and failure counts of both sides. The primary metrics (throughput,
+PicoShare peak RSS, CPU seconds, disk bytes written) are corrected together
+(Holm); the others are secondary. Logs go to stderr; the comparison alone
+goes to stdout.
 
 Live: runs both builds over the same cells, each test a run-test process,
 A and B interleaved within each cell (A B, B A, A B, ...) so that drift on the
@@ -51,7 +56,9 @@ Live (one of each pair):
   --memory-limits LIST  RAM limits in MiB (default: 2048,1024,512,256)
   --file-sizes LIST     File sizes (default: 100M,500M,1G,2G,5G)
   --iterations N        Measured runs per side and cell (default: 5; at least
-                        4 are needed for a verdict at --alpha 0.05)
+                        5 are needed for a verdict on the 4 primary metrics
+                        at --alpha 0.05, 8 for a minimum detectable effect
+                        of a few per cent)
   --warmup N            Uncounted runs per side and cell first (default: 1)
   --timeout SEC         Upload timeout per test (default: 600)
   --test-files DIR      Where the test files are (default: ./test-files)
@@ -174,9 +181,13 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   const dbPath = resolve(s("db") ?? join(resultsDir, "results.db"));
   const a = await binary(flagsA, "a");
   const b = await binary(flagsB, "b");
-  const needed = runsNeeded(stats.alpha ?? DEFAULT_ALPHA);
+  const alpha = stats.alpha ?? DEFAULT_ALPHA;
+  const needed = runsNeeded(alpha / PRIMARY_METRICS.length);
   if (iterations < needed) {
-    warn(`${iterations} iteration(s) per side cannot give a verdict at alpha ${stats.alpha}: every cell will say "too few samples" (use --iterations ${needed} or more)`);
+    warn(
+      `${iterations} iteration(s) per side cannot give a verdict on the ${PRIMARY_METRICS.length} primary metrics at alpha ${alpha} ` +
+        `(Holm: the first needs p < ${+(alpha / PRIMARY_METRICS.length).toPrecision(3)}): they will say "too few samples" (use --iterations ${needed} or more)`,
+    );
   }
   if (a.sha256 === b.sha256) warn(`A and B are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
 

@@ -15,6 +15,7 @@ import { ResultsDb } from "../lib/store/results-db.ts";
 import { resolvePicoShareVersion } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
+import { fmtPercent } from "../lib/stats/verdict.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { HOST, fakeCell, fakeResult } from "./helpers/results.ts";
 import { runScript } from "./helpers/run.ts";
@@ -117,29 +118,41 @@ describe("a comparison of synthetic runs", () => {
     expect(small.throughput.verdict).toBe("same");
     expect(small.a).toMatchObject({ passed: 5, failed: 1, oom: 1, harness_errors: 0 });
     expect(small.b).toMatchObject({ passed: 5, failed: 0, oom: 0, harness_errors: 1 });
-    expect(c.method).toMatchObject({ alpha: 0.05, runs_needed: 4, seed: 1, resamples: 10000, cv_threshold: 0.1 });
+    expect(c.method).toMatchObject({ alpha: 0.05, runs_needed: 5, seed: 1, resamples: 10000, cv_threshold: 0.1 });
     expect(c.fingerprint_differences).toEqual([]);
   });
 
   test("the terminal table is aligned; Markdown has GitHub tables; JSON carries everything", () => {
     const text = comparisonText(c);
     const lines = text.split("\n");
-    const header = lines.findIndex((l) => l.startsWith("RAM (MB)"));
-    // Header, rule and rows share column positions: "B/A" ends where each row's ratio ends.
+    // The primary table first, one row per cell.
+    const primary = lines.findIndex((l) => l.startsWith("RAM (MB)"));
+    expect(lines[primary]).toMatch(/throughput +PicoShare peak RSS +CPU seconds +disk bytes written/);
+    expect(lines[primary + 2]).toMatch(/^ +512 +1G +5\/5 +1\.300 faster +1\.000 no difference larger than/);
+    // Then each cell's every metric: header, rule and rows share column positions, the changed metric first.
+    const header = lines.findIndex((l) => l.startsWith("Metric "));
+    expect(lines[header - 1]).toBe("512MB 1G: every metric, changed first");
     const end = lines[header].indexOf("B/A") + 3;
+    expect(lines[header + 2]).toStartWith("throughput (MiB/s)");
     expect(lines[header + 2].slice(end - 5, end)).toBe("1.300");
     expect(lines[header + 1]).toMatch(/^-+( +-+)+$/);
-    expect(text).toContain("faster");
+    expect(text).toMatch(/upload duration \(s\) +derived .*from throughput, not tested/);
     expect(text).toContain("5G was only run by B");
 
     const md = comparisonMarkdown(c);
-    expect(md).toContain("| RAM (MB) | File | Runs A/B | Median A | Median B | B/A | 95 % CI | p | Verdict |");
-    expect(md).toContain("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |");
-    expect(md).toMatch(/\| 512 \| 1G \| 5\/5 \| 100\.00 \| 130\.00 \| 1\.300 \| \[1\.\d{3}, 1\.\d{3}\] \| 0\.008 \| faster \|/);
+    expect(md).toContain("| RAM (MB) | File | Runs A/B | throughput | PicoShare peak RSS | CPU seconds | disk bytes written |");
+    expect(md).toContain("| Metric | Family | Runs A/B | Median A | Median B | B/A | 95 % CI | p (Holm) | MDE | Verdict |");
+    expect(md).toContain("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |");
+    // 5 vs 5 fully apart: p = 2/252; two primary metrics measured here (throughput, PicoShare's RSS): Holm doubles it.
+    expect(md).toMatch(/\| throughput \(MiB\/s\) \| primary \| 5\/5 \| 100\.00 \| 130\.00 \| 1\.300 \| \[1\.\d{3}, 1\.\d{3}\] \| 0\.008 \(0\.016\) \| \d+\.\d % \| faster \|/);
 
     const json = JSON.parse(comparisonJson(c));
-    expect(json).toMatchObject({ format: "picoshare-perf-comparison", version: 1 });
+    expect(json).toMatchObject({ format: "picoshare-perf-comparison", version: 2 });
     expect(json.cells[0].throughput.label).toBe("faster");
+    expect(json.cells[0].metrics.map((m: { key: string }) => m.key)).toEqual([
+      "throughput", "picoshare_peak_rss", "peak_memory", "cpu_seconds", "disk_write_bytes", "anon_peak", "write_syscalls", "read_syscalls", "major_faults", "minor_faults",
+    ]);
+    expect(json.cells[0].metrics[3]).toMatchObject({ key: "cpu_seconds", verdict: "too_few", label: "not measured" });
     expect(json.cells).toHaveLength(2);
   });
 
@@ -199,7 +212,8 @@ describe("the command line", () => {
     expect(ran.code).toBe(0);
     expect(ran.stderr).toMatch(/WARNING: runs \d+ and \d+ ran in different environments: cpu_governor: performance vs powersave .*data_disk_rotational: false vs true/);
     expect(ran.stdout).toContain("WARNING: the two sides ran in different environments");
-    expect(ran.stdout).toMatch(/512  100M +5\/5 +100\.00 +80\.00 +0\.800 .* slower/);
+    expect(ran.stdout).toMatch(/512  100M +5\/5 +0\.800 slower/);
+    expect(ran.stdout).toMatch(/throughput \(MiB\/s\) +primary +5\/5 +100\.00 +80\.00 +0\.800 .* slower/);
     expect(ran.stdout).toMatch(/512  100M +5\/5 +0\/0 +0\/0 +0\/1/); // outcomes: one B test wrote no result
     const missing = await runScript("compare", ["--run-a", String(a), "--run-b", "99", "--db", dbPath]);
     expect(missing.code).toBe(2);
@@ -252,7 +266,10 @@ describe("a live A/A comparison of two real PicoShare builds", () => {
         expect(m.n_a).toBe(10);
         expect(m.test).toBe("exact");
         expect(m.p_value).toBeGreaterThan(0);
-        expect(m.label).toBe("no significant difference");
+        // No difference larger than the smallest one these runs could find.
+        expect(m.verdict).toBe("same");
+        expect(m.mde).toBeGreaterThan(0);
+        expect(m.label).toBe(`no difference larger than ${fmtPercent(m.mde!)}`);
       }
     }
     // Interleaved: the log shows A and B alternating, each going first in turn.

@@ -1,8 +1,10 @@
 // The verdict on synthetic samples: clearly different, clearly equal, too few.
 import { describe, expect, test } from "bun:test";
 import {
-  DURATION, PEAK_MEMORY, SAME_LABEL, THROUGHPUT, TOO_FEW_LABEL, compareSamples, runsNeeded,
+  DURATION, PEAK_MEMORY, THROUGHPUT, TOO_FEW_LABEL, compareFamily, compareSamples, fmtPercent, runsNeeded,
 } from "../lib/stats/verdict.ts";
+import { criticalU, minimumDetectableEffect } from "../lib/stats/power.ts";
+import { mannWhitneyU } from "../lib/stats/stats.ts";
 
 const A = [100, 101, 99, 100.5, 99.5, 100.2];
 
@@ -45,7 +47,9 @@ describe("clearly equal", () => {
     // centre 12.5: as central as 5 vs 5 gets bar one step.
     const m = compareSamples([10, 12, 14, 16, 18], [11, 13, 15, 17, 19], THROUGHPUT);
     expect(m.verdict).toBe("same");
-    expect(m.label).toBe(SAME_LABEL);
+    // Spread of about 20 % with 5 a side: only a large change could have been found.
+    expect(m.mde!).toBeGreaterThan(0.3);
+    expect(m.label).toBe(`no difference larger than ${fmtPercent(m.mde!)}`);
     expect(m.better).toBeNull();
     expect(m.p_value!).toBeGreaterThan(0.5);
     expect(m.ci95![0]).toBeLessThan(1);
@@ -91,6 +95,78 @@ describe("too few samples", () => {
     expect(runsNeeded(0.05)).toBe(4);
     expect(runsNeeded(0.01)).toBe(5);
     expect(compareSamples([1, 2, 3, 4], [5, 6, 7, 8], THROUGHPUT, { alpha: 0.01 }).verdict).toBe("too_few");
+  });
+});
+
+describe("the smallest detectable change", () => {
+  test("critical U of the exact rank test: 5 vs 5 at 0.05 needs U >= 23 (P(U <= 2) = 4/252), at 0.0125 all 25 pairs", () => {
+    expect(criticalU(5, 5, 0.05)).toBe(23);
+    expect(criticalU(5, 5, 0.0125)).toBe(25);
+    // 4 vs 4 at 0.05/4: the best p is 2/70 = 0.029; 3 vs 3 at 0.05: 0.1.
+    expect(criticalU(4, 4, 0.0125)).toBeNull();
+    expect(criticalU(3, 3, 0.05)).toBeNull();
+    // The critical value agrees with the test itself: U = 23 gives p < 0.05, U = 22 does not.
+    const a = [1, 2, 3, 4, 5];
+    expect(mannWhitneyU(a, [3.5, 6, 7, 8, 9]).p).toBeLessThan(0.05); // U_B = 23
+    expect(mannWhitneyU(a, [2.5, 3.5, 7, 8, 9]).p).toBeGreaterThanOrEqual(0.05); // U_B = 21
+  });
+
+  test("more spread, a larger MDE; more runs, a smaller one; a change twice the MDE is found", () => {
+    const base = [1.0, 1.01, 0.99, 1.005, 0.995, 1.008, 0.992, 1.003];
+    const wide = base.map((v) => 1 + (v - 1) * 5);
+    const at = (x: number[], n: number) => minimumDetectableEffect(x.slice(0, n), x.slice(0, n), 1, 1, 0.05)!.mde!;
+    expect(at(base, 8)).toBeLessThan(at(wide, 8));
+    expect(at(base, 8)).toBeLessThan(at(base, 5));
+    expect(at(wide, 8) / at(base, 8)).toBeCloseTo(5, 0);
+    const mde = at(base, 8);
+    expect(compareSamples(base, base.map((v) => v * (1 + 2 * mde)), THROUGHPUT).verdict).toBe("higher");
+  });
+
+  test("no spread at all: the measurement's resolution is the floor; too few runs: none", () => {
+    const same = [100, 100, 100, 100, 100];
+    expect(minimumDetectableEffect(same, same, 100, 100, 0.05, { resolution: 1 })).toEqual({ mde: 0.01, floor: true });
+    expect(compareSamples(same, same, THROUGHPUT, { resolution: 1 }).label).toBe("no difference larger than 1.0 %");
+    expect(minimumDetectableEffect([1, 2, 3], [1, 2, 3], 2, 2, 0.05)).toBeNull();
+    expect(compareSamples([0, 0, 0, 0], [0, 0, 0, 0], THROUGHPUT).label).toBe("no difference (0 in every run)");
+  });
+});
+
+describe("a family of metrics, corrected together (Holm)", () => {
+  const A5 = [100, 101, 99, 100.5, 99.5];
+  const far = A5.map((v) => v * 1.3); // p = 2/252 = 0.0079
+  const near = [99.7, 100.2, 101.5, 102, 103]; // U_B = 22: p = 0.0556 alone
+  test("the k-th smallest p is multiplied by (m - k); a verdict only below alpha after that", () => {
+    const out = compareFamily(
+      [{ a: A5, b: far, spec: THROUGHPUT, key: "t" }, { a: A5, b: far, spec: PEAK_MEMORY, key: "m" }, { a: A5, b: near, spec: DURATION, key: "d" }],
+      "primary",
+    );
+    const p = 2 / 252;
+    expect(out[0].p_adjusted).toBeCloseTo(3 * p, 10);
+    expect(out[1].p_adjusted).toBeCloseTo(3 * p, 10); // max(3p, 2p)
+    expect(out[2].p_adjusted).toBeCloseTo(Math.max(3 * p, out[2].p_value!), 10);
+    expect(out.map((m) => m.verdict)).toEqual(["higher", "higher", "same"]);
+    // The MDE of a family member is computed at alpha / m, Holm's strictest step.
+    expect(out[0].mde_alpha).toBeCloseTo(0.05 / 3, 10);
+    expect(out[0].family).toBe("primary");
+  });
+
+  test("4 primary metrics with 4 runs a side: the best p (2/70) is above 0.05/4, so no verdict is reachable", () => {
+    const a = [1, 2, 3, 4];
+    const b = [10, 20, 30, 40];
+    const out = compareFamily([0, 1, 2, 3].map(() => ({ a, b, spec: THROUGHPUT })), "primary");
+    for (const m of out) {
+      expect(m.verdict).toBe("too_few");
+      expect(m.reason).toContain("alpha 0.05 over 4 primary metrics");
+      expect(m.reason).toContain("run at least 5 per side");
+    }
+    // Alone, the same samples are called.
+    expect(compareSamples(a, b, THROUGHPUT).verdict).toBe("higher");
+  });
+
+  test("a metric not measured on either side is named so and does not count in the family", () => {
+    const out = compareFamily([{ a: A5, b: far, spec: THROUGHPUT }, { a: [], b: [], spec: PEAK_MEMORY }], "primary");
+    expect(out[1]).toMatchObject({ verdict: "too_few", label: "not measured" });
+    expect(out[0].p_adjusted).toBeCloseTo(out[0].p_value!, 10);
   });
 });
 

@@ -10,9 +10,9 @@ import { compareFingerprints, type Fingerprint, type FingerprintDifference } fro
 import type { TestResult } from "../upload/result.ts";
 import { parseSize } from "../core/sizes.ts";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED } from "./stats.ts";
-import {
-  DEFAULT_ALPHA, MIN_SAMPLES, PEAK_MEMORY, THROUGHPUT, compareSamples, runsNeeded, type MetricComparison,
-} from "./verdict.ts";
+import { DEFAULT_ALPHA, MIN_SAMPLES, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
+import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
+import { median } from "simple-statistics";
 
 /** One side as given to the comparison. */
 export interface SideInput {
@@ -31,11 +31,27 @@ export interface SideInput {
 
 export type SideInfo = Omit<SideInput, "results" | "harness_errors">;
 
+/** A derived figure of a cell: medians and ratio, not tested (its sources are). */
+export interface DerivedComparison {
+  key: string;
+  metric: string;
+  unit: string;
+  from: string;
+  median_a: number | null;
+  median_b: number | null;
+  ratio: number | null;
+}
+
 export interface CellComparison extends CellKey {
   a: CellSummary;
   b: CellSummary;
+  /** The primary throughput verdict (also in `metrics`). */
   throughput: MetricComparison;
+  /** The working set's peak (secondary; also in `metrics`). */
   peak_memory: MetricComparison;
+  /** Every tested metric: changed ones first (primary before secondary), then the rest in declared order. */
+  metrics: MetricComparison[];
+  derived: DerivedComparison[];
 }
 
 export interface ComparisonOptions {
@@ -55,6 +71,11 @@ export interface Comparison {
     alpha: number;
     min_samples: number;
     runs_needed: number;
+    /** The primary family (keys), corrected together with Holm's method. */
+    primary: string[];
+    correction: string;
+    /** What the minimum detectable effect assumes. */
+    mde: string;
     resamples: number;
     seed: number;
     cv_threshold: number;
@@ -69,6 +90,29 @@ export interface Comparison {
   noise: { side: "a" | "b"; ram_mb: number; file_size: string; metrics: NoisyMetric[]; description: string }[];
   /** The likely causes of that scatter (empty when nothing is noisy). */
   noise_causes: string[];
+}
+
+function values(results: TestResult[], value: (r: TestResult) => number | null): number[] {
+  return results.map(value).filter((v): v is number => v !== null && Number.isFinite(v));
+}
+
+const RANK = { higher: 0, lower: 0, same: 1, too_few: 2 } as const;
+
+/**
+ * Every metric of COMPARED_METRICS for one cell's successful runs: the
+ * primary family corrected together, each secondary metric on its own;
+ * changed ones first, primary before secondary, then declared order.
+ */
+export function compareMetrics(okA: TestResult[], okB: TestResult[], opts: VerdictOptions): MetricComparison[] {
+  const member = (m: ComparedMetric) => ({
+    a: values(okA, m.value), b: values(okB, m.value), spec: m, key: m.key, resolution: m.resolution([...okA, ...okB]),
+  });
+  const out = [
+    ...compareFamily(PRIMARY_METRICS.map(member), "primary", opts),
+    ...COMPARED_METRICS.filter((m) => m.family === "secondary").map((m) => compareFamily([member(m)], "secondary", opts)[0]),
+  ];
+  const order = new Map(COMPARED_METRICS.map((m, i) => [m.key, i]));
+  return out.sort((x, y) => RANK[x.verdict] - RANK[y.verdict] || order.get(x.key)! - order.get(y.key)!);
 }
 
 function keyFromLabel(ram: number, label: string): CellKey {
@@ -133,12 +177,21 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
     }
     const okA = ca.results.filter((r) => r.success);
     const okB = cb.results.filter((r) => r.success);
+    const metrics = compareMetrics(okA, okB, verdictOpts);
     cells.push({
       ...ca.key,
       a: sa,
       b: sb,
-      throughput: compareSamples(okA.map((r) => r.throughput_mbps), okB.map((r) => r.throughput_mbps), THROUGHPUT, verdictOpts),
-      peak_memory: compareSamples(okA.map((r) => r.peak_memory_bytes), okB.map((r) => r.peak_memory_bytes), PEAK_MEMORY, verdictOpts),
+      throughput: metrics.find((m) => m.key === "throughput")!,
+      peak_memory: metrics.find((m) => m.key === "peak_memory")!,
+      metrics,
+      derived: DERIVED_METRICS.map((d) => {
+        const va = values(okA, d.value);
+        const vb = values(okB, d.value);
+        const ma = va.length > 0 ? median(va) : null;
+        const mb = vb.length > 0 ? median(vb) : null;
+        return { key: d.key, metric: d.name, unit: d.unit, from: d.from, median_a: ma, median_b: mb, ratio: ma && mb !== null ? mb / ma : null };
+      }),
     });
   }
   for (const [k, cb] of cellsB) if (!cellsA.has(k)) unmatched.push({ side: "b", ram_mb: cb.key.ram_mb, file_size: cb.key.file_size });
@@ -152,7 +205,10 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
       interval: `95 % percentile bootstrap of the ratio of medians B / A (${resamples} resamples, seed ${seed})`,
       alpha,
       min_samples: minSamples,
-      runs_needed: runsNeeded(alpha, minSamples),
+      runs_needed: runsNeeded(alpha / PRIMARY_METRICS.length, minSamples),
+      primary: PRIMARY_METRICS.map((m) => m.key),
+      correction: `Holm over the ${PRIMARY_METRICS.length} primary metrics of a cell; secondary metrics each at alpha ${alpha}, uncorrected`,
+      mde: `the smallest change found in 80 % of repeats at the metric's alpha (primary: ${alpha} / ${PRIMARY_METRICS.length}), simulated from the runs' spread; never below the measurement's resolution`,
       resamples,
       seed,
       cv_threshold: cvThreshold,

@@ -1,9 +1,12 @@
-// Is B different from A? For one metric of one cell: the ratio of the
-// medians B / A with its bootstrap interval, a Mann-Whitney U test, and a
-// verdict that is only called when both agree. Too few runs give "too few
-// samples", never a guess.
+// Is B different from A? For the metrics of one cell: the ratio of the
+// medians B / A with its bootstrap interval, a Mann-Whitney U test corrected
+// over the metric's family (Holm), and a verdict that is only called when
+// both agree; otherwise the smallest change the runs could have found. Too
+// few runs give "too few samples", never a guess.
 import { median } from "simple-statistics";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrapRatioCI, mannWhitneyU, minAttainableP } from "./stats.ts";
+import { minimumDetectableEffect } from "./power.ts";
+import type { MetricFamily } from "./metrics.ts";
 
 /** Fewest measured runs per side before any verdict is given. */
 export const MIN_SAMPLES = 3;
@@ -32,6 +35,7 @@ export const DURATION: MetricSpec = { name: "duration", unit: "s", higherIsBette
 
 export const SAME_LABEL = "no significant difference";
 export const TOO_FEW_LABEL = "too few samples";
+export const NOT_MEASURED_LABEL = "not measured";
 
 export interface VerdictOptions {
   alpha?: number;
@@ -42,6 +46,10 @@ export interface VerdictOptions {
 
 export interface MetricComparison {
   metric: string;
+  /** The metric's key (COMPARED_METRICS), or its name for a metric compared on its own. */
+  key: string;
+  /** The family its verdict is corrected with; null for a metric compared on its own. */
+  family: MetricFamily | null;
   unit: string;
   n_a: number;
   n_b: number;
@@ -53,9 +61,21 @@ export interface MetricComparison {
   ci95: [number, number] | null;
   /** Two-sided Mann-Whitney U p-value; null when there are too few samples. */
   p_value: number | null;
+  /** The p-value after Holm's correction over its family (the p-value itself for a family of one). */
+  p_adjusted: number | null;
   test: "exact" | "normal" | null;
+  /**
+   * The minimum detectable effect: the smallest relative change (0.04 = 4 %)
+   * the rank test finds in 80 % of repeats at `mde_alpha` with these runs and
+   * their spread; null when too few runs, or none up to 10 x.
+   */
+  mde: number | null;
+  /** true when the MDE is the measurement's resolution (the runs varied less). */
+  mde_floor: boolean;
+  /** The significance level the MDE is computed at: alpha / family size for the primary family (Holm's first step). */
+  mde_alpha: number;
   verdict: VerdictKind;
-  /** The verdict in the metric's words: "faster", "slower", "no significant difference", "too few samples". */
+  /** The verdict in the metric's words: "faster", "slower", "no difference larger than 4.0 %", "too few samples". */
   label: string;
   /** true when B is better than A, false when worse, null when no difference was called. */
   better: boolean | null;
@@ -74,58 +94,109 @@ function fmtP(p: number): string {
   return p < 0.001 ? "p < 0.001" : `p = ${p.toFixed(3)}`;
 }
 
+/** "4.0 %", "0.35 %", "12 %": a relative change for a label. */
+export function fmtPercent(x: number): string {
+  const pct = x * 100;
+  if (pct < 0.01) return "0.01 %";
+  return `${pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toFixed(2)} %`;
+}
+
+/** One metric's samples, as given to compareFamily. */
+export interface FamilyMember {
+  a: number[];
+  b: number[];
+  spec: MetricSpec;
+  key?: string;
+  /** The smallest step of the measurement, in the samples' unit (the MDE's floor). */
+  resolution?: number;
+}
+
 /**
- * Compares one metric's measurements of B with A's. The verdict is "higher"
- * or "lower" only when the Mann-Whitney U test is significant at alpha AND
- * the 95 % interval of the ratio of medians excludes 1 on the same side;
- * otherwise "same". "too_few" when a side has fewer than minSamples runs, or
- * so few that the rank test could not reach alpha whatever the data.
+ * Compares each member's measurements of B with A's, the members' verdicts
+ * corrected together with Holm's step-down method (family: their family's
+ * name; null for one metric on its own). A verdict is "higher" or "lower"
+ * only when the Holm-adjusted Mann-Whitney U p-value is below alpha AND the
+ * 95 % interval of the ratio of medians excludes 1 on the same side;
+ * otherwise "same", labelled with the smallest change the runs could have
+ * found. "too_few" when a side has fewer than minSamples runs, or so few
+ * that the rank test could not reach alpha / family size whatever the data
+ * (Holm's first step: then nothing in the family can be called).
  */
-export function compareSamples(a: number[], b: number[], spec: MetricSpec, opts: VerdictOptions = {}): MetricComparison {
+export function compareFamily(members: FamilyMember[], family: MetricFamily | null, opts: VerdictOptions = {}): MetricComparison[] {
   const alpha = opts.alpha ?? DEFAULT_ALPHA;
   const minSamples = opts.minSamples ?? MIN_SAMPLES;
   if (!(alpha > 0 && alpha < 1)) throw new Error(`alpha must be between 0 and 1, got ${alpha}`);
   const boot = { resamples: opts.resamples ?? DEFAULT_RESAMPLES, seed: opts.seed ?? DEFAULT_SEED };
-  const medianA = a.length > 0 ? median(a) : null;
-  const medianB = b.length > 0 ? median(b) : null;
-  const ratio = medianA !== null && medianB !== null && medianA !== 0 ? medianB / medianA : null;
-  const ci95 = ratio === null ? null : bootstrapRatioCI(a, b, median, boot);
-  const base = {
-    metric: spec.name, unit: spec.unit, n_a: a.length, n_b: b.length,
-    median_a: medianA, median_b: medianB, ratio, ci95,
-  };
-  const tooFew = (reason: string): MetricComparison => ({
-    ...base, p_value: null, test: null, verdict: "too_few", label: TOO_FEW_LABEL, better: null, reason,
+  const measured = members.filter((m) => m.a.length > 0 && m.b.length > 0).length;
+  const size = Math.max(1, measured);
+  const stepAlpha = alpha / size;
+
+  const rows = members.map(({ a, b, spec, key, resolution }) => {
+    const medianA = a.length > 0 ? median(a) : null;
+    const medianB = b.length > 0 ? median(b) : null;
+    const ratio = medianA !== null && medianB !== null && medianA !== 0 ? medianB / medianA : null;
+    const ci95 = ratio === null ? null : bootstrapRatioCI(a, b, median, boot);
+    const power = medianA !== null && medianB !== null
+      ? minimumDetectableEffect(a, b, medianA, medianB, stepAlpha, { resolution, seed: boot.seed })
+      : null;
+    const base = {
+      metric: spec.name, key: key ?? spec.name, family, unit: spec.unit, n_a: a.length, n_b: b.length,
+      median_a: medianA, median_b: medianB, ratio, ci95, mde: power?.mde ?? null, mde_floor: power?.floor ?? false, mde_alpha: stepAlpha,
+    };
+    let tooFew: string | null = null;
+    if (a.length === 0 || b.length === 0) {
+      tooFew = a.length + b.length === 0 ? "not measured by this backend" : `measured on one side only (${a.length} vs ${b.length} runs)`;
+    } else if (a.length < minSamples || b.length < minSamples) {
+      tooFew = `${a.length} vs ${b.length} measured runs: at least ${minSamples} per side are needed`;
+    } else if (minAttainableP(a.length, b.length) >= stepAlpha) {
+      tooFew =
+        `with ${a.length} vs ${b.length} runs the rank test cannot reach p < ${+stepAlpha.toPrecision(3)}` +
+        `${size > 1 ? ` (alpha ${alpha} over ${size} ${family} metrics)` : ""} whatever the data: run at least ${runsNeeded(stepAlpha, minSamples)} per side`;
+    }
+    const mw = tooFew === null ? mannWhitneyU(a, b) : null;
+    return { spec, base, tooFew, mw };
   });
 
-  if (a.length < minSamples || b.length < minSamples) {
-    return tooFew(`${a.length} vs ${b.length} measured runs: at least ${minSamples} per side are needed`);
-  }
-  if (minAttainableP(a.length, b.length) >= alpha) {
-    return tooFew(
-      `with ${a.length} vs ${b.length} runs the rank test cannot reach p < ${alpha} whatever the data: ` +
-        `run at least ${runsNeeded(alpha, minSamples)} per side`,
-    );
-  }
+  // Holm: the k-th smallest p (0-based) times (size - k), never below the one before.
+  const adjusted = new Map<number, number>();
+  const tested = rows.map((r, i) => ({ i, p: r.mw?.p })).filter((x): x is { i: number; p: number } => x.p !== undefined);
+  tested.sort((x, y) => x.p - y.p);
+  let running = 0;
+  tested.forEach(({ i, p }, k) => {
+    running = Math.max(running, Math.min(1, (size - k) * p));
+    adjusted.set(i, running);
+  });
 
-  const mw = mannWhitneyU(a, b);
-  const tested = { ...base, p_value: mw.p, test: mw.method };
-  const same = (reason: string): MetricComparison => ({ ...tested, verdict: "same", label: SAME_LABEL, better: null, reason });
-  if (mw.p >= alpha) return same(`${fmtP(mw.p)} (Mann-Whitney U) is not below ${alpha}`);
-  if (ratio === null || ci95 === null) return same(`${fmtP(mw.p)} but the ratio of medians is undefined (median of A is 0)`);
-  const bHigher = mw.uB > mw.uA;
-  if (ci95[0] <= 1 && ci95[1] >= 1) {
-    return same(`${fmtP(mw.p)} but the 95 % interval of the ratio [${ci95[0].toFixed(3)}, ${ci95[1].toFixed(3)}] includes 1`);
-  }
-  if (bHigher !== ci95[0] > 1) {
-    return same(`${fmtP(mw.p)} but the rank test and the ratio of medians point in opposite directions`);
-  }
-  const verdict: VerdictKind = bHigher ? "higher" : "lower";
-  return {
-    ...tested,
-    verdict,
-    label: bHigher ? spec.higher : spec.lower,
-    better: bHigher === spec.higherIsBetter,
-    reason: `${fmtP(mw.p)} < ${alpha} (Mann-Whitney U) and the 95 % interval of the ratio excludes 1`,
-  };
+  return rows.map(({ spec, base, tooFew, mw }, i): MetricComparison => {
+    if (tooFew !== null || mw === null) {
+      const label = base.n_a + base.n_b === 0 ? NOT_MEASURED_LABEL : TOO_FEW_LABEL;
+      return { ...base, p_value: null, p_adjusted: null, test: null, verdict: "too_few", label, better: null, reason: tooFew ?? "" };
+    }
+    const pAdj = adjusted.get(i)!;
+    const pText = size > 1 ? `${fmtP(mw.p)}, ${fmtP(pAdj).replace("p", "Holm-adjusted p")}` : fmtP(mw.p);
+    const tested = { ...base, p_value: mw.p, p_adjusted: pAdj, test: mw.method };
+    const allZero = base.median_a === 0 && [...members[i].a, ...members[i].b].every((v) => v === 0);
+    const sameLabel = allZero ? "no difference (0 in every run)" : base.mde === null ? SAME_LABEL : `no difference larger than ${fmtPercent(base.mde)}`;
+    const same = (reason: string): MetricComparison => ({ ...tested, verdict: "same", label: sameLabel, better: null, reason });
+    if (pAdj >= alpha) return same(`${pText} (Mann-Whitney U) is not below ${alpha}`);
+    const { ratio, ci95 } = base;
+    if (ratio === null || ci95 === null) return same(`${pText} but the ratio of medians is undefined (median of A is 0)`);
+    const bHigher = mw.uB > mw.uA;
+    if (ci95[0] <= 1 && ci95[1] >= 1) {
+      return same(`${pText} but the 95 % interval of the ratio [${ci95[0].toFixed(3)}, ${ci95[1].toFixed(3)}] includes 1`);
+    }
+    if (bHigher !== ci95[0] > 1) return same(`${pText} but the rank test and the ratio of medians point in opposite directions`);
+    return {
+      ...tested,
+      verdict: bHigher ? "higher" : "lower",
+      label: bHigher ? spec.higher : spec.lower,
+      better: bHigher === spec.higherIsBetter,
+      reason: `${pText} < ${alpha} (Mann-Whitney U) and the 95 % interval of the ratio excludes 1`,
+    };
+  });
+}
+
+/** One metric compared on its own (a family of one: no correction). */
+export function compareSamples(a: number[], b: number[], spec: MetricSpec, opts: VerdictOptions & { resolution?: number } = {}): MetricComparison {
+  return compareFamily([{ a, b, spec, resolution: opts.resolution }], null, opts)[0];
 }

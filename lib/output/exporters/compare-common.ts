@@ -1,11 +1,12 @@
 // What every rendering of a comparison shows, as plain strings: the sides,
-// the rows of the throughput, peak-memory and outcome tables, and the notes.
+// the primary verdicts per cell, each cell's every metric, the outcomes,
+// and the notes.
 // compare-table.ts and compare-markdown.ts lay them out.
 import type { Align } from "../table.ts";
 import type { CellComparison, Comparison, SideInfo } from "../../stats/comparison.ts";
 import { describeDifferences } from "../../stats/fingerprint.ts";
-import { MiB } from "../../core/sizes.ts";
-import type { MetricComparison } from "../../stats/verdict.ts";
+import { fmtPercent, type MetricComparison } from "../../stats/verdict.ts";
+import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS } from "../../stats/metrics.ts";
 
 export interface TextTable {
   title: string;
@@ -48,38 +49,74 @@ export function sideLine(name: string, s: SideInfo): string {
   return `${name}${s.label && s.label !== name ? ` (${s.label})` : ""}: ${parts.join(", ")}`;
 }
 
-function metricRow(c: CellComparison, m: MetricComparison, scale: number, digits: number): string[] {
-  return [
-    String(c.ram_mb),
-    c.file_size,
+function scaled(v: number | null, key: string, digits?: number): string {
+  const m = COMPARED_METRICS.find((x) => x.key === key) ?? DERIVED_METRICS.find((x) => x.key === key);
+  if (v === null || !m) return fmtNum(v, digits ?? 2);
+  return fmtNum(v / m.scale, digits ?? m.digits);
+}
+
+function unitOf(unit: string): string {
+  return unit === "" ? "" : ` (${unit})`;
+}
+
+/** "4.0 %", "= resolution 0.01 %", "-" */
+function fmtMde(m: MetricComparison): string {
+  if (m.verdict === "too_few") return "-";
+  if (m.mde === null) return "> 10x";
+  return m.mde_floor ? `${fmtPercent(m.mde)} (resolution)` : fmtPercent(m.mde);
+}
+
+/** The p-value, and the Holm-adjusted one where it differs. */
+function fmtPs(m: MetricComparison): string {
+  if (m.p_value === null) return "-";
+  return m.p_adjusted !== null && m.family === "primary" ? `${fmtP(m.p_value)} (${fmtP(m.p_adjusted)})` : fmtP(m.p_value);
+}
+
+const METRIC_ALIGN: Align[] = ["left", "left", "right", "right", "right", "right", "left", "right", "right", "left"];
+const METRIC_HEADER = ["Metric", "Family", "Runs A/B", "Median A", "Median B", "B/A", "95 % CI", "p (Holm)", "MDE", "Verdict"];
+
+/** One cell's every metric: changed ones first, then the rest, then the derived figures. */
+export function cellTable(cell: CellComparison): TextTable {
+  const rows = cell.metrics.map((m) => [
+    `${m.metric}${unitOf(m.unit)}`,
+    m.family ?? "-",
     `${m.n_a}/${m.n_b}`,
-    fmtNum(m.median_a === null ? null : m.median_a / scale, digits),
-    fmtNum(m.median_b === null ? null : m.median_b / scale, digits),
+    scaled(m.median_a, m.key),
+    scaled(m.median_b, m.key),
     fmtRatio(m.ratio),
     fmtInterval(m.ci95),
-    fmtP(m.p_value),
+    fmtPs(m),
+    fmtMde(m),
     m.label,
-  ];
+  ]);
+  for (const d of cell.derived) {
+    rows.push([`${d.metric}${unitOf(d.unit)}`, "derived", "", scaled(d.median_a, d.key), scaled(d.median_b, d.key), fmtRatio(d.ratio), "-", "-", "-", `from ${d.from}, not tested`]);
+  }
+  return { title: `${cell.ram_mb}MB ${cell.file_size}: every metric, changed first`, header: METRIC_HEADER, rows, align: METRIC_ALIGN };
 }
 
-const METRIC_ALIGN: Align[] = ["right", "left", "right", "right", "right", "right", "left", "right", "left"];
-
-export function throughputTable(c: Comparison): TextTable {
+/** One row per cell: the primary metrics' ratio and verdict. */
+export function primaryTable(c: Comparison): TextTable {
+  const header = ["RAM (MB)", "File", "Runs A/B", ...PRIMARY_METRICS.map((m) => m.name)];
   return {
-    title: "Throughput (MiB/s, higher is better)",
-    header: ["RAM (MB)", "File", "Runs A/B", "Median A", "Median B", "B/A", "95 % CI", "p", "Verdict"],
-    rows: c.cells.map((cell) => metricRow(cell, cell.throughput, 1, 2)),
-    align: METRIC_ALIGN,
+    title: "Primary metrics: B/A and verdict (Holm-corrected per cell)",
+    header,
+    rows: c.cells.map((cell) => [
+      String(cell.ram_mb),
+      cell.file_size,
+      `${cell.throughput.n_a}/${cell.throughput.n_b}`,
+      ...PRIMARY_METRICS.map((p) => {
+        const m = cell.metrics.find((x) => x.key === p.key)!;
+        return m.ratio === null ? m.label : `${fmtRatio(m.ratio)} ${m.label}`;
+      }),
+    ]),
+    align: ["right", "left", "right", ...PRIMARY_METRICS.map((): Align => "left")],
   };
 }
 
-export function memoryTable(c: Comparison): TextTable {
-  return {
-    title: "Peak memory (MiB, lower is better)",
-    header: ["RAM (MB)", "File", "Runs A/B", "Median A", "Median B", "B/A", "95 % CI", "p", "Verdict"],
-    rows: c.cells.map((cell) => metricRow(cell, cell.peak_memory, MiB, 1)),
-    align: METRIC_ALIGN,
-  };
+/** Every cell's metric table, in the comparison's cell order. */
+export function cellTables(c: Comparison): TextTable[] {
+  return c.cells.map(cellTable);
 }
 
 function reasons(failures: Record<string, number>): string {
@@ -110,9 +147,11 @@ export function outcomeTable(c: Comparison): TextTable {
 export function methodLine(c: Comparison): string {
   const m = c.method;
   return (
-    `B/A is the ratio of the medians over successful runs; verdict "faster"/"slower" (or "less"/"more memory") only when ` +
-    `${m.test} gives p < ${m.alpha} and the ${m.interval} excludes 1; ` +
-    `fewer than ${m.runs_needed} runs per side: "too few samples".`
+    `B/A is the ratio of the medians over successful runs; a metric changed ("faster", "more memory"...) only when ` +
+    `${m.test} gives p < ${m.alpha} after correction and the ${m.interval} excludes 1. ` +
+    `Primary metrics (${m.primary.join(", ")}): ${m.correction}; read a secondary change as a pointer, not a verdict. ` +
+    `"No difference larger than X": X is the minimum detectable effect (MDE), ${m.mde}. ` +
+    `Fewer than ${m.runs_needed} runs per side: "too few samples" for the primary metrics.`
   );
 }
 
@@ -143,14 +182,18 @@ export function notes(c: Comparison): { warnings: string[]; noise: NoiseNote | n
     out.push("A and B are the same PicoShare binary (same SHA-256): an A/A comparison, expected to show no difference.");
   }
   for (const u of c.unmatched) out.push(`${u.ram_mb}MB ${u.file_size} was only run by ${u.side.toUpperCase()}: not compared.`);
-  const tests = c.cells.reduce(
-    (n, cell) => n + [cell.throughput, cell.peak_memory].filter((m) => m.verdict !== "too_few").length,
-    0,
-  );
+  const tests = c.cells.reduce((n, cell) => n + cell.metrics.filter((m) => m.family === "secondary" && m.verdict !== "too_few").length, 0);
   if (tests >= 10) {
     out.push(
-      `${tests} tests at alpha ${c.method.alpha}: about ${(tests * c.method.alpha).toFixed(1)} of them are expected ` +
+      `${tests} secondary tests at alpha ${c.method.alpha}: about ${(tests * c.method.alpha).toFixed(1)} of them are expected ` +
         `to show a difference by chance alone when nothing changed.`,
+    );
+  }
+  const families = c.cells.filter((cell) => cell.metrics.some((m) => m.family === "primary" && m.verdict !== "too_few")).length;
+  if (families >= 10) {
+    out.push(
+      `${families} cells, each a primary family at alpha ${c.method.alpha}: about ${(families * c.method.alpha).toFixed(1)} cell(s) ` +
+        `may show a primary change by chance alone when nothing changed.`,
     );
   }
   return { warnings, noise: noiseNote(c), notes: out };

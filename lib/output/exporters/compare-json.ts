@@ -2,7 +2,9 @@
 // so that scripts reading it can tell when its shape changes.
 import type { Comparison } from "../../stats/comparison.ts";
 
-export const COMPARISON_JSON_VERSION = 1;
+// 2: every metric per cell (cells[].metrics, cells[].derived), Holm-adjusted
+// p-values and the minimum detectable effect; "same" labels name that effect.
+export const COMPARISON_JSON_VERSION = 2;
 
 export function comparisonJson(c: Comparison): string {
   return `${JSON.stringify({ format: "picoshare-perf-comparison", version: COMPARISON_JSON_VERSION, ...c }, null, 2)}\n`;

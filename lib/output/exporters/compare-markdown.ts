@@ -1,6 +1,6 @@
 // A comparison as GitHub-flavoured Markdown, ready to paste into a pull request.
 import type { Comparison } from "../../stats/comparison.ts";
-import { methodLine, memoryTable, notes, outcomeTable, sideLine, throughputTable, type TextTable } from "./compare-common.ts";
+import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type TextTable } from "./compare-common.ts";
 
 /** A cell's text made safe inside a Markdown table. */
 function cell(text: string): string {
@@ -30,7 +30,10 @@ export function comparisonMarkdown(c: Comparison): string {
   if (noise) {
     out.push(`> **Warning:** ${noise.intro}`, ">", ...noise.items.map((i) => `> - ${i}`), ">", `> ${noise.causes}`, "");
   }
-  out.push(section(throughputTable(c)), "", section(memoryTable(c)), "", section(outcomeTable(c)), "");
+  out.push(section(primaryTable(c)), "");
+  // Every metric per cell, folded: the primary table above is what a review reads first.
+  for (const t of cellTables(c)) out.push(`<details><summary>${cell(t.title)}</summary>`, "", markdownTable(t), "", "</details>", "");
+  out.push(section(outcomeTable(c)), "");
   out.push(`<sub>${methodLine(c)}${extra.length > 0 ? ` ${extra.join(" ")}` : ""}</sub>`);
   return `${out.join("\n")}\n`;
 }

@@ -1,7 +1,7 @@
 // A comparison as aligned plain-text tables for the terminal.
 import type { Comparison } from "../../stats/comparison.ts";
 import { formatTable } from "../table.ts";
-import { methodLine, memoryTable, notes, outcomeTable, sideLine, throughputTable, type TextTable } from "./compare-common.ts";
+import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type TextTable } from "./compare-common.ts";
 
 function block(t: TextTable): string {
   return `${t.title}\n${t.rows.length > 0 ? formatTable(t.header, t.rows, t.align) : "(no cell run by both sides)"}`;
@@ -14,10 +14,9 @@ export function comparisonText(c: Comparison): string {
     sideLine("A", c.a),
     sideLine("B", c.b),
     "",
-    block(throughputTable(c)),
+    block(primaryTable(c)),
     "",
-    block(memoryTable(c)),
-    "",
+    ...cellTables(c).flatMap((t) => [block(t), ""]),
     block(outcomeTable(c)),
     "",
     methodLine(c),

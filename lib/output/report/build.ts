@@ -4,7 +4,7 @@
 import { DEFAULT_CV_THRESHOLD, cellKeyOf, describeNoise, likelyCauses, summarizeRuns, type CellKey, type CellSummary } from "../../stats/cells.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../../stats/comparison.ts";
 import { UsageError } from "../../core/errors.ts";
-import { memoryTable, methodLine, notes, outcomeTable, throughputTable } from "../exporters/compare-common.ts";
+import { cellTables, methodLine, notes, outcomeTable, primaryTable } from "../exporters/compare-common.ts";
 import type { HostFacts } from "../../upload/host.ts";
 import { isoTimestamp } from "../../upload/result.ts";
 import type { ResultsDb } from "../../store/results-db.ts";
@@ -142,7 +142,7 @@ async function comparisonSection(c: Comparison): Promise<string> {
     noise ? listWarningHtml(noise.intro, noise.items, noise.causes) : "",
   ];
   if (c.cells.length > 0) parts.push(`<div class="charts">${chartHtml("ratio", await renderSvg(ratioSpec(c)), CAPTIONS.ratio)}</div>`);
-  for (const t of [throughputTable(c), memoryTable(c), outcomeTable(c)]) {
+  for (const t of [primaryTable(c), ...cellTables(c), outcomeTable(c)]) {
     parts.push(scrollHtml(tableHtml({ header: t.header, rows: t.rows, numeric: t.align.map((a) => a === "right") }, t.title)));
   }
   parts.push(notesHtml([methodLine(c), ...extra]));
