@@ -10,7 +10,7 @@ import { UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
-import { VERSION_FORM, resolvePicoShare, resolvePicoShareVersion, type PicoShareBinary } from "../lib/upload/picoshare.ts";
+import { VERSION_FORM, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
 import { parseBackend } from "../lib/backends/index.ts";
 import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix/plan.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
@@ -25,7 +25,8 @@ import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
 import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
 import { DEFAULT_SEED } from "../lib/stats/stats.ts";
 
-const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V --b PATH|--b-version V [OPTIONS]
+const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source DIR [--a-ref REF]
+                              --b PATH|--b-version V|--b-source DIR [--b-ref REF] [OPTIONS]
        bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]
 
 Compares PicoShare build B with build A, cell by cell (RAM x file size), on
@@ -53,6 +54,12 @@ Live (one of each pair):
   --a-version V         or a release / commit of PicoShare, built and cached (e.g. v1.5.4)
   --b PATH              PicoShare binary B (the candidate)
   --b-version V         or a release / commit for B
+  --a-source DIR        or a PicoShare source tree (a checkout), built and cached by
+                        its content and the Go version (commit and "dirty" recorded)
+  --a-ref REF           with --a-source: the git ref REF of that checkout instead,
+                        built from a clean export (the working tree is not touched)
+  --b-source DIR, --b-ref REF
+                        the same for B
   --memory-limits LIST  RAM limits in MiB (default: 2048,1024,512,256)
   --file-sizes LIST     File sizes (default: 100M,500M,1G,2G,5G)
   --iterations N        Measured runs per side and cell (default: 5; at least
@@ -87,6 +94,7 @@ set-up problem, 1 anything else.
 Examples:
   bun scripts/compare.ts --a-version v1.5.4 --b ~/picoshare/picoshare --memory-limits 512 --file-sizes 100M,1G
   bun scripts/compare.ts --a old/picoshare --b new/picoshare --memory-limits 256 --file-sizes 100M --iterations 10 --warmup 2 --markdown
+  bun scripts/compare.ts --a-source ~/picoshare --a-ref main --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
   bun scripts/compare.ts --run-a 12 --run-b 13
   bun scripts/compare.ts --run-a 12 --run-b 13 --db results/results.db --json
 `;
@@ -96,6 +104,10 @@ const FLAGS = {
   b: { type: "string" },
   "a-version": { type: "string" },
   "b-version": { type: "string" },
+  "a-source": { type: "string" },
+  "b-source": { type: "string" },
+  "a-ref": { type: "string" },
+  "b-ref": { type: "string" },
   "memory-limits": { type: "string" },
   "file-sizes": { type: "string" },
   iterations: { type: "string" },
@@ -116,7 +128,7 @@ const FLAGS = {
 } as const;
 
 const LIVE_ONLY = [
-  "a", "b", "a-version", "b-version", "memory-limits", "file-sizes", "iterations", "warmup", "timeout",
+  "a", "b", "a-version", "b-version", "a-source", "b-source", "a-ref", "b-ref", "memory-limits", "file-sizes", "iterations", "warmup", "timeout",
   "test-files", "work-dir", "results-dir", "backend",
 ] as const;
 
@@ -135,37 +147,38 @@ function statsOptions(v: { alpha?: string; seed?: string; "cv-threshold"?: strin
   return { alpha, seed: wholeNumber("--seed", v.seed, DEFAULT_SEED, "1"), cvThreshold: cv / 100 };
 }
 
-type SideFlags = { path?: string; version?: string };
-
-/** Checks one side's flags before anything is built or run: exactly one of --X PATH / --X-version V. */
-function sideFlags(path: string | undefined, version: string | undefined, side: "a" | "b"): SideFlags {
-  if (path !== undefined && version !== undefined) {
-    throw new UsageError(`give either --${side} PATH or --${side}-version V, not both`);
+/** Checks one side's flags before anything is built or run: exactly one of --X PATH / --X-version V / --X-source DIR. */
+function sideFlags(v: Values, side: "a" | "b"): PicoShareChoice {
+  const get = (k: string) => v[k as keyof typeof FLAGS] as string | undefined;
+  const c: PicoShareChoice = { path: get(side), version: get(`${side}-version`), source: get(`${side}-source`), ref: get(`${side}-ref`) };
+  if (c.path === undefined && c.version === undefined && c.source === undefined) {
+    throw new UsageError(
+      `side ${side.toUpperCase()} is missing: give --${side} PATH, --${side}-version V or --${side}-source DIR (e.g. --${side}-version v1.5.4)`,
+      true,
+    );
   }
-  if (path === undefined && version === undefined) {
-    throw new UsageError(`side ${side.toUpperCase()} is missing: give --${side} PATH or --${side}-version V (e.g. --${side}-version v1.5.4)`, true);
+  if ([c.path, c.version, c.source].filter((x) => x !== undefined).length > 1) {
+    throw new UsageError(`give one of --${side} PATH, --${side}-version V and --${side}-source DIR, not several`);
   }
-  if (version !== undefined && !VERSION_FORM.test(version)) {
-    throw new UsageError(`--${side}-version "${version}" is not a release tag or a commit hash (e.g. --${side}-version v1.5.4)`);
+  if (c.ref !== undefined && c.source === undefined) throw new UsageError(`--${side}-ref needs --${side}-source DIR: the checkout the ref is taken from`);
+  if (c.version !== undefined && !VERSION_FORM.test(c.version)) {
+    throw new UsageError(`--${side}-version "${c.version}" is not a release tag or a commit hash (e.g. --${side}-version v1.5.4)`);
   }
-  return { path, version };
+  return c;
 }
 
-async function binary(f: SideFlags, side: "a" | "b"): Promise<PicoShareBinary> {
-  if (f.path !== undefined) {
-    return resolvePicoShare(f.path).catch((err) => {
-      throw err instanceof UsageError ? new UsageError(err.message.replace("(from --picoshare)", `(from --${side})`)) : err;
-    });
-  }
-  return resolvePicoShareVersion(f.version!, `--${side}-version`);
+async function binary(c: PicoShareChoice, side: "a" | "b"): Promise<PicoShareBinary> {
+  return resolvePicoShareChoice(c, side).catch((err) => {
+    throw err instanceof UsageError ? new UsageError(err.message.replace("(from --picoshare)", `(from --${side})`)) : err;
+  });
 }
 
 type Values = Partial<Record<keyof typeof FLAGS, string | boolean>>;
 
 async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
-  const flagsA = sideFlags(s("a"), s("a-version"), "a");
-  const flagsB = sideFlags(s("b"), s("b-version"), "b");
+  const flagsA = sideFlags(v, "a");
+  const flagsB = sideFlags(v, "b");
   const memory = parseMemoryLimits(s("memory-limits"));
   const sizes = parseFileSizes(s("file-sizes"));
   const iterations = positiveInt("--iterations", s("iterations") ?? "5", "5");

@@ -11,7 +11,7 @@ import { EXIT, UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { hostFacts } from "../lib/upload/host.ts";
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
-import { resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
+import { resolvePicoShare, resolvePicoShareChoice, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import type { BackendName } from "../lib/backends/types.ts";
@@ -60,6 +60,13 @@ Options:
   --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
                         $PICOSHARE_VERSION, default v1.5.4); resolved once, and
                         every test runs that same binary
+  --picoshare-source DIR
+                        Or build PicoShare from a source tree (a checkout) first:
+                        go build ./cmd/picoshare on a copy, cached by the tree's
+                        content and the Go version; commit, "dirty" and Go version
+                        go into every result
+  --picoshare-ref REF   With --picoshare-source: build the git ref REF of that
+                        checkout (from a clean export; the working tree is not touched)
   --generate            Make missing test files first (with generate-test-files)
   --test-files DIR      Where the test files are (default: ./test-files)
   --work-dir DIR        Where PicoShare's data and temp files go (run-test's --work-dir)
@@ -95,6 +102,8 @@ const FLAGS = {
   "file-sizes": { type: "string" },
   "results-dir": { type: "string" },
   picoshare: { type: "string" },
+  "picoshare-source": { type: "string" },
+  "picoshare-ref": { type: "string" },
   resume: { type: "string" },
   generate: { type: "boolean" },
   db: { type: "string" },
@@ -169,7 +178,10 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const dbPath = resolve((v.db as string | undefined) ?? join(resultsDir, "results.db"));
   if (!v.generate) await ensureTestFiles(sizes, testFiles, false);
   ensureWritableDir(resultsDir, "--results-dir");
-  const picoshare = await resolvePicoShare(v.picoshare as string | undefined);
+  const picoshare = await resolvePicoShareChoice(
+    { path: v.picoshare as string | undefined, source: v["picoshare-source"] as string | undefined, ref: v["picoshare-ref"] as string | undefined },
+    "picoshare",
+  );
   if (v.generate) await ensureTestFiles(sizes, testFiles, true);
   await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"));
   const options: MatrixOptions = {

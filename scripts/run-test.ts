@@ -8,7 +8,7 @@ import { log, success, failure, warn } from "../lib/core/log.ts";
 import { EXIT, UsageError } from "../lib/core/errors.ts";
 import { ensureWritableDir } from "../lib/core/files.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
-import { resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest } from "../lib/upload/runner.ts";
 import { recordResult } from "../lib/upload/record.ts";
@@ -54,6 +54,12 @@ Optional:
   --backend NAME      local (default: a cgroup on this host), vagrant or qemu
   --picoshare PATH    PicoShare binary to test (default: $PICOSHARE_BIN, else a
                       build of $PICOSHARE_VERSION, default v1.5.4, cached in .cache/)
+  --picoshare-source DIR
+                      Or build PicoShare from a source tree (a checkout): go build
+                      ./cmd/picoshare on a copy of it, cached by the tree's content
+                      and the Go version; the result records commit, "dirty", Go version
+  --picoshare-ref REF With --picoshare-source: build the git ref REF of that checkout
+                      (a clean export; the working tree is not touched)
   --verify            Download the entry after the upload and compare its SHA-256
                       with the test file (a mismatch fails the test as "corrupt")
   --work-dir DIR      Where PicoShare's data dir and temp files go; needs about twice
@@ -73,6 +79,7 @@ Examples:
   bun scripts/run-test.ts --ram 512 --file-size 100M --iterations 5 --warmup 1
   bun scripts/run-test.ts --ram 2048 --file-size 100M --keep-vm
   bun scripts/run-test.ts --ram 1024 --file-size 500M --picoshare ~/picoshare/picoshare
+  bun scripts/run-test.ts --ram 256 --file-size 100M --picoshare-source ~/picoshare --picoshare-ref main
 `;
 
 await runMain(async () => {
@@ -96,7 +103,10 @@ await runMain(async () => {
   const workDir = opt("workDir");
   ensureWritableDir(workDir, "--work-dir");
   const dbPath = opt("db") ?? join(resultsDir, "results.db");
-  const picoshare = await resolvePicoShare(opt("picoshare"));
+  const picoshare = await resolvePicoShareChoice(
+    { path: opt("picoshare") ?? undefined, source: opt("picoshareSource") ?? undefined, ref: opt("picoshareRef") ?? undefined },
+    "picoshare",
+  );
   const backend = await loadBackend(backendName, { reuseVm: opt("reuseVm") });
   const allowMemoryBackedWorkDir = opt("allowMemoryBackedWorkDir");
   await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9), allowMemoryBackedWorkDir });

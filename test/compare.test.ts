@@ -178,9 +178,10 @@ describe("the command line", () => {
   };
 
   test("bad usage: one ERROR line, exit 2, nothing on stdout", async () => {
-    await refused([], /side A is missing: give --a PATH or --a-version V/);
+    await refused([], /side A is missing: give --a PATH, --a-version V or --a-source DIR/);
     await refused(["--a", "/nonexistent/picoshare", "--b", "/bin/true", "--file-sizes", "1M", "--test-files", root], /test file .*1M\.bin is missing/);
-    await refused(["--a-version", "v1.5.4", "--a", "/bin/true"], /either --a PATH or --a-version V, not both/);
+    await refused(["--a-version", "v1.5.4", "--a", "/bin/true"], /one of --a PATH, --a-version V and --a-source DIR, not several/);
+    await refused(["--a-ref", "main", "--b", "/bin/true"], /--a-ref needs --a-source DIR/);
     await refused(["--a-version", "latest", "--b", "/bin/true", "--file-sizes", "8M", "--test-files", join(root, "files")], /--a-version "latest" is not a release tag/);
     await refused(["--run-a", "1", "--run-b", "x"], /--run-b must be a run id/);
     await refused(["--run-a", "1", "--run-b", "2", "--iterations", "3"], /drop --iterations \(live options\)/);

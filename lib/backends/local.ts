@@ -1,6 +1,7 @@
 // The local backend (the default): PicoShare as a process on this host, in a
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
+import { goRuntimeVarsSet } from "../upload/provenance.ts";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -173,6 +174,7 @@ class LocalEnvironment implements TestEnvironment {
         PS_SHARED_SECRET_FILE: secretFile,
         // Go's multipart parser spills uploads here: one folder per test.
         TMPDIR: join(this.dir, "tmp"),
+        ...goRuntimeVarsSet(),
       },
     });
     void this.proc.exited.then(this.exitedResolve);

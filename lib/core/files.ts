@@ -1,6 +1,6 @@
 // Writing files so that nothing half-written ever looks finished: write to a
 // temporary name beside the target, then rename (atomic on one file system).
-import { existsSync, renameSync, readFileSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants } from "node:fs";
+import { existsSync, renameSync, readFileSync, writeFileSync, rmSync, statfsSync, mkdirSync, accessSync, constants, cpSync, chmodSync, statSync, readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tmpdir } from "node:os";
 import { createHash } from "node:crypto";
@@ -102,4 +102,15 @@ export async function fileSha256(path: string): Promise<string> {
   const h = createHash("sha256");
   for await (const chunk of Bun.file(path).stream()) h.update(chunk);
   return h.digest("hex");
+}
+
+/** A writable copy of the tree `src` at `dest` (the Go module cache's files are read-only). */
+export function writableCopy(src: string, dest: string): void {
+  cpSync(src, dest, { recursive: true });
+  const walk = (p: string) => {
+    const st = statSync(p);
+    chmodSync(p, st.mode | 0o200);
+    if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
+  };
+  walk(dest);
 }

@@ -18,7 +18,25 @@ export interface Fingerprint {
    * parameter) are left out. "(varies)" where the run's results disagree.
    */
   backend_settings: Record<string, Setting>;
+  /**
+   * What else could explain a change that is not PicoShare's code, from the
+   * results (PROVENANCE): the cgroup version, the harness's commit and
+   * whether it was modified, the Go runtime variables, PicoShare's Go release.
+   * Absent from runs recorded before these existed.
+   */
+  provenance?: Record<string, Setting>;
 }
+
+/** The provenance facts a fingerprint carries, how each is read from a result, and why a difference matters. */
+const PROVENANCE: [name: string, value: (r: Partial<TestResult>) => Setting | undefined, why: string][] = [
+  ["cgroup_version", (r) => r.cgroup_version, "another cgroup version (other memory accounting)"],
+  ["harness_commit", (r) => r.harness_commit, "another version of the harness (its measurement code)"],
+  ["harness_dirty", (r) => r.harness_dirty, "a modified harness on one side"],
+  ["GOGC", (r) => (r.go_runtime_env === undefined ? undefined : (r.go_runtime_env?.GOGC ?? "unset")), "another Go GC target"],
+  ["GOMEMLIMIT", (r) => (r.go_runtime_env === undefined ? undefined : (r.go_runtime_env?.GOMEMLIMIT ?? "unset")), "another Go memory limit"],
+  ["GODEBUG", (r) => (r.go_runtime_env === undefined ? undefined : (r.go_runtime_env?.GODEBUG ?? "unset")), "other Go runtime settings"],
+  ["picoshare_go_version", (r) => r.picoshare_go_version, "PicoShare built with another Go release (the compiler, not PicoShare's code)"],
+];
 
 /**
  * Settings that name one test's environment (a cgroup path, a work dir, a VM
@@ -42,18 +60,35 @@ export const VARIES = "(varies)";
  * A run's fingerprint: the host facts taken when it started, its backend, and
  * the stable backend settings of its results.
  */
-export function runFingerprint(host: Partial<HostFacts>, backend: string, results: Pick<TestResult, "backend_settings">[]): Fingerprint {
-  const settings: Record<string, Setting> = {};
+export function runFingerprint(host: Partial<HostFacts>, backend: string, results: (Pick<TestResult, "backend_settings"> & Partial<TestResult>)[]): Fingerprint {
+  const provenance = (r: Partial<TestResult>) => {
+    const out: Record<string, Setting> = {};
+    for (const [name, value] of PROVENANCE) {
+      const v = value(r);
+      if (v !== undefined) out[name] = v;
+    }
+    return out;
+  };
+  return {
+    host,
+    backend,
+    backend_settings: agreed(results.map((r) => stableSettings(r.backend_settings ?? {}))),
+    provenance: agreed(results.map(provenance)),
+  };
+}
+
+/** Each key's value where all records agree, VARIES where they do not. */
+function agreed(records: Record<string, Setting>[]): Record<string, Setting> {
+  const out: Record<string, Setting> = {};
   const seen = new Set<string>();
-  results.forEach((r, i) => {
-    const s = stableSettings(r.backend_settings ?? {});
+  records.forEach((s, i) => {
     for (const key of new Set([...Object.keys(s), ...seen])) {
-      if (i === 0) settings[key] = s[key];
-      else if (settings[key] !== VARIES && settings[key] !== (key in s ? s[key] : undefined)) settings[key] = VARIES;
+      if (i === 0) out[key] = s[key];
+      else if (out[key] !== VARIES && out[key] !== (key in s ? s[key] : undefined)) out[key] = VARIES;
       seen.add(key);
     }
   });
-  return { host, backend, backend_settings: settings };
+  return out;
 }
 
 export interface FingerprintDifference {
@@ -136,6 +171,13 @@ export function compareFingerprints(a: Fingerprint, b: Fingerprint): Fingerprint
     const vb = b.backend_settings[key];
     if (va === undefined || vb === undefined || va === vb) continue;
     diffs.push({ field: `backend_settings.${key}`, a: show(va), b: show(vb), why: "another backend setting" });
+  }
+  for (const [name, , why] of PROVENANCE) {
+    const va = a.provenance?.[name];
+    const vb = b.provenance?.[name];
+    // Unknown on a side (an older record, a build without Go to read it): not named.
+    if (!known(va) || !known(vb) || va === vb) continue;
+    diffs.push({ field: name, a: show(va), b: show(vb), why });
   }
   return diffs;
 }

@@ -104,6 +104,14 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["anon_peak_bytes", (r) => r.anon_peak_bytes ?? null, "INTEGER", 4],
   ["memory_at_peak_json", (r) => (r.memory_at_peak ? JSON.stringify(r.memory_at_peak) : null), "TEXT", 4],
   ["memory_pressure_json", (r) => (r.memory_pressure ? JSON.stringify(r.memory_pressure) : null), "TEXT", 4],
+  ["picoshare_go_version", (r) => r.picoshare_go_version ?? null, "TEXT", 5],
+  ["picoshare_source", (r) => r.picoshare_source ?? null, "TEXT", 5],
+  ["picoshare_commit", (r) => r.picoshare_commit ?? null, "TEXT", 5],
+  ["picoshare_dirty", (r) => flag(r.picoshare_dirty ?? null), "INTEGER", 5],
+  ["harness_commit", (r) => r.harness_commit ?? null, "TEXT", 5],
+  ["harness_dirty", (r) => flag(r.harness_dirty ?? null), "INTEGER", 5],
+  ["go_runtime_env_json", (r) => (r.go_runtime_env ? JSON.stringify(r.go_runtime_env) : null), "TEXT", 5],
+  ["cgroup_version", (r) => r.cgroup_version ?? null, "TEXT", 5],
 ];
 
 /** The results columns a migration added (0: the table's first shape). */
@@ -166,6 +174,10 @@ ${firstColumns()}
   // upload left on disk, and the whole test's counters (null before, and
   // where a backend cannot read them).
   `${addedColumns(4)}`,
+  // What could explain a change that is not PicoShare's: how PicoShare was
+  // built (Go release; source tree, commit, dirty), the harness's own commit,
+  // the Go runtime variables PicoShare ran with, the cgroup version.
+  `${addedColumns(5)}`,
 ];
 
 

@@ -58,6 +58,9 @@ export const RUN_TEST_OPTIONS = {
   backend: passedOn(value("backend", parseBackend)),
   /** Checked when resolved (resolvePicoShare), which also has its default. */
   picoshare: value("picoshare", (t) => t),
+  /** A source tree to build (resolvePicoShareChoice checks it); a parent passes the built binary as --picoshare. */
+  picoshareSource: value("picoshare-source", (t) => t),
+  picoshareRef: value("picoshare-ref", (t) => t),
   testFiles: passedOn(value("test-files", (t) => resolve(t ?? TEST_FILES_DIR))),
   workDir: value("work-dir", (t) => resolve(t ?? defaultWorkDir())),
   verify: passedOn(toggle("verify")),

@@ -1,5 +1,6 @@
 // Which PicoShare binary a test runs, and its identity for the results.
-// One place decides: --picoshare PATH, else $PICOSHARE_BIN, else a build of
+// One place decides: --picoshare PATH, or a build of --picoshare-source DIR
+// (at --picoshare-ref REF), else $PICOSHARE_BIN, else a build of
 // $PICOSHARE_VERSION (default v1.5.4) cached per version under .cache/.
 import { run } from "../core/exec.ts";
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -8,6 +9,7 @@ import { UsageError, errorMessage } from "../core/errors.ts";
 import { fileSha256 } from "../core/files.ts";
 import { log } from "../core/log.ts";
 import { CACHE_DIR } from "../core/paths.ts";
+import { buildFromSource, sourceBuildOf, type SourceBuildInfo } from "./source-build.ts";
 
 export const PICOSHARE_MODULE = "github.com/mtlynch/picoshare";
 export const DEFAULT_VERSION = "v1.5.4";
@@ -17,7 +19,19 @@ export interface PicoShareBinary {
   /** Module version baked into the binary (e.g. "v1.5.4"), "(devel)" for a checkout build, or "unknown". */
   version: string;
   sha256: string;
-  source: "flag" | "env" | "cache" | "built";
+  source: "flag" | "env" | "cache" | "built" | "source";
+  /** The Go release it was built with (from its build info), or null where Go cannot read it. */
+  go_version: string | null;
+  /** What a build from source was built from (commit, dirty, ref), or null. */
+  build: SourceBuildInfo | null;
+}
+
+/** How a command names a binary: --X PATH, --X-version V, --X-source DIR with --X-ref REF. */
+export interface PicoShareChoice {
+  path?: string;
+  version?: string;
+  source?: string;
+  ref?: string;
 }
 
 function requireExecutable(path: string, from: string): void {
@@ -38,14 +52,24 @@ async function hasGo(): Promise<boolean> {
   return (await run(["go", "version"])).code === 0;
 }
 
-/** The module version recorded in a Go binary's build info, where Go is here to read it. */
-async function binaryVersion(path: string): Promise<string> {
-  if (!(await hasGo())) return "unknown";
+/** The module version and Go release recorded in a Go binary's build info, where Go is here to read it. */
+async function buildInfo(path: string): Promise<{ version: string; go: string | null }> {
+  if (!(await hasGo())) return { version: "unknown", go: null };
   const out = await run(["go", "version", "-m", path]);
+  const go = /^[^\n]*:\s+(go\S+)/.exec(out.stdout)?.[1] ?? null;
   const m = /^\s*mod\s+\S+\s+(\S+)/m.exec(out.stdout);
-  if (!m) return "unknown";
+  if (!m) return { version: "unknown", go };
   const rev = /vcs\.revision=(\w+)/.exec(out.stdout);
-  return m[1] === "(devel)" && rev ? `(devel) ${rev[1].slice(0, 12)}` : m[1];
+  return { version: m[1] === "(devel)" && rev ? `(devel) ${rev[1].slice(0, 12)}` : m[1], go };
+}
+
+/** A binary's identity for the results: version, Go release, sha256, and what a build from source came from. */
+async function identify(path: string, source: PicoShareBinary["source"], build: SourceBuildInfo | null = sourceBuildOf(path)): Promise<PicoShareBinary> {
+  const info = await buildInfo(path);
+  const version = build
+    ? `(source) ${build.commit ? build.commit.slice(0, 12) : build.content_hash.slice(0, 12)}${build.dirty ? " dirty" : ""}`
+    : info.version;
+  return { path, source, version, sha256: await fileSha256(path), go_version: info.go ?? build?.go_version ?? null, build };
 }
 
 export function cachedBinaryPath(version: string): string {
@@ -99,7 +123,28 @@ export async function resolvePicoShare(flagPath?: string): Promise<PicoShareBina
   } else {
     return resolvePicoShareVersion(process.env.PICOSHARE_VERSION || DEFAULT_VERSION, "PICOSHARE_VERSION");
   }
-  return { path, source, version: await binaryVersion(path), sha256: await fileSha256(path) };
+  return identify(path, source);
+}
+
+/**
+ * The binary a command's flags name, `prefix` being the flags' stem
+ * ("picoshare": --picoshare, --picoshare-version, --picoshare-source,
+ * --picoshare-ref; "a": --a, --a-version...). At most one of path, version and
+ * source; a ref only with a source. None: resolvePicoShare's defaults.
+ */
+export async function resolvePicoShareChoice(c: PicoShareChoice, prefix: string): Promise<PicoShareBinary> {
+  const given = (["path", "version", "source"] as const).filter((k) => c[k] !== undefined);
+  const flag = (k: keyof PicoShareChoice) => (k === "path" ? `--${prefix}` : `--${prefix}-${k}`);
+  if (given.length > 1) throw new UsageError(`give one of ${given.map((k) => flag(k)).join(", ")}, not several`);
+  if (c.ref !== undefined && c.source === undefined) {
+    throw new UsageError(`${flag("ref")} needs ${flag("source")} DIR: the git checkout the ref is taken from (e.g. ${flag("source")} ~/picoshare ${flag("ref")} main)`);
+  }
+  if (c.source !== undefined) {
+    const b = await buildFromSource(c.source, c.ref ?? null, flag("source"));
+    return identify(b.path, b.built ? "built" : "source", b.info);
+  }
+  if (c.version !== undefined) return resolvePicoShareVersion(c.version, flag("version"));
+  return resolvePicoShare(c.path);
 }
 
 /** A release tag (v1.5.4, v1.6.0-rc1) or a commit hash (7 to 40 hex digits): what `go install module@X` takes. */
@@ -130,5 +175,28 @@ export async function resolvePicoShareVersion(version: string, flag = "version")
     }
     source = "built";
   }
-  return { path, source, version: await binaryVersion(path), sha256: await fileSha256(path) };
+  return identify(path, source);
+}
+
+/**
+ * The folder of PicoShare `version`'s module source in Go's module cache
+ * (read-only), there once that version has been built here: a base for
+ * patched builds (copy it, make the copy writable, patch, --picoshare-source).
+ */
+export async function moduleSource(version = DEFAULT_VERSION): Promise<string> {
+  await resolvePicoShareVersion(version);
+  const cache = (await run(["go", "env", "GOMODCACHE"])).stdout.trim();
+  const dir = join(cache, `${PICOSHARE_MODULE}@${version}`);
+  if (!existsSync(join(dir, "go.mod"))) {
+    // Built by go install into a cache that was cleaned since: fetch the module alone.
+    const work = mkdtempSync(join(CACHE_DIR, ".modsrc-"));
+    try {
+      writeFileSync(join(work, "go.mod"), "module picoshare-perf-source\n\ngo 1.22\n");
+      const got = await run(["go", "mod", "download", `${PICOSHARE_MODULE}@${version}`], { cwd: work });
+      if (got.code !== 0) throw new UsageError(`could not fetch the source of PicoShare ${version}: ${got.stderr.trim().split("\n").pop()}`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  return dir;
 }

@@ -6,6 +6,7 @@ import type { BackendName } from "../backends/types.ts";
 import type { HostFacts } from "./host.ts";
 import type { Counters } from "./counters.ts";
 import type { MemoryBreakdown, MemoryPressure } from "../backends/types.ts";
+import type { GoRuntimeEnv } from "./provenance.ts";
 
 export const EXIT_REASONS = [
   "success",
@@ -81,6 +82,12 @@ export const NO_COUNTERS: UploadCounters = {
   memory_pressure: null,
 };
 
+/** A result's provenance fields when nothing is known (a record written before they existed). */
+export const NO_PROVENANCE = {
+  picoshare_go_version: null, picoshare_source: null, picoshare_commit: null, picoshare_dirty: null,
+  harness_commit: null, harness_dirty: null, go_runtime_env: null, cgroup_version: null,
+} satisfies Partial<TestResult>;
+
 export interface TestResult extends UploadCounters {
   // The original harness's fields.
   timestamp: string;
@@ -100,6 +107,21 @@ export interface TestResult extends UploadCounters {
   file_size_bytes: number;
   picoshare_version: string;
   picoshare_sha256: string;
+  /** The Go release PicoShare was built with (its build info); null where unknown. */
+  picoshare_go_version: string | null;
+  /** A build from source: the source tree, with "@REF" when a ref was built; null otherwise. */
+  picoshare_source: string | null;
+  /** A build from source: the commit built (a working tree: its HEAD); null otherwise or outside git. */
+  picoshare_commit: string | null;
+  /** A build from source of a working tree that differs from its HEAD; null when not built from git. */
+  picoshare_dirty: boolean | null;
+  /** The harness's own git commit, and whether its tracked files were modified; null outside git. */
+  harness_commit: string | null;
+  harness_dirty: boolean | null;
+  /** GOGC / GOMEMLIMIT / GODEBUG as PicoShare ran with them (null: unset). */
+  go_runtime_env: GoRuntimeEnv | null;
+  /** The cgroup version that held PicoShare ("1", "2"); null where a VM's memory is the limit. */
+  cgroup_version: string | null;
   /** The kernel's high-water mark for the environment, page cache included. */
   kernel_peak_memory_bytes: number | null;
   /** PicoShare's own peak resident set (VmHWM). */

@@ -19,6 +19,7 @@ import { isoTimestamp, type ExitReason, type Phases, type TestResult, type Uploa
 import type { Measurement } from "./record.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { fileSha256 } from "../core/files.ts";
+import { goRuntimeEnv, harnessVersion, type HarnessVersion } from "./provenance.ts";
 
 export const SAMPLE_INTERVAL_MS = 50;
 
@@ -164,7 +165,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   if (interrupted()) throw interruptSignal.reason;
 
   return {
-    result: resultOf(opts, { startedAt, host, seen, ending, phases: clock.phases, settings: env?.settings ?? {} }),
+    result: resultOf(opts, { startedAt, host, seen, ending, phases: clock.phases, settings: env?.settings ?? {}, harness: await harnessVersion() }),
     startedAt,
     picoshareLog: env ? logText : null,
   };
@@ -281,7 +282,7 @@ async function failureOf(err: unknown, env: TestEnvironment | null, started: boo
 /** The result record of a measured test; log_file is set once the log is written (recordResult). */
 function resultOf(
   opts: TestOptions,
-  t: { startedAt: Date; host: HostFacts; seen: Observed; ending: Ending; phases: Phases; settings: TestResult["backend_settings"] },
+  t: { startedAt: Date; host: HostFacts; seen: Observed; ending: Ending; phases: Phases; settings: TestResult["backend_settings"]; harness: HarnessVersion },
 ): TestResult {
   const { seen, ending } = t;
   const success = ending.reason === "success";
@@ -304,6 +305,14 @@ function resultOf(
     file_size_bytes: opts.size.bytes,
     picoshare_version: opts.picoshare.version,
     picoshare_sha256: opts.picoshare.sha256,
+    picoshare_go_version: opts.picoshare.go_version,
+    picoshare_source: opts.picoshare.build ? `${opts.picoshare.build.source_dir}${opts.picoshare.build.ref ? `@${opts.picoshare.build.ref}` : ""}` : null,
+    picoshare_commit: opts.picoshare.build?.commit ?? null,
+    picoshare_dirty: opts.picoshare.build?.dirty ?? null,
+    harness_commit: t.harness.commit,
+    harness_dirty: t.harness.dirty,
+    go_runtime_env: goRuntimeEnv(),
+    cgroup_version: typeof t.settings.cgroup_version === "string" ? t.settings.cgroup_version : null,
     kernel_peak_memory_bytes: seen.kernelPeak,
     picoshare_peak_rss_bytes: seen.picoRss,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,

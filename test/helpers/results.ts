@@ -1,7 +1,7 @@
 // Synthetic test results for the statistics, comparison and report tests:
 // a complete TestResult with the given measurements, everything else fixed.
 import type { HostFacts } from "../../lib/upload/host.ts";
-import { NO_COUNTERS, type TestResult } from "../../lib/upload/result.ts";
+import { NO_COUNTERS, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
 import { MiB, parseSize } from "../../lib/core/sizes.ts";
 
 export const HOST: HostFacts = {
@@ -40,6 +40,7 @@ export function fakeResult(f: Fake = {}): TestResult {
   const peak = Math.round((f.peakMiB ?? 20) * MiB);
   return {
     ...NO_COUNTERS,
+    ...NO_PROVENANCE,
     timestamp: "2026-01-29T12:00:00+00:00",
     ram_mb: f.ram ?? 512,
     file_size: size.label,

@@ -1,6 +1,7 @@
 // The shell scripts the qemu backend runs in the guest as root (the image's
 // user has password-less sudo): PicoShare's start as a systemd unit, and the
 // sampler that reports the guest's memory and PicoShare's exit.
+import { goRuntimeVarsSet } from "../../upload/provenance.ts";
 import { shq } from "../../core/exec.ts";
 import { COUNTERS_FN, MEM_FN, storageScript } from "../../vm/guest.ts";
 import { GUEST_HTTP_PORT } from "../../vm/qemu.ts";
@@ -40,6 +41,7 @@ export function startCommand(): string {
       `--setenv=PORT=${GUEST_HTTP_PORT}`,
       `--setenv=PS_SHARED_SECRET_FILE=${GUEST_HOME}/secret`,
       `--setenv=TMPDIR=${GUEST_HOME}/tmp`,
+      ...Object.entries(goRuntimeVarsSet()).map(([k, v]) => shq(`--setenv=${k}=${v}`)),
       `${GUEST_BIN} -db ${GUEST_HOME}/data/store.db`,
     ].join(" "),
     `systemctl show --property=MainPID --value ${UNIT}`,

@@ -1,6 +1,7 @@
 // The shell scripts the vagrant backend runs in the guest, and what they
 // print back. Plain POSIX sh, since ssh hands every command to the remote
 // user's login shell (bash for vagrant, possibly dash).
+import { goRuntimeVarsSet } from "../../upload/provenance.ts";
 import type { ExitInfo } from "../types.ts";
 import { shq } from "../../core/exec.ts";
 import { systemdExit, waitStatusExit } from "../../vm/guest.ts";
@@ -60,6 +61,7 @@ export function startCommand(method: StartMethod, spec: StartSpec): string {
     PS_SHARED_SECRET_FILE: `${spec.guestDir}/secret`,
     // Go's multipart parser spills uploads here: one folder, wiped between tests.
     TMPDIR: `${spec.guestDir}/tmp`,
+    ...goRuntimeVarsSet(),
   };
   const argv = [`${spec.guestDir}/bin/picoshare`, "-db", `${spec.guestDir}/data/store.db`].map(shq).join(" ");
   const lines = [

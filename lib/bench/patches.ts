@@ -1,0 +1,57 @@
+// Known changes to PicoShare v1.5.4's source, for checking that the harness
+// finds what it should (bench-detection, the tests): each is a text
+// replacement in one file, refused when the text is not there.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writableCopy } from "../core/files.ts";
+
+export interface SourcePatch {
+  name: string;
+  /** What the change does, and what it should change in the measurements. */
+  description: string;
+  /** The metric keys (lib/stats/metrics.ts) the change is expected to move, and which way. */
+  expect: { key: string; direction: "higher" | "lower" }[];
+  file: string;
+  from: string;
+  to: string;
+}
+
+export const CHUNK_SIZE_PATCH: SourcePatch = {
+  name: "chunk-4m",
+  description: "SQLite chunk size 320 KiB -> 4 MiB (store/sqlite/sqlite.go defaultChunkSize): more memory per chunk in flight, fewer writes",
+  expect: [{ key: "picoshare_peak_rss", direction: "higher" }],
+  file: "store/sqlite/sqlite.go",
+  from: "defaultChunkSize = uint64(32768 * 10)",
+  to: "defaultChunkSize = uint64(32768 * 128)",
+};
+
+/** About 0.1 s of CPU per upload request on a 2020s x86 core, whatever the body's size. */
+export const CPU_WORK_PATCH: SourcePatch = {
+  name: "cpu-work",
+  description: "a fixed loop of 10^8 multiply-adds per upload request (handlers/upload.go): more CPU seconds, nothing else",
+  expect: [{ key: "cpu_seconds", direction: "higher" }],
+  file: "handlers/upload.go",
+  from: "\tmultipartMaxMemory := mibToBytes(1)\n",
+  to:
+    "\tperfBusy := uint64(1)\n" +
+    "\tfor i := 0; i < 100000000; i++ {\n\t\tperfBusy = perfBusy*6364136223846793005 + 1442695040888963407\n\t}\n" +
+    "\tif perfBusy == 42 {\n\t\tlog.Print(perfBusy)\n\t}\n" +
+    "\tmultipartMaxMemory := mibToBytes(1)\n",
+};
+
+export const KNOWN_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, CPU_WORK_PATCH];
+
+/** Applies `patch` to the source tree at `dir`; throws when the file does not have the text to replace. */
+export function applyPatch(dir: string, patch: SourcePatch): void {
+  const path = join(dir, patch.file);
+  const text = readFileSync(path, "utf8");
+  if (!text.includes(patch.from)) throw new Error(`patch ${patch.name}: ${patch.file} does not contain ${JSON.stringify(patch.from)}`);
+  writeFileSync(path, text.replace(patch.from, patch.to));
+}
+
+/** A writable copy of the source at `src` in `dest`, with `patches` applied. */
+export function patchedCopy(src: string, dest: string, patches: SourcePatch[]): string {
+  writableCopy(src, dest);
+  for (const p of patches) applyPatch(dest, p);
+  return dest;
+}

@@ -1,0 +1,44 @@
+// What could explain a change that is not PicoShare's, recorded with every
+// result: the harness's own version (its git commit, dirty when modified),
+// and the Go runtime settings PicoShare runs with. GOGC, GOMEMLIMIT and
+// GODEBUG are passed from the harness's environment to PicoShare on every
+// backend (and nothing else of it): set them to test their effect.
+import { run } from "../core/exec.ts";
+import { ROOT } from "../core/paths.ts";
+
+/** The Go runtime variables PicoShare gets from the harness's environment. */
+export const GO_RUNTIME_VARS = ["GOGC", "GOMEMLIMIT", "GODEBUG"] as const;
+export type GoRuntimeEnv = Record<(typeof GO_RUNTIME_VARS)[number], string | null>;
+
+/** GOGC / GOMEMLIMIT / GODEBUG as PicoShare will see them: the harness's values, null when unset. */
+export function goRuntimeEnv(env: NodeJS.ProcessEnv = process.env): GoRuntimeEnv {
+  const out = {} as GoRuntimeEnv;
+  for (const k of GO_RUNTIME_VARS) out[k] = env[k] === undefined || env[k] === "" ? null : env[k]!;
+  return out;
+}
+
+/** The variables that are set, for a child's environment. */
+export function goRuntimeVarsSet(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(Object.entries(goRuntimeEnv(env)).filter((e): e is [string, string] => e[1] !== null));
+}
+
+export interface HarnessVersion {
+  /** The harness checkout's commit, or null outside git. */
+  commit: string | null;
+  /** true when its tracked files differ from that commit; null outside git. */
+  dirty: boolean | null;
+}
+
+let harness: Promise<HarnessVersion> | null = null;
+
+/** The harness's own version, read once per process. */
+export function harnessVersion(): Promise<HarnessVersion> {
+  harness ??= (async () => {
+    const head = await run(["git", "-C", ROOT, "rev-parse", "--verify", "--quiet", "HEAD"]);
+    if (head.code !== 0) return { commit: null, dirty: null };
+    // Tracked files only: results/, test-files/ and .cache/ are the harness's output, not its code.
+    const status = await run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]);
+    return { commit: head.stdout.trim(), dirty: status.code === 0 ? status.stdout.trim() !== "" : null };
+  })();
+  return harness;
+}

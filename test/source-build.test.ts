@@ -1,0 +1,165 @@
+// Builds from source: a real PicoShare v1.5.4 source tree (from Go's module
+// cache), patched, committed to a git repository made here, built with Go
+// by run-test and compare; the cache, what the result records, the refusals,
+// and a compare of the chunk-size build against v1.5.4.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
+import { CHUNK_SIZE_PATCH, patchedCopy } from "../lib/bench/patches.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { run } from "../lib/core/exec.ts";
+import { MiB } from "../lib/core/sizes.ts";
+import { runScript } from "./helpers/run.ts";
+
+setDefaultTimeout(300_000);
+
+let root: string;
+let files: string;
+let repo: string;
+let cache: string;
+let goVersion: string;
+let v154: string;
+
+const git = async (...args: string[]) => {
+  const r = await run(["git", "-C", repo, "-c", "user.email=perf@test", "-c", "user.name=perf", ...args]);
+  if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout.trim();
+};
+
+beforeAll(async () => {
+  v154 = (await resolvePicoShare()).path;
+  root = mkdtempSync(join(tmpdir(), "source-build-spec-"));
+  files = join(root, "files");
+  mkdirSync(files);
+  await writeTestFile(testFilePath("4M", files), 4 * MiB);
+  await writeTestFile(testFilePath("16M", files), 16 * MiB);
+  // A maintainer's checkout: v1.5.4 with the chunk-size change committed on a branch.
+  repo = patchedCopy(await moduleSource(), join(root, "picoshare"), []);
+  await git("init", "-q", "-b", "main");
+  await git("add", "-A");
+  await git("commit", "-q", "-m", "v1.5.4");
+  await git("checkout", "-q", "-b", "chunk");
+  patchedCopy(await moduleSource(), join(root, "chunked"), [CHUNK_SIZE_PATCH]);
+  writeFileSync(join(repo, CHUNK_SIZE_PATCH.file), readFileSync(join(root, "chunked", CHUNK_SIZE_PATCH.file)));
+  await git("commit", "-q", "-am", "4 MiB chunks");
+  // A cache of this test's own: the first build must be a build.
+  cache = join(root, "cache");
+  goVersion = (await run(["go", "env", "GOVERSION"])).stdout.trim();
+}, 600_000);
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function runTest(results: string, ...extra: string[]) {
+  return runScript(
+    "run-test",
+    ["--ram", "256", "--file-size", "4M", "--test-files", files, "--results-dir", results, "--work-dir", mkdtempSync(join(root, "work-")), ...extra],
+    { PERF_CACHE_DIR: cache, PICOSHARE_BIN: v154 },
+  );
+}
+
+function resultOf(results: string) {
+  const name = readdirSync(results).find((f) => /^result-.*\.json$/.test(f))!;
+  return JSON.parse(readFileSync(join(results, name), "utf8"));
+}
+
+describe("run-test --picoshare-source", () => {
+  test("a modified checkout is built once and cached; the result records commit, dirty and the Go version", async () => {
+    const head = await git("rev-parse", "HEAD");
+    writeFileSync(join(repo, "NOTES.local"), "an untracked file: part of the tree as built\n");
+    const first = await runTest(join(root, "r1"), "--picoshare-source", repo);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain(`Building PicoShare from ${repo} (${goVersion}`);
+    const r1 = resultOf(join(root, "r1"));
+    expect(r1).toMatchObject({
+      success: true, picoshare_source: repo, picoshare_commit: head, picoshare_dirty: true, picoshare_go_version: goVersion,
+      picoshare_version: `(source) ${head.slice(0, 12)} dirty`,
+    });
+    // The harness's own version and the Go runtime variables PicoShare ran with.
+    expect(r1.harness_commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(typeof r1.harness_dirty).toBe("boolean");
+    expect(r1.go_runtime_env).toEqual({ GOGC: null, GOMEMLIMIT: null, GODEBUG: null });
+
+    const second = await runTest(join(root, "r2"), "--picoshare-source", repo);
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toContain("Building PicoShare");
+    expect(resultOf(join(root, "r2")).picoshare_sha256).toBe(r1.picoshare_sha256);
+    expect(readdirSync(join(cache, "picoshare")).filter((d) => d.startsWith("source-"))).toHaveLength(1);
+
+    // A changed file is another build.
+    writeFileSync(join(repo, "NOTES.local"), "changed\n");
+    const third = await runTest(join(root, "r3"), "--picoshare-source", repo);
+    expect(third.stderr).toContain("Building PicoShare");
+    rmSync(join(repo, "NOTES.local"));
+  });
+
+  test("--picoshare-ref builds a clean export of the ref: not dirty, the working tree untouched", async () => {
+    const file = join(repo, CHUNK_SIZE_PATCH.file);
+    writeFileSync(file, `${readFileSync(file, "utf8")}\n// a local edit\n`);
+    const before = await git("status", "--porcelain");
+    const main = await git("rev-parse", "main");
+    const ran = await runTest(join(root, "r4"), "--picoshare-source", repo, "--picoshare-ref", "main");
+    expect(ran.code).toBe(0);
+    expect(resultOf(join(root, "r4"))).toMatchObject({ picoshare_commit: main, picoshare_dirty: false, picoshare_source: `${repo}@main` });
+    expect(await git("status", "--porcelain")).toBe(before);
+    expect(readFileSync(file, "utf8")).toContain("// a local edit");
+    await git("checkout", "-q", "--", CHUNK_SIZE_PATCH.file);
+  });
+
+  test("GOGC, GOMEMLIMIT and GODEBUG of the harness reach PicoShare and the result", async () => {
+    const results = join(root, "r5");
+    const ran = await runScript(
+      "run-test",
+      ["--ram", "256", "--file-size", "4M", "--test-files", files, "--results-dir", results, "--work-dir", mkdtempSync(join(root, "work-"))],
+      { PICOSHARE_BIN: v154, GOGC: "50", GOMEMLIMIT: "100MiB" },
+    );
+    expect(ran.code).toBe(0);
+    expect(resultOf(results).go_runtime_env).toEqual({ GOGC: "50", GOMEMLIMIT: "100MiB", GODEBUG: null });
+  });
+
+  test("refusals: one line, exit 2, nothing written", async () => {
+    const refused = async (args: string[], message: RegExp) => {
+      const results = mkdtempSync(join(root, "refused-"));
+      const ran = await runTest(results, ...args);
+      expect(ran.code).toBe(2);
+      expect(ran.stdout).toBe("");
+      expect(ran.stderr.trim().split("\n").filter((l) => l.includes("ERROR"))).toHaveLength(1);
+      expect(ran.stderr).toMatch(message);
+      expect(readdirSync(results)).toEqual([]);
+    };
+    const broken = join(root, "broken");
+    patchedCopy(await moduleSource(), broken, [{ ...CHUNK_SIZE_PATCH, to: "defaultChunkSize = uint64(32768 * 128" }]);
+    await refused(["--picoshare-source", broken], /ERROR: could not build PicoShare from --picoshare-source .*broken: .*sqlite\.go:\d+:\d+: syntax error/);
+    await refused(["--picoshare-source", join(root, "files")], /is not a PicoShare source tree \(no go\.mod and cmd\/picoshare\)/);
+    await refused(["--picoshare-source", repo, "--picoshare-ref", "no-such-branch"], /--picoshare-ref no-such-branch: not a commit of the git tree/);
+    await refused(["--picoshare-ref", "main"], /--picoshare-ref needs --picoshare-source DIR/);
+    await refused(["--picoshare-source", repo, "--picoshare", "/bin/true"], /give one of --picoshare, --picoshare-source, not several/);
+    // Nothing half-built left in the cache.
+    expect(readdirSync(join(cache, "picoshare")).filter((d) => d.startsWith("."))).toEqual([]);
+  });
+});
+
+test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare peak RSS), and says what else it saw", async () => {
+  const results = join(root, "compare");
+  const ran = await runScript(
+    "compare",
+    [
+      "--a", v154, "--b-source", repo, "--b-ref", "chunk", "--memory-limits", "256", "--file-sizes", "16M",
+      "--iterations", "5", "--warmup", "0", "--test-files", files, "--results-dir", results, "--json",
+    ],
+    { PERF_CACHE_DIR: cache },
+  );
+  expect(ran.code).toBe(0);
+  const c = JSON.parse(ran.stdout);
+  expect(c.b.picoshare_version).toBe(`(source) ${(await git("rev-parse", "chunk")).slice(0, 12)}`);
+  const [cell] = c.cells;
+  const rss = cell.metrics.find((m: { key: string }) => m.key === "picoshare_peak_rss");
+  expect(rss).toMatchObject({ family: "primary", verdict: "higher", label: "more memory", better: false });
+  expect(rss.ratio).toBeGreaterThan(1.2);
+  expect(rss.p_adjusted).toBeLessThan(0.05);
+  // Every metric is there with its MDE or a reason; the changed ones first.
+  expect(cell.metrics).toHaveLength(10);
+  const changed = cell.metrics.map((m: { verdict: string }) => m.verdict === "higher" || m.verdict === "lower");
+  expect(changed.indexOf(false) === -1 || changed.slice(changed.indexOf(false)).every((x: boolean) => !x)).toBe(true);
+}, 600_000);
