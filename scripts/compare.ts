@@ -151,6 +151,7 @@ function statsOptions(v: { alpha?: string; seed?: string; "cv-threshold"?: strin
 function sideFlags(v: Values, side: "a" | "b"): PicoShareChoice {
   const get = (k: string) => v[k as keyof typeof FLAGS] as string | undefined;
   const c: PicoShareChoice = { path: get(side), version: get(`${side}-version`), source: get(`${side}-source`), ref: get(`${side}-ref`) };
+  if (c.ref !== undefined && c.source === undefined) throw new UsageError(`--${side}-ref needs --${side}-source DIR: the checkout the ref is taken from`);
   if (c.path === undefined && c.version === undefined && c.source === undefined) {
     throw new UsageError(
       `side ${side.toUpperCase()} is missing: give --${side} PATH, --${side}-version V or --${side}-source DIR (e.g. --${side}-version v1.5.4)`,
@@ -160,7 +161,6 @@ function sideFlags(v: Values, side: "a" | "b"): PicoShareChoice {
   if ([c.path, c.version, c.source].filter((x) => x !== undefined).length > 1) {
     throw new UsageError(`give one of --${side} PATH, --${side}-version V and --${side}-source DIR, not several`);
   }
-  if (c.ref !== undefined && c.source === undefined) throw new UsageError(`--${side}-ref needs --${side}-source DIR: the checkout the ref is taken from`);
   if (c.version !== undefined && !VERSION_FORM.test(c.version)) {
     throw new UsageError(`--${side}-version "${c.version}" is not a release tag or a commit hash (e.g. --${side}-version v1.5.4)`);
   }

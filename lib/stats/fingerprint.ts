@@ -4,6 +4,7 @@
 // and the backend's settings.
 import type { HostFacts } from "../upload/host.ts";
 import type { TestResult } from "../upload/result.ts";
+import type { GoRuntimeEnv } from "../upload/provenance.ts";
 import { formatBytes } from "../core/sizes.ts";
 
 type Setting = string | number | boolean | null;
@@ -27,14 +28,18 @@ export interface Fingerprint {
   provenance?: Record<string, Setting>;
 }
 
+/** A Go runtime variable as recorded: its value, "unset", or null when the result does not say (older records). */
+const goVar = (r: Partial<TestResult>, name: keyof GoRuntimeEnv): Setting =>
+  r.go_runtime_env ? (r.go_runtime_env[name] ?? "unset") : null;
+
 /** The provenance facts a fingerprint carries, how each is read from a result, and why a difference matters. */
 const PROVENANCE: [name: string, value: (r: Partial<TestResult>) => Setting | undefined, why: string][] = [
   ["cgroup_version", (r) => r.cgroup_version, "another cgroup version (other memory accounting)"],
   ["harness_commit", (r) => r.harness_commit, "another version of the harness (its measurement code)"],
   ["harness_dirty", (r) => r.harness_dirty, "a modified harness on one side"],
-  ["GOGC", (r) => (r.go_runtime_env === undefined ? undefined : (r.go_runtime_env?.GOGC ?? "unset")), "another Go GC target"],
-  ["GOMEMLIMIT", (r) => (r.go_runtime_env === undefined ? undefined : (r.go_runtime_env?.GOMEMLIMIT ?? "unset")), "another Go memory limit"],
-  ["GODEBUG", (r) => (r.go_runtime_env === undefined ? undefined : (r.go_runtime_env?.GODEBUG ?? "unset")), "other Go runtime settings"],
+  ["GOGC", (r) => goVar(r, "GOGC"), "another Go GC target"],
+  ["GOMEMLIMIT", (r) => goVar(r, "GOMEMLIMIT"), "another Go memory limit"],
+  ["GODEBUG", (r) => goVar(r, "GODEBUG"), "other Go runtime settings"],
   ["picoshare_go_version", (r) => r.picoshare_go_version, "PicoShare built with another Go release (the compiler, not PicoShare's code)"],
 ];
 
