@@ -155,7 +155,10 @@ function reportTest(result: TestResult, ramMiB: number): void {
   log(`   Throughput: ${result.throughput_mbps.toFixed(2)} MB/s`);
   log(`   Peak Memory: ${result.peak_memory_mb}MB / ${ramMiB}MB`);
   // The working set above includes page cache PicoShare touched; its own resident set is what its code holds.
-  if (result.picoshare_peak_rss_bytes !== null) log(`   PicoShare Peak RSS: ${Math.round(result.picoshare_peak_rss_bytes / MiB)}MB`);
+  if (result.picoshare_peak_rss_bytes !== null) {
+    const anon = result.anon_peak_bytes === null ? "" : ` (anon peak ${Math.round(result.anon_peak_bytes / MiB)}MB)`;
+    log(`   PicoShare Peak RSS: ${Math.round(result.picoshare_peak_rss_bytes / MiB)}MB${anon}`);
+  }
   if (result.disk_write_bytes !== null) {
     log(
       `   Counters (upload): CPU ${result.cpu_user_seconds}s user + ${result.cpu_system_seconds}s system, ` +

@@ -90,7 +90,7 @@ describe("a passing matrix", () => {
     expect(summary).toMatch(/Failed:\s+0/);
     expect(summary).toMatch(/Overhead:\s+[\d.]+ s per test outside the upload/);
     expect(summary).toMatch(/RAM \(MB\)\s+File\s+Duration/);
-    expect(summary).toMatch(/^\s+128\s+8M\s+[\d.]+\s+[\d.]+\s+\d+\s+200\s+PASS\s+success$/m);
+    expect(summary).toMatch(/^\s+128\s+8M\s+[\d.]+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+200\s+PASS\s+success$/m);
     expect(summary).not.toContain("Resume with");
 
     // matrix.json keeps the options and the run id.

@@ -13,18 +13,20 @@ function num(n: number | null, digits: number): string {
 /** The results, one line per cell, in the order given. */
 export function resultsTable(rows: MatrixRow[]): string {
   return formatTable(
-    ["RAM (MB)", "File", "Duration (s)", "Throughput (MB/s)", "Peak memory (MB)", "HTTP", "Result", "Exit reason"],
+    ["RAM (MB)", "File", "Duration (s)", "Throughput (MB/s)", "Peak memory (MB)", "PicoShare RSS (MB)", "Anon peak (MB)", "HTTP", "Result", "Exit reason"],
     rows.map((r) => [
       String(r.ram_mb),
       r.file_size,
       num(r.duration_seconds, 2),
       num(r.throughput_mbps, 2),
       num(r.peak_memory_mb, 0),
+      num(r.picoshare_peak_rss_mb ?? null, 0),
+      num(r.anon_peak_mb ?? null, 0),
       r.http_status || "-",
       r.success ? "PASS" : "FAIL",
       r.exit_reason,
     ]),
-    ["right", "right", "right", "right", "right", "left", "left", "left"],
+    ["right", "right", "right", "right", "right", "right", "right", "left", "left", "left"],
   );
 }
 

@@ -17,13 +17,15 @@ export interface CellKey {
 }
 
 /** The measurements summarized per cell, each over the cell's successful runs only. */
-export const CELL_METRICS = ["duration_seconds", "throughput_mbps", "peak_memory_bytes"] as const;
+export const CELL_METRICS = ["duration_seconds", "throughput_mbps", "peak_memory_bytes", "picoshare_peak_rss_bytes", "anon_peak_bytes"] as const;
 export type CellMetric = (typeof CELL_METRICS)[number];
 
 export const METRIC_LABELS: Record<CellMetric, string> = {
   duration_seconds: "upload duration",
   throughput_mbps: "throughput",
   peak_memory_bytes: "peak memory",
+  picoshare_peak_rss_bytes: "PicoShare peak RSS",
+  anon_peak_bytes: "anon peak",
 };
 
 export interface CellSummary extends CellKey {
@@ -41,6 +43,9 @@ export interface CellSummary extends CellKey {
   duration_seconds: Summary;
   throughput_mbps: Summary;
   peak_memory_bytes: Summary;
+  /** PicoShare's own peak resident set (VmHWM) and the anon peak: what its code holds, page cache left out. */
+  picoshare_peak_rss_bytes: Summary;
+  anon_peak_bytes: Summary;
   /** The metrics whose coefficient of variation is above the threshold. */
   noisy: NoisyMetric[];
   /** The CV warning for this cell (metrics, figures, likely causes), or none. */
@@ -108,7 +113,7 @@ export function likelyCauses(metric: CellMetric, host?: Partial<HostFacts>, samp
 }
 
 function formatMetric(metric: CellMetric, v: number): string {
-  if (metric === "peak_memory_bytes") return `${(v / MiB).toFixed(1)} MiB`;
+  if (metric === "peak_memory_bytes" || metric === "picoshare_peak_rss_bytes" || metric === "anon_peak_bytes") return `${(v / MiB).toFixed(1)} MiB`;
   if (metric === "throughput_mbps") return `${v.toFixed(2)} MiB/s`;
   return `${v.toFixed(2)} s`;
 }
@@ -174,6 +179,11 @@ export function summarizeCell(results: TestResult[], opts: CellStatsOptions = {}
   return summarizeRuns({ ram_mb: first.ram_mb, file_size: first.file_size, file_size_bytes: first.file_size_bytes }, results, opts);
 }
 
+/** The values a backend measured (null: not measured, e.g. a VM backend's anon peak). */
+function measured(results: TestResult[], value: (r: TestResult) => number | null | undefined): number[] {
+  return results.map(value).filter((v): v is number => typeof v === "number");
+}
+
 /** As summarizeCell, for a cell given by its key (it may have no result at all, only harness errors). */
 export function summarizeRuns(key: CellKey, results: TestResult[], opts: CellStatsOptions = {}): CellSummary {
   const ok = results.filter((r) => r.success);
@@ -184,6 +194,8 @@ export function summarizeRuns(key: CellKey, results: TestResult[], opts: CellSta
     duration_seconds: summarize(ok.map((r) => r.duration_seconds), boot),
     throughput_mbps: summarize(ok.map((r) => r.throughput_mbps), boot),
     peak_memory_bytes: summarize(ok.map((r) => r.peak_memory_bytes), boot),
+    picoshare_peak_rss_bytes: summarize(measured(ok, (r) => r.picoshare_peak_rss_bytes), boot),
+    anon_peak_bytes: summarize(measured(ok, (r) => r.anon_peak_bytes), boot),
   };
   const host = results[0]?.host;
   const threshold = opts.cvThreshold ?? DEFAULT_CV_THRESHOLD;

@@ -17,6 +17,8 @@ const FORMATS: Record<CellMetric, MetricFormat> = {
   duration_seconds: { label: "Duration (s)", scale: (v) => v, digits: 3 },
   throughput_mbps: { label: "Throughput (MB/s)", scale: (v) => v, digits: 2 },
   peak_memory_bytes: { label: "Peak memory (MB)", scale: (v) => v / MiB, digits: 1 },
+  picoshare_peak_rss_bytes: { label: "PicoShare RSS (MB)", scale: (v) => v / MiB, digits: 1 },
+  anon_peak_bytes: { label: "Anon peak (MB)", scale: (v) => v / MiB, digits: 1 },
 };
 
 function value(metric: CellMetric, v: number | null): string {
@@ -44,7 +46,7 @@ function outcome(c: CellSummary): string {
  */
 export function statisticsBlock(c: CellSummary, ramMiB: number): string[] {
   const runs = c.runs + c.harness_errors;
-  const metrics: CellMetric[] = ["duration_seconds", "throughput_mbps", "peak_memory_bytes"];
+  const metrics: CellMetric[] = ["duration_seconds", "throughput_mbps", "peak_memory_bytes", "picoshare_peak_rss_bytes", "anon_peak_bytes"];
   const table = formatTable(
     ["Metric", "n", "Median", "Mean", "SD", "CV", "Min", "Max", "95% CI (median)"],
     metrics.map((m) => {
@@ -68,11 +70,13 @@ export function statisticsBlock(c: CellSummary, ramMiB: number): string[] {
  * failed, and the median, CV and 95 % CI of throughput, duration and peak memory.
  */
 export function cellStatsTable(cells: CellSummary[]): string {
-  const metrics: CellMetric[] = ["throughput_mbps", "duration_seconds", "peak_memory_bytes"];
+  const metrics: CellMetric[] = ["throughput_mbps", "duration_seconds", "peak_memory_bytes", "picoshare_peak_rss_bytes"];
   const short: Record<CellMetric, string> = {
     throughput_mbps: "Throughput (MB/s)",
     duration_seconds: "Duration (s)",
     peak_memory_bytes: "Peak (MB)",
+    picoshare_peak_rss_bytes: "PicoShare RSS (MB)",
+    anon_peak_bytes: "Anon peak (MB)",
   };
   const header = ["RAM (MB)", "File", "n", "Passed", "Failed"];
   for (const m of metrics) header.push(`${short[m]} median`, "CV", "95% CI");

@@ -31,12 +31,19 @@ export interface MatrixRow {
   success: boolean;
   /** The result file (absolute or as given), or null when there is none. */
   result_file: string | null;
+  // Not in the CSV (its header is the original's): for summary.txt and `results show`.
+  /** PicoShare's own peak resident set (VmHWM), MiB; absent in states written before it was kept. */
+  picoshare_peak_rss_mb?: number | null;
+  /** The peak of anonymous memory sampled with the working set, MiB. */
+  anon_peak_mb?: number | null;
 }
 
 type ResultFields = Pick<
   TestResult,
   "ram_mb" | "file_size" | "duration_seconds" | "throughput_mbps" | "peak_memory_mb" | "http_status" | "exit_reason" | "success"
->;
+> & Partial<Pick<TestResult, "picoshare_peak_rss_bytes" | "anon_peak_bytes">>;
+
+const mib = (bytes: number | null | undefined) => (bytes === null || bytes === undefined ? null : Math.round(bytes / 1048576));
 
 export function rowFromResult(r: ResultFields, resultFile: string | null): MatrixRow {
   return {
@@ -49,6 +56,8 @@ export function rowFromResult(r: ResultFields, resultFile: string | null): Matri
     exit_reason: r.exit_reason,
     success: r.success,
     result_file: resultFile,
+    picoshare_peak_rss_mb: mib(r.picoshare_peak_rss_bytes),
+    anon_peak_mb: mib(r.anon_peak_bytes),
   };
 }
 

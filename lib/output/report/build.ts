@@ -60,15 +60,17 @@ function statsTable(cells: CellSummary[]): string {
         "RAM (MB)", "File", "Runs", "Passed", "OOM", "Other failures", "No result",
         "Throughput median (MiB/s)", "95 % CI", "CV",
         "Peak memory median (MiB)", "95 % CI", "CV",
+        "PicoShare peak RSS median (MiB)", "95 % CI", "Anon peak median (MiB)",
         "Duration median (s)", "CV",
       ],
       rows: cells.map((c) => [
         String(c.ram_mb), c.file_size, String(c.runs), String(c.passed), String(c.oom), String(c.failed - c.oom), String(c.harness_errors),
         fmt(c.throughput_mbps.median, 2), ci(c.throughput_mbps, 2), pct(c.throughput_mbps.cv),
         fmt(c.peak_memory_bytes.median, 1, MiB), ci(c.peak_memory_bytes, 1, MiB), pct(c.peak_memory_bytes.cv),
+        fmt(c.picoshare_peak_rss_bytes.median, 1, MiB), ci(c.picoshare_peak_rss_bytes, 1, MiB), fmt(c.anon_peak_bytes.median, 1, MiB),
         fmt(c.duration_seconds.median, 2), pct(c.duration_seconds.cv),
       ]),
-      numeric: [true, false, true, true, true, true, true, true, false, true, true, false, true, true, true],
+      numeric: [true, false, true, true, true, true, true, true, false, true, true, false, true, true, false, true, true, true],
     },
     "Per cell (statistics over the successful runs)",
   );
