@@ -8,11 +8,12 @@ import { runMain } from "../lib/core/main.ts";
 import { log, warn } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
-import { RESULTS_DIR, TEST_FILES_DIR, command, displayPath } from "../lib/core/paths.ts";
+import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { VERSION_FORM, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
-import { parseBackend } from "../lib/backends/index.ts";
 import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix/plan.ts";
+import { preflight } from "../lib/matrix/preflight.ts";
+import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
 import { runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/store/stored-runs.ts";
@@ -70,7 +71,11 @@ Live (one of each pair):
   --timeout SEC         Upload timeout per test (default: 600)
   --test-files DIR      Where the test files are (default: ./test-files)
   --work-dir DIR        Where PicoShare's data and temp files go (default: system temp, or
-                        /var/tmp where that is in memory)
+                        /var/tmp where that is in memory); refused on tmpfs
+  --allow-memory-backed-work-dir
+                        local: a --work-dir on tmpfs is used, not refused (run-test's)
+  --verify              Download each entry and compare it with the file (run-test's)
+  --reuse-vm            vagrant: one VM per memory limit (run-test's --reuse-vm)
   --results-dir DIR     Where the comparison's folder goes (default: ./results)
   --backend NAME        Test environment: local (default), vagrant or qemu
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
@@ -112,11 +117,8 @@ const FLAGS = {
   "file-sizes": { type: "string" },
   iterations: { type: "string" },
   warmup: { type: "string" },
-  timeout: { type: "string" },
-  "test-files": { type: "string" },
   "work-dir": { type: "string" },
   "results-dir": { type: "string" },
-  backend: { type: "string" },
   db: { type: "string" },
   "run-a": { type: "string" },
   "run-b": { type: "string" },
@@ -127,10 +129,14 @@ const FLAGS = {
   "cv-threshold": { type: "string" },
 } as const;
 
+/** With run-test's flags that a parent passes to each test (--timeout, --backend, --test-files, --verify...). */
+const ALL_FLAGS = { ...FLAGS, ...passedFlagSpec() };
+const PASSED_FLAGS = Object.keys(passedFlagSpec());
+
 const LIVE_ONLY = [
-  "a", "b", "a-version", "b-version", "a-source", "b-source", "a-ref", "b-ref", "memory-limits", "file-sizes", "iterations", "warmup", "timeout",
-  "test-files", "work-dir", "results-dir", "backend",
-] as const;
+  "a", "b", "a-version", "b-version", "a-source", "b-source", "a-ref", "b-ref", "memory-limits", "file-sizes", "iterations", "warmup",
+  "work-dir", "results-dir", ...PASSED_FLAGS,
+];
 
 function wholeNumber(flag: string, text: string | undefined, fallback: number, example: string): number {
   if (text === undefined) return fallback;
@@ -173,19 +179,20 @@ async function binary(c: PicoShareChoice, side: "a" | "b"): Promise<PicoShareBin
   });
 }
 
-type Values = Partial<Record<keyof typeof FLAGS, string | boolean>>;
+type Values = Partial<Record<keyof typeof ALL_FLAGS, string | boolean>> & Record<string, string | boolean | undefined>;
 
 async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
+  const passed = passedByMatrix(v);
   const flagsA = sideFlags(v, "a");
   const flagsB = sideFlags(v, "b");
   const memory = parseMemoryLimits(s("memory-limits"));
   const sizes = parseFileSizes(s("file-sizes"));
   const iterations = positiveInt("--iterations", s("iterations") ?? "5", "5");
   const warmup = wholeNumber("--warmup", s("warmup"), 1, "1");
-  const timeout = positiveNumber("--timeout", s("timeout") ?? "600", "600");
-  const backend = parseBackend(s("backend"));
-  const testFiles = resolve(s("test-files") ?? TEST_FILES_DIR);
+  passed.get("timeout");
+  const backend = passed.get("backend");
+  const testFiles = passed.get("test_files");
   for (const size of sizes) requireTestFile(size, testFiles);
   const resultsDir = resolve(s("results-dir") ?? RESULTS_DIR);
   ensureWritableDir(resultsDir, "--results-dir");
@@ -194,6 +201,8 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   const dbPath = resolve(s("db") ?? join(resultsDir, "results.db"));
   const a = await binary(flagsA, "a");
   const b = await binary(flagsB, "b");
+  // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
+  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"));
   const alpha = stats.alpha ?? DEFAULT_ALPHA;
   const needed = runsNeeded(alpha / PRIMARY_METRICS.length);
   if (iterations < needed) {
@@ -210,7 +219,7 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   log(`B: ${b.version} (${b.path}, sha256 ${b.sha256.slice(0, 12)})`);
   log(`Cells: ${cells.length} (RAM ${memory.join(",")} x ${sizes.map((x) => x.label).join(",")}); ${warmup} warm-up + ${iterations} measured run(s) per side each: ${cells.length * 2 * (warmup + iterations)} tests`);
   const out = await runLiveCompare({
-    a, b, cells, iterations, warmup, testFiles, workDir: workDir ?? null, resultsDir, dbPath, timeoutSec: timeout, backend,
+    a, b, cells, iterations, warmup, passed: passed.all(), workDir: workDir ?? null, resultsDir, dbPath,
     extraOptions: { alpha: stats.alpha, seed: stats.seed, tmpdir: workDir ?? defaultWorkDir() },
   });
   log(`Stored as runs ${out.runA} (A) and ${out.runB} (B): ` +
@@ -245,7 +254,7 @@ function stored(v: Values, stats: ComparisonOptions): Comparison {
 }
 
 await runMain(async () => {
-  const { values: v } = parseCli(FLAGS, USAGE);
+  const { values: v } = parseCli(ALL_FLAGS, USAGE);
   if (v.json && v.markdown) throw new UsageError("give --json or --markdown, not both");
   const stats = statsOptions(v);
   const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;

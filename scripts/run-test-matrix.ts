@@ -11,10 +11,9 @@ import { EXIT, UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { hostFacts } from "../lib/upload/host.ts";
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
-import { resolvePicoShare, resolvePicoShareChoice, type PicoShareBinary } from "../lib/upload/picoshare.ts";
+import { resolvePicoShare, resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
-import type { BackendName } from "../lib/backends/types.ts";
 import { runProjectScript } from "../lib/core/child-script.ts";
 import { formatDuration } from "../lib/core/durations.ts";
 import {
@@ -24,6 +23,7 @@ import { pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
 import { MatrixRun, type EndStatus } from "../lib/matrix/run.ts";
 import { resumeCommand } from "../lib/matrix/outputs.ts";
 import { runCell } from "../lib/matrix/cell.ts";
+import { preflight } from "../lib/matrix/preflight.ts";
 import { matrixProgress } from "../lib/matrix/progress.ts";
 import { formatOverhead } from "../lib/output/summary.ts";
 import { parseSize, type Size } from "../lib/core/sizes.ts";
@@ -140,27 +140,6 @@ async function ensureTestFiles(sizes: Size[], dir: string, generate: boolean, ca
         `run \`${make}\` to see why`,
     );
   }
-}
-
-async function preflight(
-  backendName: BackendName,
-  picoshare: PicoShareBinary,
-  memory: number[],
-  sizes: Size[],
-  workDir: string | null,
-  allowMemoryBackedWorkDir: boolean | undefined,
-) {
-  const backend = await loadBackend(backendName);
-  const dir = workDir ?? defaultWorkDir();
-  ensureWritableDir(dir, "--work-dir");
-  await backend.preflight({
-    ramMiB: Math.max(...memory),
-    workDir: dir,
-    picoshare,
-    uploadBytes: Math.max(...sizes.map((s) => s.bytes)),
-    signal: interruptSignal,
-    allowMemoryBackedWorkDir,
-  });
 }
 
 /** A new matrix from the command line: every check that can refuse comes before the folder is made. */

@@ -207,6 +207,27 @@ describe("the command line", () => {
     await refused(["--alpha", "0.7", "--run-a", "1", "--run-b", "2"], /--alpha must be below 0.5/);
   });
 
+  test("a work dir on tmpfs is refused before any test, as run-test refuses it; run-test's flags are compare's", async () => {
+    const mnt = mkdtempSync(join(root, "tmpfs-"));
+    const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt], { stderr: "pipe" });
+    if (m.exitCode !== 0) throw new Error(`mount tmpfs: ${m.stderr}`);
+    try {
+      const files = join(root, "tmpfs-files");
+      mkdirSync(files, { recursive: true });
+      await writeTestFile(testFilePath("1M", files), MiB);
+      const bin = (await resolvePicoShareVersion("v1.5.4")).path;
+      const results = join(root, "tmpfs-results");
+      const args = ["--a", bin, "--b", bin, "--memory-limits", "256", "--file-sizes", "1M", "--test-files", files, "--results-dir", results, "--work-dir", mnt];
+      await refused(args, /--work-dir \S+ is on tmpfs: .*--allow-memory-backed-work-dir/);
+      expect(existsSync(results) ? readdirSync(results) : []).toEqual([]);
+      // run-test's own flags, read by the same table: a bad --timeout is refused as run-test refuses it.
+      await refused([...args, "--timeout", "soon"], /--timeout must be a number above 0/);
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
   test("--help prints the usage with examples, exit 0", async () => {
     const ran = await runScript("compare", ["--help"]);
     expect(ran.code).toBe(0);

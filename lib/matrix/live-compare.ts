@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runTestChild } from "./run-test-child.ts";
-import { childEnv, runTestArgs } from "../upload/options.ts";
+import { childEnv, matrixPassedArgs, runTestArgs, type MatrixPassed } from "../upload/options.ts";
 import { recordHarnessError } from "../upload/record.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
@@ -20,7 +20,6 @@ import { fileStamp, isoTimestamp, type TestResult } from "../upload/result.ts";
 import { ResultsDb } from "../store/results-db.ts";
 import { MiB } from "../core/sizes.ts";
 import type { SideInput } from "../stats/comparison.ts";
-import type { BackendName } from "../backends/types.ts";
 
 export type SideName = "a" | "b";
 
@@ -30,13 +29,12 @@ export interface LiveCompareOptions {
   cells: Cell[];
   iterations: number;
   warmup: number;
-  testFiles: string;
+  /** run-test's flags passed to each test (timeout, backend, test files, verify...), as the option table reads them. */
+  passed: MatrixPassed;
   workDir: string | null;
   /** The comparison's folder goes in here (compare-STAMP/). */
   resultsDir: string;
   dbPath: string;
-  timeoutSec: number;
-  backend: BackendName;
   /** Stored with the runs, e.g. the statistics settings. */
   extraOptions?: Record<string, unknown>;
 }
@@ -75,8 +73,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     iterations: opts.iterations,
     warmup: opts.warmup,
     order: "alternating (A B, B A, ...) within each cell",
-    timeout: opts.timeoutSec,
-    test_files: opts.testFiles,
+    ...opts.passed,
     work_dir: opts.workDir,
     dir,
     a: { path: opts.a.path, version: opts.a.version, sha256: opts.a.sha256 },
@@ -87,7 +84,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     db.startRun({
       kind: `compare-${side}`,
       startedAt: isoTimestamp(started),
-      backend: opts.backend,
+      backend: opts.passed.backend,
       resultsDir: dirs[side],
       picoshareVersion: binaries[side].version,
       picoshareSha256: binaries[side].sha256,
@@ -120,13 +117,13 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     const outDir = warm ? dirs.warmup : dirs[side];
     const logFile = join(outDir, warm ? "run-test.log" : `run-test-${cell.ram}MB-${cell.size.label}.log`);
     const args = runTestArgs({
-      ram: cell.ram, size: cell.size, timeoutSec: opts.timeoutSec, resultsDir: outDir,
-      db: warm ? warmupDb : opts.dbPath, backend: opts.backend, picoshare: binaries[side].path,
-      testFiles: opts.testFiles, workDir: opts.workDir,
+      ...matrixPassedArgs(opts.passed),
+      ram: cell.ram, size: cell.size, resultsDir: outDir,
+      db: warm ? warmupDb : opts.dbPath, picoshare: binaries[side].path, workDir: opts.workDir,
     });
     const child = await runTestChild(args, {
       logFile,
-      timeoutSec: opts.timeoutSec,
+      timeoutSec: opts.passed.timeout,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
       env: childEnv({ runId: warm ? null : runIds[side] }),
       header: (pid) => `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`,
@@ -178,7 +175,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     picoshare_version: binaries[s].version,
     picoshare_sha256: binaries[s].sha256,
     picoshare_path: binaries[s].path,
-    fingerprint: runFingerprint(host, opts.backend, results[s]),
+    fingerprint: runFingerprint(host, opts.passed.backend, results[s]),
     results: results[s],
     harness_errors: harnessErrors[s],
   });

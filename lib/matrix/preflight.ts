@@ -1,0 +1,31 @@
+// The checks a parent (the matrix, live compare) makes once before its first
+// test, so that an environment that would make the numbers lie (a tmpfs work
+// dir, a --ram above what the harness can have, a missing VM tool) refuses
+// with exit 2 before anything is written, not in every child.
+import { interruptSignal } from "../core/cleanup.ts";
+import { defaultWorkDir, ensureWritableDir } from "../core/files.ts";
+import type { Size } from "../core/sizes.ts";
+import { loadBackend } from "../backends/index.ts";
+import type { BackendName } from "../backends/types.ts";
+import type { PicoShareBinary } from "../upload/picoshare.ts";
+
+export async function preflight(
+  backendName: BackendName,
+  picoshare: PicoShareBinary,
+  memory: number[],
+  sizes: Size[],
+  workDir: string | null,
+  allowMemoryBackedWorkDir: boolean | undefined,
+): Promise<void> {
+  const backend = await loadBackend(backendName);
+  const dir = workDir ?? defaultWorkDir();
+  ensureWritableDir(dir, "--work-dir");
+  await backend.preflight({
+    ramMiB: Math.max(...memory),
+    workDir: dir,
+    picoshare,
+    uploadBytes: Math.max(...sizes.map((s) => s.bytes)),
+    signal: interruptSignal,
+    allowMemoryBackedWorkDir,
+  });
+}
