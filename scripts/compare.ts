@@ -75,6 +75,7 @@ Live (one of each pair):
   --allow-memory-backed-work-dir
                         local: a --work-dir on tmpfs is used, not refused (run-test's)
   --verify              Download each entry and compare it with the file (run-test's)
+  --drop-caches         Root: sync and drop the page cache before each test (run-test's)
   --reuse-vm            vagrant: one VM per memory limit (run-test's --reuse-vm)
   --results-dir DIR     Where the comparison's folder goes (default: ./results)
   --backend NAME        Test environment: local (default), vagrant or qemu
@@ -202,7 +203,7 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   const a = await binary(flagsA, "a");
   const b = await binary(flagsB, "b");
   // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
-  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"));
+  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
   const alpha = stats.alpha ?? DEFAULT_ALPHA;
   const needed = runsNeeded(alpha / PRIMARY_METRICS.length);
   if (iterations < needed) {

@@ -73,6 +73,7 @@ Options:
   --allow-memory-backed-work-dir
                         local: a --work-dir on tmpfs is used, not refused (run-test's)
   --verify              Download each entry and compare it with the file (run-test's --verify)
+  --drop-caches         Root: sync and drop the page cache before each test (run-test's)
   --reuse-vm            vagrant: one VM per memory limit, kept across that limit's tests
                         (run-test's --reuse-vm); destroyed when the matrix ends
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
@@ -162,7 +163,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     "picoshare",
   );
   if (v.generate) await ensureTestFiles(sizes, testFiles, true);
-  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"));
+  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
   const options: MatrixOptions = {
     memory_limits: memory,
     file_sizes: sizes.map((s) => s.label),
@@ -209,7 +210,7 @@ async function resume(v: Values, t0: number): Promise<MatrixRun> {
     const left = pendingTests(state);
     const pendingSizes = sizes.filter((s) => left.some((t) => t.size.label === s.label));
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
-    await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir);
+    await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches);
     return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
   } catch (err) {
     lock.release();

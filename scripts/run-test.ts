@@ -9,6 +9,7 @@ import { EXIT, UsageError } from "../lib/core/errors.ts";
 import { ensureWritableDir } from "../lib/core/files.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
+import { checkDropCaches } from "../lib/upload/noise.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest } from "../lib/upload/runner.ts";
 import { recordResult } from "../lib/upload/record.ts";
@@ -62,6 +63,9 @@ Optional:
                       (a clean export; the working tree is not touched)
   --verify            Download the entry after the upload and compare its SHA-256
                       with the test file (a mismatch fails the test as "corrupt")
+  --drop-caches       Root: sync and drop the page cache before each test, so that
+                      every test starts cold (the test file is read from disk); the
+                      result says so (caches_dropped)
   --work-dir DIR      Where PicoShare's data dir and temp files go; needs about twice
                       the file size free (default: the system temp folder, or
                       /var/tmp where that is in memory). local: a folder on tmpfs
@@ -109,6 +113,8 @@ await runMain(async () => {
   );
   const backend = await loadBackend(backendName, { reuseVm: opt("reuseVm") });
   const allowMemoryBackedWorkDir = opt("allowMemoryBackedWorkDir");
+  const dropCachesFirst = opt("dropCaches");
+  if (dropCachesFirst) checkDropCaches();
   await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9), allowMemoryBackedWorkDir });
 
   log("=== PicoShare Performance Test ===");
@@ -117,6 +123,7 @@ await runMain(async () => {
   log(`Backend: ${backend.name}`);
   log(`PicoShare: ${picoshare.version} (${picoshare.path}, sha256 ${picoshare.sha256.slice(0, 12)})`);
   log(`Timeout: ${timeoutSec}s`);
+  if (dropCachesFirst) log("Page cache: synced and dropped before each test (--drop-caches)");
   if (!single) log(`Iterations: ${iterations}${warmups > 0 ? ` (after ${warmups} warm-up${warmups === 1 ? "" : "s"})` : ""}`);
 
   const measured: TestResult[] = [];
@@ -128,6 +135,7 @@ await runMain(async () => {
       ramMiB, size, filePath, timeoutSec, workDir, runId, backend, picoshare,
       keep: opt("keepVm") && i === total,
       verify: opt("verify"),
+      dropCaches: dropCachesFirst,
       iteration: single ? (envIteration ?? 1) : i,
       warmup,
     });

@@ -138,6 +138,11 @@ describe("a passing upload", () => {
     expect(r.memory_at_peak.anon).toBeLessThanOrEqual(r.anon_peak_bytes);
     expect(r.memory_at_peak.active_file).toBeLessThanOrEqual(r.memory_at_peak.file);
     expect(r.memory_pressure).toBeNull();
+    // The host probed before the test: an fsync'd write to the work dir, a CPU loop.
+    expect(r.environment_probe.disk_write_mibps).toBeGreaterThan(0);
+    expect(r.environment_probe.cpu_seconds).toBeGreaterThan(0);
+    expect(r.environment_probe.cpu_seconds).toBeLessThan(1);
+    expect(r.caches_dropped).toBe(false);
     // The whole test holds the upload phase, and the --verify download reads the entry back.
     for (const k of ["cpu_user_seconds", "cpu_system_seconds", "disk_write_bytes", "write_syscalls", "read_syscalls", "minor_faults"]) {
       expect(r.test_counters[k]).toBeGreaterThanOrEqual(r[k]);
@@ -150,6 +155,21 @@ describe("a passing upload", () => {
       disk_write_bytes: r.disk_write_bytes, write_amplification: r.write_amplification, write_syscalls: r.write_syscalls,
       data_dir_bytes: r.data_dir_bytes, test_counters_json: JSON.stringify(r.test_counters),
     });
+  });
+
+  test("--drop-caches: the kernel drops the page cache before each test, and the result says so", async () => {
+    const drops = () => Number(/^drop_pagecache (\d+)$/m.exec(readFileSync("/proc/vmstat", "utf8"))![1]);
+    const d = dirs();
+    const before = drops();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--iterations", "2", "--drop-caches"));
+    expect(ran.code).toBe(0);
+    // The kernel counts each write to drop_caches: one per test.
+    expect(drops() - before).toBe(2);
+    expect(ran.stderr).toContain("Page cache: synced and dropped before each test (--drop-caches)");
+    for (const path of ran.stdout.trim().split("\n")) expect(readResult(path).caches_dropped).toBe(true);
+    const db = new Database(join(d.results, "results.db"), { readonly: true });
+    expect(db.query("SELECT caches_dropped FROM results").all()).toEqual([{ caches_dropped: 1 }, { caches_dropped: 1 }]);
+    db.close();
   });
 
   test("--keep-vm leaves PicoShare serving the entry, with the secret in no log, result or command line", async () => {
@@ -364,6 +384,12 @@ describe("where memory cannot be limited", () => {
       expect(stderr).toMatch(/ERROR: cannot create memory cgroups under \S+ \(cgroup v1\): run as root/);
       expect(r.stdout.toString()).toBe("");
       expect(readdirSync(join(base, "results"))).toEqual([]);
+      // --drop-caches needs root too: refused by name before anything runs.
+      const dc = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bun, script,
+        "--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"),
+        "--work-dir", base, "--picoshare", picoshare, "--drop-caches"], { env: { ...process.env, NO_COLOR: "1" } });
+      expect(dc.exitCode).toBe(2);
+      expect(dc.stderr.toString()).toMatch(/ERROR: --drop-caches needs root \(it writes \/proc\/sys\/vm\/drop_caches\)/);
     } finally {
       rmSync(base, { recursive: true, force: true });
     }

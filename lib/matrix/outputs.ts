@@ -13,6 +13,7 @@ import { cellStatsTable } from "../stats/text.ts";
 import { summaryText } from "../output/summary.ts";
 import { isoTimestamp, type TestResult } from "../upload/result.ts";
 import { readResultFile } from "./run-test-child.ts";
+import { DriftWatch } from "../upload/noise.ts";
 import { cellName, type Cell } from "./plan.ts";
 import {
   findRecord, isRepeated, measuredCells, orderedCells, overheadPerTest, pendingTests, testCount, testCounts, testSuffix,
@@ -76,6 +77,22 @@ export class MatrixOutputs {
     return out;
   }
 
+  /**
+   * The environment probe's drift, over every test in the order run (warm-ups
+   * included: they ran on the same host): each figure's first move beyond the
+   * first tests' spread.
+   */
+  driftWarnings(state: MatrixState): string[] {
+    const watch = new DriftWatch();
+    const out: string[] = [];
+    for (const c of state.cells) {
+      const result = c.row.result_file ? this.readResult(c.row.result_file) : null;
+      const w = watch.add(result?.environment_probe, `${cellName(c.ram_mb, c.file_size)}${testSuffix(state.options, c)} (${c.finished})`);
+      if (w) out.push(w);
+    }
+    return out;
+  }
+
   private readResult(path: string): TestResult | null {
     if (!this.resultCache.has(path)) this.resultCache.set(path, readResultFile(path));
     return this.resultCache.get(path) ?? null;
@@ -123,7 +140,7 @@ export class MatrixOutputs {
             .map((x) => `${cellName(x.ram_mb, x.file_size)}${testSuffix(o, x)}: ${x.error} (log: ${displayPath(x.log_file)})`),
           resume: status === "complete" || pending.length === 0 ? null : resumeCommand(this.dir),
           cellStats: stats && stats.length > 0 ? cellStatsTable(stats) : null,
-          warnings: stats ? stats.flatMap((s) => s.warnings) : [],
+          warnings: [...(stats ? stats.flatMap((s) => s.warnings) : []), ...this.driftWarnings(state)],
         },
         rows,
       ),

@@ -8,6 +8,7 @@ import type { Size } from "../core/sizes.ts";
 import { loadBackend } from "../backends/index.ts";
 import type { BackendName } from "../backends/types.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
+import { checkDropCaches } from "../upload/noise.ts";
 
 export async function preflight(
   backendName: BackendName,
@@ -16,7 +17,9 @@ export async function preflight(
   sizes: Size[],
   workDir: string | null,
   allowMemoryBackedWorkDir: boolean | undefined,
+  dropCaches = false,
 ): Promise<void> {
+  if (dropCaches) checkDropCaches();
   const backend = await loadBackend(backendName);
   const dir = workDir ?? defaultWorkDir();
   ensureWritableDir(dir, "--work-dir");

@@ -5,6 +5,7 @@
 // measured ones, each a run-test of its own and recorded on its own; warm-ups
 // are kept but never counted (CSV, counts, exit status).
 import { harnessErrorRow, rowFromResult } from "../store/csv.ts";
+import { warn } from "../core/log.ts";
 import type { Lock } from "../core/lock.ts";
 import { takeMatrixLock } from "./lock.ts";
 import { cellName, type Cell } from "./plan.ts";
@@ -31,6 +32,7 @@ export class MatrixRun {
   private readonly sessionPrep: number;
   private finished = false;
   private readonly outputs: MatrixOutputs;
+  private readonly driftWarned = new Set<string>();
 
   private constructor(
     readonly dir: string,
@@ -180,6 +182,11 @@ export class MatrixRun {
       this.db.recordHarnessError(cell, { error, exitCode: o.exitCode, signal: o.signal, logFile: o.logFile });
     }
     this.writeOutputs();
+    // Said as soon as it happens, once each; summary.txt keeps them.
+    for (const w of this.outputs.driftWarnings(this.state)) {
+      if (!this.driftWarned.has(w)) warn(w);
+      this.driftWarned.add(w);
+    }
     return findRecord(this.state, cell)!;
   }
 

@@ -8,6 +8,7 @@ import {
 } from "./cells.ts";
 import { compareFingerprints, type Fingerprint, type FingerprintDifference } from "./fingerprint.ts";
 import type { TestResult } from "../upload/result.ts";
+import { probeDifferences, type EnvironmentProbe } from "../upload/noise.ts";
 import { parseSize } from "../core/sizes.ts";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED } from "./stats.ts";
 import { DEFAULT_ALPHA, MIN_SAMPLES, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
@@ -82,6 +83,8 @@ export interface Comparison {
   };
   /** Environment differences that can change the measurements (empty: comparable). */
   fingerprint_differences: FingerprintDifference[];
+  /** Where the host probed differently before A's tests than before B's, beyond their spread (empty: alike). */
+  probe_differences: string[];
   /** Cells present on both sides, largest RAM first, then smallest file. */
   cells: CellComparison[];
   /** Cells that only one side has: not compared. */
@@ -113,6 +116,10 @@ export function compareMetrics(okA: TestResult[], okB: TestResult[], opts: Verdi
   ];
   const order = new Map(COMPARED_METRICS.map((m, i) => [m.key, i]));
   return out.sort((x, y) => RANK[x.verdict] - RANK[y.verdict] || order.get(x.key)! - order.get(y.key)!);
+}
+
+function probesOf(results: TestResult[]): EnvironmentProbe[] {
+  return results.map((r) => r.environment_probe).filter((p): p is EnvironmentProbe => p !== null && p !== undefined);
 }
 
 function keyFromLabel(ram: number, label: string): CellKey {
@@ -214,6 +221,7 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
       cv_threshold: cvThreshold,
     },
     fingerprint_differences: compareFingerprints(a.fingerprint, b.fingerprint),
+    probe_differences: probeDifferences(probesOf(a.results), probesOf(b.results)),
     cells,
     unmatched,
     noise,

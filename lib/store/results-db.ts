@@ -112,6 +112,8 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["harness_dirty", (r) => flag(r.harness_dirty ?? null), "INTEGER", 5],
   ["go_runtime_env_json", (r) => (r.go_runtime_env ? JSON.stringify(r.go_runtime_env) : null), "TEXT", 5],
   ["cgroup_version", (r) => r.cgroup_version ?? null, "TEXT", 5],
+  ["caches_dropped", (r) => flag(r.caches_dropped ?? false), "INTEGER NOT NULL DEFAULT 0", 5],
+  ["environment_probe_json", (r) => (r.environment_probe ? JSON.stringify(r.environment_probe) : null), "TEXT", 5],
 ];
 
 /** The results columns a migration added (0: the table's first shape). */
@@ -176,7 +178,8 @@ ${firstColumns()}
   `${addedColumns(4)}`,
   // What could explain a change that is not PicoShare's: how PicoShare was
   // built (Go release; source tree, commit, dirty), the harness's own commit,
-  // the Go runtime variables PicoShare ran with, the cgroup version.
+  // the Go runtime variables PicoShare ran with, the cgroup version; and the
+  // noise control before the test (caches dropped, the environment probe).
   `${addedColumns(5)}`,
 ];
 

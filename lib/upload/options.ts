@@ -67,6 +67,7 @@ export const RUN_TEST_OPTIONS = {
   reuseVm: passedOn(toggle("reuse-vm")),
   keepVm: toggle("keep-vm"),
   allowMemoryBackedWorkDir: passedOn(toggle("allow-memory-backed-work-dir")),
+  dropCaches: passedOn(toggle("drop-caches")),
 };
 
 type Options = typeof RUN_TEST_OPTIONS;

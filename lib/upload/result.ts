@@ -7,6 +7,7 @@ import type { HostFacts } from "./host.ts";
 import type { Counters } from "./counters.ts";
 import type { MemoryBreakdown, MemoryPressure } from "../backends/types.ts";
 import type { GoRuntimeEnv } from "./provenance.ts";
+import type { EnvironmentProbe } from "./noise.ts";
 
 export const EXIT_REASONS = [
   "success",
@@ -86,6 +87,7 @@ export const NO_COUNTERS: UploadCounters = {
 export const NO_PROVENANCE = {
   picoshare_go_version: null, picoshare_source: null, picoshare_commit: null, picoshare_dirty: null,
   harness_commit: null, harness_dirty: null, go_runtime_env: null, cgroup_version: null,
+  caches_dropped: false, environment_probe: null,
 } satisfies Partial<TestResult>;
 
 export interface TestResult extends UploadCounters {
@@ -122,6 +124,10 @@ export interface TestResult extends UploadCounters {
   go_runtime_env: GoRuntimeEnv | null;
   /** The cgroup version that held PicoShare ("1", "2"); null where a VM's memory is the limit. */
   cgroup_version: string | null;
+  /** --drop-caches: the host's page cache was synced and dropped just before this test. */
+  caches_dropped: boolean;
+  /** The host probed just before this test (an fsync'd disk write, a CPU loop); null before probes existed. */
+  environment_probe: EnvironmentProbe | null;
   /** The kernel's high-water mark for the environment, page cache included. */
   kernel_peak_memory_bytes: number | null;
   /** PicoShare's own peak resident set (VmHWM). */

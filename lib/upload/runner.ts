@@ -20,6 +20,7 @@ import type { Measurement } from "./record.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { fileSha256 } from "../core/files.ts";
 import { goRuntimeEnv, harnessVersion, type HarnessVersion } from "./provenance.ts";
+import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
 
 export const SAMPLE_INTERVAL_MS = 50;
 
@@ -38,6 +39,8 @@ export interface TestOptions {
   warmup?: boolean;
   backend: Backend;
   picoshare: PicoShareBinary;
+  /** --drop-caches: sync and drop the page cache before the test. */
+  dropCaches?: boolean;
 }
 
 class Failure extends Error {
@@ -121,6 +124,9 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   let logText = "";
 
   const host = hostFacts(opts.workDir);
+  // Before anything of the test is in memory: the probe, then (asked) a cold page cache.
+  const probe = probeEnvironment(opts.workDir);
+  if (opts.dropCaches) dropCaches();
   const spec = {
     ramMiB: opts.ramMiB,
     workDir: opts.workDir,
@@ -165,7 +171,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   if (interrupted()) throw interruptSignal.reason;
 
   return {
-    result: resultOf(opts, { startedAt, host, seen, ending, phases: clock.phases, settings: env?.settings ?? {}, harness: await harnessVersion() }),
+    result: resultOf(opts, { startedAt, host, seen, ending, phases: clock.phases, settings: env?.settings ?? {}, harness: await harnessVersion(), probe }),
     startedAt,
     picoshareLog: env ? logText : null,
   };
@@ -282,7 +288,7 @@ async function failureOf(err: unknown, env: TestEnvironment | null, started: boo
 /** The result record of a measured test; log_file is set once the log is written (recordResult). */
 function resultOf(
   opts: TestOptions,
-  t: { startedAt: Date; host: HostFacts; seen: Observed; ending: Ending; phases: Phases; settings: TestResult["backend_settings"]; harness: HarnessVersion },
+  t: { startedAt: Date; host: HostFacts; seen: Observed; ending: Ending; phases: Phases; settings: TestResult["backend_settings"]; harness: HarnessVersion; probe: EnvironmentProbe },
 ): TestResult {
   const { seen, ending } = t;
   const success = ending.reason === "success";
@@ -313,6 +319,8 @@ function resultOf(
     harness_dirty: t.harness.dirty,
     go_runtime_env: goRuntimeEnv(),
     cgroup_version: typeof t.settings.cgroup_version === "string" ? t.settings.cgroup_version : null,
+    caches_dropped: opts.dropCaches ?? false,
+    environment_probe: t.probe,
     kernel_peak_memory_bytes: seen.kernelPeak,
     picoshare_peak_rss_bytes: seen.picoRss,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,

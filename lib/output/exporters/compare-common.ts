@@ -177,6 +177,12 @@ export function notes(c: Comparison): { warnings: string[]; noise: NoiseNote | n
   if (c.fingerprint_differences.length > 0) {
     warnings.push(`the two sides ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
   }
+  if ((c.probe_differences ?? []).length > 0) {
+    warnings.push(
+      `the host probed differently before A's tests than before B's (a change of the host, not of PicoShare, may explain a difference): ` +
+        `${c.probe_differences.join("; ")}`,
+    );
+  }
   const out: string[] = [];
   if (c.a.picoshare_sha256 && c.a.picoshare_sha256 === c.b.picoshare_sha256) {
     out.push("A and B are the same PicoShare binary (same SHA-256): an A/A comparison, expected to show no difference.");

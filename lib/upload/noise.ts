@@ -1,0 +1,129 @@
+// Noise control before each test: dropping the page cache (--drop-caches),
+// and a short probe of the host (an fsync'd disk write in the work dir and a
+// fixed CPU loop), stored with the result so that a slower host can be told
+// from a slower PicoShare: compare warns when the two sides' probes differ,
+// a matrix when the probe drifts from its own first tests.
+import { createHash } from "node:crypto";
+import { closeSync, fsyncSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { median } from "simple-statistics";
+import { UsageError } from "../core/errors.ts";
+import { runSync } from "../core/exec.ts";
+
+/** What the probe measured just before a test. */
+export interface EnvironmentProbe {
+  /** An 8 MiB write to the work dir's file system, fsync'd: MiB/s. */
+  disk_write_mibps: number;
+  /** SHA-256 over 32 MiB in memory (native code, one core): seconds. */
+  cpu_seconds: number;
+}
+
+const DISK_BYTES = 8 * 1024 * 1024;
+const CPU_BYTES = 32 * 1024 * 1024;
+
+/** About 0.1 s here: an fsync'd 8 MiB write and 32 MiB hashed. */
+export function probeEnvironment(workDir: string): EnvironmentProbe {
+  const chunk = Buffer.alloc(1024 * 1024, 0x5a);
+  const path = join(workDir, `.probe-${process.pid}`);
+  const t0 = performance.now();
+  const fd = openSync(path, "w", 0o600);
+  try {
+    for (let done = 0; done < DISK_BYTES; done += chunk.length) writeSync(fd, chunk);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  const diskSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const h = createHash("sha256");
+  for (let done = 0; done < CPU_BYTES; done += chunk.length) h.update(chunk);
+  h.digest();
+  const cpuSeconds = (performance.now() - t1) / 1000;
+  return {
+    disk_write_mibps: Math.round((DISK_BYTES / 1048576 / Math.max(diskSeconds, 1e-6)) * 10) / 10,
+    cpu_seconds: Math.round(cpuSeconds * 1e4) / 1e4,
+  };
+}
+
+/** Refuses --drop-caches where it cannot work, before any test runs. */
+export function checkDropCaches(): void {
+  if (process.getuid?.() !== 0) {
+    throw new UsageError("--drop-caches needs root (it writes /proc/sys/vm/drop_caches): run as root, or leave it out");
+  }
+}
+
+/** sync, then drop the page cache, dentries and inodes: every test starts with the same cold cache. Root only. */
+export function dropCaches(): void {
+  checkDropCaches();
+  runSync(["sync"]);
+  writeFileSync("/proc/sys/vm/drop_caches", "3\n");
+}
+
+/** How each probe figure reads: which way is slower. */
+const PROBE_FIGURES: { key: keyof EnvironmentProbe; name: string; unit: string; slowerIsHigher: boolean }[] = [
+  { key: "disk_write_mibps", name: "disk write (fsync'd)", unit: "MiB/s", slowerIsHigher: false },
+  { key: "cpu_seconds", name: "CPU loop", unit: "s", slowerIsHigher: true },
+];
+
+/** Fewest probes of a matrix's first tests before drift is judged. */
+export const DRIFT_BASELINE = 3;
+/** The early spread is widened to at least this fraction of its median before a value counts as drift. */
+export const DRIFT_MIN_BAND = 0.25;
+
+function range(values: number[]): { lo: number; hi: number; mid: number } {
+  return { lo: Math.min(...values), hi: Math.max(...values), mid: median(values) };
+}
+
+/**
+ * Where the two sides' probes differ beyond their spread: the ranges do not
+ * overlap and the medians are more than 20 % apart. One sentence per figure.
+ */
+export function probeDifferences(a: EnvironmentProbe[], b: EnvironmentProbe[]): string[] {
+  if (a.length === 0 || b.length === 0) return [];
+  const out: string[] = [];
+  for (const f of PROBE_FIGURES) {
+    const ra = range(a.map((p) => p[f.key]));
+    const rb = range(b.map((p) => p[f.key]));
+    const apart = ra.hi < rb.lo || rb.hi < ra.lo;
+    if (apart && Math.abs(rb.mid / ra.mid - 1) > 0.2) {
+      out.push(`${f.name} ${ra.mid} ${f.unit} (${ra.lo}-${ra.hi}) on A, ${rb.mid} ${f.unit} (${rb.lo}-${rb.hi}) on B`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Watches a matrix's probes: the first DRIFT_BASELINE set the early spread;
+ * a later probe outside it (widened to DRIFT_MIN_BAND of its median) gives
+ * one warning per figure, the first time.
+ */
+export class DriftWatch {
+  private readonly early: EnvironmentProbe[] = [];
+  private readonly warned = new Set<string>();
+
+  /** The warning for this probe, or null. */
+  add(p: EnvironmentProbe | null | undefined, what: string): string | null {
+    if (!p) return null;
+    if (this.early.length < DRIFT_BASELINE) {
+      this.early.push(p);
+      return null;
+    }
+    const out: string[] = [];
+    for (const f of PROBE_FIGURES) {
+      if (this.warned.has(f.key)) continue;
+      const r = range(this.early.map((e) => e[f.key]));
+      const pad = Math.max((r.hi - r.lo) / 2, DRIFT_MIN_BAND * r.mid);
+      const v = p[f.key];
+      if (v < r.lo - pad || v > r.hi + pad) {
+        this.warned.add(f.key);
+        const slower = (v > r.mid) === f.slowerIsHigher;
+        out.push(
+          `${f.name} ${v} ${f.unit} at ${what}, against ${r.lo}-${r.hi} ${f.unit} in the first ${DRIFT_BASELINE} tests: ` +
+            `the host got ${slower ? "slower" : "faster"}, and later cells are not measured on the same host as earlier ones`,
+        );
+      }
+    }
+    return out.length > 0 ? `the environment probe drifted: ${out.join("; ")}` : null;
+  }
+}
