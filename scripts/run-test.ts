@@ -169,7 +169,7 @@ function reportTest(result: TestResult, ramMiB: number): void {
   }
   if (result.disk_write_bytes !== null) {
     log(
-      `   Counters (upload): CPU ${result.cpu_user_seconds}s user + ${result.cpu_system_seconds}s system, ` +
+      `   Counters (upload): CPU ${result.cpu_seconds}s (${result.cpu_user_seconds}s user + ${result.cpu_system_seconds}s system), ` +
         `disk written ${formatBytes(result.disk_write_bytes)} (${result.write_amplification} x the file), ` +
         `${result.write_syscalls} write / ${result.read_syscalls} read syscalls, ` +
         `${result.minor_faults} minor / ${result.major_faults} major faults`,

@@ -117,6 +117,10 @@ function expectV2Result(r: any, placement: string) {
   expect(r.backend_settings.cpu_source).toBe("cpu.stat");
   expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeGreaterThan(0);
   expect(r.test_counters.cpu_user_seconds + r.test_counters.cpu_system_seconds).toBeGreaterThanOrEqual(r.cpu_user_seconds + r.cpu_system_seconds);
+  // The exact total (usage_usec): the kernel scales the user/system split to it, so they agree within rounding.
+  expect(r.cpu_seconds).toBeGreaterThan(0);
+  expect(Math.abs(r.cpu_seconds - (r.cpu_user_seconds + r.cpu_system_seconds))).toBeLessThan(0.001 + 0.01 * r.cpu_seconds);
+  expect(r.test_counters.cpu_seconds).toBeGreaterThanOrEqual(r.cpu_seconds);
   expect(r.write_syscalls).toBeGreaterThan(8);
   expect(r.read_syscalls).toBeGreaterThan(8);
   // memory.stat's v2 keys and the cgroup's memory.pressure (PSI) totals.

@@ -84,12 +84,12 @@ describe("fingerprints", () => {
   test("what is not PicoShare's is named: cgroup version, harness version, Go runtime variables, Go release", () => {
     const prov = (over: Partial<TestResult>) => runFingerprint(HOST, "local", [fakeResult({ settings: {} }), fakeResult({ settings: {} })].map((r) => ({
       ...r, cgroup_version: "2", harness_commit: "a".repeat(40), harness_dirty: false, picoshare_go_version: "go1.26.8",
-      go_runtime_env: { GOGC: null, GOMEMLIMIT: null, GODEBUG: null }, ...over,
+      go_runtime_env: { GOGC: null, GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null }, ...over,
     })));
     expect(compareFingerprints(prov({}), prov({}))).toEqual([]);
     const d = compareFingerprints(prov({}), prov({
       cgroup_version: "1", harness_commit: "b".repeat(40), harness_dirty: true, picoshare_go_version: "go1.25.1",
-      go_runtime_env: { GOGC: "50", GOMEMLIMIT: null, GODEBUG: null },
+      go_runtime_env: { GOGC: "50", GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null },
     }));
     expect(d.map((x) => x.field)).toEqual(["cgroup_version", "harness_commit", "harness_dirty", "GOGC", "picoshare_go_version"]);
     expect(describeDifferences(d)).toContain("GOGC: unset vs 50 (another Go GC target)");
@@ -166,7 +166,7 @@ describe("a comparison of synthetic runs", () => {
     expect(json).toMatchObject({ format: "picoshare-perf-comparison", version: 2 });
     expect(json.cells[0].throughput.label).toBe("faster");
     expect(json.cells[0].metrics.map((m: { key: string }) => m.key)).toEqual([
-      "throughput", "picoshare_peak_rss", "peak_memory", "cpu_seconds", "disk_write_bytes", "anon_peak", "write_syscalls", "read_syscalls", "major_faults", "minor_faults",
+      "throughput", "picoshare_peak_rss", "peak_memory", "cpu_seconds", "disk_write_bytes", "anon_peak", "write_syscalls", "read_syscalls", "instructions", "major_faults", "minor_faults",
     ]);
     expect(json.cells[0].metrics[3]).toMatchObject({ key: "cpu_seconds", verdict: "too_few", label: "not measured" });
     expect(json.cells).toHaveLength(2);

@@ -10,6 +10,7 @@ import { MiB } from "../lib/core/sizes.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { cgroupMounts } from "../lib/backends/cgroup-place.ts";
+import { instructionsUnavailable } from "../lib/upload/perf-events.ts";
 
 setDefaultTimeout(120_000);
 
@@ -128,6 +129,9 @@ describe("a passing upload", () => {
     const own = readFileSync("/proc/self/cgroup", "utf8").split("\n").find((l) => l.split(":")[1]?.split(",").includes("cpuacct"))!.split(":")[2];
     expect(existsSync(join(cpuacct, own, basename(r.backend_settings.cgroup_path)))).toBe(false);
     expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeGreaterThan(0);
+    // The exact total (cpuacct.usage, nanoseconds), beside the split sampled per tick.
+    expect(r.cpu_seconds).toBeGreaterThan(0);
+    expect(r.test_counters.cpu_seconds).toBeGreaterThanOrEqual(r.cpu_seconds);
     expect(r.cpu_user_seconds + r.cpu_system_seconds).toBeLessThan(r.duration_seconds * 2 + 0.02);
     expect(r.data_dir_bytes).toBeGreaterThanOrEqual(file);
     expect([0, 1]).toContain(r.temp_files_left);
@@ -143,6 +147,13 @@ describe("a passing upload", () => {
     expect(r.environment_probe.cpu_seconds).toBeGreaterThan(0);
     expect(r.environment_probe.cpu_seconds).toBeLessThan(1);
     expect(r.caches_dropped).toBe(false);
+    // Instructions where the host has hardware counters; here none: null, and said once.
+    const why = await instructionsUnavailable();
+    if (why === null) expect(r.instructions).toBeGreaterThan(0);
+    else {
+      expect(r.instructions).toBeNull();
+      expect(ran.stderr.split("\n").filter((l) => l.includes("Instructions: not counted"))).toHaveLength(1);
+    }
     // The whole test holds the upload phase, and the --verify download reads the entry back.
     for (const k of ["cpu_user_seconds", "cpu_system_seconds", "disk_write_bytes", "write_syscalls", "read_syscalls", "minor_faults"]) {
       expect(r.test_counters[k]).toBeGreaterThanOrEqual(r[k]);

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { CHUNK_SIZE_PATCH, patchedCopy } from "../lib/bench/patches.ts";
+import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { run } from "../lib/core/exec.ts";
 import { MiB } from "../lib/core/sizes.ts";
@@ -79,7 +80,7 @@ describe("run-test --picoshare-source", () => {
     // The harness's own version and the Go runtime variables PicoShare ran with.
     expect(r1.harness_commit).toMatch(/^[0-9a-f]{40}$/);
     expect(typeof r1.harness_dirty).toBe("boolean");
-    expect(r1.go_runtime_env).toEqual({ GOGC: null, GOMEMLIMIT: null, GODEBUG: null });
+    expect(r1.go_runtime_env).toEqual({ GOGC: null, GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null });
 
     const second = await runTest(join(root, "r2"), "--picoshare-source", repo);
     expect(second.code).toBe(0);
@@ -115,7 +116,7 @@ describe("run-test --picoshare-source", () => {
       { PICOSHARE_BIN: v154, GOGC: "50", GOMEMLIMIT: "100MiB" },
     );
     expect(ran.code).toBe(0);
-    expect(resultOf(results).go_runtime_env).toEqual({ GOGC: "50", GOMEMLIMIT: "100MiB", GODEBUG: null });
+    expect(resultOf(results).go_runtime_env).toEqual({ GOGC: "50", GOMEMLIMIT: "100MiB", GODEBUG: null, GOMAXPROCS: null });
   });
 
   test("refusals: one line, exit 2, nothing written", async () => {
@@ -159,7 +160,28 @@ test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare 
   expect(rss.ratio).toBeGreaterThan(1.2);
   expect(rss.p_adjusted).toBeLessThan(0.05);
   // Every metric is there with its MDE or a reason; the changed ones first.
-  expect(cell.metrics).toHaveLength(10);
+  expect(cell.metrics.map((m: { key: string }) => m.key).sort()).toEqual(COMPARED_METRICS.map((m) => m.key).sort());
   const changed = cell.metrics.map((m: { verdict: string }) => m.verdict === "higher" || m.verdict === "lower");
   expect(changed.indexOf(false) === -1 || changed.slice(changed.indexOf(false)).every((x: boolean) => !x)).toBe(true);
+}, 600_000);
+
+test("bench-detection: A/A and a known patch in one invocation, every metric in one table; a bad patch name is refused", async () => {
+  const bad = await runScript("bench-detection", ["--patches", "no-such-patch"]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/ERROR: --patches: no known patch "no-such-patch" \(known: chunk-4m, cpu-work\)/);
+  const results = join(root, "bench");
+  const ran = await runScript("bench-detection", [
+    "--file-size", "16M", "--runs", "5", "--warmup", "0", "--patches", "chunk-4m", "--test-files", files, "--results-dir", results,
+  ]);
+  expect(ran.code).toBe(0);
+  const out = ran.stdout;
+  expect(out).toMatch(/^Metric +Family +CV \(A\/A: A \/ B\) +MDE at n = 5 +A\/A +chunk-4m$/m);
+  for (const name of ["throughput", "PicoShare peak RSS", "CPU seconds", "disk bytes written", "minor faults"]) {
+    expect(out).toMatch(new RegExp(`^${name} +(primary|secondary) `, "m"));
+  }
+  expect(out).toMatch(/^A\/A \(reference\): (no primary metric flagged|FLAGGED .+)$/m);
+  expect(out).toMatch(/^chunk-4m: PicoShare peak RSS higher expected: found \(B\/A \d\.\d{3}/m);
+  expect(out).toMatch(/^MDE of CPU seconds at n = 5: /m);
+  // Both comparisons are in the results log, as compare stores them.
+  expect(readdirSync(results).filter((d) => d.startsWith("compare-"))).toHaveLength(2);
 }, 600_000);

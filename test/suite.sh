@@ -15,7 +15,7 @@ die() { say "ERROR: $*"; exit 2; }
 # What the tests use from Debian: the libvirt packages are installed with
 # services kept from starting (the vagrant-libvirt tests run a libvirtd of
 # their own inside a network namespace they make).
-PACKAGES=(curl gzip sqlite3 time util-linux iproute2 chromium fonts-dejavu-core openssh-server openssh-client ruby
+PACKAGES=(curl gzip sqlite3 time util-linux iproute2 linux-perf chromium fonts-dejavu-core openssh-server openssh-client ruby
   qemu-system-x86 qemu-utils debootstrap e2fsprogs xz-utils cpio
   libvirt-daemon-system libvirt-clients dnsmasq-base iptables vagrant vagrant-libvirt)
 

@@ -35,7 +35,7 @@ export interface MemoryCgroup {
   oomKills(): number;
   pids(): number[];
   /** CPU seconds of everything that ran in the cgroup (the kernel keeps an ended process's), or null where not accounted. */
-  cpuSeconds(): { user: number; system: number } | null;
+  cpuSeconds(): { user: number; system: number; total: number } | null;
   /** Where cpuSeconds comes from, for the result's settings. */
   readonly cpuSource: string;
   remove(): void;
@@ -72,7 +72,7 @@ abstract class CgroupBase implements MemoryCgroup {
   launch(command: string[]) {
     return joinThenExec(this.procsFiles(), command);
   }
-  abstract cpuSeconds(): { user: number; system: number } | null;
+  abstract cpuSeconds(): { user: number; system: number; total: number } | null;
   abstract readonly cpuSource: string;
   abstract usage(): number;
   abstract kernelPeak(): number | null;
@@ -114,12 +114,14 @@ class V1Cgroup extends CgroupBase {
   cpuSeconds() {
     if (!this.cpuacct || !existsSync(this.cpuacct)) return null;
     // Nanoseconds where the kernel splits them (4.7 and later); else USER_HZ ticks of cpuacct.stat.
+    // The total (cpuacct.usage) is the scheduler's exact account in nanoseconds; the split is sampled per tick.
+    const total = Number(read(join(this.cpuacct, "cpuacct.usage"))) / 1e9;
     const user = join(this.cpuacct, "cpuacct.usage_user");
     if (existsSync(user)) {
-      return { user: Number(read(user)) / 1e9, system: Number(read(join(this.cpuacct, "cpuacct.usage_sys"))) / 1e9 };
+      return { user: Number(read(user)) / 1e9, system: Number(read(join(this.cpuacct, "cpuacct.usage_sys"))) / 1e9, total };
     }
     const stat = read(join(this.cpuacct, "cpuacct.stat"));
-    return { user: statField(stat, "user") / 100, system: statField(stat, "system") / 100 };
+    return { user: statField(stat, "user") / 100, system: statField(stat, "system") / 100, total };
   }
   remove() {
     super.remove();
@@ -179,7 +181,7 @@ class V2Cgroup extends CgroupBase {
     const file = join(this.path, "cpu.stat");
     if (!existsSync(file)) return null;
     const stat = read(file);
-    return { user: statField(stat, "user_usec") / 1e6, system: statField(stat, "system_usec") / 1e6 };
+    return { user: statField(stat, "user_usec") / 1e6, system: statField(stat, "system_usec") / 1e6, total: statField(stat, "usage_usec") / 1e6 };
   }
   usage() {
     return Number(read(join(this.path, "memory.current")));

@@ -181,6 +181,10 @@ class LocalEnvironment implements TestEnvironment {
     return `http://${LOOPBACK}:${port}`;
   }
 
+  processIds(): number[] {
+    return this.cgroup.pids();
+  }
+
   async memoryNow() {
     return this.cgroup.workingSet();
   }
@@ -237,6 +241,7 @@ class LocalEnvironment implements TestEnvironment {
       ...counters,
       cpu_user_seconds: roundCounter("cpu_user_seconds", cpu.user),
       cpu_system_seconds: roundCounter("cpu_system_seconds", cpu.system),
+      cpu_seconds: roundCounter("cpu_seconds", cpu.total),
     };
   }
 

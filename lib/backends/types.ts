@@ -74,6 +74,8 @@ export interface TestEnvironment {
    * null where the backend cannot read them.
    */
   counters?(): Promise<Counters | null>;
+  /** PicoShare's processes on this host, for counting their hardware events (perf); absent where they run elsewhere (a VM). */
+  processIds?(): number[];
   /** PicoShare's data folder (database, WAL) in bytes and the multipart temp files in its TMPDIR, now. */
   storage?(): Promise<StorageFacts | null>;
   /** Memory pressure stall totals so far (cgroup v2 PSI); null where there are none. */

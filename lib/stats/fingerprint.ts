@@ -40,6 +40,7 @@ const PROVENANCE: [name: string, value: (r: Partial<TestResult>) => Setting | un
   ["GOGC", (r) => goVar(r, "GOGC"), "another Go GC target"],
   ["GOMEMLIMIT", (r) => goVar(r, "GOMEMLIMIT"), "another Go memory limit"],
   ["GODEBUG", (r) => goVar(r, "GODEBUG"), "other Go runtime settings"],
+  ["GOMAXPROCS", (r) => goVar(r, "GOMAXPROCS"), "another number of Go scheduler threads"],
   ["picoshare_go_version", (r) => r.picoshare_go_version, "PicoShare built with another Go release (the compiler, not PicoShare's code)"],
 ];
 

@@ -36,8 +36,11 @@ export interface DerivedMetric {
 }
 
 const fixed = (step: number) => () => step;
+// The exact total where recorded; a record from before it: user + system.
 const cpuSeconds = (r: TestResult) =>
-  r.cpu_user_seconds === null || r.cpu_system_seconds === null ? null : r.cpu_user_seconds + r.cpu_system_seconds;
+  typeof r.cpu_seconds === "number"
+    ? r.cpu_seconds
+    : r.cpu_user_seconds === null || r.cpu_system_seconds === null ? null : r.cpu_user_seconds + r.cpu_system_seconds;
 const nullable = (v: number | null | undefined) => (v === undefined || v === null ? null : v);
 
 /** Every tested metric, primary family first, in the order tables show unchanged ones. */
@@ -77,6 +80,10 @@ export const COMPARED_METRICS: ComparedMetric[] = [
   {
     key: "read_syscalls", family: "secondary", name: "read syscalls", unit: "", higherIsBetter: false, higher: "more read calls", lower: "fewer read calls",
     value: (r) => nullable(r.read_syscalls), scale: 1, digits: 0, resolution: fixed(1),
+  },
+  {
+    key: "instructions", family: "secondary", name: "instructions", unit: "", higherIsBetter: false, higher: "more instructions", lower: "fewer instructions",
+    value: (r) => nullable(r.instructions), scale: 1, digits: 0, resolution: fixed(1),
   },
   {
     key: "major_faults", family: "secondary", name: "major faults", unit: "", higherIsBetter: false, higher: "more faults", lower: "fewer faults",

@@ -90,16 +90,17 @@ export interface Mde {
  */
 export function minimumDetectableEffect(
   a: number[], b: number[], medianA: number, medianB: number, alpha: number,
-  opts: { resolution?: number; seed?: number; repeats?: number } = {},
+  opts: { resolution?: number; seed?: number; repeats?: number; /** Runs per side to project to (default: a's and b's own). */ runs?: [number, number] } = {},
 ): Mde | null {
   if (a.length === 0 || b.length === 0 || medianA <= 0 || medianB <= 0) return null;
-  const uCrit = criticalU(a.length, b.length, alpha);
+  const [na, nb] = opts.runs ?? [a.length, b.length];
+  const uCrit = criticalU(na, nb, alpha);
   if (uCrit === null) return null;
   const floor = (opts.resolution ?? 0) / medianA;
   const dev = relativeDeviations(a, b, medianA, medianB);
   const seed = opts.seed ?? 1;
   const repeats = opts.repeats ?? MDE_REPEATS;
-  const found = (delta: number) => power(dev, a.length, b.length, delta, uCrit, seed, repeats) >= MDE_POWER;
+  const found = (delta: number) => power(dev, na, nb, delta, uCrit, seed, repeats) >= MDE_POWER;
   let hi = 0.001;
   while (!found(hi)) {
     hi *= 2;
@@ -112,4 +113,20 @@ export function minimumDetectableEffect(
     else lo = mid;
   }
   return hi <= floor ? { mde: floor, floor: true } : { mde: hi, floor: false };
+}
+
+/**
+ * The fewest runs per side (of `candidates`) at which the same spread gives
+ * an MDE of at most `target`, projected by resampling these runs; null when
+ * none of them does.
+ */
+export function runsForMde(
+  a: number[], b: number[], medianA: number, medianB: number, alpha: number, target: number,
+  opts: { resolution?: number; seed?: number; candidates?: number[] } = {},
+): number | null {
+  for (const n of opts.candidates ?? [5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128]) {
+    const m = minimumDetectableEffect(a, b, medianA, medianB, alpha, { ...opts, runs: [n, n] });
+    if (m?.mde !== null && m?.mde !== undefined && m.mde <= target) return n;
+  }
+  return null;
 }

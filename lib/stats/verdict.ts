@@ -3,7 +3,7 @@
 // over the metric's family (Holm), and a verdict that is only called when
 // both agree; otherwise the smallest change the runs could have found. Too
 // few runs give "too few samples", never a guess.
-import { median } from "simple-statistics";
+import { mean, median, sampleStandardDeviation } from "simple-statistics";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrapRatioCI, mannWhitneyU, minAttainableP } from "./stats.ts";
 import { minimumDetectableEffect } from "./power.ts";
 import type { MetricFamily } from "./metrics.ts";
@@ -59,6 +59,9 @@ export interface MetricComparison {
   ratio: number | null;
   /** 95 % bootstrap percentile interval of the ratio; null below 2 values a side. */
   ci95: [number, number] | null;
+  /** Each side's coefficient of variation (sd / mean); null below 2 values or a zero mean. */
+  cv_a: number | null;
+  cv_b: number | null;
   /** Two-sided Mann-Whitney U p-value; null when there are too few samples. */
   p_value: number | null;
   /** The p-value after Holm's correction over its family (the p-value itself for a family of one). */
@@ -101,6 +104,12 @@ export function fmtPercent(x: number): string {
   return `${pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toFixed(2)} %`;
 }
 
+function cvOf(x: number[]): number | null {
+  if (x.length < 2) return null;
+  const m = mean(x);
+  return m === 0 ? null : sampleStandardDeviation(x) / Math.abs(m);
+}
+
 /** One metric's samples, as given to compareFamily. */
 export interface FamilyMember {
   a: number[];
@@ -141,7 +150,7 @@ export function compareFamily(members: FamilyMember[], family: MetricFamily | nu
       : null;
     const base = {
       metric: spec.name, key: key ?? spec.name, family, unit: spec.unit, n_a: a.length, n_b: b.length,
-      median_a: medianA, median_b: medianB, ratio, ci95, mde: power?.mde ?? null, mde_floor: power?.floor ?? false, mde_alpha: stepAlpha,
+      median_a: medianA, median_b: medianB, ratio, ci95, cv_a: cvOf(a), cv_b: cvOf(b), mde: power?.mde ?? null, mde_floor: power?.floor ?? false, mde_alpha: stepAlpha,
     };
     let tooFew: string | null = null;
     if (a.length === 0 || b.length === 0) {

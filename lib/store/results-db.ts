@@ -112,6 +112,8 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["harness_dirty", (r) => flag(r.harness_dirty ?? null), "INTEGER", 5],
   ["go_runtime_env_json", (r) => (r.go_runtime_env ? JSON.stringify(r.go_runtime_env) : null), "TEXT", 5],
   ["cgroup_version", (r) => r.cgroup_version ?? null, "TEXT", 5],
+  ["cpu_seconds", (r) => r.cpu_seconds ?? null, "REAL", 5],
+  ["instructions", (r) => r.instructions ?? null, "INTEGER", 5],
   ["caches_dropped", (r) => flag(r.caches_dropped ?? false), "INTEGER NOT NULL DEFAULT 0", 5],
   ["environment_probe_json", (r) => (r.environment_probe ? JSON.stringify(r.environment_probe) : null), "TEXT", 5],
 ];

@@ -9,6 +9,12 @@ import { processCounters, type CounterReading } from "../core/proc.ts";
 export interface Counters {
   cpu_user_seconds: number;
   cpu_system_seconds: number;
+  /**
+   * All CPU time: the scheduler's exact account where the cgroup has one (v1
+   * cpuacct.usage, v2 cpu.stat usage_usec), which the user/system split is not
+   * (the kernel divides it by tick samples: 4 ms steps here); else user + system.
+   */
+  cpu_seconds: number;
   disk_write_bytes: number;
   disk_write_cancelled_bytes: number;
   disk_read_bytes: number;
@@ -30,7 +36,7 @@ const FROM_PROCESS: [keyof Counters, keyof CounterReading][] = [
   ["minor_faults", "minorFaults"],
 ];
 
-export const COUNTER_NAMES: (keyof Counters)[] = FROM_PROCESS.map(([name]) => name);
+export const COUNTER_NAMES: (keyof Counters)[] = ["cpu_seconds", ...FROM_PROCESS.map(([name]) => name)];
 
 /** CPU seconds to the microsecond (a cgroup's account; ticks stay exact), counts whole. */
 export function roundCounter(name: keyof Counters, v: number): number {
@@ -71,6 +77,7 @@ export class CounterTracker {
     if (this.last.size === 0) return null;
     const sum = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as unknown as Counters;
     for (const c of this.last.values()) for (const [name, key] of FROM_PROCESS) sum[name] += c[key];
+    sum.cpu_seconds = sum.cpu_user_seconds + sum.cpu_system_seconds;
     return Object.fromEntries(COUNTER_NAMES.map((n) => [n, roundCounter(n, sum[n])])) as unknown as Counters;
   }
 }

@@ -1,16 +1,16 @@
 // What could explain a change that is not PicoShare's, recorded with every
 // result: the harness's own version (its git commit, dirty when modified),
-// and the Go runtime settings PicoShare runs with. GOGC, GOMEMLIMIT and
+// and the Go runtime settings PicoShare runs with. GOGC, GOMEMLIMIT, GOMAXPROCS and
 // GODEBUG are passed from the harness's environment to PicoShare on every
 // backend (and nothing else of it): set them to test their effect.
 import { run } from "../core/exec.ts";
 import { ROOT } from "../core/paths.ts";
 
 /** The Go runtime variables PicoShare gets from the harness's environment. */
-export const GO_RUNTIME_VARS = ["GOGC", "GOMEMLIMIT", "GODEBUG"] as const;
+export const GO_RUNTIME_VARS = ["GOGC", "GOMEMLIMIT", "GODEBUG", "GOMAXPROCS"] as const;
 export type GoRuntimeEnv = Record<(typeof GO_RUNTIME_VARS)[number], string | null>;
 
-/** GOGC / GOMEMLIMIT / GODEBUG as PicoShare will see them: the harness's values, null when unset. */
+/** GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as PicoShare will see them: the harness's values, null when unset. */
 export function goRuntimeEnv(env: NodeJS.ProcessEnv = process.env): GoRuntimeEnv {
   const out = {} as GoRuntimeEnv;
   for (const k of GO_RUNTIME_VARS) out[k] = env[k] === undefined || env[k] === "" ? null : env[k]!;

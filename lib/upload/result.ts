@@ -48,6 +48,8 @@ export interface Phases {
 export interface UploadCounters {
   cpu_user_seconds: number | null;
   cpu_system_seconds: number | null;
+  /** All CPU time, exact where the cgroup accounts it (the user/system split is sampled per tick); else user + system. */
+  cpu_seconds: number | null;
   /** What PicoShare's processes caused to be written to storage, counted as they dirtied it (write_bytes). */
   disk_write_bytes: number | null;
   /** Of those, bytes of files deleted before writeback (a spilled upload removed while still in the page cache). */
@@ -59,6 +61,8 @@ export interface UploadCounters {
   read_syscalls: number | null;
   major_faults: number | null;
   minor_faults: number | null;
+  /** Instructions retired by PicoShare's processes (perf stat -e instructions -p); null where the host has no hardware counters, or the backend runs PicoShare in a VM. */
+  instructions: number | null;
   /** PicoShare's data folder (database, WAL, shared memory) after the response. */
   data_dir_bytes: number | null;
   /** Go's multipart-* spill files left in PicoShare's TMPDIR after the response. */
@@ -75,8 +79,8 @@ export interface UploadCounters {
 
 /** A result without counters (a backend that has none; a record written before they existed). */
 export const NO_COUNTERS: UploadCounters = {
-  cpu_user_seconds: null, cpu_system_seconds: null, disk_write_bytes: null, disk_write_cancelled_bytes: null, disk_read_bytes: null, write_amplification: null,
-  write_syscalls: null, read_syscalls: null, major_faults: null, minor_faults: null, data_dir_bytes: null, temp_files_left: null,
+  cpu_user_seconds: null, cpu_system_seconds: null, cpu_seconds: null, disk_write_bytes: null, disk_write_cancelled_bytes: null, disk_read_bytes: null, write_amplification: null,
+  write_syscalls: null, read_syscalls: null, major_faults: null, minor_faults: null, instructions: null, data_dir_bytes: null, temp_files_left: null,
   test_counters: null,
   anon_peak_bytes: null,
   memory_at_peak: null,
@@ -120,7 +124,7 @@ export interface TestResult extends UploadCounters {
   /** The harness's own git commit, and whether its tracked files were modified; null outside git. */
   harness_commit: string | null;
   harness_dirty: boolean | null;
-  /** GOGC / GOMEMLIMIT / GODEBUG as PicoShare ran with them (null: unset). */
+  /** GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as PicoShare ran with them (null: unset). */
   go_runtime_env: GoRuntimeEnv | null;
   /** The cgroup version that held PicoShare ("1", "2"); null where a VM's memory is the limit. */
   cgroup_version: string | null;

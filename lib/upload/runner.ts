@@ -21,6 +21,7 @@ import { MiB, type Size } from "../core/sizes.ts";
 import { fileSha256 } from "../core/files.ts";
 import { goRuntimeEnv, harnessVersion, type HarnessVersion } from "./provenance.ts";
 import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
+import { countInstructions } from "./perf-events.ts";
 
 export const SAMPLE_INTERVAL_MS = 50;
 
@@ -104,6 +105,8 @@ interface Observed {
   atPeak: MemoryBreakdown | null;
   pressureBefore: MemoryPressure | null;
   pressureAfter: MemoryPressure | null;
+  /** Instructions retired by PicoShare's processes during the upload (perf); null where the host cannot count them. */
+  instructions: number | null;
 }
 
 interface Ending {
@@ -117,7 +120,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const seen: Observed = {
     baseUrl: "", upload: null, uploadSeconds: 0, initial: 0, peak: 0, samples: 0, verified: null, ooms: 0,
     kernelPeak: null, picoRss: null, countersBefore: null, countersAfter: null, countersTotal: null, storage: null,
-    anonPeak: null, atPeak: null, pressureBefore: null, pressureAfter: null,
+    anonPeak: null, atPeak: null, pressureBefore: null, pressureAfter: null, instructions: null,
   };
   let env = null as TestEnvironment | null;
   let ending: Ending = { reason: "success", error: null };
@@ -197,6 +200,7 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   seen.countersBefore = await optional(() => env.counters?.());
   seen.pressureBefore = await optional(() => env.memoryPressure?.());
+  const instructions = env.processIds ? await countInstructions(env.processIds()) : null;
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress("upload", opts.size.bytes);
   let uploadError: unknown = null;
@@ -217,6 +221,7 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   seen.anonPeak = watched.anonPeakBytes ?? null;
   seen.atPeak = watched.atPeak ?? null;
   seen.countersAfter = await optional(() => env.counters?.());
+  seen.instructions = (await instructions?.stop()) ?? null;
   seen.pressureAfter = await optional(() => env.memoryPressure?.());
   seen.storage = await optional(() => env.storage?.());
   if (interrupted()) throw interruptSignal.reason;
@@ -348,6 +353,7 @@ function uploadCounters(seen: Observed, fileBytes: number): UploadCounters {
   return {
     cpu_user_seconds: field("cpu_user_seconds"),
     cpu_system_seconds: field("cpu_system_seconds"),
+    cpu_seconds: field("cpu_seconds"),
     disk_write_bytes: field("disk_write_bytes"),
     disk_write_cancelled_bytes: field("disk_write_cancelled_bytes"),
     disk_read_bytes: field("disk_read_bytes"),
@@ -356,6 +362,7 @@ function uploadCounters(seen: Observed, fileBytes: number): UploadCounters {
     read_syscalls: field("read_syscalls"),
     major_faults: field("major_faults"),
     minor_faults: field("minor_faults"),
+    instructions: seen.instructions,
     data_dir_bytes: seen.storage?.dataDirBytes ?? null,
     temp_files_left: seen.storage?.tempFiles ?? null,
     test_counters: seen.countersTotal,

@@ -1,0 +1,35 @@
+// Hardware event counts with a real perf: its CSV output, a count over a
+// real busy process (task-clock, a software event every host has: the same
+// start, SIGINT and parse as for instructions), and what this host says about
+// instructions.
+import { expect, test } from "bun:test";
+import { run, start, stopGroup } from "../lib/core/exec.ts";
+import { countEvent, instructionsUnavailable, parsePerfStat } from "../lib/upload/perf-events.ts";
+
+test("perf stat's CSV: a counted event gives its value; one the host cannot count gives null", async () => {
+  const r = await run(["perf", "stat", "-x,", "-e", "task-clock,instructions", "--", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"]);
+  expect(r.code).toBe(0);
+  expect(parsePerfStat(r.stderr, "task-clock")).toBeGreaterThan(0);
+  const why = await instructionsUnavailable();
+  if (why === null) expect(parsePerfStat(r.stderr, "instructions")).toBeGreaterThan(0);
+  else {
+    expect(r.stderr).toContain("<not supported>");
+    expect(parsePerfStat(r.stderr, "instructions")).toBeNull();
+    expect(why).toMatch(/no hardware performance counters/);
+  }
+  expect(parsePerfStat("", "instructions")).toBeNull();
+});
+
+test("a count over a running process: started, stopped with SIGINT, read back", async () => {
+  const busy = start(["sh", "-c", "while :; do :; done"]);
+  try {
+    const count = countEvent([busy.pid], "task-clock");
+    await Bun.sleep(400);
+    const ms = await count.stop();
+    // task-clock is in milliseconds of CPU: a busy loop gets most of 400 ms of one core.
+    expect(ms).toBeGreaterThan(100);
+    expect(ms).toBeLessThan(1000);
+  } finally {
+    await stopGroup(busy, 1000);
+  }
+});
