@@ -76,6 +76,7 @@ Live (one of each pair):
                         local: a --work-dir on tmpfs is used, not refused (run-test's)
   --verify              Download each entry and compare it with the file (run-test's)
   --drop-caches         Root: sync and drop the page cache before each test (run-test's)
+  --no-download         Skip the measured download after each upload (run-test's)
   --reuse-vm            vagrant: one VM per memory limit (run-test's --reuse-vm)
   --results-dir DIR     Where the comparison's folder goes (default: ./results)
   --backend NAME        Test environment: local (default), vagrant or qemu

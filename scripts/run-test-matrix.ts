@@ -74,6 +74,7 @@ Options:
                         local: a --work-dir on tmpfs is used, not refused (run-test's)
   --verify              Download each entry and compare it with the file (run-test's --verify)
   --drop-caches         Root: sync and drop the page cache before each test (run-test's)
+  --no-download         Skip the measured download after each upload (run-test's)
   --reuse-vm            vagrant: one VM per memory limit, kept across that limit's tests
                         (run-test's --reuse-vm); destroyed when the matrix ends
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)

@@ -63,6 +63,8 @@ Optional:
                       (a clean export; the working tree is not touched)
   --verify            Download the entry after the upload and compare its SHA-256
                       with the test file (a mismatch fails the test as "corrupt")
+  --no-download       Skip the measured download of the entry after a successful
+                      upload (its time, throughput, peak memory and counters)
   --drop-caches       Root: sync and drop the page cache before each test, so that
                       every test starts cold (the test file is read from disk); the
                       result says so (caches_dropped)
@@ -136,6 +138,7 @@ await runMain(async () => {
       keep: opt("keepVm") && i === total,
       verify: opt("verify"),
       dropCaches: dropCachesFirst,
+      download: !opt("noDownload"),
       iteration: single ? (envIteration ?? 1) : i,
       warmup,
     });
@@ -173,6 +176,13 @@ function reportTest(result: TestResult, ramMiB: number): void {
         `disk written ${formatBytes(result.disk_write_bytes)} (${result.write_amplification} x the file), ` +
         `${result.write_syscalls} write / ${result.read_syscalls} read syscalls, ` +
         `${result.minor_faults} minor / ${result.major_faults} major faults`,
+    );
+  }
+  if (result.download_exit_reason !== null) {
+    log(
+      result.download_exit_reason === "success"
+        ? `   Download: ${result.download_duration_seconds?.toFixed(2)}s, ${result.download_throughput_mbps?.toFixed(2)} MB/s, peak ${Math.round((result.download_peak_memory_bytes ?? 0) / MiB)}MB`
+        : `   Download: FAILED (${result.download_exit_reason}): ${result.download_error}`,
     );
   }
   log(`   HTTP Status: ${result.http_status}`);

@@ -76,6 +76,10 @@ describe("a passing matrix", () => {
       expect(Number(c.disk_write_bytes)).toBeGreaterThanOrEqual(parseSize(c.file_size).bytes);
       expect(Number(c.write_syscalls)).toBe(result.write_syscalls);
       expect(Number(c.picoshare_peak_rss_bytes)).toBe(result.picoshare_peak_rss_bytes);
+      // Each test downloaded its entry after the upload, as a measured phase of its own.
+      expect(c.download_exit_reason).toBe("success");
+      expect(Number(c.download_throughput_mbps)).toBe(result.download_throughput_mbps);
+      expect(Number(c.download_throughput_mbps)).toBeGreaterThan(0);
     }
     for (const name of ["test-256MB-4M.log", "test-256MB-8M.log", "test-128MB-4M.log", "test-128MB-8M.log"]) {
       expect(readFileSync(join(dir, name), "utf8")).toContain("TEST PASSED");

@@ -88,7 +88,7 @@ describe("a passing upload", () => {
     expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(0);
     expect(r.kernel_peak_memory_bytes).toBeGreaterThanOrEqual(r.peak_memory_bytes);
     expect(r.picoshare_sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(picoshare)).digest("hex"));
-    expect(Object.keys(r.phases).sort()).toEqual(["auth", "readiness", "setup", "teardown", "upload", "verify"]);
+    expect(Object.keys(r.phases).sort()).toEqual(["auth", "download", "readiness", "setup", "teardown", "upload", "verify"]);
     expect(ran.stderr).toContain("=== PicoShare Performance Test ===");
     // This host is cgroup v1 (the v2 set-ups are tested in a VM: cgroup-v2.test.ts).
     expect(r.backend_settings).toMatchObject({ cgroup_version: "1", cgroup_placement: "v1", memory_limit_bytes: 256 * MiB, work_dir_memory_backed: null });
@@ -166,6 +166,41 @@ describe("a passing upload", () => {
       disk_write_bytes: r.disk_write_bytes, write_amplification: r.write_amplification, write_syscalls: r.write_syscalls,
       data_dir_bytes: r.data_dir_bytes, test_counters_json: JSON.stringify(r.test_counters),
     });
+  });
+
+  test("the download is measured as its own phase, and --verify checks that same download byte for byte", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--verify"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    expect(r).toMatchObject({ success: true, exit_reason: "success", verified: true, download_exit_reason: "success", download_error: null });
+    expect(r.download_duration_seconds).toBeGreaterThan(0);
+    expect(r.download_throughput_mbps).toBeCloseTo(8 / r.download_duration_seconds, 0);
+    expect(r.download_peak_memory_bytes).toBeGreaterThan(0);
+    expect(r.phases.download).toBeGreaterThanOrEqual(r.download_duration_seconds);
+    // PicoShare sent the entry through the socket: writes, and the database read (from disk or cache).
+    const dc = r.download_counters;
+    expect(dc.write_syscalls).toBeGreaterThan(8);
+    expect(dc.cpu_seconds).toBeGreaterThan(0);
+    // One download, not two: the whole test wrote to sockets no more than the upload, this download and a little more.
+    expect(r.test_counters.write_syscalls).toBeLessThan(r.write_syscalls + 1.5 * dc.write_syscalls + 50);
+    expect(ran.stderr).toMatch(/Download: [\d.]+s, [\d.]+ MB\/s, peak \d+MB/);
+    const db = new Database(join(d.results, "results.db"), { readonly: true });
+    expect(db.query("SELECT download_exit_reason, download_throughput_mbps FROM results").get()).toEqual({
+      download_exit_reason: "success", download_throughput_mbps: r.download_throughput_mbps,
+    });
+    db.close();
+
+    const skip = dirs();
+    const skipped = await runScript("run-test", args(skip, "--ram", "256", "--file-size", "8M", "--no-download"));
+    expect(skipped.code).toBe(0);
+    const s = readResult(skipped.stdout);
+    expect(s).toMatchObject({
+      success: true, download_duration_seconds: null, download_throughput_mbps: null, download_peak_memory_bytes: null,
+      download_counters: null, download_exit_reason: null,
+    });
+    expect(s.phases.download).toBe(0);
+    expect(skipped.stderr).not.toContain("Download:");
   });
 
   test("--drop-caches: the kernel drops the page cache before each test, and the result says so", async () => {

@@ -119,6 +119,10 @@ export const COUNTERS_CSV_COLUMNS = [
   "instructions",
   "data_dir_bytes",
   "temp_files_left",
+  "download_duration_seconds",
+  "download_throughput_mbps",
+  "download_peak_memory_bytes",
+  "download_exit_reason",
   "result_file",
 ] as const;
 

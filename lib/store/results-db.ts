@@ -116,6 +116,12 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["instructions", (r) => r.instructions ?? null, "INTEGER", 5],
   ["caches_dropped", (r) => flag(r.caches_dropped ?? false), "INTEGER NOT NULL DEFAULT 0", 5],
   ["environment_probe_json", (r) => (r.environment_probe ? JSON.stringify(r.environment_probe) : null), "TEXT", 5],
+  ["download_duration_seconds", (r) => r.download_duration_seconds ?? null, "REAL", 6],
+  ["download_throughput_mbps", (r) => r.download_throughput_mbps ?? null, "REAL", 6],
+  ["download_peak_memory_bytes", (r) => r.download_peak_memory_bytes ?? null, "INTEGER", 6],
+  ["download_counters_json", (r) => (r.download_counters ? JSON.stringify(r.download_counters) : null), "TEXT", 6],
+  ["download_exit_reason", (r) => r.download_exit_reason ?? null, "TEXT", 6],
+  ["download_error", (r) => r.download_error ?? null, "TEXT", 6],
 ];
 
 /** The results columns a migration added (0: the table's first shape). */
@@ -183,6 +189,8 @@ ${firstColumns()}
   // the Go runtime variables PicoShare ran with, the cgroup version; and the
   // noise control before the test (caches dropped, the environment probe).
   `${addedColumns(5)}`,
+  // The measured download after the upload (null with --no-download, and before).
+  `${addedColumns(6)}`,
 ];
 
 

@@ -64,6 +64,7 @@ export const RUN_TEST_OPTIONS = {
   testFiles: passedOn(value("test-files", (t) => resolve(t ?? TEST_FILES_DIR))),
   workDir: value("work-dir", (t) => resolve(t ?? defaultWorkDir())),
   verify: passedOn(toggle("verify")),
+  noDownload: passedOn(toggle("no-download")),
   reuseVm: passedOn(toggle("reuse-vm")),
   keepVm: toggle("keep-vm"),
   allowMemoryBackedWorkDir: passedOn(toggle("allow-memory-backed-work-dir")),

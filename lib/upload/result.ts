@@ -34,6 +34,8 @@ export interface Phases {
   readiness: number;
   auth: number;
   upload: number;
+  /** The measured download after a successful upload (0 with --no-download). */
+  download: number;
   verify: number;
   teardown: number;
 }
@@ -94,7 +96,30 @@ export const NO_PROVENANCE = {
   caches_dropped: false, environment_probe: null,
 } satisfies Partial<TestResult>;
 
-export interface TestResult extends UploadCounters {
+/**
+ * The measured download of the entry after a successful upload (GET /-ID),
+ * with the same sampling and counters as the upload; all null with
+ * --no-download or when the upload failed. The test's success and
+ * exit_reason stay the upload's.
+ */
+export interface DownloadFields {
+  download_duration_seconds: number | null;
+  download_throughput_mbps: number | null;
+  /** The highest working set sampled during the download. */
+  download_peak_memory_bytes: number | null;
+  /** The kernel counters of PicoShare's processes for the download alone. */
+  download_counters: Counters | null;
+  /** How the download ended: success, or why not (oom_killed, timeout, process_died, http_error). */
+  download_exit_reason: ExitReason | null;
+  download_error: string | null;
+}
+
+export const NO_DOWNLOAD: DownloadFields = {
+  download_duration_seconds: null, download_throughput_mbps: null, download_peak_memory_bytes: null,
+  download_counters: null, download_exit_reason: null, download_error: null,
+};
+
+export interface TestResult extends UploadCounters, DownloadFields {
   // The original harness's fields.
   timestamp: string;
   ram_mb: number;

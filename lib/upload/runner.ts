@@ -15,7 +15,7 @@ import { hostFacts, type HostFacts } from "./host.ts";
 import { log } from "../core/log.ts";
 import { peakRss } from "../core/proc.ts";
 import { byteProgress } from "../core/progress.ts";
-import { isoTimestamp, type ExitReason, type Phases, type TestResult, type UploadCounters } from "./result.ts";
+import { NO_DOWNLOAD, isoTimestamp, type DownloadFields, type ExitReason, type Phases, type TestResult, type UploadCounters } from "./result.ts";
 import type { Measurement } from "./record.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { fileSha256 } from "../core/files.ts";
@@ -42,6 +42,8 @@ export interface TestOptions {
   picoshare: PicoShareBinary;
   /** --drop-caches: sync and drop the page cache before the test. */
   dropCaches?: boolean;
+  /** Measure a download of the entry after a successful upload (default true; --no-download). */
+  download?: boolean;
 }
 
 class Failure extends Error {
@@ -57,7 +59,7 @@ type Clock = ReturnType<typeof phaseClock>;
 
 /** Times phases on a monotonic clock. */
 function phaseClock() {
-  const phases: Phases = { setup: 0, readiness: 0, auth: 0, upload: 0, verify: 0, teardown: 0 };
+  const phases: Phases = { setup: 0, readiness: 0, auth: 0, upload: 0, download: 0, verify: 0, teardown: 0 };
   return {
     phases,
     async time<T>(phase: keyof Phases, fn: () => Promise<T>): Promise<T> {
@@ -107,6 +109,8 @@ interface Observed {
   pressureAfter: MemoryPressure | null;
   /** Instructions retired by PicoShare's processes during the upload (perf); null where the host cannot count them. */
   instructions: number | null;
+  /** The measured download, once made. */
+  download: DownloadFields & { sha256: string | null; bytes: number };
 }
 
 interface Ending {
@@ -121,6 +125,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     baseUrl: "", upload: null, uploadSeconds: 0, initial: 0, peak: 0, samples: 0, verified: null, ooms: 0,
     kernelPeak: null, picoRss: null, countersBefore: null, countersAfter: null, countersTotal: null, storage: null,
     anonPeak: null, atPeak: null, pressureBefore: null, pressureAfter: null, instructions: null,
+    download: { ...NO_DOWNLOAD, sha256: null, bytes: 0 },
   };
   let env = null as TestEnvironment | null;
   let ending: Ending = { reason: "success", error: null };
@@ -242,17 +247,69 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   if (!upload!.id) throw new Failure("http_error", `upload answered 200 without an entry id: ${upload!.body.trim().slice(0, 200)}`);
 
   const id = upload!.id;
-  await clock.time("verify", async () => {
-    const len = await entryLength(baseUrl, cookie, id, AbortSignal.timeout(30_000));
-    if (len !== opts.size.bytes) {
-      throw new Failure("entry_missing", `entry ${id} is not on the server with ${opts.size.bytes} bytes (GET /-${id} says ${len ?? "not found"})`);
-    }
-    if (opts.verify) {
+  const len = await entryLength(baseUrl, cookie, id, AbortSignal.timeout(30_000));
+  if (len !== opts.size.bytes) {
+    throw new Failure("entry_missing", `entry ${id} is not on the server with ${opts.size.bytes} bytes (GET /-${id} says ${len ?? "not found"})`);
+  }
+  if (opts.download !== false) await clock.time("download", () => measureDownload(env, baseUrl, cookie, id, opts, seen));
+  if (opts.verify) {
+    await clock.time("verify", async () => {
+      const d = seen.download;
+      if (d.download_exit_reason !== null && d.download_exit_reason !== "success") {
+        throw new Failure(d.download_exit_reason, `--verify could not read the entry back: ${d.download_error}`);
+      }
       const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutSec * 1000), interruptSignal]);
-      const [down, want] = await Promise.all([downloadSha256(baseUrl, cookie, id, signal), fileSha256(opts.filePath)]);
+      // The measured download's hash when there was one; else a download of its own.
+      const [down, want] = await Promise.all([
+        d.sha256 !== null ? { sha256: d.sha256, bytes: d.bytes } : downloadSha256(baseUrl, cookie, id, signal),
+        fileSha256(opts.filePath),
+      ]);
       seen.verified = down.sha256 === want && down.bytes === opts.size.bytes;
       if (!seen.verified) throw new Failure("corrupt", `downloaded entry differs from ${opts.filePath} (SHA-256 ${down.sha256}, ${down.bytes} bytes; expected ${want})`);
+    });
+  }
+}
+
+/**
+ * The download of the entry as a measured phase: the working set sampled and
+ * the counters read as for the upload. Its failure is recorded, not thrown:
+ * the test's outcome stays the upload's.
+ */
+async function measureDownload(env: TestEnvironment, baseUrl: string, cookie: string, id: string, opts: TestOptions, seen: Observed): Promise<void> {
+  const before = await optional(() => env.counters?.());
+  const oomsBefore = await env.oomKills().catch(() => 0);
+  const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
+  const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
+  const t0 = performance.now();
+  let reason: ExitReason = "success";
+  let error: string | null = null;
+  try {
+    const d = await downloadSha256(baseUrl, cookie, id, AbortSignal.any([timeout, interruptSignal]));
+    seen.download.sha256 = d.sha256;
+    seen.download.bytes = d.bytes;
+    if (d.bytes !== opts.size.bytes) {
+      reason = "http_error";
+      error = `the download ended after ${d.bytes} of ${opts.size.bytes} bytes`;
     }
+  } catch (err) {
+    if (interrupted()) throw err;
+    error = errorMessage(err);
+    reason = timeout.aborted ? "timeout" : "http_error";
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const watched = await monitor.stop();
+  const after = await optional(() => env.counters?.());
+  if (reason !== "success") {
+    if ((await env.oomKills().catch(() => 0)) > oomsBefore) reason = "oom_killed";
+    else if (!(await isRunning(env))) reason = "process_died";
+  }
+  Object.assign(seen.download, {
+    download_duration_seconds: round(seconds, 3),
+    download_throughput_mbps: reason === "success" && seconds > 0 ? round(opts.size.bytes / MiB / seconds, 2) : null,
+    download_peak_memory_bytes: watched.peakBytes,
+    download_counters: before && after ? counterDelta(before, after) : null,
+    download_exit_reason: reason,
+    download_error: error,
   });
 }
 
@@ -333,6 +390,7 @@ function resultOf(
     memory_sample_interval_ms: SAMPLE_INTERVAL_MS,
     oom_kills: seen.ooms,
     ...uploadCounters(seen, opts.size.bytes),
+    ...downloadFields(seen.download),
     entry_id: seen.upload?.id ?? null,
     verified: seen.verified,
     error: ending.error,
@@ -344,6 +402,11 @@ function resultOf(
     iteration: opts.iteration ?? 1,
     warmup: opts.warmup ?? false,
   };
+}
+
+function downloadFields(d: Observed["download"]): DownloadFields {
+  const { sha256: _s, bytes: _b, ...fields } = d;
+  return fields;
 }
 
 /** The upload phase's counters (null each where the backend has none), with the write amplification they give. */

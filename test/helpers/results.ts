@@ -1,7 +1,7 @@
 // Synthetic test results for the statistics, comparison and report tests:
 // a complete TestResult with the given measurements, everything else fixed.
 import type { HostFacts } from "../../lib/upload/host.ts";
-import { NO_COUNTERS, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
+import { NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
 import { MiB, parseSize } from "../../lib/core/sizes.ts";
 
 export const HOST: HostFacts = {
@@ -41,6 +41,7 @@ export function fakeResult(f: Fake = {}): TestResult {
   return {
     ...NO_COUNTERS,
     ...NO_PROVENANCE,
+    ...NO_DOWNLOAD,
     timestamp: "2026-01-29T12:00:00+00:00",
     ram_mb: f.ram ?? 512,
     file_size: size.label,
@@ -66,7 +67,7 @@ export function fakeResult(f: Fake = {}): TestResult {
     entry_id: success ? "abcdefghij" : null,
     verified: null,
     error: success ? null : `failed: ${reason}`,
-    phases: { setup: 0.01, readiness: 0.05, auth: 0.01, upload: 1, verify: 0.01, teardown: 0.01 },
+    phases: { setup: 0.01, readiness: 0.05, auth: 0.01, upload: 1, download: 0, verify: 0.01, teardown: 0.01 },
     backend_settings: f.settings ?? { cgroup_version: "2", cgroup_path: `/sys/fs/cgroup/x-${Math.random()}`, memory_limit_bytes: (f.ram ?? 512) * MiB, swap: "excluded", work_dir: "/tmp" },
     host: { ...HOST, ...f.host },
     log_file: null,
