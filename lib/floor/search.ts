@@ -1,0 +1,103 @@
+// The RAM floor of one file size: the smallest memory limit at which the
+// upload passes. A bisection between a limit that fails and one that passes,
+// each probe a whole test; then the two ends are run again, and where the
+// upper end fails once the bracket moves up and the search goes on, until the
+// upper end passes every run (near the floor an upload may pass one run and be
+// OOM-killed the next: a limit counts as passing only when all its runs did).
+
+/** What one probe (one test at one limit) came to. */
+export interface FloorProbe {
+  ram_mb: number;
+  passed: boolean;
+  /** "success", the exit_reason of a failed test, or "thrashing" (slower than the thrash limit allows). */
+  outcome: string;
+  /** The upload's duration, seconds. */
+  upload_seconds: number;
+  /** The whole probe (start-up and teardown included), seconds. */
+  wall_seconds: number;
+  /** A re-run of a bracket end, after the bisection. */
+  repeat: boolean;
+  result_file: string | null;
+}
+
+export interface FloorSearchOptions {
+  minMb: number;
+  maxMb: number;
+  /** The bracket is narrowed until its ends are at most this far apart. */
+  resolutionMb: number;
+  /** Re-runs of each end of the final bracket. */
+  repeat: number;
+  /** Runs one test at `ramMb`; `repeat` marks a re-run of a bracket end. */
+  probe: (ramMb: number, repeat: boolean) => Promise<FloorProbe>;
+  /** true once the search must stop (its time is up). */
+  outOfTime: () => boolean;
+}
+
+export interface FloorOutcome {
+  /** The lowest limit at which every run passed; null when even --max failed. */
+  lowest_passing_mb: number | null;
+  /** The highest limit below it at which a run failed; null when --min passed every run. */
+  highest_failing_mb: number | null;
+  /** How the highest failing limit's failing run ended (oom_killed, thrashing, ...). */
+  failure: string | null;
+  /** false when the search stopped on its time limit: the bracket is what it had then. */
+  finished: boolean;
+  probes: FloorProbe[];
+}
+
+export async function findFloor(o: FloorSearchOptions): Promise<FloorOutcome> {
+  const probes: FloorProbe[] = [];
+  const at = (mb: number) => probes.filter((p) => p.ram_mb === mb);
+  const passes = (mb: number) => at(mb).length > 0 && at(mb).every((p) => p.passed);
+  const fails = (mb: number) => at(mb).some((p) => !p.passed);
+  const run = async (mb: number, repeat = false) => {
+    const p = await o.probe(mb, repeat);
+    probes.push(p);
+    return p;
+  };
+  const outcome = (lo: number | null, hi: number | null, finished: boolean): FloorOutcome => ({
+    lowest_passing_mb: hi,
+    highest_failing_mb: lo,
+    failure: lo === null ? null : (at(lo).find((p) => !p.passed)?.outcome ?? null),
+    finished,
+    probes,
+  });
+
+  if (!(await run(o.maxMb)).passed) return outcome(o.maxMb, null, true);
+  if (o.outOfTime()) return outcome(null, o.maxMb, false);
+  let lo = o.minMb;
+  let hi = o.maxMb;
+  if ((await run(lo)).passed) {
+    // Even the lowest limit passed: confirm it, or search above it.
+    for (let i = 0; i < o.repeat && !fails(lo); i++) {
+      if (o.outOfTime()) return outcome(null, lo, false);
+      await run(lo, true);
+    }
+    if (passes(lo)) return outcome(null, lo, true);
+  }
+
+  for (;;) {
+    while (hi - lo > o.resolutionMb) {
+      if (o.outOfTime()) return outcome(lo, hi, false);
+      const mid = Math.round((lo + hi) / 2);
+      if ((await run(mid)).passed && passes(mid)) hi = mid;
+      else lo = mid;
+    }
+    // The upper end must pass every re-run; the lower end's re-runs say how often it fails.
+    for (let i = 0; i < o.repeat && passes(hi); i++) {
+      if (o.outOfTime()) return outcome(lo, hi, false);
+      await run(hi, true);
+    }
+    if (!passes(hi)) {
+      lo = hi;
+      // The next limit up whose every run passed (--max passed, so there is one).
+      hi = [...new Set(probes.map((p) => p.ram_mb))].filter((mb) => mb > lo && passes(mb)).sort((x, y) => x - y)[0];
+      continue;
+    }
+    for (let i = 0; i < o.repeat; i++) {
+      if (o.outOfTime()) return outcome(lo, hi, false);
+      await run(lo, true);
+    }
+    return outcome(lo, hi, true);
+  }
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env bun
+// How little RAM is enough? For each file size, the smallest memory limit at
+// which the upload passes: a bisection of whole tests (each a run-test
+// process in a fresh environment), the final bracket's ends run again.
+import { join, resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
+import { runMain } from "../lib/core/main.ts";
+import { log } from "../lib/core/log.ts";
+import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { defaultWorkDir, ensureWritableDir, makeFreeDir } from "../lib/core/files.ts";
+import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
+import { formatDuration } from "../lib/core/durations.ts";
+import { formatTable } from "../lib/output/table.ts";
+import { childEnv, matrixPassedArgs, passedByMatrix, passedFlagSpec, runTestArgs } from "../lib/upload/options.ts";
+import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
+import { requireTestFile } from "../lib/upload/testfiles.ts";
+import { hostFacts } from "../lib/upload/host.ts";
+import { fileStamp, isoTimestamp } from "../lib/upload/result.ts";
+import { parseFileSizes } from "../lib/matrix/plan.ts";
+import { preflight } from "../lib/matrix/preflight.ts";
+import { runTestChild } from "../lib/matrix/run-test-child.ts";
+import { ResultsDb } from "../lib/store/results-db.ts";
+import { findFloor, type FloorOutcome, type FloorProbe } from "../lib/floor/search.ts";
+
+const USAGE = `Usage: bun scripts/find-ram-floor.ts --file-size SIZE | --file-sizes LIST [OPTIONS]
+
+For each file size, the smallest memory limit (MiB) at which the upload
+passes: first one test at --max (which must pass; its upload time is the
+reference), then at --min, then a bisection between the highest failing and
+the lowest passing limit until they are --resolution apart, each probe a whole
+test in a fresh environment, run once. The two ends of that bracket are then
+run --repeat times more; when the upper end fails once, the bracket moves up
+and the search goes on, until the upper end passes every run. A probe whose
+upload takes more than --thrash-factor times the reference counts as failed,
+"thrashing" (near the floor an upload can swap page cache in and out for ever
+instead of dying).
+
+Prints per size the bracket [highest failing, lowest passing], how the highest
+failing limit's failing run ended (oom_killed, thrashing, ...), the probes made
+and the time taken. Stored in the results log as a run of kind ram-floor; the
+tests' results and logs, and floors.json, go to RESULTS_DIR/ram-floor-STAMP/.
+
+Options:
+  --file-size SIZE      The file size to search (e.g. 100M)
+  --file-sizes LIST     Or several, comma-separated (e.g. 100M,1G)
+  --min MB              Lowest limit tried (default: 16)
+  --max MB              Highest limit, which must pass (default: 2048)
+  --resolution MB       Stop narrowing when the bracket is this narrow (default: 8)
+  --repeat N            Re-runs of each end of the final bracket (default: 3)
+  --thrash-factor X     A probe slower than X times the upload at --max is "thrashing" (default: 5)
+  --max-minutes M       Stop a size's search after M minutes and report its bracket as
+                        unfinished (default: no limit)
+  --picoshare PATH, --picoshare-source DIR, --picoshare-ref REF
+                        The build to test, as run-test takes it (built once)
+  --timeout SEC, --test-files DIR, --backend NAME, --verify, --drop-caches,
+  --allow-memory-backed-work-dir, --reuse-vm
+                        As run-test (passed to each probe; --timeout is also the cap
+                        of the thrash limit)
+  --with-download       Each probe also downloads the entry, and passes only when
+                        both do (a failed download: "download oom_killed", ...);
+                        default: the upload only
+  --work-dir DIR        Where PicoShare's data and temp files go (as run-test)
+  --results-dir DIR     Where the search's folder goes (default: ./results)
+  --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
+  --json                The floors as JSON on stdout: {"floors": [...]}
+  --help                Show this text
+
+Exit status: 0 the search ran (whatever it found), 2 bad usage or set-up, 1 anything else.
+
+Examples:
+  bun scripts/find-ram-floor.ts --file-size 100M
+  bun scripts/find-ram-floor.ts --file-sizes 100M,1G --max 1024 --repeat 3 --json
+  bun scripts/find-ram-floor.ts --file-size 5G --max-minutes 30 --picoshare-source ~/picoshare
+`;
+
+const FLAGS = {
+  "file-size": { type: "string" },
+  "file-sizes": { type: "string" },
+  min: { type: "string" },
+  max: { type: "string" },
+  resolution: { type: "string" },
+  repeat: { type: "string" },
+  "thrash-factor": { type: "string" },
+  "max-minutes": { type: "string" },
+  picoshare: { type: "string" },
+  "picoshare-source": { type: "string" },
+  "picoshare-ref": { type: "string" },
+  "work-dir": { type: "string" },
+  "results-dir": { type: "string" },
+  db: { type: "string" },
+  json: { type: "boolean" },
+  "with-download": { type: "boolean" },
+  ...passedFlagSpec(),
+} as const;
+
+/** One size's floor, as --json and floors.json give it. */
+interface Floor extends FloorOutcome {
+  file_size: string;
+  /** The upload's duration at --max: the thrash limit is --thrash-factor times it. */
+  reference_upload_seconds: number;
+  /** The probes' upload timeout after the reference, seconds. */
+  thrash_limit_seconds: number;
+  seconds: number;
+}
+
+await runMain(async () => {
+  const { values: v } = parseCli(FLAGS, USAGE);
+  const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
+  if (s("file-size") !== undefined && s("file-sizes") !== undefined) throw new UsageError("give --file-size SIZE or --file-sizes LIST, not both");
+  if (s("file-size") === undefined && s("file-sizes") === undefined) throw new UsageError("give the file size to search: --file-size SIZE (e.g. --file-size 100M)", true);
+  const sizes = parseFileSizes(s("file-size") ?? s("file-sizes"));
+  const minMb = positiveInt("--min", s("min") ?? "16", "16");
+  const maxMb = positiveInt("--max", s("max") ?? "2048", "2048");
+  if (minMb >= maxMb) throw new UsageError(`--min ${minMb} must be below --max ${maxMb}`);
+  const resolutionMb = positiveInt("--resolution", s("resolution") ?? "8", "8");
+  const repeatText = s("repeat") ?? "3";
+  if (!/^\d+$/.test(repeatText)) throw new UsageError(`--repeat must be a whole number (0 or more), got "${repeatText}" (e.g. --repeat 3)`);
+  const repeat = Number(repeatText);
+  const thrashFactor = positiveNumber("--thrash-factor", s("thrash-factor") ?? "5", "5");
+  const maxMinutes = s("max-minutes") === undefined ? null : positiveNumber("--max-minutes", s("max-minutes")!, "30");
+  const passed = passedByMatrix(v);
+  const timeoutSec = passed.get("timeout");
+  const backend = passed.get("backend");
+  for (const size of sizes) requireTestFile(size, passed.get("test_files"));
+  const resultsDir = resolve(s("results-dir") ?? RESULTS_DIR);
+  ensureWritableDir(resultsDir, "--results-dir");
+  const workDir = s("work-dir") === undefined ? null : resolve(s("work-dir")!);
+  const dbPath = resolve(s("db") ?? join(resultsDir, "results.db"));
+  const picoshare = await resolvePicoShareChoice({ path: s("picoshare"), source: s("picoshare-source"), ref: s("picoshare-ref") }, "picoshare");
+  await preflight(backend, picoshare, [maxMb], sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
+
+  const started = new Date();
+  const dir = makeFreeDir(resultsDir, `ram-floor-${fileStamp(started)}`);
+  const db = ResultsDb.open(dbPath);
+  const options = { file_sizes: sizes.map((x) => x.label), min_mb: minMb, max_mb: maxMb, resolution_mb: resolutionMb, repeat, thrash_factor: thrashFactor, max_minutes: maxMinutes, ...passed.all(), work_dir: workDir };
+  const runId = db.startRun({
+    kind: "ram-floor", startedAt: isoTimestamp(started), backend, resultsDir: dir, picoshareVersion: picoshare.version,
+    picoshareSha256: picoshare.sha256, options, host: hostFacts(workDir ?? defaultWorkDir()),
+  });
+  db.close();
+  const setStatus = (status: "complete" | "interrupted") => {
+    const store = ResultsDb.open(dbPath);
+    try {
+      store.setRunStatus(runId, status, isoTimestamp(new Date()));
+    } finally {
+      store.close();
+    }
+  };
+  const forget = onCleanup("mark the floor search interrupted", () => setStatus("interrupted"));
+  log(`=== RAM floor: ${sizes.map((x) => x.label).join(", ")} between ${minMb} and ${maxMb} MiB (to ${resolutionMb} MiB, ends re-run ${repeat} x) ===`);
+  log(`PicoShare ${picoshare.version} (${picoshare.path}); backend ${backend}; run ${runId} in ${displayPath(dbPath)}; folder ${displayPath(dir)}`);
+
+  const floors: Floor[] = [];
+  for (const size of sizes) {
+    const t0 = performance.now();
+    let reference: number | null = null;
+    let limit = timeoutSec;
+    const probe = async (ramMb: number, isRepeat: boolean): Promise<FloorProbe> => {
+      const logFile = join(dir, `test-${ramMb}MB-${size.label}.log`);
+      const args = runTestArgs({
+        ...matrixPassedArgs(passed.all()),
+        ram: ramMb, size, resultsDir: dir, db: dbPath, picoshare: picoshare.path, workDir, timeoutSec: limit,
+        // The floor is the upload's unless asked: a download adds time and its own peak.
+        noDownload: !v["with-download"],
+      });
+      const w0 = performance.now();
+      const child = await runTestChild(args, { logFile, timeoutSec: limit, env: childEnv({ runId }), header: (pid) => `--- ${isoTimestamp(new Date())} run-test (pid ${pid}): ${args.join(" ")}` });
+      if (interrupted()) throw interruptSignal.reason;
+      const r = child.result;
+      if (!r) throw new Error(`${size.label} at ${ramMb} MiB: ${child.failure} (log: ${displayPath(logFile)})`);
+      const thrashing = !r.success && r.exit_reason === "timeout" && limit < timeoutSec;
+      // With --with-download the download must pass too: its failure is the probe's ("download oom_killed").
+      const downloadFailed = v["with-download"] && r.success && r.download_exit_reason !== "success";
+      const p: FloorProbe = {
+        ram_mb: ramMb, passed: r.success && !downloadFailed,
+        outcome: thrashing ? "thrashing" : downloadFailed ? `download ${r.download_exit_reason}` : r.exit_reason, upload_seconds: r.duration_seconds,
+        wall_seconds: Math.round((performance.now() - w0) / 10) / 100, repeat: isRepeat, result_file: child.resultFile,
+      };
+      log(`  ${size.label} at ${ramMb} MiB${isRepeat ? " (re-run)" : ""}: ${p.passed ? "passed" : p.outcome}, upload ${p.upload_seconds.toFixed(2)} s`);
+      if (reference === null && p.passed) {
+        reference = p.upload_seconds;
+        // Later probes stop at the thrash limit (never above --timeout).
+        limit = Math.min(timeoutSec, Math.max(5, Math.ceil(thrashFactor * reference)));
+      }
+      return p;
+    };
+    const outcome = await findFloor({
+      minMb, maxMb, resolutionMb, repeat, probe,
+      outOfTime: () => maxMinutes !== null && (performance.now() - t0) / 60000 >= maxMinutes,
+    });
+    floors.push({
+      file_size: size.label, ...outcome, reference_upload_seconds: reference ?? 0, thrash_limit_seconds: limit,
+      seconds: Math.round((performance.now() - t0) / 100) / 10,
+    });
+    const f = floors.at(-1)!;
+    log(`${size.label}: ${describe(f)}`);
+  }
+  forget();
+  setStatus("complete");
+  writeFileSync(join(dir, "floors.json"), `${JSON.stringify({ run_id: runId, picoshare: picoshare.version, floors }, null, 2)}\n`);
+
+  if (v.json) {
+    process.stdout.write(`${JSON.stringify({ floors }, null, 2)}\n`);
+  } else {
+    const rows = floors.map((f) => [
+      f.file_size,
+      f.highest_failing_mb === null ? `< ${minMb}` : String(f.highest_failing_mb),
+      f.lowest_passing_mb === null ? `> ${maxMb}` : String(f.lowest_passing_mb),
+      f.failure ?? "-",
+      String(f.probes.length),
+      formatDuration(f.seconds),
+      f.finished ? "finished" : "UNFINISHED (time limit)",
+    ]);
+    process.stdout.write(
+      `${formatTable(["File", "Highest failing (MiB)", "Lowest passing (MiB)", "Failure", "Probes", "Time", "Search"], rows, ["left", "right", "right", "left", "right", "right", "left"])}\n`,
+    );
+  }
+  return 0;
+}, USAGE);
+
+function describe(f: Floor): string {
+  const lo = f.highest_failing_mb === null ? "below --min" : `${f.highest_failing_mb} MiB (${f.failure})`;
+  const hi = f.lowest_passing_mb === null ? "none up to --max" : `${f.lowest_passing_mb} MiB`;
+  return `floor between ${lo} and ${hi}: ${f.probes.length} probes in ${formatDuration(f.seconds)}${f.finished ? "" : ", UNFINISHED (time limit)"}`;
+}
