@@ -111,6 +111,8 @@ export async function postFileMultipart(
     poke();
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  // Aborted while connecting: the event has been and gone.
+  if (opts.signal?.aborted) onAbort();
   const wait = () => new Promise<void>((r) => (wake = r));
   // Stops sending when the server has answered early, closed, or failed.
   const stop = () => failure !== null || closed || response !== null;

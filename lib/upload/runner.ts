@@ -202,13 +202,14 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   seen.initial = await env.memoryNow();
   const died = new AbortController();
   void env.exited.then(() => died.abort(new Error("PicoShare exited")));
-  const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   seen.countersBefore = await optional(() => env.counters?.());
   seen.pressureBefore = await optional(() => env.memoryPressure?.());
   const instructions = env.processIds ? await countInstructions(env.processIds()) : null;
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress("upload", opts.size.bytes);
   let uploadError: unknown = null;
+  // The upload's own clock: from here, not from the readings and counters set up before it.
+  const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   const t0 = performance.now();
   try {
     seen.upload = await uploadFile(baseUrl, cookie, opts.filePath, {
