@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
-import { parseCli, positiveInt } from "../lib/core/cli.ts";
+import { nonNegativeInt, parseCli, positiveInt } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { onCleanup } from "../lib/core/cleanup.ts";
@@ -95,9 +95,7 @@ await runMain(async () => {
   const ram = positiveInt("--ram", (v.ram as string | undefined) ?? "256", "256");
   const size = parseSize((v["file-size"] as string | undefined) ?? "100M", "--file-size");
   const runs = positiveInt("--runs", (v.runs as string | undefined) ?? "8", "8");
-  const warmupText = (v.warmup as string | undefined) ?? "1";
-  if (!/^\d+$/.test(warmupText)) throw new UsageError(`--warmup must be a whole number (0 or more), got "${warmupText}"`);
-  const warmup = Number(warmupText);
+  const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "1", "1");
   const names = ((v.patches as string | undefined) ?? KNOWN_PATCHES.map((p) => p.name).join(",")).split(",");
   const patches = names.map((n) => {
     const p = KNOWN_PATCHES.find((x) => x.name === n);

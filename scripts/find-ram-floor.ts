@@ -4,7 +4,7 @@
 // process in a fresh environment), the final bracket's ends run again.
 import { join, resolve } from "node:path";
 import { writeFileSync } from "node:fs";
-import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
+import { nonNegativeInt, parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
@@ -115,9 +115,7 @@ await runMain(async () => {
   const maxMb = positiveInt("--max", s("max") ?? "2048", "2048");
   if (minMb >= maxMb) throw new UsageError(`--min ${minMb} must be below --max ${maxMb}`);
   const resolutionMb = positiveInt("--resolution", s("resolution") ?? "8", "8");
-  const repeatText = s("repeat") ?? "3";
-  if (!/^\d+$/.test(repeatText)) throw new UsageError(`--repeat must be a whole number (0 or more), got "${repeatText}" (e.g. --repeat 3)`);
-  const repeat = Number(repeatText);
+  const repeat = nonNegativeInt("--repeat", s("repeat") ?? "3", "3");
   const thrashFactor = positiveNumber("--thrash-factor", s("thrash-factor") ?? "5", "5");
   const maxMinutes = s("max-minutes") === undefined ? null : positiveNumber("--max-minutes", s("max-minutes")!, "30");
   const passed = passedByMatrix(v);
