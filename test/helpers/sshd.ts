@@ -5,10 +5,9 @@
 // as root through real ssh. Stopped by pid, with the per-connection sshd
 // processes it forked (they run in sessions of their own).
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOOPBACK, freePort } from "../../lib/core/net.ts";
+import { LOOPBACK, canConnect, freePort } from "../../lib/core/net.ts";
 import { runSync, start } from "../../lib/core/exec.ts";
 import { processRuns } from "../../lib/core/proc.ts";
 
@@ -29,17 +28,6 @@ export interface TestSshd {
 function keygen(path: string, comment: string): void {
   const r = runSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
   if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, LOOPBACK);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 /** Pids of the descendants of `pid`, from /proc (the sshd children that serve connections). */
