@@ -10,6 +10,7 @@ import { ensureWritableDir } from "../lib/core/files.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { checkDropCaches } from "../lib/upload/noise.ts";
+import { proxyPreflight } from "../lib/upload/proxy.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest } from "../lib/upload/runner.ts";
 import { recordResult } from "../lib/upload/record.ts";
@@ -65,6 +66,21 @@ Optional:
                       with the test file (a mismatch fails the test as "corrupt")
   --no-download       Skip the measured download of the entry after a successful
                       upload (its time, throughput, peak memory and counters)
+  --concurrency N     Start N uploads of the file together, each on its own
+                      connection (default: 1); throughput is all their bytes over
+                      the time from the first start to the last response, each
+                      upload's time is in upload_durations_seconds, the first
+                      entry is the one downloaded
+  --no-recovery       Do not upload the small entry first, nor restart PicoShare
+                      after an OOM kill, timeout or death to see what survived
+                      (recovery: integrity_check, the earlier entry, temp files)
+  --proxy nginx       Send the uploads and the download through Debian's nginx,
+                      started on 127.0.0.1 for the test with a typical deployment's
+                      settings (request buffering on, no body size limit, 60 s
+                      proxy timeouts); the result records its memory and disk use
+  --proxy-settings LIST
+                      With --proxy: NAME=VALUE,... to override those settings, e.g.
+                      proxy_read_timeout=300s,proxy_request_buffering=off
   --drop-caches       Root: sync and drop the page cache before each test, so that
                       every test starts cold (the test file is read from disk); the
                       result says so (caches_dropped)
@@ -86,6 +102,8 @@ Examples:
   bun scripts/run-test.ts --ram 2048 --file-size 100M --keep-vm
   bun scripts/run-test.ts --ram 1024 --file-size 500M --picoshare ~/picoshare/picoshare
   bun scripts/run-test.ts --ram 256 --file-size 100M --picoshare-source ~/picoshare --picoshare-ref main
+  bun scripts/run-test.ts --ram 256 --file-size 1G --concurrency 3
+  bun scripts/run-test.ts --ram 256 --file-size 1G --proxy nginx --proxy-settings proxy_read_timeout=10s
 `;
 
 await runMain(async () => {
@@ -104,6 +122,11 @@ await runMain(async () => {
   }
   const backendName = opt("backend");
   const filePath = requireTestFile(size, opt("testFiles"));
+  const concurrency = opt("concurrency");
+  const proxyKind = opt("proxy");
+  const proxySettings = opt("proxySettings");
+  if (proxySettings && !proxyKind) throw new UsageError("--proxy-settings without --proxy: add --proxy nginx, or leave the settings out");
+  if (proxyKind) proxyPreflight(proxyKind);
   const resultsDir = opt("resultsDir");
   ensureWritableDir(resultsDir, "--results-dir");
   const workDir = opt("workDir");
@@ -117,7 +140,7 @@ await runMain(async () => {
   const allowMemoryBackedWorkDir = opt("allowMemoryBackedWorkDir");
   const dropCachesFirst = opt("dropCaches");
   if (dropCachesFirst) checkDropCaches();
-  await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: size.bytes, signal: AbortSignal.timeout(1e9), allowMemoryBackedWorkDir });
+  await backend.preflight({ ramMiB, workDir, picoshare, uploadBytes: concurrency * size.bytes, signal: AbortSignal.timeout(1e9), allowMemoryBackedWorkDir });
 
   log("=== PicoShare Performance Test ===");
   log(`RAM: ${ramMiB}MB`);
@@ -125,6 +148,7 @@ await runMain(async () => {
   log(`Backend: ${backend.name}`);
   log(`PicoShare: ${picoshare.version} (${picoshare.path}, sha256 ${picoshare.sha256.slice(0, 12)})`);
   log(`Timeout: ${timeoutSec}s`);
+  if (concurrency > 1) log(`Concurrency: ${concurrency} uploads at once`);
   if (dropCachesFirst) log("Page cache: synced and dropped before each test (--drop-caches)");
   if (!single) log(`Iterations: ${iterations}${warmups > 0 ? ` (after ${warmups} warm-up${warmups === 1 ? "" : "s"})` : ""}`);
 
@@ -139,6 +163,9 @@ await runMain(async () => {
       verify: opt("verify"),
       dropCaches: dropCachesFirst,
       download: !opt("noDownload"),
+      concurrency,
+      recovery: !opt("noRecovery"),
+      proxy: proxyKind ? { kind: proxyKind, settings: proxySettings ?? {} } : null,
       iteration: single ? (envIteration ?? 1) : i,
       warmup,
     });
@@ -163,6 +190,10 @@ function reportTest(result: TestResult, ramMiB: number): void {
   report(result.success ? "✅ TEST PASSED" : `❌ TEST FAILED: ${result.exit_reason}`);
   if (result.error) log(`   Reason: ${result.error}`);
   log(`   Duration: ${result.duration_seconds.toFixed(2)}s`);
+  if (result.upload_transfer_seconds !== null && result.upload_processing_seconds !== null) {
+    log(`   Transfer / processing: ${result.upload_transfer_seconds.toFixed(2)}s / ${result.upload_processing_seconds.toFixed(2)}s (end of transfer seen by the ${result.upload_transfer_end})`);
+  }
+  if (result.concurrency > 1) log(`   Each upload: ${result.upload_durations_seconds.map((d) => `${d.toFixed(2)}s`).join(", ")}`);
   log(`   Throughput: ${result.throughput_mbps.toFixed(2)} MB/s`);
   log(`   Peak Memory: ${result.peak_memory_mb}MB / ${ramMiB}MB`);
   // The working set above includes page cache PicoShare touched; its own resident set is what its code holds.
@@ -184,6 +215,10 @@ function reportTest(result: TestResult, ramMiB: number): void {
         ? `   Download: ${result.download_duration_seconds?.toFixed(2)}s, ${result.download_throughput_mbps?.toFixed(2)} MB/s, peak ${Math.round((result.download_peak_memory_bytes ?? 0) / MiB)}MB`
         : `   Download: FAILED (${result.download_exit_reason}): ${result.download_error}`,
     );
+  }
+  if (result.proxy) {
+    const p = result.proxy;
+    log(`   Proxy: ${p.proxy} ${p.version}, peak RSS ${p.peak_rss_bytes === null ? "?" : `${Math.round(p.peak_rss_bytes / MiB)}MB`}, request buffered on disk ${formatBytes(p.body_temp_peak_bytes)} at most`);
   }
   log(`   HTTP Status: ${result.http_status}`);
   const p = result.phases;

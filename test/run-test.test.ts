@@ -7,10 +7,11 @@ import { Database } from "bun:sqlite";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
-import { runScript, startScript, waitFor } from "./helpers/run.ts";
+import { runScript, startScript, uploadStarted, waitFor } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { cgroupMounts } from "../lib/backends/cgroup-place.ts";
 import { instructionsUnavailable } from "../lib/upload/perf-events.ts";
+import { readTimeline } from "../lib/upload/timeline.ts";
 
 setDefaultTimeout(120_000);
 
@@ -170,7 +171,8 @@ describe("a passing upload", () => {
 
   test("the download is measured as its own phase, and --verify checks that same download byte for byte", async () => {
     const d = dirs();
-    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--verify"));
+    // --no-recovery: no small entry first, whose writes would blur the count of downloads below.
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--verify", "--no-recovery"));
     expect(ran.code).toBe(0);
     const r = readResult(ran.stdout);
     expect(r).toMatchObject({ success: true, exit_reason: "success", verified: true, download_exit_reason: "success", download_error: null });
@@ -276,6 +278,133 @@ async function expectFailure(d: ReturnType<typeof dirs>, ran: { code: number | n
   return r;
 }
 
+describe("where the time goes, parallel uploads, the timeline", () => {
+  test("the upload splits into transfer and processing, the end of the transfer seen by the server", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "64M"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    expect(r.upload_transfer_end).toBe("server");
+    expect(r.upload_transfer_seconds).toBeGreaterThan(0);
+    // Storing 64 MiB in SQLite takes PicoShare well over the 10 ms poll.
+    expect(r.upload_processing_seconds).toBeGreaterThan(0.02);
+    expect(r.upload_transfer_seconds + r.upload_processing_seconds).toBeCloseTo(r.duration_seconds, 2);
+    // The client handed its last byte to the socket before the server had it all (by the buffers' worth), never after the response.
+    expect(r.upload_body_sent_seconds).toBeGreaterThan(0);
+    expect(r.upload_body_sent_seconds).toBeLessThanOrEqual(r.upload_transfer_seconds + 0.011);
+    expect(ran.stderr).toMatch(/Transfer \/ processing: [\d.]+s \/ [\d.]+s \(end of transfer seen by the server\)/);
+    const db = new Database(join(d.results, "results.db"), { readonly: true });
+    expect(db.query("SELECT upload_transfer_seconds t, upload_processing_seconds p, concurrency c FROM results").get()).toEqual({
+      t: r.upload_transfer_seconds, p: r.upload_processing_seconds, c: 1,
+    });
+    db.close();
+  });
+
+  test("--concurrency 2: two uploads at once, two whole entries, throughput over both", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--concurrency", "2", "--verify"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    expect(r.concurrency).toBe(2);
+    expect(r.entry_ids).toHaveLength(2);
+    expect(new Set(r.entry_ids).size).toBe(2);
+    expect(r.entry_ids.every((id: string | null) => typeof id === "string" && id.length > 0)).toBe(true);
+    expect(r.upload_durations_seconds).toHaveLength(2);
+    expect(Math.max(...r.upload_durations_seconds)).toBeCloseTo(r.duration_seconds, 2);
+    // Both files are in the database: more than twice 8 MiB (plus the small entry).
+    expect(r.data_dir_bytes).toBeGreaterThan(16 * MiB);
+    // Aggregate: 16 MiB over the wall time.
+    expect(Math.abs((r.throughput_mbps * r.duration_seconds) / 16 - 1)).toBeLessThan(0.03);
+    expect(ran.stderr).toContain("Concurrency: 2 uploads at once");
+    expect(ran.stderr).toMatch(/Each upload: [\d.]+s, [\d.]+s/);
+  });
+
+  test("the memory timeline beside the result has samples in the upload, processing and download", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "64M"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    expect(basename(r.timeline_file)).toBe(basename(ran.stdout.trim()).replace(/^result-/, "timeline-").replace(/\.json$/, ".csv"));
+    const samples = readTimeline(r.timeline_file);
+    const phases = new Set(samples.map((s) => s.phase));
+    expect([...phases].sort()).toEqual(["download", "processing", "upload"]);
+    // In time order, phase by phase, within the test's own upload and download.
+    const t = samples.map((s) => s.t);
+    expect(t).toEqual([...t].sort((a, b) => a - b));
+    expect(samples.findLast((s) => s.phase === "upload")!.t).toBeLessThanOrEqual(r.upload_transfer_seconds + 0.06);
+    expect(samples.find((s) => s.phase === "processing")!.t).toBeGreaterThanOrEqual(r.upload_transfer_seconds);
+    // The cgroup tells anon from file, and the working set peaked where the result says.
+    expect(samples.every((s) => s.anon_bytes !== null && s.file_bytes !== null)).toBe(true);
+    const peak = Math.max(...samples.filter((s) => s.phase !== "download").map((s) => s.working_set_bytes));
+    expect(peak).toBeLessThanOrEqual(r.peak_memory_bytes);
+    expect(peak).toBeGreaterThan(r.initial_memory_bytes);
+  });
+});
+
+describe("after a failure: what a restart finds", () => {
+  test("an OOM-killed upload: PicoShare starts again, its database is intact, the earlier entry is served whole, the temp file is counted", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "10", "--file-size", "64M"));
+    const r = await expectFailure(d, ran, "oom_killed");
+    expect(r.recovery).toMatchObject({ started: true, integrity_check: "ok", earlier_entry_intact: true, error: null });
+    expect(r.recovery.restart_seconds).toBeGreaterThan(0);
+    // Go's spill file of the killed upload stays behind: its bytes are part of the file.
+    expect(r.recovery.temp_files_left).toBeGreaterThanOrEqual(1);
+    expect(r.recovery.temp_bytes_left).toBeGreaterThan(0);
+    expect(r.recovery.temp_bytes_left).toBeLessThanOrEqual(64 * MiB);
+    expect(ran.stderr).toMatch(/Recovery: restart answered in [\d.]+ s, integrity_check ok, earlier entry served whole, \d+ temp file/);
+    const db = new Database(join(d.results, "results.db"), { readonly: true });
+    expect(JSON.parse((db.query("SELECT recovery_json j FROM results").get() as { j: string }).j)).toEqual(r.recovery);
+    db.close();
+  });
+
+  test("a passing test has no recovery record, and --no-recovery makes none after a failure", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "10", "--file-size", "64M", "--no-recovery"));
+    const r = await expectFailure(d, ran, "oom_killed");
+    expect(r.recovery).toBeNull();
+    expect(ran.stderr).not.toContain("Recovery:");
+  });
+});
+
+describe("behind a real nginx", () => {
+  test("--proxy nginx: the upload and download go through it; its memory and buffered bytes are recorded", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--proxy", "nginx", "--verify"));
+    expect(ran.code).toBe(0);
+    const r = readResult(ran.stdout);
+    expect(r).toMatchObject({ success: true, verified: true, download_exit_reason: "success" });
+    expect(r.proxy.proxy).toBe("nginx");
+    expect(r.proxy.version).toMatch(/^\d+\.\d+/);
+    expect(r.proxy.settings).toMatchObject({ proxy_request_buffering: "on", proxy_read_timeout: "60s" });
+    // Request buffering on: nginx held the whole request body on disk before passing it on.
+    expect(r.proxy.body_temp_peak_bytes).toBeGreaterThanOrEqual(8 * MiB);
+    expect(r.proxy.peak_rss_bytes).toBeGreaterThan(0);
+    // nginx's access shows in PicoShare's log as requests from the proxy's connection.
+    expect(ran.stderr).toMatch(/Proxy: nginx at http:\/\/127\.0\.0\.1:\d+ in front of PicoShare/);
+  });
+
+  test("PicoShare's processing outlasting proxy_read_timeout: a 504 from the proxy, said in its terms", async () => {
+    const d = dirs();
+    const ran = await runScript("run-test", args(d, "--ram", "256", "--file-size", "64M", "--proxy", "nginx", "--proxy-settings", "proxy_read_timeout=1ms"));
+    const r = await expectFailure(d, ran, "http_error");
+    expect(r.http_status).toBe("504");
+    expect(r.error).toContain("proxy_read_timeout 1ms");
+    expect(r.proxy.settings.proxy_read_timeout).toBe("1ms");
+  });
+
+  test("--proxy-settings without --proxy, or with a name nginx is not given: exit 2, one line", async () => {
+    const d = dirs();
+    const alone = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--proxy-settings", "proxy_read_timeout=5s"));
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain("--proxy-settings without --proxy");
+    const bad = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M", "--proxy", "nginx", "--proxy-settings", "worker_processes=4"));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("worker_processes");
+    expect(existsSync(d.results)).toBe(false);
+  });
+});
+
 describe("failures are classified and written", () => {
   test("a RAM limit too small for the upload: oom_killed, from the cgroup's OOM counter", async () => {
     const d = dirs();
@@ -294,12 +423,8 @@ describe("failures are classified and written", () => {
   test("PicoShare killed mid-upload (not by the OOM killer): process_died", async () => {
     const d = dirs();
     const run = startScript("run-test", args(d, "--ram", "512", "--file-size", "256M"));
-    // The upload is under way once Go's multipart spill file exists in the test's TMPDIR.
     const cg = await waitFor("the test cgroup", () => testCgroups(run.pid)[0]);
-    await waitFor("the multipart temp file", () => {
-      const [dir] = existsSync(d.work) ? readdirSync(d.work) : [];
-      return dir && existsSync(join(d.work, dir, "tmp")) && readdirSync(join(d.work, dir, "tmp")).some((n) => n.startsWith("multipart-"));
-    });
+    await waitFor("the multipart temp file", () => uploadStarted(d.work));
     for (const pid of cgroupPids(cg)) process.kill(pid, "SIGKILL");
     const ran = await run.done;
     const r = await expectFailure(d, ran, "process_died");
@@ -390,10 +515,7 @@ describe("interrupted mid-upload", () => {
       const run = startScript("run-test", args(d, "--ram", "512", "--file-size", "256M"));
       const cg = await waitFor("the test cgroup", () => testCgroups(run.pid)[0]);
       const [pid] = await waitFor("PicoShare in the cgroup", () => cgroupPids(cg).length > 0 && cgroupPids(cg));
-      await waitFor("the upload to start", () => {
-        const [dir] = readdirSync(d.work);
-        return dir && existsSync(join(d.work, dir, "tmp")) && readdirSync(join(d.work, dir, "tmp")).length > 0;
-      });
+      await waitFor("the upload to start", () => uploadStarted(d.work));
       process.kill(run.pid, sig);
       const ran = await run.done;
       expect(ran.code).toBe(code);
@@ -448,15 +570,15 @@ describe("what a killed harness leaves behind", () => {
     const d = dirs();
     const run = startScript("run-test", args(d, "--ram", "512", "--file-size", "256M"));
     const cg = await waitFor("the test cgroup", () => testCgroups(run.pid)[0]);
-    await waitFor("the upload to start", () => {
-      const [dir] = readdirSync(d.work);
-      return dir && existsSync(join(d.work, dir, "tmp")) && readdirSync(join(d.work, dir, "tmp")).length > 0;
-    });
+    await waitFor("the upload to start", () => uploadStarted(d.work));
     process.kill(run.pid, "SIGKILL");
     await run.done;
     const [orphan] = cgroupPids(cg);
     expect(orphan).toBeGreaterThan(0);
-    expect(readdirSync(d.work)).toHaveLength(1);
+    // The test's folder (data, temp files) and the harness's own beside it (the small entry's file, a proxy's folder).
+    const left = readdirSync(d.work);
+    expect(left).toHaveLength(2);
+    expect(left.every((n) => n.startsWith(`picoshare-perf-${run.pid}-`))).toBe(true);
     try {
       // While the orphan runs it is reported, not ended.
       const first = await runScript("run-test", args(d, "--ram", "256", "--file-size", "8M"));
@@ -464,7 +586,7 @@ describe("what a killed harness leaves behind", () => {
       expect(first.stderr).toContain(`PicoShare left running by a dead harness (pid ${orphan})`);
       expect(alive(orphan)).toBe(true);
       expect(existsSync(cg)).toBe(true);
-      expect(readdirSync(d.work)).toHaveLength(1); // its data stays while it runs
+      expect(readdirSync(d.work)).toEqual(left); // its data stays while it runs
     } finally {
       process.kill(orphan, "SIGKILL");
       await waitFor("the orphan to go", () => cgroupPids(cg).length === 0, 5_000);

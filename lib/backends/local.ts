@@ -2,10 +2,10 @@
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
 import { goRuntimeVarsSet } from "../upload/provenance.ts";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, StorageFacts, TestEnvironment } from "./types.ts";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, MemoryPoint, StorageFacts, TestEnvironment } from "./types.ts";
 import { CounterTracker, roundCounter } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, memoryCeiling, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
@@ -118,7 +118,11 @@ class LocalEnvironment implements TestEnvironment {
   readonly logPath: string;
   private proc: Started | null = null;
   private exitedResolve!: (e: ExitInfo) => void;
-  readonly exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+  private exitedNow = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+  /** The PicoShare started last (a restart starts a new one). */
+  get exited(): Promise<ExitInfo> {
+    return this.exitedNow;
+  }
   private torn = false;
   private readonly tracker: CounterTracker;
 
@@ -163,7 +167,7 @@ class LocalEnvironment implements TestEnvironment {
     const port = await freePort();
     const secretFile = join(this.dir, "secret");
     writeFileSync(secretFile, secret, { mode: 0o600 });
-    const argv = this.cgroup.launch([this.spec.picoshare.path, "-db", join(this.dir, "data", "store.db")]);
+    const argv = this.cgroup.launch([this.spec.picoshare.path, "-db", this.dbPath]);
     this.proc = start(argv, {
       cwd: this.dir,
       stdout: { file: this.logPath },
@@ -181,6 +185,33 @@ class LocalEnvironment implements TestEnvironment {
     return `http://${LOOPBACK}:${port}`;
   }
 
+  async restartPicoShare(secret: string): Promise<string> {
+    if (this.proc?.running()) await stopGroup(this.proc);
+    this.exitedNow = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+    return this.startPicoShare(secret);
+  }
+
+  private get dbPath(): string {
+    return join(this.dir, "data", "store.db");
+  }
+
+  async copyDatabase(dest: string): Promise<string> {
+    // SQLite's files together: the WAL holds what was committed since the last checkpoint.
+    for (const suffix of ["", "-wal", "-shm"]) {
+      if (existsSync(this.dbPath + suffix)) copyFileSync(this.dbPath + suffix, join(dest, `store.db${suffix}`));
+    }
+    return join(dest, "store.db");
+  }
+
+  spillBytes(): number {
+    const tmp = join(this.dir, "tmp");
+    let total = 0;
+    for (const f of safe(() => readdirSync(tmp), [] as string[])) {
+      if (f.startsWith("multipart-")) total += safe(() => statSync(join(tmp, f)).size, 0);
+    }
+    return total;
+  }
+
   processIds(): number[] {
     return this.cgroup.pids();
   }
@@ -194,9 +225,11 @@ class LocalEnvironment implements TestEnvironment {
     let samples = 0;
     let anonPeak = 0;
     let atPeak: MemoryBreakdown | null = null;
+    const points: MemoryPoint[] = [];
     const sample = () => {
       try {
         const { workingSet, breakdown } = this.cgroup.snapshot();
+        points.push({ at: performance.now(), workingSet, anon: breakdown.anon, file: breakdown.file });
         if (workingSet >= peak || atPeak === null) {
           peak = workingSet;
           atPeak = breakdown;
@@ -215,7 +248,7 @@ class LocalEnvironment implements TestEnvironment {
       stop: async () => {
         clearInterval(timer);
         sample();
-        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak };
+        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak, points };
       },
     };
   }
@@ -254,7 +287,7 @@ class LocalEnvironment implements TestEnvironment {
     const dataDirBytes = readdirSync(data).reduce((sum, f) => sum + safe(() => statSync(join(data, f)).size, 0), 0);
     // Go's multipart parser names its spill files multipart-NNN.
     const tempFiles = readdirSync(join(this.dir, "tmp")).filter((f) => f.startsWith("multipart-")).length;
-    return { dataDirBytes, tempFiles };
+    return { dataDirBytes, tempFiles, tempBytes: this.spillBytes() };
   }
 
   keepInstructions(baseUrl: string): string[] {

@@ -35,6 +35,18 @@ export interface MemoryPressure {
 export interface StorageFacts {
   dataDirBytes: number;
   tempFiles: number;
+  /** The multipart temp files' total size. */
+  tempBytes: number;
+}
+
+/** One memory sample as a monitor took it, for the timeline. */
+export interface MemoryPoint {
+  /** performance.now() when the sample was taken (or arrived from a VM). */
+  at: number;
+  workingSet: number;
+  /** Anonymous and file-backed memory, where the backend can tell them apart (a cgroup). */
+  anon?: number | null;
+  file?: number | null;
 }
 
 export interface MemoryMonitor {
@@ -43,7 +55,7 @@ export interface MemoryMonitor {
    * where the backend can tell, the highest anonymous memory and what the
    * memory was made of at the working set's peak.
    */
-  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null }>;
+  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null; points: MemoryPoint[] }>;
 }
 
 export interface TestEnvironment {
@@ -78,6 +90,23 @@ export interface TestEnvironment {
   processIds?(): number[];
   /** PicoShare's data folder (database, WAL) in bytes and the multipart temp files in its TMPDIR, now. */
   storage?(): Promise<StorageFacts | null>;
+  /**
+   * Bytes in PicoShare's multipart temp files now, read cheaply enough to
+   * poll every few ms: where the end of an upload's transfer is seen from the
+   * server's side. Absent where a read costs a round trip (a VM).
+   */
+  spillBytes?(): number;
+  /**
+   * Copies PicoShare's database files (database, WAL, shared memory) as they
+   * are now into the host folder `dest`; resolves with the database's path there.
+   */
+  copyDatabase?(dest: string): Promise<string>;
+  /**
+   * After a failure: stops PicoShare if it still runs and starts it again on
+   * the same data dir under the same limit; resolves with its base URL.
+   * `exited` then follows the new process.
+   */
+  restartPicoShare?(secret: string): Promise<string>;
   /** Memory pressure stall totals so far (cgroup v2 PSI); null where there are none. */
   memoryPressure?(): Promise<MemoryPressure | null>;
   /** Lines for --keep-vm: how to reach the kept environment and how to stop it. */

@@ -5,6 +5,8 @@ import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { isWarmup, iterationOf, type TestResult } from "../upload/result.ts";
+import type { Floor } from "../floor/search.ts";
+import { parseSize } from "../core/sizes.ts";
 
 export type RunStatus = "running" | "complete" | "interrupted";
 
@@ -122,6 +124,13 @@ export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: s
   ["download_counters_json", (r) => (r.download_counters ? JSON.stringify(r.download_counters) : null), "TEXT", 6],
   ["download_exit_reason", (r) => r.download_exit_reason ?? null, "TEXT", 6],
   ["download_error", (r) => r.download_error ?? null, "TEXT", 6],
+  ["upload_transfer_seconds", (r) => r.upload_transfer_seconds ?? null, "REAL", 7],
+  ["upload_processing_seconds", (r) => r.upload_processing_seconds ?? null, "REAL", 7],
+  ["upload_body_sent_seconds", (r) => r.upload_body_sent_seconds ?? null, "REAL", 7],
+  ["concurrency", (r) => r.concurrency ?? 1, "INTEGER NOT NULL DEFAULT 1", 7],
+  ["timeline_file", (r) => r.timeline_file ?? null, "TEXT", 7],
+  ["recovery_json", (r) => (r.recovery ? JSON.stringify(r.recovery) : null), "TEXT", 7],
+  ["proxy_json", (r) => (r.proxy ? JSON.stringify(r.proxy) : null), "TEXT", 7],
 ];
 
 /** The results columns a migration added (0: the table's first shape). */
@@ -191,6 +200,28 @@ ${firstColumns()}
   `${addedColumns(5)}`,
   // The measured download after the upload (null with --no-download, and before).
   `${addedColumns(6)}`,
+  // Where the upload's time went (transfer, processing), parallel uploads
+  // (a cell is RAM, size and concurrency: harness errors say theirs too), the
+  // memory timeline's file, recovery after a failure, the proxy in front.
+  `${addedColumns(7)}
+   ALTER TABLE harness_errors ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 1;`,
+  // A RAM-floor search's floor per file size (find-ram-floor; its probes are
+  // the run's results): the bracket and how its lower end failed as columns
+  // for queries, the whole floor (probes included) as JSON.
+  `CREATE TABLE floors (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     file_size TEXT NOT NULL,
+     file_size_bytes INTEGER NOT NULL,
+     lowest_passing_mb INTEGER,
+     highest_failing_mb INTEGER,
+     failure TEXT,
+     unfinished INTEGER NOT NULL,
+     probes INTEGER NOT NULL,
+     seconds REAL NOT NULL,
+     floor_json TEXT NOT NULL,
+     UNIQUE (run_id, file_size)
+   );`,
 ];
 
 
@@ -214,6 +245,28 @@ export interface HarnessErrorRow {
   iteration: number;
   /** 1 for a warm-up run (never counted), 0 otherwise. */
   warmup: number;
+  /** The cell's uploads at once (1 before migration 7). */
+  concurrency: number;
+}
+
+/** One file size's RAM floor as stored (table floors). */
+export interface FloorRow {
+  id: number;
+  run_id: number;
+  file_size: string;
+  file_size_bytes: number;
+  /** The lowest limit at which every run passed (null: not even --max). */
+  lowest_passing_mb: number | null;
+  /** The highest limit below it at which a run failed (null: --min passed). */
+  highest_failing_mb: number | null;
+  /** How that limit's failing run ended (oom_killed, thrashing, ...). */
+  failure: string | null;
+  /** 1 when the search stopped on its time limit (--max-minutes). */
+  unfinished: number;
+  probes: number;
+  seconds: number;
+  /** The whole Floor record. */
+  floor_json: string;
 }
 
 /** A run with its tally of results (warm-up runs not counted). */
@@ -320,16 +373,16 @@ export class ResultsDb {
     return this.db.query("SELECT 1 FROM results WHERE run_id = ? AND result_file = ?").get(runId, resultFile) !== null;
   }
 
-  addHarnessError(e: Omit<HarnessErrorRow, "id" | "iteration" | "warmup"> & { iteration?: number; warmup?: boolean }): number {
+  addHarnessError(e: Omit<HarnessErrorRow, "id" | "iteration" | "warmup" | "concurrency"> & { iteration?: number; warmup?: boolean; concurrency?: number }): number {
     return this.db.transaction(() => {
       const row = this.db
         .query(
-          `INSERT INTO harness_errors (run_id, timestamp, ram_mb, file_size, exit_reason, error, exit_code, signal, log_file, iteration, warmup)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+          `INSERT INTO harness_errors (run_id, timestamp, ram_mb, file_size, exit_reason, error, exit_code, signal, log_file, iteration, warmup, concurrency)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
         )
         .get(
           e.run_id, e.timestamp, e.ram_mb, e.file_size, e.exit_reason, e.error, e.exit_code, e.signal, e.log_file,
-          e.iteration ?? 1, e.warmup ? 1 : 0,
+          e.iteration ?? 1, e.warmup ? 1 : 0, e.concurrency ?? 1,
         ) as {
         id: number;
       };
@@ -338,20 +391,43 @@ export class ResultsDb {
   }
 
   /** Forgets a cell's harness errors (once the cell has been run again): those of one iteration, or all of them. */
-  clearHarnessErrors(runId: number, ramMb: number, fileSize: string, iteration?: number): void {
+  clearHarnessErrors(runId: number, ramMb: number, fileSize: string, iteration?: number, concurrency = 1): void {
     this.db.transaction(() => {
       if (iteration === undefined) {
-        this.db.query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ?").run(runId, ramMb, fileSize);
+        this.db
+          .query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ? AND concurrency = ?")
+          .run(runId, ramMb, fileSize, concurrency);
       } else {
         this.db
-          .query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ? AND iteration = ?")
-          .run(runId, ramMb, fileSize, iteration);
+          .query("DELETE FROM harness_errors WHERE run_id = ? AND ram_mb = ? AND file_size = ? AND iteration = ? AND concurrency = ?")
+          .run(runId, ramMb, fileSize, iteration, concurrency);
       }
     }).immediate();
   }
 
   harnessErrors(runId: number): HarnessErrorRow[] {
     return this.db.query("SELECT * FROM harness_errors WHERE run_id = ? ORDER BY id").all(runId) as HarnessErrorRow[];
+  }
+
+  /** Records a size's floor for a ram-floor run; the size's earlier floor in that run, if any, is replaced. */
+  addFloor(runId: number, floor: Floor): number {
+    return this.db.transaction(() => {
+      const row = this.db
+        .query(
+          `INSERT OR REPLACE INTO floors (run_id, file_size, file_size_bytes, lowest_passing_mb, highest_failing_mb, failure, unfinished, probes, seconds, floor_json)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        )
+        .get(
+          runId, floor.file_size, parseSize(floor.file_size).bytes, floor.lowest_passing_mb, floor.highest_failing_mb, floor.failure,
+          flag(!floor.finished), floor.probes.length, floor.seconds, JSON.stringify(floor),
+        ) as { id: number };
+      return row.id;
+    }).immediate();
+  }
+
+  /** A run's floors, smallest file first. */
+  floors(runId: number): FloorRow[] {
+    return this.db.query("SELECT * FROM floors WHERE run_id = ? ORDER BY file_size_bytes, id").all(runId) as FloorRow[];
   }
 
   /** Names a run's side of a comparison and links it with the other side's run (both ways). */

@@ -43,6 +43,8 @@ export interface UploadResult {
   id: string | null;
   /** Bytes of the file the server read from us. */
   sentBytes: number;
+  /** performance.now() when the last byte of the request was handed to the socket; null when it never was. */
+  bodySentAt: number | null;
 }
 
 /** Uploads a file as the multipart field `file`, streamed from disk (see http-upload.ts). */
@@ -61,7 +63,7 @@ export async function uploadFile(
       id = null;
     }
   }
-  return { status: res.status, body: res.body, id, sentBytes: res.sentBytes };
+  return { status: res.status, body: res.body, id, sentBytes: res.sentBytes, bodySentAt: res.bodySentAt };
 }
 
 /** The length PicoShare declares for an entry (headers only; the body is not read). */

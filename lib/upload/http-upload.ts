@@ -57,7 +57,7 @@ export async function postFileMultipart(
   headers: Record<string, string>,
   path: string,
   opts: { signal?: AbortSignal; onProgress?: (sentBytes: number) => void } = {},
-): Promise<RawResponse & { sentBytes: number }> {
+): Promise<RawResponse & { sentBytes: number; bodySentAt: number | null }> {
   opts.signal?.throwIfAborted();
   const target = new URL(url);
   const size = statSync(path).size;
@@ -138,11 +138,13 @@ export async function postFileMultipart(
       opts.onProgress?.(sent);
     }
     await send(tail);
+    // The last byte is in the socket's buffer, not yet at the server: early by up to what the buffers hold.
+    const bodySentAt = stop() ? null : performance.now();
     while (!stop()) await wait();
     if (failure) throw failure;
     if (!response) throw new Error(closed ? "the server closed the connection without a response" : "no response");
     const done: RawResponse = response;
-    return { ...done, sentBytes: sent };
+    return { ...done, sentBytes: sent, bodySentAt };
   } finally {
     closeSync(fd);
     opts.signal?.removeEventListener("abort", onAbort);

@@ -11,6 +11,8 @@ import { defaultWorkDir } from "../core/files.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../core/paths.ts";
 import { parseSize, type Size } from "../core/sizes.ts";
 import { parseBackend } from "../backends/index.ts";
+import { PROXIES, parseProxySetting, type ProxyKind } from "./proxy.ts";
+import { UsageError } from "../core/errors.ts";
 
 interface ValueOption<T, F extends string = string> {
   flag: F;
@@ -69,7 +71,29 @@ export const RUN_TEST_OPTIONS = {
   keepVm: toggle("keep-vm"),
   allowMemoryBackedWorkDir: passedOn(toggle("allow-memory-backed-work-dir")),
   dropCaches: passedOn(toggle("drop-caches")),
+  // A cell's third axis in the matrix (--concurrency-levels), so not passed on as it is.
+  concurrency: value("concurrency", (t) => positiveInt("--concurrency", t ?? "1", "3")),
+  noRecovery: passedOn(toggle("no-recovery")),
+  proxy: passedOn(value("proxy", parseProxyKind)),
+  proxySettings: passedOn(value("proxy-settings", parseProxySettings, proxySettingsText)),
 };
+
+/** --proxy's value: one of PROXIES, or none. */
+function parseProxyKind(t: string | undefined): ProxyKind | null {
+  if (t === undefined) return null;
+  if (!(PROXIES as readonly string[]).includes(t)) throw new UsageError(`--proxy ${t}: unknown proxy; use ${PROXIES.join(" or ")}`);
+  return t as ProxyKind;
+}
+
+/** --proxy-settings NAME=VALUE,...: the proxy's settings that differ from PROXY_DEFAULTS. */
+function parseProxySettings(t: string | undefined): Record<string, string> | null {
+  if (t === undefined) return null;
+  return Object.fromEntries(t.split(",").filter((x) => x !== "").map(parseProxySetting));
+}
+
+function proxySettingsText(s: Record<string, string>): string {
+  return Object.entries(s).map(([k, v]) => `${k}=${v}`).join(",");
+}
 
 type Options = typeof RUN_TEST_OPTIONS;
 export type RunTestKey = keyof Options;

@@ -8,6 +8,7 @@ import { partialPath, writeFileAtomic } from "../core/files.ts";
 import { warn } from "../core/log.ts";
 import { displayPath } from "../core/paths.ts";
 import { ResultsDb } from "../store/results-db.ts";
+import { timelineCsv, type TimelineSample } from "./timeline.ts";
 import { fileStamp, freeStem, HARNESS_ERROR, isoTimestamp, type TestResult } from "./result.ts";
 
 /** A measured test, not yet recorded. */
@@ -17,6 +18,8 @@ export interface Measurement {
   startedAt: Date;
   /** PicoShare's output, or null when no environment was made. */
   picoshareLog: string | null;
+  /** The memory samples of the upload and the download, by phase; null when none were taken. */
+  timeline: TimelineSample[] | null;
 }
 
 export interface TestOutcome {
@@ -33,10 +36,17 @@ export function recordResult(m: Measurement, to: { resultsDir: string; dbPath: s
   const stem = freeStem(to.resultsDir, resultStem(m.result.ram_mb, m.result.file_size, m.startedAt), (s) => [
     `result-${s}.json`,
     `picoshare-${s}.log`,
+    `timeline-${s}.csv`,
   ]);
   const logPath = join(to.resultsDir, `picoshare-${stem}.log`);
   if (m.picoshareLog !== null) writeFileAtomic(logPath, m.picoshareLog);
-  const result: TestResult = { ...m.result, log_file: m.picoshareLog === null ? null : displayPath(logPath) };
+  const timelinePath = join(to.resultsDir, `timeline-${stem}.csv`);
+  if (m.timeline !== null) writeFileAtomic(timelinePath, timelineCsv(m.timeline));
+  const result: TestResult = {
+    ...m.result,
+    log_file: m.picoshareLog === null ? null : displayPath(logPath),
+    timeline_file: m.timeline === null ? null : displayPath(timelinePath),
+  };
   const resultPath = join(to.resultsDir, `result-${stem}.json`);
   writeNewFile(resultPath, resultJson(result));
   if (to.dbPath) {
@@ -95,6 +105,8 @@ export interface HarnessError {
   /** Which of the cell's tests (default 1), and whether a warm-up (default not). */
   iteration?: number;
   warmup?: boolean;
+  /** The cell's uploads at once (default 1). */
+  concurrency?: number;
   error: string;
   exitCode: number | null;
   signal: string | null;
@@ -106,5 +118,6 @@ export function recordHarnessError(db: ResultsDb, e: HarnessError): void {
   db.addHarnessError({
     run_id: e.runId, timestamp: isoTimestamp(new Date()), ram_mb: e.ram, file_size: e.fileSize, exit_reason: HARNESS_ERROR,
     error: e.error, exit_code: e.exitCode, signal: e.signal, log_file: e.logFile, iteration: e.iteration, warmup: e.warmup,
+    concurrency: e.concurrency,
   });
 }

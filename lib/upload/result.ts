@@ -8,6 +8,7 @@ import type { Counters } from "./counters.ts";
 import type { MemoryBreakdown, MemoryPressure } from "../backends/types.ts";
 import type { GoRuntimeEnv } from "./provenance.ts";
 import type { EnvironmentProbe } from "./noise.ts";
+import type { ProxyFacts } from "./proxy.ts";
 
 export const EXIT_REASONS = [
   "success",
@@ -119,7 +120,59 @@ export const NO_DOWNLOAD: DownloadFields = {
   download_counters: null, download_exit_reason: null, download_error: null,
 };
 
-export interface TestResult extends UploadCounters, DownloadFields {
+/** Recovery after a failed upload: PicoShare started again on the same data dir, under the same limit. */
+export interface Recovery {
+  /** PicoShare answered again after the restart. */
+  started: boolean;
+  /** PRAGMA integrity_check on a copy of the database as the failure left it: "ok", or the first problems it names; null when it could not be run. */
+  integrity_check: string | null;
+  /** The small entry uploaded before the big one is served whole (length and SHA-256) after the restart; null when there was none to check. */
+  earlier_entry_intact: boolean | null;
+  /** Go's multipart-* temp files, and their bytes, left in PicoShare's TMPDIR by the failed upload. */
+  temp_files_left: number | null;
+  temp_bytes_left: number | null;
+  /** Seconds from the restart until PicoShare answered. */
+  restart_seconds: number | null;
+  /** What went wrong in the recovery itself; null when it all ran. */
+  error: string | null;
+}
+
+/** Where the upload's time went, how many ran at once, what survived a failure, what stood in front. */
+export interface UploadBreakdown {
+  /** Seconds from the request's start to the end of the body's transfer (see upload_transfer_end). */
+  upload_transfer_seconds: number | null;
+  /** Seconds from the end of the transfer to the response: PicoShare storing the upload ("Processing..."). */
+  upload_processing_seconds: number | null;
+  /**
+   * How the end of the transfer was found: "server" (PicoShare's multipart
+   * temp files had received the whole file, polled every 10 ms), "client"
+   * (the last byte handed to the socket: early by what the socket buffers
+   * and a VM's port forward hold); null when the upload failed before the end.
+   */
+  upload_transfer_end: "server" | "client" | null;
+  /** Seconds from the request's start until its last byte was handed to the socket (the client's view of the end, kept beside the server's to show the difference). */
+  upload_body_sent_seconds: number | null;
+  /** Uploads of the file started together on as many connections (--concurrency; 1 by default). */
+  concurrency: number;
+  /** Each upload's seconds from its start to its response, in start order. */
+  upload_durations_seconds: number[];
+  /** Each upload's entry id (null for one that got none), in start order. */
+  entry_ids: (string | null)[];
+  /** The memory timeline (CSV) saved beside the result; null when none was taken. */
+  timeline_file: string | null;
+  /** After an oom_killed, timeout or process_died: what a restart on the same data found; null otherwise. */
+  recovery: Recovery | null;
+  /** The reverse proxy the upload went through (--proxy), its settings and what it used; null without one. */
+  proxy: ProxyFacts | null;
+}
+
+/** A result without the breakdown fields (a record written before they existed). */
+export const NO_BREAKDOWN: UploadBreakdown = {
+  upload_transfer_seconds: null, upload_processing_seconds: null, upload_transfer_end: null, upload_body_sent_seconds: null, concurrency: 1,
+  upload_durations_seconds: [], entry_ids: [], timeline_file: null, recovery: null, proxy: null,
+};
+
+export interface TestResult extends UploadCounters, DownloadFields, UploadBreakdown {
   // The original harness's fields.
   timestamp: string;
   ram_mb: number;

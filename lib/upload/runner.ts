@@ -10,20 +10,30 @@ import type { PicoShareBinary } from "./picoshare.ts";
 import { downloadSha256, entryLength, uploadFile, type UploadResult } from "./api.ts";
 import { isRunning, login, sleep, waitUntilReady } from "./session.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
+import { NAME_PREFIX } from "../backends/cgroup-place.ts";
 import { UsageError, errorMessage } from "../core/errors.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { log } from "../core/log.ts";
 import { peakRss } from "../core/proc.ts";
 import { byteProgress } from "../core/progress.ts";
-import { NO_DOWNLOAD, isoTimestamp, type DownloadFields, type ExitReason, type Phases, type TestResult, type UploadCounters } from "./result.ts";
+import { NO_DOWNLOAD, isoTimestamp, type DownloadFields, type ExitReason, type Phases, type Recovery, type TestResult, type UploadBreakdown, type UploadCounters } from "./result.ts";
 import type { Measurement } from "./record.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { fileSha256 } from "../core/files.ts";
 import { goRuntimeEnv, harnessVersion, type HarnessVersion } from "./provenance.ts";
 import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
 import { countInstructions } from "./perf-events.ts";
+import { RECOVERED_AFTER, recover, uploadCanary, type Canary } from "./recovery.ts";
+import { startProxy, type ProxyKind, type RunningProxy } from "./proxy.ts";
+import { timelineOf, type PhaseBounds } from "./timeline.ts";
+import type { MemoryPoint } from "../backends/types.ts";
+import type { ProxyFacts } from "./proxy.ts";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
 
 export const SAMPLE_INTERVAL_MS = 50;
+/** How often PicoShare's temp files are looked at for the end of the transfer (a stat per file: cheap). */
+export const TRANSFER_POLL_MS = 10;
 
 export interface TestOptions {
   ramMiB: number;
@@ -44,6 +54,12 @@ export interface TestOptions {
   dropCaches?: boolean;
   /** Measure a download of the entry after a successful upload (default true; --no-download). */
   download?: boolean;
+  /** Uploads of the file started together, each on its own connection (default 1). */
+  concurrency?: number;
+  /** Upload a small entry first, and after an OOM kill, timeout or death restart PicoShare to see what survived (default true; --no-recovery). */
+  recovery?: boolean;
+  /** A reverse proxy the uploads and the download go through (--proxy), with its overridden settings. */
+  proxy?: { kind: ProxyKind; settings: Record<string, string> } | null;
 }
 
 class Failure extends Error {
@@ -89,8 +105,22 @@ function logTail(path: string, lines = 5): string {
 /** What a test has found out; each field keeps its "did not get that far" value until its phase sets it. */
 interface Observed {
   baseUrl: string;
+  /** The first upload's answer (its status is the test's http_status), or the first that failed. */
   upload: UploadResult | null;
+  /** Each upload's answer, in start order (null: it got none). */
+  uploads: (UploadResult | null)[];
+  uploadDurations: number[];
   uploadSeconds: number;
+  /** From the upload's start (seconds): to the end of the transfer, and how that end was found. */
+  transferSeconds: number | null;
+  transferEnd: UploadBreakdown["upload_transfer_end"];
+  bodySentSeconds: number | null;
+  /** The monitors' samples and the moments that bound the phases, for the timeline. */
+  points: MemoryPoint[];
+  bounds: PhaseBounds | null;
+  canary: Canary | null;
+  recovery: Recovery | null;
+  proxy: RunningProxy | null;
   initial: number;
   peak: number;
   samples: number;
@@ -122,7 +152,8 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const startedAt = new Date();
   const clock = phaseClock();
   const seen: Observed = {
-    baseUrl: "", upload: null, uploadSeconds: 0, initial: 0, peak: 0, samples: 0, verified: null, ooms: 0,
+    baseUrl: "", upload: null, uploads: [], uploadDurations: [], uploadSeconds: 0, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
+    points: [], bounds: null, canary: null, recovery: null, proxy: null, initial: 0, peak: 0, samples: 0, verified: null, ooms: 0,
     kernelPeak: null, picoRss: null, countersBefore: null, countersAfter: null, countersTotal: null, storage: null,
     anonPeak: null, atPeak: null, pressureBefore: null, pressureAfter: null, instructions: null,
     download: { ...NO_DOWNLOAD, sha256: null, bytes: 0 },
@@ -142,15 +173,21 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     uploadBytes: opts.size.bytes,
     signal: interruptSignal,
   };
-  const forgetTeardown = onCleanup("tear down the test environment", () => env?.teardown());
+  // The harness's own files of this test (the small entry, a database copy, the proxy's folder); named so that a dead harness's are reaped.
+  const scratch = mkdtempSync(join(opts.workDir, `${NAME_PREFIX}${process.pid}-aux-`));
+  const forgetTeardown = onCleanup("tear down the test environment", async () => {
+    await seen.proxy?.stop();
+    await env?.teardown();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+  const secret = randomBytes(24).toString("base64url");
 
   try {
-    const secret = randomBytes(24).toString("base64url");
     await clock.time("setup", async () => {
       env = await opts.backend.create(spec);
       seen.baseUrl = await env.startPicoShare(secret);
     });
-    await exercise(env!, secret, opts, clock, seen);
+    await exercise(env!, secret, opts, clock, seen, scratch);
   } catch (err) {
     if (interrupted()) throw err;
     // A set-up problem the user must fix (a lock held, a missing tool): exit 2, nothing written.
@@ -166,7 +203,19 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     try {
       logText = readFileSync(env.logPath, "utf8");
     } catch {}
+    // The failed test's own readings are taken: now see what a restart finds.
+    if (opts.recovery !== false && RECOVERED_AFTER.includes(ending.reason)) {
+      if (env.restartPicoShare) {
+        seen.recovery = await recover(env, { secret, canary: seen.canary, scratch, timeoutSec: opts.timeoutSec });
+        logRecovery(seen.recovery);
+      } else {
+        log(`Recovery: not checked: the ${opts.backend.name} backend cannot restart PicoShare on the same data (local can)`);
+      }
+      if (interrupted()) throw interruptSignal.reason;
+    }
   }
+  const proxyFacts = seen.proxy?.facts() ?? null;
+  await seen.proxy?.stop();
 
   const theEnv = env;
   if (opts.keep && theEnv && ending.reason === "success") {
@@ -176,17 +225,27 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     await clock.time("teardown", () => theEnv.teardown());
     forgetTeardown();
   }
+  rmSync(scratch, { recursive: true, force: true });
   if (interrupted()) throw interruptSignal.reason;
 
   return {
-    result: resultOf(opts, { startedAt, host, seen, ending, phases: clock.phases, settings: env?.settings ?? {}, harness: await harnessVersion(), probe }),
+    result: resultOf(opts, { startedAt, host, seen, ending, phases: clock.phases, settings: env?.settings ?? {}, harness: await harnessVersion(), probe, proxy: proxyFacts }),
     startedAt,
     picoshareLog: env ? logText : null,
+    timeline: seen.bounds && seen.points.length > 0 ? timelineOf(seen.points, seen.bounds) : null,
   };
 }
 
+function logRecovery(r: Recovery): void {
+  const entry = r.earlier_entry_intact === null ? "not checked" : r.earlier_entry_intact ? "served whole" : "LOST or damaged";
+  log(
+    `Recovery: restart ${r.started ? `answered in ${r.restart_seconds} s` : "FAILED"}, integrity_check ${r.integrity_check ?? "not run"}, ` +
+      `earlier entry ${entry}, ${r.temp_files_left ?? "?"} temp file(s) left (${r.temp_bytes_left ?? "?"} bytes)${r.error ? `; ${r.error}` : ""}`,
+  );
+}
+
 /** From a started PicoShare to a checked upload; a step that fails throws the Failure that names how. */
-async function exercise(env: TestEnvironment, secret: string, opts: TestOptions, clock: Clock, seen: Observed): Promise<void> {
+async function exercise(env: TestEnvironment, secret: string, opts: TestOptions, clock: Clock, seen: Observed, scratch: string): Promise<void> {
   const baseUrl = seen.baseUrl;
   await clock.time("readiness", () =>
     waitUntilReady(env, baseUrl).catch((err) => {
@@ -198,7 +257,22 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
       throw new Failure("startup_failed", `login failed: ${errorMessage(err)}`);
     }),
   );
+  // Only where a restart can read it back.
+  if (opts.recovery !== false && env.restartPicoShare) {
+    seen.canary = await uploadCanary(baseUrl, cookie, scratch, AbortSignal.any([AbortSignal.timeout(30_000), interruptSignal])).catch((err) => {
+      throw new Failure("http_error", `the small entry before the upload failed: ${errorMessage(err)}`);
+    });
+  }
+  // Uploads and the download go through the proxy; readiness and login went straight to PicoShare.
+  let front = baseUrl;
+  if (opts.proxy) {
+    const proxyDir = join(scratch, opts.proxy.kind);
+    seen.proxy = await startProxy(opts.proxy.kind, { upstream: baseUrl, dir: mkdirFresh(proxyDir), settings: opts.proxy.settings, signal: interruptSignal });
+    front = seen.proxy.url;
+    log(`Proxy: ${opts.proxy.kind} at ${front} in front of PicoShare`);
+  }
 
+  const n = opts.concurrency ?? 1;
   seen.initial = await env.memoryNow();
   const died = new AbortController();
   void env.exited.then(() => died.abort(new Error("PicoShare exited")));
@@ -206,30 +280,58 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   seen.pressureBefore = await optional(() => env.memoryPressure?.());
   const instructions = env.processIds ? await countInstructions(env.processIds()) : null;
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
-  const bar = byteProgress("upload", opts.size.bytes);
-  let uploadError: unknown = null;
+  const bar = byteProgress(n > 1 ? `upload x${n}` : "upload", n * opts.size.bytes);
+  const sent = new Array<number>(n).fill(0);
   // The upload's own clock: from here, not from the readings and counters set up before it.
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
+  const signal = AbortSignal.any([timeout, interruptSignal, died.signal]);
   const t0 = performance.now();
-  try {
-    seen.upload = await uploadFile(baseUrl, cookie, opts.filePath, {
-      signal: AbortSignal.any([timeout, interruptSignal, died.signal]),
-      onProgress: (n) => bar.update(n),
-    });
-  } catch (err) {
-    uploadError = err;
-  }
-  seen.uploadSeconds = (performance.now() - t0) / 1000;
+  // The server's side of the end of the transfer: PicoShare's temp files hold every byte of every upload.
+  let serverEnd: number | null = null;
+  const poll = setInterval(() => {
+    seen.proxy?.sample();
+    if (serverEnd === null && env.spillBytes && env.spillBytes() >= n * opts.size.bytes) serverEnd = performance.now();
+  }, TRANSFER_POLL_MS);
+  const settled = await Promise.allSettled(
+    Array.from({ length: n }, async (_, i) => {
+      const up = await uploadFile(front, cookie, opts.filePath, {
+        signal,
+        onProgress: (b) => {
+          sent[i] = b;
+          bar.update(sent.reduce((a, x) => a + x, 0));
+        },
+      });
+      seen.uploadDurations[i] = round((performance.now() - t0) / 1000, 3);
+      return up;
+    }),
+  );
+  const tResponse = performance.now();
+  clearInterval(poll);
+  seen.uploadSeconds = (tResponse - t0) / 1000;
   clock.phases.upload = round(seen.uploadSeconds, 3);
+  seen.uploads = settled.map((r) => (r.status === "fulfilled" ? r.value : null));
+  for (let i = 0; i < n; i++) seen.uploadDurations[i] ??= round(seen.uploadSeconds, 3);
+  const uploadError = settled.find((r) => r.status === "rejected")?.reason ?? null;
+  seen.upload = seen.uploads.find((u) => u !== null && u.status !== 200) ?? seen.uploads[0] ?? null;
   bar.stop();
   const watched = await monitor.stop();
   ({ peakBytes: seen.peak, samples: seen.samples } = watched);
   seen.anonPeak = watched.anonPeakBytes ?? null;
   seen.atPeak = watched.atPeak ?? null;
+  seen.points.push(...watched.points);
   seen.countersAfter = await optional(() => env.counters?.());
   seen.instructions = (await instructions?.stop()) ?? null;
   seen.pressureAfter = await optional(() => env.memoryPressure?.());
   seen.storage = await optional(() => env.storage?.());
+  // Where the transfer ended: seen by the server where it can be, else the last byte handed to the socket.
+  const clientEnd = seen.uploads.every((u) => u?.bodySentAt != null) ? Math.max(...seen.uploads.map((u) => u!.bodySentAt!)) : null;
+  const transferEnd = serverEnd ?? clientEnd;
+  if (clientEnd !== null) seen.bodySentSeconds = round((clientEnd - t0) / 1000, 3);
+  if (transferEnd !== null) {
+    seen.transferSeconds = round((Math.min(transferEnd, tResponse) - t0) / 1000, 3);
+    seen.transferEnd = serverEnd !== null ? "server" : "client";
+  }
+  seen.bounds = { uploadStart: t0, transferEnd, response: tResponse, downloadStart: null };
   if (interrupted()) throw interruptSignal.reason;
 
   // A failed request may be noticed before the kernel has reaped an OOM-killed server.
@@ -237,22 +339,33 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   seen.ooms = await env.oomKills();
   const running = await isRunning(env);
   const upload = seen.upload;
+  const proxied = seen.proxy ? ` (through ${opts.proxy!.kind})` : "";
   if (seen.ooms > 0) throw new Failure("oom_killed", `the kernel's OOM killer ended PicoShare (${seen.ooms} kill(s) in the cgroup)`);
   if (timeout.aborted) throw new Failure("timeout", `upload did not finish within ${opts.timeoutSec} s`);
   if (!running) {
     const how = await env.exited;
     throw new Failure("process_died", `PicoShare exited during the upload (${how.signal ?? `exit code ${how.code}`})`);
   }
-  if (uploadError) throw new Failure("http_error", `upload request failed: ${errorMessage(uploadError)}`);
-  if (upload!.status !== 200) throw new Failure("http_error", `upload answered HTTP ${upload!.status}: ${upload!.body.trim().slice(0, 200)}`);
-  if (!upload!.id) throw new Failure("http_error", `upload answered 200 without an entry id: ${upload!.body.trim().slice(0, 200)}`);
+  if (uploadError) throw new Failure("http_error", `upload request failed${proxied}: ${errorMessage(uploadError)}`);
+  if (upload!.status !== 200) {
+    const gateway = seen.proxy && (upload!.status === 502 || upload!.status === 504) ? `: ${proxyVerdict(upload!.status, seen.proxy)}` : "";
+    throw new Failure("http_error", `upload answered HTTP ${upload!.status}${proxied}${gateway}: ${upload!.body.trim().slice(0, 200)}`);
+  }
+  const missingId = seen.uploads.find((u) => !u!.id);
+  if (missingId) throw new Failure("http_error", `upload answered 200 without an entry id: ${missingId.body.trim().slice(0, 200)}`);
 
-  const id = upload!.id;
-  const len = await entryLength(baseUrl, cookie, id, AbortSignal.timeout(30_000));
+  for (const other of seen.uploads.slice(1)) {
+    const len = await entryLength(front, cookie, other!.id!, AbortSignal.timeout(30_000));
+    if (len !== opts.size.bytes) {
+      throw new Failure("entry_missing", `entry ${other!.id} is not on the server with ${opts.size.bytes} bytes (GET /-${other!.id} says ${len ?? "not found"})`);
+    }
+  }
+  const id = upload!.id!;
+  const len = await entryLength(front, cookie, id, AbortSignal.timeout(30_000));
   if (len !== opts.size.bytes) {
     throw new Failure("entry_missing", `entry ${id} is not on the server with ${opts.size.bytes} bytes (GET /-${id} says ${len ?? "not found"})`);
   }
-  if (opts.download !== false) await clock.time("download", () => measureDownload(env, baseUrl, cookie, id, opts, seen));
+  if (opts.download !== false) await clock.time("download", () => measureDownload(env, front, cookie, id, opts, seen));
   if (opts.verify) {
     await clock.time("verify", async () => {
       const d = seen.download;
@@ -262,7 +375,7 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
       const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutSec * 1000), interruptSignal]);
       // The measured download's hash when there was one; else a download of its own.
       const [down, want] = await Promise.all([
-        d.sha256 !== null ? { sha256: d.sha256, bytes: d.bytes } : downloadSha256(baseUrl, cookie, id, signal),
+        d.sha256 !== null ? { sha256: d.sha256, bytes: d.bytes } : downloadSha256(front, cookie, id, signal),
         fileSha256(opts.filePath),
       ]);
       seen.verified = down.sha256 === want && down.bytes === opts.size.bytes;
@@ -280,6 +393,8 @@ async function measureDownload(env: TestEnvironment, baseUrl: string, cookie: st
   const before = await optional(() => env.counters?.());
   const oomsBefore = await env.oomKills().catch(() => 0);
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
+  // Before the monitor: its first sample is the download's.
+  if (seen.bounds) seen.bounds.downloadStart = performance.now();
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const t0 = performance.now();
   let reason: ExitReason = "success";
@@ -299,6 +414,7 @@ async function measureDownload(env: TestEnvironment, baseUrl: string, cookie: st
   }
   const seconds = (performance.now() - t0) / 1000;
   const watched = await monitor.stop();
+  seen.points.push(...watched.points);
   const after = await optional(() => env.counters?.());
   if (reason !== "success") {
     if ((await env.oomKills().catch(() => 0)) > oomsBefore) reason = "oom_killed";
@@ -312,6 +428,20 @@ async function measureDownload(env: TestEnvironment, baseUrl: string, cookie: st
     download_exit_reason: reason,
     download_error: error,
   });
+}
+
+/** A new folder (mode 0700: a proxy's buffered uploads live there); its path. */
+function mkdirFresh(dir: string): string {
+  mkdirSync(dir, { mode: 0o700 });
+  return dir;
+}
+
+/** What a proxy's 502 / 504 means for the upload, in its own terms. */
+function proxyVerdict(status: number, proxy: RunningProxy): string {
+  const facts = proxy.facts();
+  return status === 504
+    ? `the proxy gave up waiting for PicoShare's answer (proxy_read_timeout ${facts.settings.proxy_read_timeout})`
+    : "the proxy lost its connection to PicoShare (Bad Gateway)";
 }
 
 /** One of the environment's optional readings: null where the backend has none, or it failed. */
@@ -351,19 +481,21 @@ async function failureOf(err: unknown, env: TestEnvironment | null, started: boo
 /** The result record of a measured test; log_file is set once the log is written (recordResult). */
 function resultOf(
   opts: TestOptions,
-  t: { startedAt: Date; host: HostFacts; seen: Observed; ending: Ending; phases: Phases; settings: TestResult["backend_settings"]; harness: HarnessVersion; probe: EnvironmentProbe },
+  t: { startedAt: Date; host: HostFacts; seen: Observed; ending: Ending; phases: Phases; settings: TestResult["backend_settings"]; harness: HarnessVersion; probe: EnvironmentProbe; proxy: ProxyFacts | null },
 ): TestResult {
   const { seen, ending } = t;
   const success = ending.reason === "success";
   const fileMiB = opts.size.bytes / MiB;
   const peak = Math.max(seen.peak, seen.initial);
+  const n = opts.concurrency ?? 1;
   return {
     timestamp: isoTimestamp(t.startedAt),
     ram_mb: opts.ramMiB,
     file_size: opts.size.label,
     file_size_mb: fileMiB,
     duration_seconds: round(seen.uploadSeconds, 3),
-    throughput_mbps: success && seen.uploadSeconds > 0 ? round(fileMiB / seen.uploadSeconds, 2) : 0,
+    // All the uploads' bytes over the time from the first start to the last response.
+    throughput_mbps: success && seen.uploadSeconds > 0 ? round((n * fileMiB) / seen.uploadSeconds, 2) : 0,
     initial_memory_bytes: seen.initial,
     peak_memory_bytes: peak,
     peak_memory_mb: Math.round(peak / MiB),
@@ -392,6 +524,16 @@ function resultOf(
     oom_kills: seen.ooms,
     ...uploadCounters(seen, opts.size.bytes),
     ...downloadFields(seen.download),
+    upload_transfer_seconds: seen.transferSeconds,
+    upload_processing_seconds: seen.transferSeconds === null || seen.uploads.some((u) => u === null) ? null : round(seen.uploadSeconds - seen.transferSeconds, 3),
+    upload_transfer_end: seen.transferEnd,
+    upload_body_sent_seconds: seen.bodySentSeconds,
+    concurrency: n,
+    upload_durations_seconds: seen.uploadDurations,
+    entry_ids: seen.uploads.map((u) => u?.id ?? null),
+    timeline_file: null,
+    recovery: seen.recovery,
+    proxy: t.proxy,
     entry_id: seen.upload?.id ?? null,
     verified: seen.verified,
     error: ending.error,

@@ -126,18 +126,22 @@ export function parseCountersLine(line: string): CounterReading | null {
   };
 }
 
-/** A shell script that prints a data folder's file sizes ("s BYTES" each) and the multipart-* files in a temp folder ("t NAME" each). */
+/** A shell script that prints a data folder's file sizes ("s BYTES" each) and the multipart-* files in a temp folder ("t BYTES NAME" each). */
 export function storageScript(dataDir: string, tmpDir: string): string {
-  return `find ${shq(dataDir)} -type f -printf 's %s\\n'; find ${shq(tmpDir)} -maxdepth 1 -name 'multipart-*' -printf 't %f\\n'`;
+  return `find ${shq(dataDir)} -type f -printf 's %s\\n'; find ${shq(tmpDir)} -maxdepth 1 -name 'multipart-*' -printf 't %s %f\\n'`;
 }
 
 /** What storageScript printed. */
-export function parseStorage(out: string): { dataDirBytes: number; tempFiles: number } {
+export function parseStorage(out: string): { dataDirBytes: number; tempFiles: number; tempBytes: number } {
   let dataDirBytes = 0;
   let tempFiles = 0;
+  let tempBytes = 0;
   for (const line of out.split("\n")) {
     if (line.startsWith("s ")) dataDirBytes += Number(line.slice(2)) || 0;
-    else if (line.startsWith("t ")) tempFiles++;
+    else if (line.startsWith("t ")) {
+      tempFiles++;
+      tempBytes += Number(line.split(" ")[1]) || 0;
+    }
   }
-  return { dataDirBytes, tempFiles };
+  return { dataDirBytes, tempFiles, tempBytes };
 }

@@ -1,7 +1,7 @@
 // Synthetic test results for the statistics, comparison and report tests:
 // a complete TestResult with the given measurements, everything else fixed.
 import type { HostFacts } from "../../lib/upload/host.ts";
-import { NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
+import { NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
 import { MiB, parseSize } from "../../lib/core/sizes.ts";
 
 export const HOST: HostFacts = {
@@ -29,6 +29,7 @@ export interface Fake {
   settings?: TestResult["backend_settings"];
   runId?: number | null;
   samples?: number;
+  concurrency?: number;
 }
 
 export function fakeResult(f: Fake = {}): TestResult {
@@ -42,6 +43,8 @@ export function fakeResult(f: Fake = {}): TestResult {
     ...NO_COUNTERS,
     ...NO_PROVENANCE,
     ...NO_DOWNLOAD,
+    ...NO_BREAKDOWN,
+    concurrency: f.concurrency ?? 1,
     timestamp: "2026-01-29T12:00:00+00:00",
     ram_mb: f.ram ?? 512,
     file_size: size.label,

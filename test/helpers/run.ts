@@ -1,4 +1,5 @@
 // Running the project's scripts as real processes, as a user would.
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { start } from "../../lib/core/exec.ts";
 import { ROOT } from "../../lib/core/paths.ts";
@@ -45,4 +46,15 @@ export async function waitFor<T>(what: string, check: () => Maybe<T> | Promise<M
     await Bun.sleep(10);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Whether a test's upload is under way: Go's multipart spill file exists in
+ * the TMPDIR of one of the test folders in `work` (beside them: the harness's
+ * own folder of the test, which has no tmp).
+ */
+export function uploadStarted(work: string): boolean {
+  return (existsSync(work) ? readdirSync(work) : []).some(
+    (dir) => existsSync(join(work, dir, "tmp")) && readdirSync(join(work, dir, "tmp")).some((n) => n.startsWith("multipart-")),
+  );
 }

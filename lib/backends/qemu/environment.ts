@@ -5,7 +5,7 @@
 // OOM kills. Powered off and its folder removed on every exit path.
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, MemoryPoint, StorageFacts, TestEnvironment } from "../types.ts";
 import { errorMessage } from "../../core/errors.ts";
 import type { Started } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
@@ -280,9 +280,12 @@ export class QemuEnvironment implements TestEnvironment {
     log(`qemu: sampling the VM's memory (MemTotal - MemAvailable) every ${this.sampleMs} ms during the upload`);
     let peak = this.last?.used ?? 0;
     let samples = 0;
+    // Stamped on arrival: the guest's clock is not the host's.
+    const points: MemoryPoint[] = [];
     const listener = (s: MemSample) => {
       peak = Math.max(peak, s.used);
       samples++;
+      points.push({ at: performance.now(), workingSet: s.used, anon: null, file: null });
     };
     this.listeners.add(listener);
     return {
@@ -290,7 +293,7 @@ export class QemuEnvironment implements TestEnvironment {
         // One more sample period, so that the last moment of the upload is in.
         await Bun.sleep(this.sampleMs + 20);
         this.listeners.delete(listener);
-        return { peakBytes: peak, samples };
+        return { peakBytes: peak, samples, points };
       },
     };
   }

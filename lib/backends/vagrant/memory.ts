@@ -1,7 +1,7 @@
 // The VM's working set (MemTotal - MemAvailable of the whole VM), read once
 // or sampled by one long-lived ssh stream that is restarted, a few times,
 // when it breaks.
-import type { MemoryMonitor } from "../types.ts";
+import type { MemoryMonitor, MemoryPoint } from "../types.ts";
 import { interrupted } from "../../core/cleanup.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { shq } from "../../core/exec.ts";
@@ -39,10 +39,13 @@ export function monitorVmMemory(host: MemoryStreamHost, intervalMs: number): Mem
   // Runs until its output is closed, or its folder goes (teardown).
   const ctr = host.picoPid ? `; ctr ${host.picoPid}` : "";
   const cmd = `${MEM_FN}\n${COUNTERS_FN}\nwhile [ -d ${shq(host.guestDir)} ]; do mem${ctr}; sleep ${sleep}; done`;
+  // Stamped on arrival: the guest's clock is not the host's.
+  const points: MemoryPoint[] = [];
   const record = (n: number) => {
     if (Number.isFinite(n) && n > 0) {
       peak = Math.max(peak, n);
       samples++;
+      points.push({ at: performance.now(), workingSet: n, anon: null, file: null });
     }
   };
   const onLine = (line: string) => {
@@ -83,7 +86,7 @@ export function monitorVmMemory(host: MemoryStreamHost, intervalMs: number): Mem
       } catch {
         // the VM is going away
       }
-      return { peakBytes: peak, samples };
+      return { peakBytes: peak, samples, points };
     },
   };
 }
