@@ -12,6 +12,7 @@ import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../li
 import { resultsTable } from "../lib/output/summary.ts";
 import { formatTable } from "../lib/output/table.ts";
 import type { ExitReason } from "../lib/upload/result.ts";
+import { cellName } from "../lib/stats/cells.ts";
 
 const DEFAULT_DB = join(RESULTS_DIR, "results.db");
 
@@ -72,7 +73,7 @@ function toMatrixRow(r: ResultRow): MatrixRow {
 function runRows(run: RunRow, results: ResultRow[], errors: HarnessErrorRow[]): MatrixRow[] {
   const items = [
     ...results.filter((r) => !r.warmup).map((r) => ({ at: r.timestamp, iteration: r.iteration ?? 1, row: toMatrixRow(r) })),
-    ...errors.filter((e) => !e.warmup).map((e) => ({ at: e.timestamp, iteration: e.iteration ?? 1, row: harnessErrorRow(e.ram_mb, e.file_size) })),
+    ...errors.filter((e) => !e.warmup).map((e) => ({ at: e.timestamp, iteration: e.iteration ?? 1, row: harnessErrorRow(e.ram_mb, e.file_size, e.concurrency ?? 1) })),
   ];
   const options = parseJson(run.options_json) ?? {};
   const mem: unknown[] = Array.isArray(options.memory_limits) ? options.memory_limits : [];
@@ -141,7 +142,7 @@ function show(db: ResultsDb, id: number, format: "table" | "csv" | "json"): void
     rows.length > 0 ? resultsTable(rows) : "(no results recorded for this run)",
   ];
   for (const e of errors) {
-    lines.push("", `${e.ram_mb}MB ${e.file_size}${e.warmup ? ` (warm-up, iteration ${e.iteration})` : ""}: ${e.exit_reason}: ${e.error}`);
+    lines.push("", `${cellName(e)}${e.warmup ? ` (warm-up, iteration ${e.iteration})` : ""}: ${e.exit_reason}: ${e.error}`);
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 }

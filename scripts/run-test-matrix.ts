@@ -17,9 +17,9 @@ import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import { runProjectScript } from "../lib/core/child-script.ts";
 import { formatDuration } from "../lib/core/durations.ts";
 import {
-  DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, cellName, generateCommand, parseFileSizes, parseMemoryLimits, testFileProblems,
+  DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, generateCommand, parseConcurrencyLevels, parseFileSizes, parseMemoryLimits, testCellName, testFileProblems,
 } from "../lib/matrix/plan.ts";
-import { pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
+import { levelsOf, pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
 import { MatrixRun, type EndStatus } from "../lib/matrix/run.ts";
 import { resumeCommand } from "../lib/matrix/outputs.ts";
 import { runCell } from "../lib/matrix/cell.ts";
@@ -55,6 +55,12 @@ Options:
   --memory-limits LIST  Memory limits in MiB, comma-separated
                         (default: ${DEFAULT_MEMORY_LIMITS.join(",")})
   --file-sizes LIST     File sizes, comma-separated (default: ${DEFAULT_FILE_SIZES.join(",")})
+  --concurrency-levels LIST
+                        Uploads at once, a third axis of cells (default: 1): each
+                        cell is RAM x size x level, spelt 256MB/1G and 256MB/1G/x3;
+                        run-test's --concurrency (aggregate throughput, each
+                        upload's time); the CSV keeps the original's header, the
+                        level is in matrix-counters.csv and matrix.json
   --results-dir DIR     Where the matrix folder goes (default: ./results)
   --backend NAME        local (default: a memory cgroup on this host), vagrant or qemu
   --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
@@ -94,6 +100,7 @@ Examples:
   bun scripts/run-test-matrix.ts --memory-limits 2048,1024 --file-sizes 100M,500M
   bun scripts/run-test-matrix.ts --file-sizes 100M,1G --generate --stop-on-failure
   bun scripts/run-test-matrix.ts --memory-limits 512,256 --file-sizes 100M --iterations 5 --warmup 1
+  bun scripts/run-test-matrix.ts --memory-limits 256 --file-sizes 1G --concurrency-levels 1,3
   bun scripts/run-test-matrix.ts --resume results/matrix-20260129-120000
 `;
 
@@ -102,6 +109,7 @@ const FLAGS = {
   "stop-on-failure": { type: "boolean" },
   "memory-limits": { type: "string" },
   "file-sizes": { type: "string" },
+  "concurrency-levels": { type: "string" },
   "results-dir": { type: "string" },
   picoshare: { type: "string" },
   "picoshare-source": { type: "string" },
@@ -149,6 +157,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const passed = passedByMatrix(v);
   const memory = parseMemoryLimits(v["memory-limits"] as string | undefined);
   const sizes = parseFileSizes(v["file-sizes"] as string | undefined);
+  const levels = parseConcurrencyLevels(v["concurrency-levels"] as string | undefined);
   passed.get("timeout");
   const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
   const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "0", "1");
@@ -164,7 +173,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     "picoshare",
   );
   if (v.generate) await ensureTestFiles(sizes, testFiles, true);
-  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
+  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), Math.max(...levels));
   const options: MatrixOptions = {
     memory_limits: memory,
     file_sizes: sizes.map((s) => s.label),
@@ -174,6 +183,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     work_dir: workDir,
     iterations,
     warmup,
+    concurrency_levels: levels,
   };
   return MatrixRun.create({
     resultsDir,
@@ -211,7 +221,10 @@ async function resume(v: Values, t0: number): Promise<MatrixRun> {
     const left = pendingTests(state);
     const pendingSizes = sizes.filter((s) => left.some((t) => t.size.label === s.label));
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
-    await preflight(o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches);
+    await preflight(
+      o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches,
+      Math.max(...levelsOf(o)),
+    );
     return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
   } catch (err) {
     lock.release();
@@ -266,6 +279,7 @@ await runMain(async () => {
   log("PicoShare Performance Test Matrix");
   log(`Memory configs: ${o.memory_limits.join(" ")}`);
   log(`File sizes: ${o.file_sizes.join(" ")}`);
+  if (levelsOf(o).some((n) => n > 1)) log(`Concurrency levels: ${levelsOf(o).join(" ")} uploads at once`);
   if (run.repeated) log(`Iterations: ${o.iterations} per cell${o.warmup > 0 ? `, after ${o.warmup} warm-up${o.warmup === 1 ? "" : "s"}` : ""}`);
   log(`Total tests: ${cells.length}`);
   log(`Results directory: ${displayPath(run.dir)}`);
@@ -285,8 +299,9 @@ await runMain(async () => {
     const cell = todo[i];
     if (interrupted()) throw interruptSignal.reason;
     const name = `[${cell.index}/${cells.length}]`;
-    log(`${name} Running: ${cell.ram}MB RAM, ${cell.size.label} file${run.suffix(cell)}`);
-    progress.cellStarted(`${cellName(cell.ram, cell.size.label)}${run.suffix(cell)}`, cell.size.bytes);
+    const atOnce = cell.concurrency > 1 ? `, ${cell.concurrency} uploads at once` : "";
+    log(`${name} Running: ${cell.ram}MB RAM, ${cell.size.label} file${atOnce}${run.suffix(cell)}`);
+    progress.cellStarted(`${testCellName(cell)}${run.suffix(cell)}`, cell.size.bytes);
     const outcome = await runCell(cell, {
       dir: run.dir,
       runId: run.runId,
@@ -307,7 +322,7 @@ await runMain(async () => {
     }
     progress.cellFinished(cell.size.bytes, outcome.wallSeconds);
     if (!record.row.success && !cell.warmup && o.stop_on_failure && i < todo.length - 1) {
-      log(`Stopping: ${cellName(cell.ram, cell.size.label)}${run.suffix(cell)} failed and --stop-on-failure is set`);
+      log(`Stopping: ${testCellName(cell)}${run.suffix(cell)} failed and --stop-on-failure is set`);
       status = "stopped on failure";
       break;
     }

@@ -147,7 +147,7 @@ describe("a comparison of synthetic runs", () => {
     expect(lines[primary + 2]).toMatch(/^ +512 +1G +5\/5 +1\.300 faster +1\.000 no difference larger than/);
     // Then each cell's every metric: header, rule and rows share column positions, the changed metric first.
     const header = lines.findIndex((l) => l.startsWith("Metric "));
-    expect(lines[header - 1]).toBe("512MB 1G: every metric, changed first");
+    expect(lines[header - 1]).toBe("512MB/1G: every metric, changed first");
     const end = lines[header].indexOf("B/A") + 3;
     expect(lines[header + 2]).toStartWith("throughput (MiB/s)");
     expect(lines[header + 2].slice(end - 5, end)).toBe("1.300");
@@ -311,7 +311,7 @@ describe("a live A/A comparison of two real PicoShare builds", () => {
       }
     }
     // Interleaved: the log shows A and B alternating, each going first in turn.
-    const order = [...ran.stderr.matchAll(/\[1\/1 256MB 8M\] ([AB]) (\d+)\/10:/g)].map((m) => m[1]);
+    const order = [...ran.stderr.matchAll(/\[1\/1 256MB\/8M\] ([AB]) (\d+)\/10:/g)].map((m) => m[1]);
     expect(order.join("")).toBe("AB" + "BAAB".repeat(4) + "BA");
     expect(ran.stderr).toContain("A warm-up 1/1");
 

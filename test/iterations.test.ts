@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
-import { runScript, startScript, waitFor } from "./helpers/run.ts";
+import { runScript, startScript, uploadStarted, waitFor } from "./helpers/run.ts";
 import { cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import {
   CSV_HEADER, childPids, leftovers, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, expectInOrder,
@@ -193,10 +193,7 @@ describe("the matrix with --iterations --warmup", () => {
     });
     const cgroup = await waitFor("its cgroup", () => testCgroups(child)[0]);
     await waitFor("PicoShare in it", () => cgroupPids(cgroup).length > 0);
-    await waitFor("the upload to start", () => {
-      const [tmp] = readdirSync(c.work);
-      return tmp && existsSync(join(c.work, tmp, "tmp")) && readdirSync(join(c.work, tmp, "tmp")).some((n) => n.startsWith("multipart-"));
-    });
+    await waitFor("the upload to start", () => uploadStarted(c.work));
     process.kill(run.pid, "SIGINT");
     const stopped = await run.done;
     expect(stopped.code).toBe(130);
@@ -204,7 +201,7 @@ describe("the matrix with --iterations --warmup", () => {
     expect(readCsv(dir)).toHaveLength(1);
     const partial = readFileSync(join(dir, "summary.txt"), "utf8");
     expect(partial).toMatch(/Status:\s+interrupted/);
-    expect(partial).toContain("Not run yet: 256MB 64M (iteration 2/3, iteration 3/3)");
+    expect(partial).toContain("Not run yet: 256MB/64M (iteration 2/3, iteration 3/3)");
     expect(readdirSync(c.work)).toEqual([]);
 
     const ran = await runScript("run-test-matrix", ["--resume", dir]);

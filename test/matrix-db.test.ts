@@ -95,7 +95,7 @@ describe("a writer killed with SIGKILL", () => {
     const ran = await runScript("run-test-matrix", ["--resume", dir]);
     if (ran.code !== 0) console.error(ran.stderr);
     expect(ran.code).toBe(0);
-    expect(ran.stderr).toContain("Found results written before the interruption: 256MB 256M");
+    expect(ran.stderr).toContain("Found results written before the interruption: 256MB/256M");
     expect(ran.stderr).toContain("Resuming: 2 of 2 tests have results, 0 to run");
     expect(ran.stderr).not.toContain("Running:");
     expect(readCsv(dir).map((r) => `${r.file_size}/${r.success}`)).toEqual(["4M/true", "256M/true"]);

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { ROOT } from "../lib/core/paths.ts";
-import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
+import { runScript, startScript, uploadStarted, waitFor, type Ran } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, type Case } from "./helpers/matrix.ts";
 
@@ -33,10 +33,7 @@ async function secondTestUploading(c: Case, stderr: () => string) {
   });
   const cgroup = await waitFor("its cgroup", () => testCgroups(child)[0]);
   const [picoshare] = await waitFor("PicoShare in it", () => cgroupPids(cgroup).length > 0 && cgroupPids(cgroup));
-  await waitFor("the upload to start", () => {
-    const [tmp] = readdirSync(c.work);
-    return tmp && existsSync(join(c.work, tmp, "tmp")) && readdirSync(join(c.work, tmp, "tmp")).some((n) => n.startsWith("multipart-"));
-  });
+  await waitFor("the upload to start", () => uploadStarted(c.work));
   return { dir, child, cgroup, picoshare };
 }
 
@@ -56,7 +53,7 @@ function expectInterrupted(ran: Ran, c: Case, dir: string, s: { child: number; c
   const summary = readFileSync(join(dir, "summary.txt"), "utf8");
   expect(summary).toMatch(/Status:\s+interrupted/);
   expect(summary).toMatch(/Tests run:\s+1 of 4/);
-  expect(summary).toContain("Not run yet: 256MB 64M, 128MB 4M, 128MB 64M");
+  expect(summary).toContain("Not run yet: 256MB/64M, 128MB/4M, 128MB/64M");
   expect(summary).toContain(`Resume with: bun scripts/run-test-matrix.ts --resume ${dir}`);
   expect(query(join(c.results, "results.db"), "SELECT status FROM runs")).toEqual([{ status: "interrupted" }]);
   expect(existsSync(join(dir, "matrix.lock"))).toBe(false);

@@ -67,7 +67,7 @@ describe("a passing matrix", () => {
     }
     // matrix-counters.csv: the same tests, in the same order, with their kernel counters.
     const [counterHeader, ...counterRows] = readFileSync(join(dir, "matrix-counters.csv"), "utf8").trim().split("\n").map((l) => l.split(","));
-    expect(counterHeader.slice(0, 4)).toEqual(["ram_mb", "file_size", "iteration", "picoshare_peak_rss_bytes"]);
+    expect(counterHeader.slice(0, 5)).toEqual(["ram_mb", "file_size", "concurrency", "iteration", "picoshare_peak_rss_bytes"]);
     const counters = counterRows.map((r) => Object.fromEntries(counterHeader.map((h, i) => [h, r[i]])));
     expect(counters.map((r) => `${r.ram_mb}/${r.file_size}`)).toEqual(rows.map((r) => `${r.ram_mb}/${r.file_size}`));
     for (const c of counters) {
@@ -118,6 +118,52 @@ describe("a passing matrix", () => {
     // Overhead as the issue defines it, measured from outside too.
     const uploads = rows.reduce((s, r) => s + Number(r.duration_seconds), 0);
     expect((wall - uploads) / 4).toBeLessThan(1.5);
+  });
+});
+
+describe("concurrency levels: a third axis of cells", () => {
+  test("--concurrency-levels 1,2: each cell at each level, the original CSV header kept, the level in the second CSV and the JSON", async () => {
+    const c = newCase(f);
+    const ran = await runScript("run-test-matrix", matrixArgs(f, c, "--memory-limits", "256", "--file-sizes", "4M,8M", "--concurrency-levels", "1,2"));
+    if (ran.code !== 0) console.error(ran.stderr);
+    expect(ran.code).toBe(0);
+    const [dir] = matrixDirs(c.results);
+    expectInOrder(ran.stderr, [
+      "Concurrency levels: 1 2 uploads at once",
+      "Total tests: 4",
+      "[1/4] Running: 256MB RAM, 4M file",
+      "[2/4] Running: 256MB RAM, 4M file, 2 uploads at once",
+      "[3/4] Running: 256MB RAM, 8M file",
+      "[4/4] Running: 256MB RAM, 8M file, 2 uploads at once",
+    ]);
+    // The original's CSV: its header, a row per test; the level is in the second CSV and the JSON.
+    expect(readFileSync(join(dir, "matrix-results.csv"), "utf8").split("\n")[0]).toBe(CSV_HEADER);
+    expect(readCsv(dir).map((r) => `${r.ram_mb}/${r.file_size}`)).toEqual(["256/4M", "256/4M", "256/8M", "256/8M"]);
+    const counters = readFileSync(join(dir, "matrix-counters.csv"), "utf8").trim().split("\n").map((l) => l.split(","));
+    const col = counters[0].indexOf("concurrency");
+    expect(col).toBeGreaterThan(0);
+    expect(counters.slice(1).map((r) => r[col])).toEqual(["1", "2", "1", "2"]);
+    const state = JSON.parse(readFileSync(join(dir, "matrix.json"), "utf8"));
+    expect(state.options.concurrency_levels).toEqual([1, 2]);
+    expect(state.cells.map((x: { concurrency: number }) => x.concurrency)).toEqual([1, 2, 1, 2]);
+    // Each test ran its own level: two entries where the level is 2.
+    const rows = query<{ concurrency: number; entry_ids: string }>(
+      join(c.results, "results.db"), "SELECT concurrency, json_extract(raw_json, '$.entry_ids') entry_ids FROM results ORDER BY id",
+    );
+    expect(rows.map((r) => [r.concurrency, JSON.parse(r.entry_ids).length])).toEqual([[1, 1], [2, 2], [1, 1], [2, 2]]);
+    // Logs per cell: the level in the name above 1.
+    expect(readdirSync(dir).filter((n) => n.startsWith("test-")).sort()).toEqual(["test-256MB-4M-x2.log", "test-256MB-4M.log", "test-256MB-8M-x2.log", "test-256MB-8M.log"]);
+    // The summary's table has the level.
+    const summary = readFileSync(join(dir, "summary.txt"), "utf8");
+    expect(summary).toContain("At once");
+  });
+
+  test("a bad level is refused before anything runs", async () => {
+    const c = newCase(f);
+    const ran = await runScript("run-test-matrix", matrixArgs(f, c, "--memory-limits", "256", "--file-sizes", "4M", "--concurrency-levels", "1,0"));
+    expect(ran.code).toBe(2);
+    expect(ran.stderr).toMatch(/--concurrency-levels item "0" is not a number of uploads from 1 to 64/);
+    expect(matrixDirs(c.results)).toEqual([]);
   });
 });
 
@@ -192,7 +238,7 @@ describe("failures", () => {
     expect(ran.stderr).toMatch(/harness_error: run-test exited with code 2 without writing a result: test file .*8M\.bin is missing/);
     const summary = readFileSync(join(dir, "summary.txt"), "utf8");
     expect(summary).toContain("Errors without a result:");
-    expect(summary).toMatch(/256MB 8M: run-test exited with code 2/);
+    expect(summary).toMatch(/256MB\/8M: run-test exited with code 2/);
     const db = join(c.results, "results.db");
     const [runRow] = query(db, "SELECT id, status FROM runs");
     expect(runRow.status).toBe("complete");

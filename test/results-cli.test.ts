@@ -65,7 +65,7 @@ describe("show", () => {
     expect(ran.stdout).toMatch(/RAM \(MB\)\s+File\s+Duration \(s\)\s+Throughput \(MB\/s\)\s+Peak memory \(MB\)\s+PicoShare RSS \(MB\)\s+Anon peak \(MB\)\s+HTTP\s+Result\s+Exit reason/);
     expect(ran.stdout).toMatch(/^\s+256\s+8M\s+[\d.]+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+200\s+PASS\s+success$/m);
     expect(ran.stdout).toMatch(/^\s+256\s+4M\s+-\s+-\s+-\s+-\s+-\s+-\s+FAIL\s+harness_error$/m);
-    expect(ran.stdout).toMatch(/256MB 4M: harness_error: run-test exited with code 2/);
+    expect(ran.stdout).toMatch(/256MB\/4M: harness_error: run-test exited with code 2/);
   });
 
   test("--csv is the matrix's own CSV, byte for byte, quoting included", async () => {

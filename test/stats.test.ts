@@ -4,7 +4,7 @@ import { combinations } from "simple-statistics";
 import {
   binomial, bootstrapCI, bootstrapRatioCI, mannWhitneyU, minAttainableP, seededRandom, summarize,
 } from "../lib/stats/stats.ts";
-import { cvWarning, groupByCell, likelyCauses, noisyMetrics, summarizeCell, summarizeCells } from "../lib/stats/cells.ts";
+import { cellName, cvWarning, groupByCell, likelyCauses, noisyMetrics, parseCellName, summarizeCell, summarizeCells } from "../lib/stats/cells.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { fakeCell, fakeResult } from "./helpers/results.ts";
 
@@ -178,7 +178,7 @@ describe("per-cell summary over test results", () => {
     expect(s.noisy[1].cv).toBeCloseTo(0.2, 10);
     expect(s.warnings).toHaveLength(1);
     const w = s.warnings[0];
-    expect(w).toContain("512MB 100M");
+    expect(w).toContain("512MB/100M");
     expect(w).toContain("throughput 20.0 %");
     for (const cause of ["page cache", "first-iteration", "rotational disk", 'governor "powersave"', "noisy neighbours", "leftover temp files"]) {
       expect(w).toContain(cause);
@@ -209,5 +209,27 @@ describe("per-cell summary over test results", () => {
     expect(groupByCell(results).map((g) => `${g[0].ram_mb} ${g[0].file_size} x${g.length}`)).toEqual(["1024 1G x1", "256 100M x1", "256 1G x2"]);
     expect(summarizeCells(results)).toHaveLength(3);
     expect(() => summarizeCell([fakeResult({ ram: 256 }), fakeResult({ ram: 512 })])).toThrow(/different cells/);
+  });
+});
+
+describe("a cell's one spelling", () => {
+  test("RAM and size, and the concurrency above 1; read back as written", () => {
+    expect(cellName({ ram_mb: 256, file_size: "1G" })).toBe("256MB/1G");
+    expect(cellName({ ram_mb: 256, file_size: "1G", concurrency: 1 })).toBe("256MB/1G");
+    expect(cellName({ ram_mb: 256, file_size: "1G", concurrency: 3 })).toBe("256MB/1G/x3");
+    for (const text of ["256MB/1G", "2048MB/100M/x3", "64MB/512K"]) expect(cellName(parseCellName(text))).toBe(text);
+    expect(parseCellName("256MB/1G/x3")).toEqual({ ram_mb: 256, file_size: "1G", concurrency: 3 });
+  });
+
+  test("anything else is refused with the form to use", () => {
+    for (const bad of ["256 1G", "256MB/1G/3", "256MB/1G/x0", "0MB/1G", "256MB/"]) {
+      expect(() => parseCellName(bad)).toThrow(/write RAM, size and \(above 1\) concurrency as 256MB\/1G or 256MB\/1G\/x3/);
+    }
+  });
+
+  test("results of the same RAM and size at two concurrencies are two cells", () => {
+    const one = fakeResult({ ram: 256, size: "8M" });
+    const three = fakeResult({ ram: 256, size: "8M", concurrency: 3 });
+    expect(groupByCell([one, three, one]).map((g) => [g[0].concurrency, g.length])).toEqual([[1, 2], [3, 1]]);
   });
 });

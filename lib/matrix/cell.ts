@@ -1,7 +1,7 @@
 // One test of a matrix (one iteration of a cell): run-test as its own process
 // (a crash or an OOM there cannot take the matrix down), its output appended
-// to test-{RAM}MB-{SIZE}.log, and what came of it: the result it wrote, or why
-// there is none.
+// to test-{RAM}MB-{SIZE}.log (test-{RAM}MB-{SIZE}-xN.log above concurrency 1),
+// and what came of it: the result it wrote, or why there is none.
 import { join } from "node:path";
 import { runTestChild } from "./run-test-child.ts";
 import { childEnv, matrixPassedArgs, runTestArgs } from "../upload/options.ts";
@@ -33,8 +33,8 @@ export interface CellOutcome {
   wallSeconds: number;
 }
 
-export function cellLogPath(dir: string, ram: number, sizeLabel: string): string {
-  return join(dir, `test-${ram}MB-${sizeLabel}.log`);
+export function cellLogPath(dir: string, cell: Pick<Cell, "ram" | "size" | "concurrency">): string {
+  return join(dir, `test-${cell.ram}MB-${cell.size.label}${cell.concurrency > 1 ? `-x${cell.concurrency}` : ""}.log`);
 }
 
 /**
@@ -46,6 +46,7 @@ export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "o
   const o = ctx.options;
   return runTestArgs({
     ram: cell.ram, size: cell.size, resultsDir: ctx.dir, db: ctx.db, picoshare: o.picoshare.path, workDir: o.work_dir,
+    concurrency: cell.concurrency > 1 ? cell.concurrency : null,
     ...matrixPassedArgs(o),
   });
 }
@@ -56,7 +57,7 @@ export function cellEnv(cell: Cell, runId: number): Record<string, string> {
 }
 
 export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutcome> {
-  const logFile = cellLogPath(ctx.dir, cell.ram, cell.size.label);
+  const logFile = cellLogPath(ctx.dir, cell);
   const args = cellArgs(cell, ctx);
   const env = cellEnv(cell, ctx.runId);
   const repeated = ctx.options.iterations > 1 || ctx.options.warmup > 0;

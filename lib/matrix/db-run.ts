@@ -58,7 +58,7 @@ export class MatrixDbRun {
   /** A test's result: its earlier harness errors go, and its row is there. */
   recordResult(cell: Cell, result: TestResult, resultFile: string): void {
     this.write("record the result", (db) => {
-      db.clearHarnessErrors(this.runId, cell.ram, cell.size.label, cell.iteration);
+      db.clearHarnessErrors(this.runId, cell.ram, cell.size.label, cell.iteration, cell.concurrency);
       // run-test records its own result; make sure, in case it could not.
       recordResultRow(db, { ...result, run_id: this.runId, iteration: cell.iteration, warmup: cell.warmup }, resultFile);
     });
@@ -67,9 +67,10 @@ export class MatrixDbRun {
   /** A test with no result: its harness error replaces the earlier ones. */
   recordHarnessError(cell: Cell, why: NoResult): void {
     this.write("record the harness error", (db) => {
-      db.clearHarnessErrors(this.runId, cell.ram, cell.size.label, cell.iteration);
+      db.clearHarnessErrors(this.runId, cell.ram, cell.size.label, cell.iteration, cell.concurrency);
       recordHarnessError(db, {
-        runId: this.runId, ram: cell.ram, fileSize: cell.size.label, iteration: cell.iteration, warmup: cell.warmup, ...why,
+        runId: this.runId, ram: cell.ram, fileSize: cell.size.label, iteration: cell.iteration, warmup: cell.warmup,
+        concurrency: cell.concurrency, ...why,
       });
     });
   }

@@ -12,7 +12,7 @@ import { UsageError } from "../core/errors.ts";
 import { runFingerprint } from "../stats/fingerprint.ts";
 import { hostFacts } from "../upload/host.ts";
 import { log, warn } from "../core/log.ts";
-import type { Cell } from "./plan.ts";
+import { testCellName, type Cell } from "./plan.ts";
 import { displayPath } from "../core/paths.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
 import { defaultWorkDir, makeFreeDir } from "../core/files.ts";
@@ -158,7 +158,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   };
 
   for (const [ci, cell] of opts.cells.entries()) {
-    const prefix = `[${ci + 1}/${opts.cells.length} ${cell.ram}MB ${cell.size.label}]`;
+    const prefix = `[${ci + 1}/${opts.cells.length} ${testCellName(cell)}]`;
     for (let w = 0; w < opts.warmup; w++) {
       for (const side of runOrder(w)) await runOne(side, cell, `warm-up ${w + 1}/${opts.warmup}`, true, prefix);
     }

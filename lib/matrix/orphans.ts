@@ -48,5 +48,8 @@ export function orphanResults(dir: string, state: MatrixState): (FoundResult & {
 }
 
 function isResultOf(result: TestResult, cell: Cell): boolean {
-  return result.ram_mb === cell.ram && result.file_size === cell.size.label && iterationOf(result) === cell.iteration;
+  return (
+    result.ram_mb === cell.ram && result.file_size === cell.size.label && (result.concurrency ?? 1) === cell.concurrency &&
+    iterationOf(result) === cell.iteration
+  );
 }

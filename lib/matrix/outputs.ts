@@ -14,9 +14,10 @@ import { summaryText } from "../output/summary.ts";
 import { isoTimestamp, type TestResult } from "../upload/result.ts";
 import { readResultFile } from "./run-test-child.ts";
 import { DriftWatch } from "../upload/noise.ts";
-import { cellName, type Cell } from "./plan.ts";
+import { testCellName, type Cell } from "./plan.ts";
+import { cellName } from "../stats/cells.ts";
 import {
-  findRecord, isRepeated, measuredCells, orderedCells, overheadPerTest, pendingTests, testCount, testCounts, testSuffix,
+  findRecord, isRepeated, levelsOf, measuredCells, orderedCells, overheadPerTest, pendingTests, testCount, testCounts, testSuffix,
   totalSeconds, type MatrixState, type Session,
 } from "./state.ts";
 
@@ -54,12 +55,12 @@ export class MatrixOutputs {
     const measured = measuredCells(state);
     const out: CellSummary[] = [];
     for (const ram of o.memory_limits) {
-      for (const label of o.file_sizes) {
-        const records = measured.filter((c) => c.ram_mb === ram && c.file_size === label);
+      for (const label of o.file_sizes) for (const concurrency of levelsOf(o)) {
+        const records = measured.filter((c) => c.ram_mb === ram && c.file_size === label && (c.concurrency ?? 1) === concurrency);
         if (records.length === 0) continue;
         const files = records.map((c) => c.row.result_file).filter((f): f is string => f !== null);
         const errors = records.length - files.length;
-        const key = `${ram}/${label}`;
+        const key = cellName({ ram_mb: ram, file_size: label, concurrency });
         const from = `${errors}|${files.join("|")}`;
         const cached = this.statsCache.get(key);
         if (cached?.from === from) {
@@ -67,7 +68,7 @@ export class MatrixOutputs {
           continue;
         }
         const results = files.map((f) => this.readResult(f)).filter((r): r is TestResult => r !== null);
-        const summary = summarizeRuns({ ram_mb: ram, file_size: label, file_size_bytes: parseSize(label).bytes }, results, {
+        const summary = summarizeRuns({ ram_mb: ram, file_size: label, file_size_bytes: parseSize(label).bytes, concurrency }, results, {
           harnessErrors: errors,
         });
         this.statsCache.set(key, { from, summary });
@@ -87,7 +88,7 @@ export class MatrixOutputs {
     const out: string[] = [];
     for (const c of state.cells) {
       const result = c.row.result_file ? this.readResult(c.row.result_file) : null;
-      const w = watch.add(result?.environment_probe, `${cellName(c.ram_mb, c.file_size)}${testSuffix(state.options, c)} (${c.finished})`);
+      const w = watch.add(result?.environment_probe, `${cellName(c)}${testSuffix(state.options, c)} (${c.finished})`);
       if (w) out.push(w);
     }
     return out;
@@ -137,7 +138,7 @@ export class MatrixOutputs {
           notRun: notRun(state, pending.filter((p) => !findRecord(state, p))),
           errors: cells
             .filter((x) => x.error)
-            .map((x) => `${cellName(x.ram_mb, x.file_size)}${testSuffix(o, x)}: ${x.error} (log: ${displayPath(x.log_file)})`),
+            .map((x) => `${cellName(x)}${testSuffix(o, x)}: ${x.error} (log: ${displayPath(x.log_file)})`),
           resume: status === "complete" || pending.length === 0 ? null : resumeCommand(this.dir),
           cellStats: stats && stats.length > 0 ? cellStatsTable(stats) : null,
           warnings: [...(stats ? stats.flatMap((s) => s.warnings) : []), ...this.driftWarnings(state)],
@@ -148,12 +149,12 @@ export class MatrixOutputs {
   }
 }
 
-/** "256MB 1G", one per cell, with the tests not run named when a cell runs more than one. */
+/** "256MB/1G", one per cell, with the tests not run named when a cell runs more than one. */
 function notRun(state: MatrixState, tests: Cell[]): string[] {
   const o = state.options;
   const byCell = new Map<string, Cell[]>();
   for (const t of tests) {
-    const name = cellName(t.ram, t.size.label);
+    const name = testCellName(t);
     byCell.set(name, [...(byCell.get(name) ?? []), t]);
   }
   return [...byCell].map(([name, ts]) => (isRepeated(o) ? `${name} (${ts.map((t) => testSuffix(o, t).slice(2, -1)).join(", ")})` : name));

@@ -18,6 +18,8 @@ export async function preflight(
   workDir: string | null,
   allowMemoryBackedWorkDir: boolean | undefined,
   dropCaches = false,
+  /** The most uploads at once: the disk must hold that many copies. */
+  concurrency = 1,
 ): Promise<void> {
   if (dropCaches) checkDropCaches();
   const backend = await loadBackend(backendName);
@@ -27,7 +29,7 @@ export async function preflight(
     ramMiB: Math.max(...memory),
     workDir: dir,
     picoshare,
-    uploadBytes: Math.max(...sizes.map((s) => s.bytes)),
+    uploadBytes: concurrency * Math.max(...sizes.map((s) => s.bytes)),
     signal: interruptSignal,
     allowMemoryBackedWorkDir,
   });

@@ -8,7 +8,7 @@ import { harnessErrorRow, rowFromResult } from "../store/csv.ts";
 import { warn } from "../core/log.ts";
 import type { Lock } from "../core/lock.ts";
 import { takeMatrixLock } from "./lock.ts";
-import { cellName, type Cell } from "./plan.ts";
+import { testCellName, type Cell } from "./plan.ts";
 import { cellLogPath, type CellOutcome } from "./cell.ts";
 import {
   claimedFiles, findRecord, isRepeated, matrixTests, overheadPerTest, pendingTests, readState, recordCell, testCount,
@@ -138,7 +138,7 @@ export class MatrixRun {
     const adopted: string[] = [];
     for (const { cell, path, result } of orphanResults(this.dir, this.state)) {
       this.recordResult(cell, result, path, null, 0);
-      adopted.push(`${cellName(cell.ram, cell.size.label)}${this.suffix(cell)}`);
+      adopted.push(`${testCellName(cell)}${this.suffix(cell)}`);
     }
     if (adopted.length > 0) this.writeOutputs();
     return adopted;
@@ -153,6 +153,7 @@ export class MatrixRun {
     recordCell(this.state, {
       ram_mb: cell.ram,
       file_size: cell.size.label,
+      concurrency: cell.concurrency,
       iteration: cell.iteration,
       warmup: cell.warmup,
       row: r.row,
@@ -165,7 +166,7 @@ export class MatrixRun {
   }
 
   private recordResult(cell: Cell, result: TestResult, resultFile: string, logFile: string | null, wallSeconds: number): void {
-    const log_file = logFile ?? cellLogPath(this.dir, cell.ram, cell.size.label);
+    const log_file = logFile ?? cellLogPath(this.dir, cell);
     this.recordTest(cell, { row: rowFromResult(result, resultFile), error: null, log_file, wall_seconds: wallSeconds });
     this.db.recordResult(cell, result, resultFile);
   }
@@ -178,7 +179,7 @@ export class MatrixRun {
       this.recordResult(cell, o.result, o.resultFile, o.logFile, o.wallSeconds);
     } else {
       const error = o.error ?? "run-test wrote no result";
-      this.recordTest(cell, { row: harnessErrorRow(cell.ram, cell.size.label), error, log_file: o.logFile, wall_seconds: o.wallSeconds });
+      this.recordTest(cell, { row: harnessErrorRow(cell.ram, cell.size.label, cell.concurrency), error, log_file: o.logFile, wall_seconds: o.wallSeconds });
       this.db.recordHarnessError(cell, { error, exitCode: o.exitCode, signal: o.signal, logFile: o.logFile });
     }
     this.writeOutputs();

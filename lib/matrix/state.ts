@@ -12,6 +12,7 @@ import { writeFileAtomic } from "../core/files.ts";
 import { HARNESS_ERROR } from "../upload/result.ts";
 import { parseSize } from "../core/sizes.ts";
 import { iterationSuffix, matrixCells, type Cell } from "./plan.ts";
+import { cellName } from "../stats/cells.ts";
 
 export const STATE_FILE = "matrix.json";
 /** 2: repeated tests (options.iterations and .warmup, one record per iteration). 1 is read as 1 iteration, no warm-up. */
@@ -33,12 +34,16 @@ export interface MatrixOptions extends MatrixPassed {
   iterations: number;
   /** Warm-up tests per cell, run before the measured ones and never counted (--warmup). */
   warmup: number;
+  /** Uploads at once, a cell's third axis (--concurrency-levels); absent in older states: [1]. */
+  concurrency_levels?: number[];
 }
 
 /** What came of one test of the matrix: one iteration of a (RAM, size) cell. */
 export interface CellRecord {
   ram_mb: number;
   file_size: string;
+  /** The cell's uploads at once; absent in older states: 1. */
+  concurrency?: number;
   /** Which of the cell's tests, 1-based, warm-ups first. */
   iteration: number;
   /** A warm-up test: kept here, never in the CSV or the counts. */
@@ -134,9 +139,14 @@ function upgradeState(state: MatrixState, dir: string): MatrixState {
   return state;
 }
 
+/** The matrix's concurrency levels ([1] for a state from before them). */
+export function levelsOf(o: MatrixOptions): number[] {
+  return o.concurrency_levels ?? [1];
+}
+
 /** One test's key: its cell and its iteration. */
-export function cellKey(ram: number, sizeLabel: string, iteration: number): string {
-  return `${ram}/${sizeLabel}/${iteration}`;
+function recordKey(c: CellRecord): string {
+  return `${cellName(c)}#${c.iteration}`;
 }
 
 /** A cell counts as done once it has a result; a harness error is run again on resume. */
@@ -146,15 +156,18 @@ export function hasResult(record: CellRecord | undefined): boolean {
 
 /** Adds or replaces the record for its test (cell and iteration). */
 export function recordCell(state: MatrixState, record: CellRecord): void {
-  const key = cellKey(record.ram_mb, record.file_size, record.iteration);
-  state.cells = state.cells.filter((c) => cellKey(c.ram_mb, c.file_size, c.iteration) !== key);
+  const key = recordKey(record);
+  state.cells = state.cells.filter((c) => recordKey(c) !== key);
   state.cells.push(record);
 }
 
 /** The tests' records in matrix order (cells in order, each cell's iterations in order), warm-ups included. */
 export function orderedCells(state: MatrixState): CellRecord[] {
+  const o = state.options;
+  const levels = levelsOf(o);
   const rank = (c: CellRecord) =>
-    state.options.memory_limits.indexOf(c.ram_mb) * state.options.file_sizes.length + state.options.file_sizes.indexOf(c.file_size);
+    (o.memory_limits.indexOf(c.ram_mb) * o.file_sizes.length + o.file_sizes.indexOf(c.file_size)) * levels.length +
+    levels.indexOf(c.concurrency ?? 1);
   return [...state.cells].sort((a, b) => rank(a) - rank(b) || a.iteration - b.iteration);
 }
 
@@ -176,12 +189,12 @@ export function totalSeconds(state: MatrixState): number {
 
 /** Every test of the matrix in order: each cell's warm-ups, then its measured iterations. */
 export function matrixTests(o: MatrixOptions): Cell[] {
-  return matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)), o.iterations, o.warmup);
+  return matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)), o.iterations, o.warmup, levelsOf(o));
 }
 
 /** How many tests the matrix has: cells x (warm-ups + iterations). */
 export function testCount(o: MatrixOptions): number {
-  return o.memory_limits.length * o.file_sizes.length * (o.warmup + o.iterations);
+  return o.memory_limits.length * o.file_sizes.length * levelsOf(o).length * (o.warmup + o.iterations);
 }
 
 /** Whether a cell runs more than one test (iteration and warm-up labels, the statistics table). */
@@ -195,7 +208,9 @@ export function testSuffix(o: MatrixOptions, cell: Pick<Cell, "iteration" | "war
 }
 
 export function findRecord(state: MatrixState, cell: Cell): CellRecord | undefined {
-  return state.cells.find((c) => c.ram_mb === cell.ram && c.file_size === cell.size.label && c.iteration === cell.iteration);
+  return state.cells.find(
+    (c) => c.ram_mb === cell.ram && c.file_size === cell.size.label && (c.concurrency ?? 1) === cell.concurrency && c.iteration === cell.iteration,
+  );
 }
 
 /** The tests with no result yet (never run, interrupted, or run-test crashed). */

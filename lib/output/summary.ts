@@ -12,11 +12,14 @@ function num(n: number | null, digits: number): string {
 
 /** The results, one line per cell, in the order given. */
 export function resultsTable(rows: MatrixRow[]): string {
+  // Uploads at once, only where some cell has more than one.
+  const parallel = rows.some((r) => (r.concurrency ?? 1) > 1);
   return formatTable(
-    ["RAM (MB)", "File", "Duration (s)", "Throughput (MB/s)", "Peak memory (MB)", "PicoShare RSS (MB)", "Anon peak (MB)", "HTTP", "Result", "Exit reason"],
+    ["RAM (MB)", "File", ...(parallel ? ["At once"] : []), "Duration (s)", "Throughput (MB/s)", "Peak memory (MB)", "PicoShare RSS (MB)", "Anon peak (MB)", "HTTP", "Result", "Exit reason"],
     rows.map((r) => [
       String(r.ram_mb),
       r.file_size,
+      ...(parallel ? [String(r.concurrency ?? 1)] : []),
       num(r.duration_seconds, 2),
       num(r.throughput_mbps, 2),
       num(r.peak_memory_mb, 0),
@@ -26,7 +29,7 @@ export function resultsTable(rows: MatrixRow[]): string {
       r.success ? "PASS" : "FAIL",
       r.exit_reason,
     ]),
-    ["right", "right", "right", "right", "right", "right", "right", "left", "left", "left"],
+    ["right", "right", ...(parallel ? ["right" as const] : []), "right", "right", "right", "right", "right", "left", "left", "left"],
   );
 }
 
@@ -55,7 +58,7 @@ export interface SummaryInfo {
   backend: string;
   picoshare: string;
   database: string;
-  /** Cells with no result yet, e.g. "256MB 1G". */
+  /** Cells with no result yet, e.g. "256MB/1G". */
   notRun: string[];
   /** One line per cell that failed without a result of its own. */
   errors: string[];

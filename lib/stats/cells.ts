@@ -3,7 +3,7 @@
 import type { HostFacts } from "../upload/host.ts";
 import type { TestResult } from "../upload/result.ts";
 import { summarize, type BootstrapOptions, type Summary } from "./stats.ts";
-import { MiB } from "../core/sizes.ts";
+import { MiB, parseSize } from "../core/sizes.ts";
 
 /** Coefficient of variation above which a cell's measurements are flagged (10 %). */
 export const DEFAULT_CV_THRESHOLD = 0.1;
@@ -14,6 +14,8 @@ export interface CellKey {
   ram_mb: number;
   file_size: string;
   file_size_bytes: number;
+  /** Uploads at once (--concurrency); absent in records from before it: 1. */
+  concurrency?: number;
 }
 
 /** The measurements summarized per cell, each over the cell's successful runs only. */
@@ -59,13 +61,40 @@ export interface CellStatsOptions extends Omit<BootstrapOptions, "confidence"> {
   harnessErrors?: number;
 }
 
-export function cellKeyOf(r: Pick<TestResult, "ram_mb" | "file_size_bytes">): string {
-  return `${r.ram_mb}/${r.file_size_bytes}`;
+export function cellKeyOf(r: Pick<TestResult, "ram_mb" | "file_size_bytes"> & { concurrency?: number | null }): string {
+  return `${r.ram_mb}/${r.file_size_bytes}/${r.concurrency ?? 1}`;
 }
 
-export function cellLabel(c: Pick<CellKey, "ram_mb" | "file_size">): string {
-  return `${c.ram_mb}MB ${c.file_size}`;
+/**
+ * A cell's one spelling, wherever a cell is named or given: RAM, size and
+ * (above 1) concurrency, "256MB/1G" or "256MB/1G/x3".
+ */
+export function cellName(c: { ram_mb: number; file_size: string; concurrency?: number | null }): string {
+  const n = c.concurrency ?? 1;
+  return `${c.ram_mb}MB/${c.file_size}${n > 1 ? `/x${n}` : ""}`;
 }
+
+/** A cell spelt as cellName spells it (for flags that name a cell); throws a message naming the form. */
+export function parseCellName(text: string): { ram_mb: number; file_size: string; concurrency: number } {
+  const m = /^([1-9][0-9]*)MB\/([0-9]+(?:\.[0-9]+)?[KMG]?)(?:\/x([1-9][0-9]*))?$/.exec(text);
+  if (!m) throw new Error(`"${text}" is not a cell: write RAM, size and (above 1) concurrency as 256MB/1G or 256MB/1G/x3`);
+  return { ram_mb: Number(m[1]), file_size: m[2], concurrency: m[3] ? Number(m[3]) : 1 };
+}
+
+/** A result's cell. */
+export function resultCell(r: Pick<TestResult, "ram_mb" | "file_size" | "file_size_bytes"> & { concurrency?: number | null }): CellKey {
+  return { ram_mb: r.ram_mb, file_size: r.file_size, file_size_bytes: r.file_size_bytes, concurrency: r.concurrency ?? 1 };
+}
+
+/** A harness error's cell: it has the size's label only (an unparsable one stays a cell of its own). */
+export function errorCell(e: { ram_mb: number; file_size: string; concurrency?: number | null }): CellKey {
+  let bytes = -1;
+  try {
+    bytes = parseSize(e.file_size).bytes;
+  } catch {}
+  return { ram_mb: e.ram_mb, file_size: e.file_size, file_size_bytes: bytes, concurrency: e.concurrency ?? 1 };
+}
+
 
 /** Results grouped by cell, largest RAM first, then smallest file first. */
 export function groupByCell(results: TestResult[]): TestResult[][] {
@@ -76,7 +105,9 @@ export function groupByCell(results: TestResult[]): TestResult[][] {
     list.push(r);
     groups.set(key, list);
   }
-  return [...groups.values()].sort((x, y) => y[0].ram_mb - x[0].ram_mb || x[0].file_size_bytes - y[0].file_size_bytes);
+  return [...groups.values()].sort(
+    (x, y) => y[0].ram_mb - x[0].ram_mb || x[0].file_size_bytes - y[0].file_size_bytes || (x[0].concurrency ?? 1) - (y[0].concurrency ?? 1),
+  );
 }
 
 /**
@@ -173,7 +204,7 @@ export function summarizeCell(results: TestResult[], opts: CellStatsOptions = {}
   const first = results[0];
   for (const r of results) {
     if (r.ram_mb !== first.ram_mb || r.file_size_bytes !== first.file_size_bytes) {
-      throw new Error(`summarizeCell: results of different cells (${cellLabel(first)} and ${cellLabel(r)})`);
+      throw new Error(`summarizeCell: results of different cells (${cellName(first)} and ${cellName(r)})`);
     }
   }
   return summarizeRuns({ ram_mb: first.ram_mb, file_size: first.file_size, file_size_bytes: first.file_size_bytes }, results, opts);
@@ -200,7 +231,7 @@ export function summarizeRuns(key: CellKey, results: TestResult[], opts: CellSta
   const host = results[0]?.host;
   const threshold = opts.cvThreshold ?? DEFAULT_CV_THRESHOLD;
   const noisy = noisyMetrics(summaries, threshold);
-  const warning = cvWarning(cellLabel(key), noisy, threshold, host, ok.map((r) => r.memory_samples));
+  const warning = cvWarning(cellName(key), noisy, threshold, host, ok.map((r) => r.memory_samples));
   return {
     ...key,
     runs: results.length,

@@ -3,13 +3,12 @@
 // interval and verdict, the outcome counts side by side, and what differs
 // between the two environments. The exporters print it; the report draws it.
 import {
-  DEFAULT_CV_THRESHOLD, cellKeyOf, cellLabel, describeNoise, likelyCauses, summarizeRuns,
+  DEFAULT_CV_THRESHOLD, cellKeyOf, cellName, describeNoise, errorCell, likelyCauses, resultCell, summarizeRuns,
   type CellKey, type CellSummary, type NoisyMetric,
 } from "./cells.ts";
 import { compareFingerprints, type Fingerprint, type FingerprintDifference } from "./fingerprint.ts";
 import type { TestResult } from "../upload/result.ts";
 import { probeDifferences, type EnvironmentProbe } from "../upload/noise.ts";
-import { parseSize } from "../core/sizes.ts";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED } from "./stats.ts";
 import { DEFAULT_ALPHA, MIN_SAMPLES, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
 import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
@@ -27,7 +26,7 @@ export interface SideInput {
   fingerprint: Fingerprint;
   results: TestResult[];
   /** Tests that wrote no result, by cell. */
-  harness_errors: { ram_mb: number; file_size: string }[];
+  harness_errors: { ram_mb: number; file_size: string; concurrency?: number }[];
 }
 
 export type SideInfo = Omit<SideInput, "results" | "harness_errors">;
@@ -122,16 +121,6 @@ function probesOf(results: TestResult[]): EnvironmentProbe[] {
   return results.map((r) => r.environment_probe).filter((p): p is EnvironmentProbe => p !== null && p !== undefined);
 }
 
-function keyFromLabel(ram: number, label: string): CellKey {
-  let bytes: number;
-  try {
-    bytes = parseSize(label).bytes;
-  } catch {
-    bytes = -1;
-  }
-  return { ram_mb: ram, file_size: label, file_size_bytes: bytes };
-}
-
 /** Every cell of one side, with its results and harness-error count. */
 function cellsOf(side: SideInput): Map<string, { key: CellKey; results: TestResult[]; errors: number }> {
   const cells = new Map<string, { key: CellKey; results: TestResult[]; errors: number }>();
@@ -144,8 +133,8 @@ function cellsOf(side: SideInput): Map<string, { key: CellKey; results: TestResu
     }
     return c;
   };
-  for (const r of side.results) get({ ram_mb: r.ram_mb, file_size: r.file_size, file_size_bytes: r.file_size_bytes }).results.push(r);
-  for (const e of side.harness_errors) get(keyFromLabel(e.ram_mb, e.file_size)).errors++;
+  for (const r of side.results) get(resultCell(r)).results.push(r);
+  for (const e of side.harness_errors) get(errorCell(e)).errors++;
   return cells;
 }
 
@@ -236,4 +225,4 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
   };
 }
 
-export { cellLabel };
+export { cellName };

@@ -59,7 +59,7 @@ export function statisticsBlock(c: CellSummary, ramMiB: number): string[] {
     ["left", "right", "right", "right", "right", "right", "right", "right", "right"],
   );
   return [
-    `Statistics over ${runs} measured run${runs === 1 ? "" : "s"} of ${ramMiB}MB RAM, ${c.file_size} file ` +
+    `Statistics over ${runs} measured run${runs === 1 ? "" : "s"} of ${ramMiB}MB RAM, ${c.file_size} file${(c.concurrency ?? 1) > 1 ? `, ${c.concurrency} at once` : ""} ` +
       `(${outcome(c)}; warm-ups not counted; figures over the passed runs):`,
     ...table.split("\n").map((l) => `  ${l}`),
   ];
@@ -78,12 +78,13 @@ export function cellStatsTable(cells: CellSummary[]): string {
     picoshare_peak_rss_bytes: "PicoShare RSS (MB)",
     anon_peak_bytes: "Anon peak (MB)",
   };
-  const header = ["RAM (MB)", "File", "n", "Passed", "Failed"];
+  const parallel = cells.some((c) => (c.concurrency ?? 1) > 1);
+  const header = ["RAM (MB)", "File", ...(parallel ? ["At once"] : []), "n", "Passed", "Failed"];
   for (const m of metrics) header.push(`${short[m]} median`, "CV", "95% CI");
   return formatTable(
     header,
     cells.map((c) => {
-      const row = [String(c.ram_mb), c.file_size, String(c.throughput_mbps.n), String(c.passed), String(c.failed + c.harness_errors)];
+      const row = [String(c.ram_mb), c.file_size, ...(parallel ? [String(c.concurrency ?? 1)] : []), String(c.throughput_mbps.n), String(c.passed), String(c.failed + c.harness_errors)];
       for (const m of metrics) row.push(value(m, c[m].median), formatCv(c[m].cv), ci(m, c[m]));
       return row;
     }),

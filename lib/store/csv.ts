@@ -36,12 +36,14 @@ export interface MatrixRow {
   picoshare_peak_rss_mb?: number | null;
   /** The peak of anonymous memory sampled with the working set, MiB. */
   anon_peak_mb?: number | null;
+  /** Uploads at once (the cell's third axis); absent: 1. */
+  concurrency?: number;
 }
 
 type ResultFields = Pick<
   TestResult,
   "ram_mb" | "file_size" | "duration_seconds" | "throughput_mbps" | "peak_memory_mb" | "http_status" | "exit_reason" | "success"
-> & Partial<Pick<TestResult, "picoshare_peak_rss_bytes" | "anon_peak_bytes">>;
+> & Partial<Pick<TestResult, "picoshare_peak_rss_bytes" | "anon_peak_bytes" | "concurrency">>;
 
 const mib = (bytes: number | null | undefined) => (bytes === null || bytes === undefined ? null : Math.round(bytes / 1048576));
 
@@ -58,14 +60,16 @@ export function rowFromResult(r: ResultFields, resultFile: string | null): Matri
     result_file: resultFile,
     picoshare_peak_rss_mb: mib(r.picoshare_peak_rss_bytes),
     anon_peak_mb: mib(r.anon_peak_bytes),
+    concurrency: r.concurrency ?? 1,
   };
 }
 
 /** The row of a cell where run-test crashed or refused: no measurements, no result file. */
-export function harnessErrorRow(ramMb: number, fileSize: string): MatrixRow {
+export function harnessErrorRow(ramMb: number, fileSize: string, concurrency = 1): MatrixRow {
   return {
     ram_mb: ramMb,
     file_size: fileSize,
+    concurrency,
     duration_seconds: null,
     throughput_mbps: null,
     peak_memory_mb: null,
@@ -103,6 +107,7 @@ export function matrixCsv(rows: MatrixRow[], showPath: (p: string) => string = d
 export const COUNTERS_CSV_COLUMNS = [
   "ram_mb",
   "file_size",
+  "concurrency",
   "iteration",
   "picoshare_peak_rss_bytes",
   "cpu_user_seconds",
@@ -123,6 +128,8 @@ export const COUNTERS_CSV_COLUMNS = [
   "download_throughput_mbps",
   "download_peak_memory_bytes",
   "download_exit_reason",
+  "upload_transfer_seconds",
+  "upload_processing_seconds",
   "result_file",
 ] as const;
 

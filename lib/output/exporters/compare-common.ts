@@ -7,6 +7,7 @@ import type { CellComparison, Comparison, SideInfo } from "../../stats/compariso
 import { describeDifferences } from "../../stats/fingerprint.ts";
 import { fmtPercent, type MetricComparison } from "../../stats/verdict.ts";
 import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS } from "../../stats/metrics.ts";
+import { cellName } from "../../stats/cells.ts";
 
 export interface TextTable {
   title: string;
@@ -92,7 +93,7 @@ export function cellTable(cell: CellComparison): TextTable {
   for (const d of cell.derived) {
     rows.push([`${d.metric}${unitOf(d.unit)}`, "derived", "", scaled(d.median_a, d.key), scaled(d.median_b, d.key), fmtRatio(d.ratio), "-", "-", "-", `from ${d.from}, not tested`]);
   }
-  return { title: `${cell.ram_mb}MB ${cell.file_size}: every metric, changed first`, header: METRIC_HEADER, rows, align: METRIC_ALIGN };
+  return { title: `${cellName(cell)}: every metric, changed first`, header: METRIC_HEADER, rows, align: METRIC_ALIGN };
 }
 
 /** One row per cell: the primary metrics' ratio and verdict. */
@@ -166,7 +167,7 @@ export function noiseNote(c: Comparison): NoiseNote | null {
   if (c.noise.length === 0) return null;
   return {
     intro: `runs scatter more than the ${(c.method.cv_threshold * 100).toFixed(0)} % coefficient of variation allows (the verdicts there are less sensitive):`,
-    items: c.noise.map((n) => `${n.side.toUpperCase()} ${n.ram_mb}MB ${n.file_size}: ${n.description}`),
+    items: c.noise.map((n) => `${n.side.toUpperCase()} ${cellName(n)}: ${n.description}`),
     causes: `Likely causes: ${c.noise_causes.join("; ")}.`,
   };
 }
@@ -187,7 +188,7 @@ export function notes(c: Comparison): { warnings: string[]; noise: NoiseNote | n
   if (c.a.picoshare_sha256 && c.a.picoshare_sha256 === c.b.picoshare_sha256) {
     out.push("A and B are the same PicoShare binary (same SHA-256): an A/A comparison, expected to show no difference.");
   }
-  for (const u of c.unmatched) out.push(`${u.ram_mb}MB ${u.file_size} was only run by ${u.side.toUpperCase()}: not compared.`);
+  for (const u of c.unmatched) out.push(`${cellName(u)} was only run by ${u.side.toUpperCase()}: not compared.`);
   const tests = c.cells.reduce((n, cell) => n + cell.metrics.filter((m) => m.family === "secondary" && m.verdict !== "too_few").length, 0);
   if (tests >= 10) {
     out.push(
