@@ -25,6 +25,7 @@ import { DEFAULT_ALPHA, runsNeeded } from "../lib/stats/verdict.ts";
 import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
 import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
 import { DEFAULT_SEED } from "../lib/stats/stats.ts";
+import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
 
 const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source DIR [--a-ref REF]
                               --b PATH|--b-version V|--b-source DIR [--b-ref REF] [OPTIONS]
@@ -245,6 +246,12 @@ function stored(v: Values, stats: ComparisonOptions): Comparison {
   try {
     const ra = loadRun(db, idA, displayPath(dbPath));
     const rb = loadRun(db, idB, displayPath(dbPath));
+    // Each probe of a floor search has a limit of its own: there are no cells to compare.
+    for (const r of [ra, rb]) {
+      if (r.run.kind === RAM_FLOOR_KIND) {
+        throw new UsageError(`run ${r.run.id} is a RAM-floor search, not a matrix: put floors side by side with bun scripts/report.ts ${idA} ${idB}`);
+      }
+    }
     const c = buildComparison(sideOf(ra, "A"), sideOf(rb, "B"), stats);
     if (c.fingerprint_differences.length > 0) {
       warn(`runs ${idA} and ${idB} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);

@@ -22,7 +22,7 @@ import { parseFileSizes } from "../lib/matrix/plan.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
 import { runTestChild } from "../lib/matrix/run-test-child.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
-import { findFloor, type FloorOutcome, type FloorProbe } from "../lib/floor/search.ts";
+import { RAM_FLOOR_KIND, bracketEnds, findFloor, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
 
 const USAGE = `Usage: bun scripts/find-ram-floor.ts --file-size SIZE | --file-sizes LIST [OPTIONS]
 
@@ -39,8 +39,10 @@ instead of dying).
 
 Prints per size the bracket [highest failing, lowest passing], how the highest
 failing limit's failing run ended (oom_killed, thrashing, ...), the probes made
-and the time taken. Stored in the results log as a run of kind ram-floor; the
-tests' results and logs, and floors.json, go to RESULTS_DIR/ram-floor-STAMP/.
+and the time taken. Stored in the results log as a run of kind ram-floor (its
+probes as results, each size's floor in table floors as soon as it is found;
+bun scripts/report.ts RUN draws it); the tests' results and logs, and
+floors.json, go to RESULTS_DIR/ram-floor-STAMP/.
 
 Options:
   --file-size SIZE      The file size to search (e.g. 100M)
@@ -95,16 +97,6 @@ const FLAGS = {
   ...passedFlagSpec(),
 } as const;
 
-/** One size's floor, as --json and floors.json give it. */
-interface Floor extends FloorOutcome {
-  file_size: string;
-  /** The upload's duration at --max: the thrash limit is --thrash-factor times it. */
-  reference_upload_seconds: number;
-  /** The probes' upload timeout after the reference, seconds. */
-  thrash_limit_seconds: number;
-  seconds: number;
-}
-
 await runMain(async () => {
   const { values: v } = parseCli(FLAGS, USAGE);
   const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
@@ -131,21 +123,25 @@ await runMain(async () => {
 
   const started = new Date();
   const dir = makeFreeDir(resultsDir, `ram-floor-${fileStamp(started)}`);
-  const db = ResultsDb.open(dbPath);
-  const options = { file_sizes: sizes.map((x) => x.label), min_mb: minMb, max_mb: maxMb, resolution_mb: resolutionMb, repeat, thrash_factor: thrashFactor, max_minutes: maxMinutes, ...passed.all(), work_dir: workDir };
-  const runId = db.startRun({
-    kind: "ram-floor", startedAt: isoTimestamp(started), backend, resultsDir: dir, picoshareVersion: picoshare.version,
-    picoshareSha256: picoshare.sha256, options, host: hostFacts(workDir ?? defaultWorkDir()),
-  });
-  db.close();
-  const setStatus = (status: "complete" | "interrupted") => {
-    const store = ResultsDb.open(dbPath);
+  // Opened for each write only: the probes (run-test children) write to it in between.
+  const store = <T>(write: (db: ResultsDb) => T): T => {
+    const db = ResultsDb.open(dbPath);
     try {
-      store.setRunStatus(runId, status, isoTimestamp(new Date()));
+      return write(db);
     } finally {
-      store.close();
+      db.close();
     }
   };
+  const settings: FloorSearchSettings = {
+    file_sizes: sizes.map((x) => x.label), min_mb: minMb, max_mb: maxMb, resolution_mb: resolutionMb, repeat, thrash_factor: thrashFactor, max_minutes: maxMinutes,
+  };
+  const runId = store((db) =>
+    db.startRun({
+      kind: RAM_FLOOR_KIND, startedAt: isoTimestamp(started), backend, resultsDir: dir, picoshareVersion: picoshare.version,
+      picoshareSha256: picoshare.sha256, options: { ...settings, ...passed.all(), work_dir: workDir }, host: hostFacts(workDir ?? defaultWorkDir()),
+    }),
+  );
+  const setStatus = (status: "complete" | "interrupted") => store((db) => db.setRunStatus(runId, status, isoTimestamp(new Date())));
   const forget = onCleanup("mark the floor search interrupted", () => setStatus("interrupted"));
   log(`=== RAM floor: ${sizes.map((x) => x.label).join(", ")} between ${minMb} and ${maxMb} MiB (to ${resolutionMb} MiB, ends re-run ${repeat} x) ===`);
   log(`PicoShare ${picoshare.version} (${picoshare.path}); backend ${backend}; run ${runId} in ${displayPath(dbPath)}; folder ${displayPath(dir)}`);
@@ -193,6 +189,7 @@ await runMain(async () => {
       seconds: Math.round((performance.now() - t0) / 100) / 10,
     });
     const f = floors.at(-1)!;
+    store((db) => db.addFloor(runId, f));
     log(`${size.label}: ${describe(f)}`);
   }
   forget();
@@ -204,8 +201,7 @@ await runMain(async () => {
   } else {
     const rows = floors.map((f) => [
       f.file_size,
-      f.highest_failing_mb === null ? `< ${minMb}` : String(f.highest_failing_mb),
-      f.lowest_passing_mb === null ? `> ${maxMb}` : String(f.lowest_passing_mb),
+      ...bracketEnds(f, minMb, maxMb),
       f.failure ?? "-",
       String(f.probes.length),
       formatDuration(f.seconds),

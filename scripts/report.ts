@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 // One self-contained HTML report of stored runs: charts (throughput and peak
-// memory against file size, the pass / fail / OOM grid, B / A for a
-// comparison) and the per-cell statistics. stdout: the report's path, alone.
+// memory against file size, the pass / fail / OOM grid, memory timelines,
+// B / A for a comparison, RAM floors) and the per-cell statistics. stdout:
+// the report's path, alone.
 import { dirname, join, resolve } from "node:path";
 import { parseCli, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
@@ -20,10 +21,15 @@ Writes one self-contained HTML report (inline SVG charts, no scripts, nothing
 fetched: it opens offline) of runs stored in the results log, and prints its
 path on stdout. For each run: throughput against file size (a line per RAM
 limit), peak memory against file size (each RAM limit drawn as a dashed
-rule), a pass / fail / OOM grid, and the per-cell statistics (median, 95 %
-interval, coefficient of variation). Given two runs, or one run of a live
-comparison (bun scripts/compare.ts), also the ratio B / A per cell with its
-interval and verdict (the first run given is A).
+rule), a pass / fail / OOM grid, the per-cell statistics (median, 95 %
+interval, coefficient of variation), and per cell the memory timeline of one
+test (the successful run with the median upload duration, else the last
+failed one): memory against time, the upload, processing and download
+shaded, the limit drawn. Given two runs, or one run of a live comparison
+(bun scripts/compare.ts), also the ratio B / A per cell with its interval and
+verdict (the first run given is A). Runs of bun scripts/find-ram-floor.ts
+(kind ram-floor) are drawn as RAM floors instead: floor against file size, a
+line per build, and per size the builds' brackets side by side.
 
 Options:
   --db PATH           SQLite results log (default: ./results/results.db)
@@ -36,6 +42,7 @@ Options:
 Examples:
   bun scripts/report.ts 7
   bun scripts/report.ts 12 13 --out pr-1234.html
+  bun scripts/report.ts 20 21          # two find-ram-floor runs: their floors side by side
   bun scripts/report.ts 12 --db /tmp/perf/results.db
 `;
 

@@ -95,6 +95,14 @@ describe("find-ram-floor against a real PicoShare", () => {
     const runs = query(join(results, "results.db"), "SELECT id, kind, status FROM runs");
     expect(runs).toEqual([{ id: stored.run_id, kind: "ram-floor", status: "complete" }]);
     expect(query(join(results, "results.db"), "SELECT count(*) AS n FROM results WHERE run_id = ?", stored.run_id)).toEqual([{ n: f.probes.length }]);
+    // The floor itself, in table floors: its bracket as columns, the whole floor as JSON.
+    const rows = query(join(results, "results.db"), "SELECT * FROM floors WHERE run_id = ?", stored.run_id);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      file_size: "8M", file_size_bytes: 8 * MiB, lowest_passing_mb: f.lowest_passing_mb, highest_failing_mb: f.highest_failing_mb,
+      failure: f.failure, unfinished: 0, probes: f.probes.length, seconds: f.seconds,
+    });
+    expect(JSON.parse(rows[0].floor_json)).toEqual(f);
 
     // Run again by hand: the upper end passes, the lower end fails.
     const again = async (ram: number) =>

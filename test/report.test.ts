@@ -1,8 +1,10 @@
-// The HTML report, made from real runs (run-test and a live comparison with
-// small files), opened in headless Chromium: every chart rendered, no console
-// error, nothing fetched; a screenshot is saved.
+// The HTML report, made from real runs (run-test, a live comparison and a
+// RAM-floor search with small files) and from runs written to the results log
+// as the harness writes them (a second floor search, memory timelines),
+// opened in headless Chromium: every chart rendered, no console error,
+// nothing fetched; a screenshot is saved.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
@@ -11,7 +13,12 @@ import { ResultsDb } from "../lib/store/results-db.ts";
 import { hostFacts } from "../lib/upload/host.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
+import { RAM_FLOOR_KIND, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
+import { TIMELINE_PHASES, timelineCsv, type TimelinePhase, type TimelineSample } from "../lib/upload/timeline.ts";
+import { TIMELINE_MAX_POINTS, thinTimeline } from "../lib/output/report/charts.ts";
 import { runScript } from "./helpers/run.ts";
+import { fakeResult } from "./helpers/results.ts";
+import { cellName } from "../lib/stats/cells.ts";
 
 setDefaultTimeout(120_000);
 
@@ -26,6 +33,10 @@ let picoshare: string;
 let lone: number;
 let compareA: number;
 let compareB: number;
+/** Two RAM-floor runs: a real search, and one of a build from source written as find-ram-floor writes it. */
+let floorReal: number;
+let floorFixture: number;
+let realFloor: Floor;
 let browser: Browser;
 /** Screenshots go here: $REPORT_SCREENSHOT_DIR when set (kept), else the test's temp folder. */
 let shots: string;
@@ -71,22 +82,89 @@ beforeAll(async () => {
   compareA = c.a.run_id;
   compareB = c.b.run_id;
 
+  // A real floor search of 8M (about 10 s), and beside it a second build's, stored as find-ram-floor stores one.
+  const floor = await runScript("find-ram-floor", [
+    "--file-size", "8M", "--min", "8", "--max", "128", "--resolution", "8", "--repeat", "1", "--json", ...common,
+  ]);
+  if (floor.code !== 0) console.error(floor.stderr);
+  expect(floor.code).toBe(0);
+  realFloor = JSON.parse(floor.stdout).floors[0];
+  const store = ResultsDb.open(dbPath);
+  floorReal = store.listRuns().find((r) => r.kind === RAM_FLOOR_KIND)!.id;
+  const settings: FloorSearchSettings = { file_sizes: ["1M", "8M"], min_mb: 8, max_mb: 128, resolution_mb: 4, repeat: 1, thrash_factor: 5, max_minutes: 1 };
+  floorFixture = store.startRun({
+    kind: RAM_FLOOR_KIND, startedAt: "2026-01-29T13:00:00+00:00", backend: "local", resultsDir: results,
+    picoshareVersion: SOURCE_BUILD.picoshare_version, picoshareSha256: SOURCE_BUILD.picoshare_sha256, options: settings, host: hostFacts(work),
+  });
+  for (const [size, lowest, highest, failure, finished] of [["1M", 20, 16, "oom_killed", true], ["8M", 40, 36, "thrashing", false]] as const) {
+    // --max, --min, the bracket's ends, and (finished) the upper end's re-run.
+    const probes: FloorProbe[] = [128, 8, highest, lowest, ...(finished ? [lowest] : [])].map((mb, i) => {
+      const passed = mb >= lowest;
+      const r = { ...fakeResult({ ram: mb, size, runId: floorFixture, reason: passed ? "success" : "oom_killed" }), ...SOURCE_BUILD };
+      store.addResult(r, null);
+      return { ram_mb: mb, passed, outcome: passed ? "success" : failure, upload_seconds: r.duration_seconds, wall_seconds: 1, repeat: i === 4, result_file: null };
+    });
+    store.addFloor(floorFixture, {
+      file_size: size, lowest_passing_mb: lowest, highest_failing_mb: highest, failure, finished, probes,
+      reference_upload_seconds: 0.1, thrash_limit_seconds: 5, seconds: finished ? 42 : 61,
+    });
+  }
+  store.setRunStatus(floorFixture, "complete", "2026-01-29T13:01:00+00:00");
+  store.close();
+
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
 }, 600_000);
 
+/** The floor fixture's build: from a source tree, at a commit. */
+const SOURCE_BUILD = {
+  picoshare_version: "(source) 0123456789ab", picoshare_sha256: "cd".repeat(32),
+  picoshare_source: "/src/picoshare", picoshare_commit: "0123456789abcdef0123456789abcdef01234567", picoshare_dirty: false,
+};
+
 afterAll(async () => {
   await browser?.close();
   rmSync(root, { recursive: true, force: true });
 });
 
+interface Chart {
+  name: string;
+  caption: string;
+  width: number;
+  height: number;
+  marks: number;
+  lines: number;
+  symbols: number;
+  rects: number;
+  rules: number;
+  /** The legends' entries, in order. */
+  legend: string[];
+  /** Every text in the SVG. */
+  texts: string[];
+  /** The y axis's ticks: value and where it is drawn (page pixels). */
+  yTicks: { value: number; y: number }[];
+  /** Where each rule mark is drawn: its vertical middle (page pixels). */
+  ruleYs: number[];
+  /** Per line path: its points and its top (page pixels). */
+  paths: { points: number; top: number }[];
+}
+
 interface Opened {
   errors: string[];
   requests: string[];
-  charts: { name: string; width: number; height: number; marks: number; lines: number; symbols: number; rects: number; rules: number }[];
+  charts: Chart[];
+  tables: { caption: string; rows: string[][] }[];
+  notes: string[];
   text: string;
+}
+
+/** Where a chart's y axis puts `value` (page pixels), from the axis's own ticks (a linear axis). */
+function yOf(c: Chart, value: number): number {
+  const [a, b] = [c.yTicks[0], c.yTicks.at(-1)!];
+  expect(b.value).not.toBe(a.value);
+  return a.y + ((value - a.value) * (b.y - a.y)) / (b.value - a.value);
 }
 
 /** Opens the report in Chromium with every network request refused (and recorded), screenshots it, and reads its charts. */
@@ -107,13 +185,21 @@ async function open(path: string, shot: string): Promise<Opened> {
   await page.goto(`file://${path}`);
   await page.screenshot({ path: join(shots, shot), fullPage: true });
   // (The callback runs in the page; its element types come from Playwright's declarations.)
-  const charts = await page.$$eval("figure.chart", (figures) =>
+  const charts: Chart[] = await page.$$eval("figure.chart", (figures) =>
     figures.map((f) => {
       const svg = f.querySelector("svg");
       const box = svg?.getBoundingClientRect();
-      const count = (sel: string) => svg?.querySelectorAll(sel).length ?? 0;
+      const all = (sel: string) => [...(svg?.querySelectorAll(sel) ?? [])];
+      const count = (sel: string) => all(sel).length;
+      const middle = (e: { getBoundingClientRect(): { top: number; height: number } }) => {
+        const b = e.getBoundingClientRect();
+        return b.top + b.height / 2;
+      };
+      const yAxis = 'g.role-axis[aria-label^="Y-axis"]';
+      const tickValues = all(`${yAxis} g.role-axis-label text`).map((t) => Number((t.textContent ?? "").replace(/,/g, "")));
       return {
         name: (f.getAttribute("data-chart") ?? "") as string,
+        caption: (f.querySelector("figcaption")?.textContent ?? "") as string,
         width: (box?.width ?? 0) as number,
         height: (box?.height ?? 0) as number,
         marks: count("g.role-mark > *") as number,
@@ -121,12 +207,27 @@ async function open(path: string, shot: string): Promise<Opened> {
         symbols: count("g.mark-symbol.role-mark path") as number,
         rects: count("g.mark-rect.role-mark path") as number,
         rules: count("g.mark-rule.role-mark line") as number,
+        legend: all("g.role-legend-label text").map((t) => t.textContent ?? "") as string[],
+        texts: all("text").map((t) => t.textContent ?? "") as string[],
+        yTicks: all(`${yAxis} g.role-axis-tick line`).map((l, i) => ({ value: tickValues[i], y: middle(l) })) as { value: number; y: number }[],
+        ruleYs: all("g.mark-rule.role-mark line").map(middle) as number[],
+        paths: all("g.mark-line.role-mark path").map((p) => ({
+          points: ((p.getAttribute("d") ?? "").match(/[ML]/g) ?? []).length,
+          top: p.getBoundingClientRect().top,
+        })) as { points: number; top: number }[],
       };
     }),
   );
+  const tables = await page.$$eval("table", (ts) =>
+    ts.map((t) => ({
+      caption: (t.querySelector("caption")?.textContent ?? "") as string,
+      rows: [...t.querySelectorAll("tr")].map((tr) => [...tr.children].map((c) => c.textContent ?? "")) as string[][],
+    })),
+  );
+  const notes = await page.$$eval("p.note", (ps) => ps.map((p) => (p.textContent ?? "") as string));
   const text = await page.innerText("body");
   await page.close();
-  return { errors, requests, charts, text };
+  return { errors, requests, charts, tables, notes, text };
 }
 
 async function report(args: string[]): Promise<string> {
@@ -153,11 +254,20 @@ describe("the report of a comparison", () => {
     const page = await open(out, "comparison.png");
     expect(page.errors).toEqual([]);
     expect(page.requests).toEqual([]);
-    expect(page.charts.map((c) => c.name)).toEqual([
+    // Each side's memory timelines (where run-test recorded them) follow its own charts.
+    const timelines = page.charts.filter((c) => c.name.startsWith("timeline-"));
+    expect(page.charts.filter((c) => !timelines.includes(c)).map((c) => c.name)).toEqual([
       "ratio",
       `throughput-${compareA}`, `memory-${compareA}`, `outcomes-${compareA}`,
       `throughput-${compareB}`, `memory-${compareB}`, `outcomes-${compareB}`,
     ]);
+    for (const t of timelines) {
+      const ram = Number(/^timeline-\d+-(\d+)MB-/.exec(t.name)![1]);
+      expect(t.texts).toContain(`limit ${ram} MiB`);
+      expect(t.rules).toBe(1);
+      expect(t.rects).toBeGreaterThanOrEqual(1);
+      expect(t.lines).toBeGreaterThanOrEqual(1);
+    }
     for (const c of page.charts) {
       expect(c.width).toBeGreaterThan(200);
       expect(c.height).toBeGreaterThan(100);
@@ -195,13 +305,161 @@ describe("the report of one run", () => {
     const page = await open(out, "run.png");
     expect(page.errors).toEqual([]);
     expect(page.requests).toEqual([]);
-    expect(page.charts.map((c) => c.name)).toEqual([`throughput-${lone}`, `memory-${lone}`, `outcomes-${lone}`]);
+    // Timelines come when run-test records them: a chart per cell, or per cell the line saying why not.
+    const timelines = page.charts.filter((c) => c.name.startsWith(`timeline-${lone}-`));
+    expect(page.charts.filter((c) => !timelines.includes(c)).map((c) => c.name)).toEqual([`throughput-${lone}`, `memory-${lone}`, `outcomes-${lone}`]);
+    const without = page.notes.filter((n) => / no memory timeline: /.test(n));
+    expect(timelines.length + without.length === 3 || page.notes.includes("Memory over time: no test of this run recorded a timeline.")).toBe(true);
     expect(page.charts.every((c) => c.marks > 0)).toBe(true);
     expect(page.charts[2].rects).toBe(3);
     expect(page.text).not.toContain("Comparison:");
     expect(page.text).toContain("Per cell (statistics over the successful runs)");
     expect(page.text).toContain("0/1 pass");
     console.log(`report screenshots in ${shots}`);
+  });
+});
+
+describe("the report of RAM-floor runs", () => {
+  test("floor against file size, a line per build with its brackets, and per size the builds side by side", async () => {
+    const out = await report([String(floorReal), String(floorFixture)]);
+    const page = await open(out, "ram-floor.png");
+    expect(page.errors).toEqual([]);
+    expect(page.requests).toEqual([]);
+    // The probes are no matrix: no per-cell charts, statistics or comparison for these runs.
+    expect(page.charts.map((c) => c.name)).toEqual(["ram-floor"]);
+    expect(page.text).not.toContain("Per cell (statistics");
+    expect(page.text).not.toContain("Comparison:");
+
+    const db = ResultsDb.open(dbPath);
+    const realRun = db.run(floorReal)!;
+    const floors = [...db.floors(floorReal), ...db.floors(floorFixture)];
+    db.close();
+    expect(floors.map((f) => [f.run_id, f.file_size])).toEqual([[floorReal, "8M"], [floorFixture, "1M"], [floorFixture, "8M"]]);
+    const realBuild = `${realRun.picoshare_version}, sha256 ${realRun.picoshare_sha256!.slice(0, 12)}`;
+    const sourceBuild = `/src/picoshare@0123456789ab, sha256 ${"cd".repeat(6)}`;
+
+    const [chart] = page.charts;
+    expect(chart.lines).toBe(2);
+    expect(chart.legend).toEqual([realBuild, sourceBuild]);
+    // A point per floor found, a bracket (rule) per floor with both ends.
+    expect(chart.symbols).toBe(floors.filter((f) => f.lowest_passing_mb !== null).length);
+    expect(chart.rules).toBe(floors.filter((f) => f.lowest_passing_mb !== null && f.highest_failing_mb !== null).length);
+    expect(chart.rules).toBeGreaterThanOrEqual(2);
+
+    const table = (size: string) => page.tables.find((t) => t.caption === `RAM floor of ${size}`)!.rows;
+    expect(table("8M")).toEqual([
+      ["8M", realBuild, sourceBuild],
+      ["Bracket [highest failing, lowest passing] (MiB)", `[${realFloor.highest_failing_mb}, ${realFloor.lowest_passing_mb}]`, "[36, 40]"],
+      ["How the highest failing limit failed", realFloor.failure!, "thrashing"],
+      ["Probes", String(realFloor.probes.length), "4"],
+      ["Time", `${realFloor.seconds.toFixed(1)}s`, "1m 01s"],
+      ["Search", "finished", "UNFINISHED (time limit)"],
+    ]);
+    expect(table("1M").slice(0, 2)).toEqual([
+      ["1M", realBuild, sourceBuild],
+      ["Bracket [highest failing, lowest passing] (MiB)", "not searched", "[16, 20]"],
+    ]);
+    // Each run's own section: its probes in the order run.
+    const probes = page.tables.find((t) => t.caption.startsWith("8M: the probes"))!.rows;
+    expect(probes.slice(1).map((r) => Number(r[0]))).toEqual(realFloor.probes.map((p) => p.ram_mb));
+    expect(page.text).toContain(`Run ${floorFixture}: RAM floor`);
+  });
+});
+
+/** A timeline of `seconds` at 50 ms a sample: working set rising to `peakMiB` in each phase given; anon and file only where `split`. */
+function timeline(phases: TimelinePhase[], seconds: number, peakMiB: number, split: boolean): TimelineSample[] {
+  const n = Math.round(seconds / 0.05);
+  return Array.from({ length: n }, (_, i) => {
+    const phase = phases[Math.min(phases.length - 1, Math.floor((i / n) * phases.length))];
+    const ws = Math.round((10 + (peakMiB - 10) * Math.sin((i / (n - 1)) * Math.PI)) * MiB);
+    return { t: i * 0.05, phase, working_set_bytes: ws, anon_bytes: split ? Math.round(ws * 0.3) : null, file_bytes: split ? Math.round(ws * 0.6) : null };
+  });
+}
+
+describe("the memory timelines", () => {
+  test("one chart per cell of the representative test, phases and limit drawn; a line for a cell without one", async () => {
+    // Results as run-test writes them: the timeline named relative to the writer's folder, the file beside the result JSON.
+    const dir = join(root, "timelines");
+    mkdirSync(dir);
+    const db = ResultsDb.open(dbPath);
+    const run = db.startRun({
+      kind: "matrix", startedAt: "2026-01-29T14:00:00+00:00", backend: "local", resultsDir: dir,
+      picoshareVersion: "v1.5.4", picoshareSha256: null, options: {}, host: hostFacts(work),
+    });
+    const add = (ram: number, iteration: number, f: Parameters<typeof fakeResult>[0], samples: TimelineSample[] | null, named?: string) => {
+      const name = `timeline-${ram}MB-8M-${iteration}.csv`;
+      if (samples) writeFileSync(join(dir, name), timelineCsv(samples));
+      const r = { ...fakeResult({ ram, size: "8M", runId: run, ...f }), iteration, timeline_file: named === undefined ? `./results/${name}` : named || null };
+      db.addResult(r, join(dir, `result-${ram}MB-8M-${iteration}.json`));
+    };
+    // 256 MB: durations 3, 1 and 2 s; the median is iteration 3's, its 1,500 samples thinned for drawing.
+    const all3 = [...TIMELINE_PHASES];
+    add(256, 1, { throughput: 8 / 3 }, timeline(all3, 30, 100, true));
+    add(256, 2, { throughput: 8 }, timeline(all3, 10, 120, true));
+    add(256, 3, { throughput: 4 }, timeline(all3, 75, 200, true));
+    // 128 MB: both OOM-killed during the upload (a VM: no anon / file); the last one stands for the cell.
+    add(128, 1, { reason: "oom_killed" }, timeline(["upload"], 2, 60, false));
+    add(128, 2, { reason: "oom_killed" }, timeline(["upload"], 3, 125, false));
+    // 512 MB: the median run's file is gone: the nearest one whose timeline can be read stands in.
+    add(512, 1, { throughput: 8 }, timeline(all3, 10, 90, true));
+    add(512, 2, { throughput: 4 }, null, "./results/gone-512MB.csv");
+    add(512, 3, { throughput: 8 / 3 }, timeline(all3, 30, 80, true));
+    // 64 MB: its file is gone; 32 MB: none recorded.
+    add(64, 1, {}, null, "./gone/timeline-64MB-8M-1.csv");
+    add(32, 1, {}, null, "");
+    db.setRunStatus(run, "complete", "2026-01-29T14:01:00+00:00");
+    db.close();
+
+    const page = await open(await report([String(run)]), "timelines.png");
+    expect(page.errors).toEqual([]);
+    expect(page.requests).toEqual([]);
+    const timelines = page.charts.filter((c) => c.name.startsWith("timeline-"));
+    expect(timelines.map((c) => c.name)).toEqual([`timeline-${run}-512MB-8M`, `timeline-${run}-256MB-8M`, `timeline-${run}-128MB-8M`]);
+    const [near, big, oom] = timelines;
+
+    expect(near.caption).toStartWith(
+      "Of 3 successful run(s), the one nearest the median upload duration whose timeline could be read: iteration 1, 1.00 s " +
+        "(the median one's: timeline file missing (./results/gone-512MB.csv)).",
+    );
+    expect(Math.abs(near.paths[0].top - yOf(near, 90))).toBeLessThan(2);
+
+    expect(big.caption).toStartWith("Of 3 successful run(s), the one with the median upload duration: iteration 3, 2.00 s.");
+    expect(big.legend).toEqual(["upload", "processing", "download", "working set", "anon", "file"]);
+    expect(big.rects).toBe(3); // a band per phase
+    expect(big.lines).toBe(3);
+    expect(big.texts).toContain("limit 256 MiB");
+    expect(big.rules).toBe(1);
+    expect(Math.abs(big.ruleYs[0] - yOf(big, 256))).toBeLessThan(1.5);
+    // Thinned to about 600 points a line, the peak (200 MiB, iteration 3's) kept.
+    const ws = big.paths[0];
+    expect(ws.points).toBeLessThanOrEqual(TIMELINE_MAX_POINTS + TIMELINE_PHASES.length);
+    expect(ws.points).toBeGreaterThan(TIMELINE_MAX_POINTS / 2);
+    expect(Math.abs(ws.top - yOf(big, 200))).toBeLessThan(2);
+
+    expect(oom.caption).toStartWith("No run passed; of 2 failed, the last one: iteration 2, oom_killed.");
+    expect(oom.legend).toEqual(["upload", "working set"]);
+    expect(oom.rects).toBe(1);
+    expect(oom.lines).toBe(1);
+    expect(oom.texts).toContain("limit 128 MiB");
+    expect(Math.abs(oom.ruleYs[0] - yOf(oom, 128))).toBeLessThan(1.5);
+    expect(Math.abs(oom.paths[0].top - yOf(oom, 125))).toBeLessThan(2);
+
+    const cell = (ram: number) => cellName({ ram_mb: ram, file_size: "8M" });
+    expect(page.notes).toContain(`${cell(64)}: no memory timeline: timeline file missing (./gone/timeline-64MB-8M-1.csv).`);
+    expect(page.notes).toContain(`${cell(32)}: no memory timeline: no timeline recorded.`);
+  });
+
+  test("thinning keeps each phase's peak", () => {
+    const samples = timeline([...TIMELINE_PHASES], 300, 50, true);
+    // A spike in each phase, away from where the smooth curve peaks.
+    for (const [i, mib] of [[100, 300], [3200, 280], [5900, 260]] as const) samples[i].working_set_bytes = mib * MiB;
+    const thin = thinTimeline(samples);
+    expect(thin.length).toBeLessThanOrEqual(TIMELINE_MAX_POINTS + TIMELINE_PHASES.length);
+    for (const phase of TIMELINE_PHASES) {
+      const peak = (xs: TimelineSample[]) => Math.max(...xs.filter((s) => s.phase === phase).map((s) => s.working_set_bytes));
+      expect(peak(thin)).toBe(peak(samples));
+    }
+    expect(thinTimeline(samples.slice(0, 100))).toHaveLength(100);
   });
 });
 

@@ -45,6 +45,42 @@ export interface FloorOutcome {
   probes: FloorProbe[];
 }
 
+/** The kind of a floor search's run in the results log. */
+export const RAM_FLOOR_KIND = "ram-floor";
+
+/** One size's floor, as --json, floors.json and the results log (table floors) keep it. */
+export interface Floor extends FloorOutcome {
+  file_size: string;
+  /** The upload's duration at --max: the thrash limit is --thrash-factor times it. */
+  reference_upload_seconds: number;
+  /** The probes' upload timeout after the reference, seconds. */
+  thrash_limit_seconds: number;
+  seconds: number;
+}
+
+/** The search's settings, as find-ram-floor stores them in its run's options (runs.options_json). */
+export interface FloorSearchSettings {
+  file_sizes: string[];
+  min_mb: number;
+  max_mb: number;
+  resolution_mb: number;
+  repeat: number;
+  thrash_factor: number;
+  max_minutes: number | null;
+}
+
+/** The bracket's ends as tables print them: "< MIN" when even --min passed, "> MAX" when even --max failed. */
+export function bracketEnds(
+  f: Pick<FloorOutcome, "highest_failing_mb" | "lowest_passing_mb">,
+  minMb: number | null,
+  maxMb: number | null,
+): [highestFailing: string, lowestPassing: string] {
+  return [
+    f.highest_failing_mb === null ? `< ${minMb ?? "--min"}` : String(f.highest_failing_mb),
+    f.lowest_passing_mb === null ? `> ${maxMb ?? "--max"}` : String(f.lowest_passing_mb),
+  ];
+}
+
 export async function findFloor(o: FloorSearchOptions): Promise<FloorOutcome> {
   const probes: FloorProbe[] = [];
   const at = (mb: number) => probes.filter((p) => p.ram_mb === mb);

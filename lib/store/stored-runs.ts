@@ -1,12 +1,13 @@
 // Runs read back from the SQLite results log for comparisons and reports:
 // the run, its results as the records run-test wrote, its harness errors,
-// and its environment fingerprint.
+// its floors (a ram-floor run), and its environment fingerprint.
 import { existsSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { HostFacts } from "../upload/host.ts";
 import { UsageError } from "../core/errors.ts";
 import { runFingerprint, type Fingerprint } from "../stats/fingerprint.ts";
 import type { TestResult } from "../upload/result.ts";
-import { ResultsDb, type HarnessErrorRow, type PairedRunRow } from "./results-db.ts";
+import { ResultsDb, type FloorRow, type HarnessErrorRow, type PairedRunRow } from "./results-db.ts";
 import type { SideInput } from "../stats/comparison.ts";
 import { command } from "../core/paths.ts";
 
@@ -14,6 +15,10 @@ export interface StoredRun {
   run: PairedRunRow;
   results: TestResult[];
   harnessErrors: HarnessErrorRow[];
+  /** Where each result's JSON was written (the row's result_file): the files a result names sit beside it. */
+  resultFiles: Map<TestResult, string | null>;
+  /** A ram-floor run's floor per file size (none for other kinds). */
+  floors: FloorRow[];
   fingerprint: Fingerprint;
 }
 
@@ -37,7 +42,9 @@ export function loadRun(db: ResultsDb, id: number, dbPath: string): StoredRun {
     throw new UsageError(`run ${id} is not in ${dbPath}: list the runs with \`${command("results", "list")}\``);
   }
   // Warm-up runs are recorded but never counted: they stay out of every statistic.
-  const results = db.results(id).filter((row) => !row.warmup).map((row) => JSON.parse(row.raw_json) as TestResult);
+  const rows = db.results(id).filter((row) => !row.warmup);
+  const results = rows.map((row) => JSON.parse(row.raw_json) as TestResult);
+  const resultFiles = new Map(results.map((r, i) => [r, rows[i].result_file]));
   const harnessErrors = db.harnessErrors(id).filter((e) => !e.warmup);
   let host: Partial<HostFacts> = {};
   try {
@@ -45,7 +52,22 @@ export function loadRun(db: ResultsDb, id: number, dbPath: string): StoredRun {
   } catch {
     // an unreadable host record: compared as unknown
   }
-  return { run, results, harnessErrors, fingerprint: runFingerprint(host, run.backend, results) };
+  return { run, results, harnessErrors, resultFiles, floors: db.floors(id), fingerprint: runFingerprint(host, run.backend, results) };
+}
+
+/**
+ * Where a file a result names (log_file, timeline_file: relative to the
+ * writer's folder then, or absolute) is now: as named when that exists, else
+ * by its name beside the result's JSON (the results folder may have moved or
+ * been copied), else relative to here; null when it is in none of them.
+ */
+export function findResultFile(named: string, resultFile: string | null): string | null {
+  const candidates = [
+    isAbsolute(named) ? named : null,
+    resultFile === null ? null : join(dirname(resultFile), basename(named)),
+    isAbsolute(named) ? null : resolve(named),
+  ];
+  return candidates.find((p): p is string => p !== null && existsSync(p)) ?? null;
 }
 
 /** A stored run as one side of a comparison. */
@@ -59,6 +81,6 @@ export function sideOf(s: StoredRun, label: string): SideInput {
     picoshare_sha256: s.run.picoshare_sha256 ?? (shas.length === 1 ? shas[0] : null),
     fingerprint: s.fingerprint,
     results: s.results,
-    harness_errors: s.harnessErrors.map((e) => ({ ram_mb: e.ram_mb, file_size: e.file_size })),
+    harness_errors: s.harnessErrors.map((e) => ({ ram_mb: e.ram_mb, file_size: e.file_size, concurrency: e.concurrency ?? 1 })),
   };
 }

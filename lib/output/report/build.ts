@@ -1,44 +1,57 @@
-// Assembles the report of one or more stored runs: per run its facts, charts
-// and per-cell statistics; for two runs (or a live comparison's run, whose
-// paired run comes along) the comparison B / A with its intervals.
-import { DEFAULT_CV_THRESHOLD, cellKeyOf, describeNoise, likelyCauses, summarizeRuns, type CellKey, type CellSummary } from "../../stats/cells.ts";
+// Assembles the report of one or more stored runs: per run its facts, charts,
+// per-cell statistics and memory timelines; for two runs (or a live
+// comparison's run, whose paired run comes along) the comparison B / A with
+// its intervals; for ram-floor runs their floors, builds side by side.
+import {
+  DEFAULT_CV_THRESHOLD, cellKeyOf, cellName, describeNoise, errorCell, likelyCauses, resultCell, summarizeRuns, type CellKey, type CellSummary,
+} from "../../stats/cells.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../../stats/comparison.ts";
 import { UsageError } from "../../core/errors.ts";
 import { cellTables, methodLine, notes, outcomeTable, primaryTable } from "../exporters/compare-common.ts";
 import type { HostFacts } from "../../upload/host.ts";
-import { isoTimestamp } from "../../upload/result.ts";
-import type { ResultsDb } from "../../store/results-db.ts";
-import { formatBytes, MiB, parseSize } from "../../core/sizes.ts";
-import { loadRun, sideOf, type StoredRun } from "../../store/stored-runs.ts";
+import { isoTimestamp, iterationOf, type TestResult } from "../../upload/result.ts";
+import type { FloorRow, ResultsDb } from "../../store/results-db.ts";
+import { formatBytes, MiB } from "../../core/sizes.ts";
+import { formatDuration } from "../../core/durations.ts";
+import { displayPath } from "../../core/paths.ts";
+import { findResultFile, loadRun, sideOf, type StoredRun } from "../../store/stored-runs.ts";
+import { readTimeline, type TimelineSample } from "../../upload/timeline.ts";
+import { RAM_FLOOR_KIND, bracketEnds, type Floor, type FloorSearchSettings } from "../../floor/search.ts";
 import { chartHtml, escapeHtml, factsHtml, listWarningHtml, notesHtml, pageHtml, scrollHtml, tableHtml, warningsHtml } from "./html.ts";
-import { CAPTIONS, memorySpec, outcomeGridSpec, ratioSpec, renderSvg, throughputSpec } from "./charts.ts";
+import { CAPTIONS, floorSpec, memorySpec, outcomeGridSpec, ratioSpec, renderSvg, throughputSpec, timelineSpec, type FloorPoint } from "./charts.ts";
 
 export interface ReportOptions extends ComparisonOptions {
   dbPath: string;
 }
 
-/** Every cell of a stored run, harness-error-only cells included. */
-export function runCells(s: StoredRun, opts: ComparisonOptions = {}): CellSummary[] {
-  const cells = new Map<string, { key: CellKey; results: StoredRun["results"]; errors: number }>();
+/** A cell of a stored run: its measured results and its tests that wrote none. */
+interface CellGroup {
+  key: CellKey;
+  results: TestResult[];
+  errors: number;
+}
+
+/** A stored run's results and harness errors by cell, largest RAM first, then smallest file first. */
+function cellGroups(s: StoredRun): CellGroup[] {
+  const cells = new Map<string, CellGroup>();
   const get = (key: CellKey) => {
     const k = cellKeyOf(key);
     let c = cells.get(k);
     if (!c) cells.set(k, (c = { key, results: [], errors: 0 }));
     return c;
   };
-  for (const r of s.results) get({ ram_mb: r.ram_mb, file_size: r.file_size, file_size_bytes: r.file_size_bytes }).results.push(r);
-  for (const e of s.harnessErrors) {
-    let bytes = -1;
-    try {
-      bytes = parseSize(e.file_size).bytes;
-    } catch {
-      // an unparsable label stays a cell of its own
-    }
-    get({ ram_mb: e.ram_mb, file_size: e.file_size, file_size_bytes: bytes }).errors++;
-  }
-  return [...cells.values()]
-    .map((c) => summarizeRuns(c.key, c.results, { seed: opts.seed, resamples: opts.resamples, cvThreshold: opts.cvThreshold, harnessErrors: c.errors }))
-    .sort((x, y) => y.ram_mb - x.ram_mb || x.file_size_bytes - y.file_size_bytes);
+  for (const r of s.results) get(resultCell(r)).results.push(r);
+  for (const e of s.harnessErrors) get(errorCell(e)).errors++;
+  return [...cells.values()].sort(
+    (x, y) => y.key.ram_mb - x.key.ram_mb || x.key.file_size_bytes - y.key.file_size_bytes || (x.key.concurrency ?? 1) - (y.key.concurrency ?? 1),
+  );
+}
+
+/** Every cell of a stored run, harness-error-only cells included. */
+export function runCells(s: StoredRun, opts: ComparisonOptions = {}): CellSummary[] {
+  return cellGroups(s).map((c) =>
+    summarizeRuns(c.key, c.results, { seed: opts.seed, resamples: opts.resamples, cvThreshold: opts.cvThreshold, harnessErrors: c.errors }),
+  );
 }
 
 function fmt(v: number | null, digits: number, scale = 1): string {
@@ -99,16 +112,16 @@ function noiseWarning(s: StoredRun, cells: CellSummary[], threshold: number): st
   );
   return listWarningHtml(
     `${noisy.length} cell(s) scatter more than the ${(threshold * 100).toFixed(0)} % coefficient of variation allows:`,
-    noisy.map((c) => `${c.ram_mb}MB ${c.file_size}: ${describeNoise(c.noisy)}`),
+    noisy.map((c) => `${cellName(c)}: ${describeNoise(c.noisy)}`),
     `Likely causes: ${causes.join("; ")}.`,
   );
 }
 
-async function runSection(s: StoredRun, cells: CellSummary[], threshold: number): Promise<string> {
+/** What every run's section starts with: its kind, status, build, backend, host and folder. */
+function runFacts(s: StoredRun): [string, string][] {
   const r = s.run;
   const side = sideOf(s, ""); // version and sha256 from the run, else from its results
-  const name = `Run ${r.id}`;
-  const facts: [string, string][] = [
+  return [
     ["Kind", `${r.kind}${r.label ? ` (side ${r.label}${r.paired_run_id ? ` of a comparison with run ${r.paired_run_id}` : ""})` : ""}`],
     ["Status", r.status],
     ["Started / finished", `${r.started_at} / ${r.finished_at ?? "-"}`],
@@ -117,22 +130,207 @@ async function runSection(s: StoredRun, cells: CellSummary[], threshold: number)
     ...hostLine(s.fingerprint.host),
     ["Results", r.results_dir ?? "-"],
   ];
-  const parts = [`<h2 id="run-${r.id}">${escapeHtml(name)}</h2>`, factsHtml(facts)];
+}
+
+async function runSection(s: StoredRun, cells: CellSummary[], threshold: number): Promise<string> {
+  const r = s.run;
+  const name = `Run ${r.id}`;
+  const parts = [`<h2 id="run-${r.id}">${escapeHtml(name)}</h2>`, factsHtml(runFacts(s))];
   if (cells.length === 0) {
     parts.push(notesHtml(["This run has no results yet."]));
     return parts.join("\n");
   }
-  const [tp, mem, grid] = await Promise.all([
+  const [tp, mem, grid, timelines] = await Promise.all([
     renderSvg(throughputSpec(cells, `${name}: throughput against file size`)),
     renderSvg(memorySpec(cells, `${name}: peak memory against file size`)),
     renderSvg(outcomeGridSpec(cells, `${name}: pass / fail / OOM`)),
+    timelinesHtml(s, name),
   ]);
   parts.push(
     `<div class="charts">${chartHtml(`throughput-${r.id}`, tp, CAPTIONS.throughput)}${chartHtml(`memory-${r.id}`, mem, CAPTIONS.memory)}` +
       `${chartHtml(`outcomes-${r.id}`, grid, CAPTIONS.outcomes)}</div>`,
     scrollHtml(statsTable(cells)),
     noiseWarning(s, cells, threshold),
+    timelines,
   );
+  return parts.join("\n");
+}
+
+/** A test's timeline read back, or why it cannot be drawn. */
+function timelineOf(s: StoredRun, r: TestResult): { samples: TimelineSample[] } | { reason: string } {
+  // (Results written before timelines existed have no such field at all.)
+  if (!r.timeline_file) return { reason: "no timeline recorded" };
+  const path = findResultFile(r.timeline_file, s.resultFiles.get(r) ?? null);
+  if (path === null) return { reason: `timeline file missing (${r.timeline_file})` };
+  try {
+    const samples = readTimeline(path);
+    return samples.length > 0 ? { samples } : { reason: `timeline file has no samples (${displayPath(path)})` };
+  } catch (e) {
+    return { reason: `timeline file unreadable (${displayPath(path)}: ${(e as Error).message})` };
+  }
+}
+
+/**
+ * The test that stands for a cell's memory over time: the successful run with
+ * the median upload duration (the lower of the two middle ones), or if none
+ * passed the last failed one; where its timeline cannot be read, the nearest
+ * one to it whose timeline can. `which` says in words which one it is.
+ */
+function cellTimeline(s: StoredRun, results: TestResult[]): { samples: TimelineSample[]; which: string } | { reason: string } {
+  const passed = results.filter((r) => r.success).sort((x, y) => x.duration_seconds - y.duration_seconds);
+  const mid = Math.floor((passed.length - 1) / 2);
+  const nearMedian = (i: number) => Math.abs(i - mid) * 2 + (i > mid ? 1 : 0);
+  const candidates =
+    passed.length > 0 ? passed.map((r, i) => ({ r, d: nearMedian(i) })).sort((x, y) => x.d - y.d).map((x) => x.r) : [...results].reverse();
+  let first: string | null = null;
+  for (const [n, r] of candidates.entries()) {
+    const t = timelineOf(s, r);
+    if ("reason" in t) {
+      first ??= t.reason;
+      continue;
+    }
+    const it = `iteration ${iterationOf(r)}`;
+    const which =
+      passed.length > 0
+        ? `of ${passed.length} successful run(s), the one ${n === 0 ? "with" : "nearest"} the median upload duration` +
+          `${n === 0 ? "" : " whose timeline could be read"}: ${it}, ${r.duration_seconds.toFixed(2)} s${n === 0 ? "" : ` (the median one's: ${first})`}`
+        : `no run passed; of ${results.length} failed, ${n === 0 ? "the last one" : "the latest one whose timeline could be read"}: ` +
+          `${it}, ${r.exit_reason}${n === 0 ? "" : ` (the last one's: ${first})`}`;
+    return { samples: t.samples, which };
+  }
+  return { reason: first ?? "no test result" };
+}
+
+/** One memory timeline per cell of the run, or per cell the reason there is none. */
+async function timelinesHtml(s: StoredRun, name: string): Promise<string> {
+  // A run from before timelines existed: one line, not one per cell.
+  if (!s.results.some((r) => r.timeline_file)) return notesHtml(["Memory over time: no test of this run recorded a timeline."]);
+  const figures: Promise<string>[] = [];
+  const reasons: string[] = [];
+  for (const c of cellGroups(s)) {
+    const label = cellName(c.key);
+    const t = cellTimeline(s, c.results);
+    if ("reason" in t) {
+      reasons.push(`${label}: no memory timeline: ${t.reason}.`);
+      continue;
+    }
+    const caption = `${t.which[0].toUpperCase()}${t.which.slice(1)}. ${CAPTIONS.timeline}`;
+    figures.push(
+      renderSvg(timelineSpec(t.samples, c.key.ram_mb, `${name}, ${label}: memory over time`)).then((svg) =>
+        chartHtml(`timeline-${s.run.id}-${label.replace(/\//g, "-")}`, svg, caption),
+      ),
+    );
+  }
+  const charts = await Promise.all(figures);
+  return [
+    `<h3 id="timelines-${s.run.id}">Memory over time, one test per cell</h3>`,
+    charts.length > 0 ? `<div class="charts">${charts.join("")}</div>` : "",
+    notesHtml(reasons),
+  ].join("\n");
+}
+
+function isFloorRun(s: StoredRun): boolean {
+  return s.run.kind === RAM_FLOOR_KIND;
+}
+
+/** The floor search's settings as its run stored them (older or foreign runs: what is there). */
+function floorSettings(s: StoredRun): Partial<FloorSearchSettings> {
+  try {
+    return JSON.parse(s.run.options_json) as Partial<FloorSearchSettings>;
+  } catch {
+    return {};
+  }
+}
+
+/** A build as the report names it: its PicoShare version (a build from source: source@commit) and its sha256, shortened. */
+function buildName(s: StoredRun): string {
+  const side = sideOf(s, "");
+  const src = s.results.find((r) => r.picoshare_source);
+  const what = src?.picoshare_source
+    ? src.picoshare_commit
+      ? `${src.picoshare_source}@${src.picoshare_commit.slice(0, 12)}${src.picoshare_dirty ? " (dirty)" : ""}`
+      : `${src.picoshare_source} (${side.picoshare_version ?? "?"})`
+    : (side.picoshare_version ?? "unknown version");
+  return side.picoshare_sha256 ? `${what}, sha256 ${side.picoshare_sha256.slice(0, 12)}` : what;
+}
+
+/** Each run's build name; where runs share one, each gets its run id too. */
+function buildNames(runs: StoredRun[]): string[] {
+  const names = runs.map(buildName);
+  return names.map((n, i) => (names.filter((m) => m === n).length > 1 ? `${n} (run ${runs[i].run.id})` : n));
+}
+
+/** The floors of ram-floor runs: floor against file size, one line per build, and per size the builds side by side. */
+async function floorSection(runs: StoredRun[]): Promise<string> {
+  const builds = buildNames(runs);
+  const parts = [`<h2 id="ram-floor">RAM floor</h2>`];
+  const points: FloorPoint[] = runs.flatMap((s, i) =>
+    s.floors.map((f) => ({
+      build: builds[i], size: f.file_size, file_size_bytes: f.file_size_bytes, lowest_passing_mb: f.lowest_passing_mb,
+      highest_failing_mb: f.highest_failing_mb, failure: f.failure, finished: f.unfinished === 0, probes: f.probes,
+    })),
+  );
+  const without = runs
+    .filter((s) => s.floors.length === 0)
+    .map(
+      (s) =>
+        `Run ${s.run.id} (${s.run.status}) has no floor stored: it ended before its first size's search did, ` +
+        `or it is older than the results log's floors (its floors.json: ${s.run.results_dir ?? "-"}).`,
+    );
+  if (points.length === 0) return [...parts, notesHtml(without)].join("\n");
+  const svg = await renderSvg(floorSpec(points, builds, "RAM floor against file size"));
+  parts.push(`<div class="charts">${chartHtml("ram-floor", svg, CAPTIONS.floor)}</div>`);
+  const sizes = [...new Map(points.map((p) => [p.size, p.file_size_bytes])).entries()].sort((x, y) => x[1] - y[1]).map(([size]) => size);
+  const settings = runs.map(floorSettings);
+  const bracket = (f: FloorRow, i: number) => `[${bracketEnds(f, settings[i].min_mb ?? null, settings[i].max_mb ?? null).join(", ")}]`;
+  for (const size of sizes) {
+    const at = runs.map((s) => s.floors.find((f) => f.file_size === size) ?? null);
+    const row = (what: string, cell: (f: FloorRow, run: number) => string) => [what, ...at.map((f, i) => (f === null ? "not searched" : cell(f, i)))];
+    parts.push(
+      scrollHtml(
+        tableHtml(
+          {
+            header: [size, ...builds],
+            rows: [
+              row("Bracket [highest failing, lowest passing] (MiB)", bracket),
+              row("How the highest failing limit failed", (f) => f.failure ?? "-"),
+              row("Probes", (f) => String(f.probes)),
+              row("Time", (f) => formatDuration(f.seconds)),
+              row("Search", (f) => (f.unfinished ? "UNFINISHED (time limit)" : "finished")),
+            ],
+          },
+          `RAM floor of ${size}`,
+        ),
+      ),
+    );
+  }
+  parts.push(notesHtml(without));
+  return parts.join("\n");
+}
+
+/** A ram-floor run's own section: its facts, the search's settings, and each size's probes in the order run. */
+function floorRunSection(s: StoredRun): string {
+  const o = floorSettings(s);
+  const search =
+    `${o.min_mb ?? "?"} to ${o.max_mb ?? "?"} MiB, to ${o.resolution_mb ?? "?"} MiB, ends re-run ${o.repeat ?? "?"} x, ` +
+    `thrashing above ${o.thrash_factor ?? "?"} x the upload at --max${o.max_minutes ? `, at most ${o.max_minutes} min per size` : ""}`;
+  const parts = [`<h2 id="run-${s.run.id}">Run ${s.run.id}: RAM floor</h2>`, factsHtml([...runFacts(s), ["Search", search]])];
+  for (const row of s.floors) {
+    const f = JSON.parse(row.floor_json) as Floor;
+    parts.push(
+      scrollHtml(
+        tableHtml(
+          {
+            header: ["RAM (MiB)", "Outcome", "Upload (s)", "Whole probe (s)", "Re-run"],
+            rows: f.probes.map((p) => [String(p.ram_mb), p.passed ? "passed" : p.outcome, p.upload_seconds.toFixed(2), p.wall_seconds.toFixed(2), p.repeat ? "yes" : ""]),
+            numeric: [true, false, true, true, false],
+          },
+          `${f.file_size}: the probes in the order run (upload at --max ${f.reference_upload_seconds.toFixed(2)} s; slower than ${f.thrash_limit_seconds} s: thrashing)`,
+        ),
+      ),
+    );
+  }
+  if (s.floors.length === 0) parts.push(notesHtml([`No floor stored for this run; its probes are its ${s.results.length} result(s).`]));
   return parts.join("\n");
 }
 
@@ -165,12 +363,15 @@ export function comparisonPair(runs: StoredRun[]): [number, number] | null {
 export async function buildReport(db: ResultsDb, ids: number[], opts: ReportOptions): Promise<string> {
   if (ids.length === 0) throw new UsageError("give at least one run id (e.g. bun scripts/report.ts 12)", true);
   const given = ids.map((id) => loadRun(db, id, opts.dbPath));
-  const pair = comparisonPair(given);
-  const runs = [...given];
+  // A floor search's probes each ran at a limit of their own: they are no matrix, and compare's statistics do not apply.
+  const floorRuns = given.filter(isFloorRun);
+  const runs = given.filter((s) => !isFloorRun(s));
+  const pair = comparisonPair(runs);
   if (pair) for (const id of pair) if (!runs.some((r) => r.run.id === id)) runs.push(loadRun(db, id, opts.dbPath));
   if (pair) runs.sort((x, y) => (x.run.id === pair[0] ? -1 : y.run.id === pair[0] ? 1 : 0));
 
   const sections: string[] = [];
+  if (floorRuns.length > 0) sections.push(await floorSection(floorRuns));
   let comparison: Comparison | null = null;
   if (pair) {
     const a = runs.find((r) => r.run.id === pair[0])!;
@@ -181,12 +382,18 @@ export async function buildReport(db: ResultsDb, ids: number[], opts: ReportOpti
     sections.push(notesHtml([`${runs.length} runs: no comparison (give two runs, or one run of a live comparison, for B / A).`]));
   }
   for (const s of runs) sections.push(await runSection(s, runCells(s, opts), opts.cvThreshold ?? DEFAULT_CV_THRESHOLD));
+  for (const s of floorRuns) sections.push(floorRunSection(s));
 
+  const all = [...runs, ...floorRuns];
   const title = comparison
     ? `PicoShare performance: run ${comparison.b.run_id} against run ${comparison.a.run_id}`
-    : `PicoShare performance: run${runs.length > 1 ? "s" : ""} ${runs.map((r) => r.run.id).join(", ")}`;
-  const toc = runs.length > 1 || comparison
-    ? `<p>${[comparison ? `<a href="#comparison">Comparison</a>` : null, ...runs.map((r) => `<a href="#run-${r.run.id}">Run ${r.run.id}</a>`)].filter(Boolean).join(" · ")}</p>`
+    : `PicoShare ${runs.length === 0 ? "RAM floor" : "performance"}: run${all.length > 1 ? "s" : ""} ${all.map((r) => r.run.id).join(", ")}`;
+  const toc = all.length > 1 || comparison
+    ? `<p>${[
+      floorRuns.length > 0 && all.length > 1 ? `<a href="#ram-floor">RAM floor</a>` : null,
+      comparison ? `<a href="#comparison">Comparison</a>` : null,
+      ...all.map((r) => `<a href="#run-${r.run.id}">Run ${r.run.id}</a>`),
+    ].filter(Boolean).join(" · ")}</p>`
     : "";
   return pageHtml(
     title,

@@ -7,6 +7,7 @@ import type { CellSummary } from "../../stats/cells.ts";
 import type { Comparison } from "../../stats/comparison.ts";
 import { MiB } from "../../core/sizes.ts";
 import type { MetricComparison } from "../../stats/verdict.ts";
+import { TIMELINE_PHASES, type TimelinePhase, type TimelineSample } from "../../upload/timeline.ts";
 
 const WIDTH = 400;
 const HEIGHT = 260;
@@ -42,6 +43,13 @@ export const CAPTIONS = {
   memory: "Median peak working set of the successful runs against file size, one line per RAM limit; dashed: each RAM limit.",
   outcomes: "Per cell: runs passed out of all runs, OOM kills, other failures, runs without a result.",
   ratio: "B / A: ratio of the medians per cell with its 95 % bootstrap interval, coloured by verdict; dashed: no change.",
+  floor:
+    "RAM floor against file size, one line per build: the point is the lowest limit at which every run passed, its bar reaches down to " +
+    "the highest limit at which a run failed (the floor lies between them); an open point: the search stopped on its time limit. " +
+    "Builds are drawn side by side at each size.",
+  timeline:
+    "Memory against time: the working set (and, where the backend tells them apart, anonymous and file-backed memory); shaded: " +
+    "the phases; dashed: the memory limit.",
 };
 
 /** "1G", "100M", "512K" on a MiB axis. */
@@ -57,8 +65,9 @@ function ramDomain(cells: CellSummary[]): string[] {
   return [...new Set(cells.map((c) => c.ram_mb))].sort((a, b) => b - a).map(ramName);
 }
 
-function sizeAxis(cells: CellSummary[]) {
-  const sizes = [...new Set(cells.map((c) => c.file_size_bytes / MiB))].sort((a, b) => a - b);
+/** File size in MiB on a log axis, labelled at each size drawn. */
+function sizeAxis(sizesMiB: number[]) {
+  const sizes = [...new Set(sizesMiB)].sort((a, b) => a - b);
   const lo = sizes[0] ?? 1;
   const hi = sizes.at(-1) ?? 1;
   return {
@@ -105,7 +114,7 @@ function medianPoints(cells: CellSummary[], metric: "throughput_mbps" | "peak_me
 /** Median throughput against file size, one line per RAM limit, with the median's 95 % interval. */
 export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpec {
   const values = medianPoints(cells, "throughput_mbps");
-  const x = sizeAxis(cells);
+  const x = sizeAxis(cells.map((c) => c.file_size_bytes / MiB));
   const color = ramColor(cells);
   return {
     ...frame(title),
@@ -134,7 +143,7 @@ export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
   const peaks = values.map((v) => v.lo).filter((v) => v > 0);
   const lo = Math.min(...peaks, ...limits.map((l) => l.limit)) / 1.5;
   const hi = Math.max(...values.map((v) => v.hi), ...limits.map((l) => l.limit)) * 1.5;
-  const x = sizeAxis(cells);
+  const x = sizeAxis(cells.map((c) => c.file_size_bytes / MiB));
   const color = ramColor(cells);
   const y = { type: "quantitative" as const, scale: { type: "log" as const, domain: [lo, hi] } };
   return {
@@ -169,6 +178,159 @@ export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
       },
     ],
     resolve: { scale: { y: "shared" } },
+  };
+}
+
+/** One build's floor at one file size, for the floor chart. */
+export interface FloorPoint {
+  build: string;
+  size: string;
+  file_size_bytes: number;
+  lowest_passing_mb: number | null;
+  highest_failing_mb: number | null;
+  failure: string | null;
+  finished: boolean;
+  probes: number;
+}
+
+/** The RAM floor (lowest passing limit) against file size, one line per build, each point with its bracket down to the highest failing limit. */
+export function floorSpec(points: FloorPoint[], builds: string[], title: string): TopLevelSpec {
+  // Several builds at one size would hide each other's brackets: each is nudged a few per cent along the (log) size axis.
+  const values = points
+    .filter((p) => p.lowest_passing_mb !== null)
+    .map((p) => ({
+      ...p,
+      size_mib: (p.file_size_bytes / MiB) * 1.07 ** (builds.indexOf(p.build) - (builds.length - 1) / 2),
+      search: p.finished ? "finished" : "unfinished (time limit)",
+    }));
+  const x = sizeAxis(points.map((p) => p.file_size_bytes / MiB));
+  const color = {
+    field: "build",
+    type: "nominal" as const,
+    title: "Build",
+    scale: { domain: builds, scheme: "category10" },
+    legend: { orient: "bottom" as const, direction: "vertical" as const, labelLimit: 560 },
+  };
+  const y = { type: "quantitative" as const, title: "RAM floor (MiB)", scale: { zero: true } };
+  const point = (finished: boolean) => ({
+    transform: [{ filter: finished ? "datum.finished" : "!datum.finished" }],
+    mark: { type: "point" as const, filled: finished, size: 70, strokeWidth: 2 },
+    encoding: {
+      y: { ...y, field: "lowest_passing_mb" },
+      tooltip: [
+        { field: "build" }, { field: "size" }, { field: "lowest_passing_mb", title: "lowest passing MiB" },
+        { field: "highest_failing_mb", title: "highest failing MiB" }, { field: "failure" }, { field: "probes" }, { field: "search" },
+      ],
+    },
+  });
+  return {
+    ...frame(title),
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values },
+    encoding: { x, color },
+    layer: [
+      {
+        transform: [{ filter: "datum.highest_failing_mb != null" }],
+        mark: { type: "rule", strokeWidth: 3, opacity: 0.55 },
+        encoding: { y: { ...y, field: "highest_failing_mb" }, y2: { field: "lowest_passing_mb" } },
+      },
+      { mark: { type: "line", strokeWidth: 2 }, encoding: { y: { ...y, field: "lowest_passing_mb" } } },
+      point(true),
+      point(false),
+    ],
+  };
+}
+
+/** More samples than this in a timeline are thinned for drawing. */
+export const TIMELINE_MAX_POINTS = 600;
+
+const PHASE_COLORS: Record<TimelinePhase, string> = { upload: "#a0cbe8", processing: "#ffbe7d", download: "#8cd17d" };
+const TIMELINE_SERIES = [
+  { name: "working set", key: "working_set_bytes", color: "#222222" },
+  { name: "anon", key: "anon_bytes", color: "#b07aa1" },
+  { name: "file", key: "file_bytes", color: "#9c755f" },
+] as const;
+
+/** The phases as spans of time, each from its first sample to the next phase's first (the first from 0, the last to its last sample). */
+export function phaseSpans(samples: TimelineSample[]): { phase: TimelinePhase; start: number; end: number }[] {
+  const spans: { phase: TimelinePhase; start: number; end: number }[] = [];
+  for (const s of samples) {
+    const last = spans.at(-1);
+    if (last && last.phase === s.phase) last.end = s.t;
+    else {
+      if (last) last.end = s.t;
+      spans.push({ phase: s.phase, start: spans.length === 0 ? 0 : s.t, end: s.t });
+    }
+  }
+  return spans;
+}
+
+/**
+ * At most about `max` samples, for drawing: each phase's samples in runs of
+ * n / max, each run reduced to its highest working set, so that every peak
+ * (each phase's among them) is kept and the page stays small.
+ */
+export function thinTimeline(samples: TimelineSample[], max = TIMELINE_MAX_POINTS): TimelineSample[] {
+  if (samples.length <= max) return samples;
+  const k = Math.ceil(samples.length / max);
+  const out: TimelineSample[] = [];
+  let run: TimelineSample[] = [];
+  const flush = () => {
+    if (run.length > 0) out.push(run.reduce((a, b) => (b.working_set_bytes > a.working_set_bytes ? b : a)));
+    run = [];
+  };
+  for (const s of samples) {
+    if (run.length === k || (run.length > 0 && run[0].phase !== s.phase)) flush();
+    run.push(s);
+  }
+  flush();
+  return out;
+}
+
+/** One test's memory against time: working set (anon, file where known), the phases shaded, the limit as a labelled rule. */
+export function timelineSpec(samples: TimelineSample[], limitMb: number, title: string): TopLevelSpec {
+  const spans = phaseSpans(samples);
+  const phases = TIMELINE_PHASES.filter((p) => spans.some((s) => s.phase === p));
+  const series = TIMELINE_SERIES.filter((x) => samples.some((s) => s[x.key] !== null));
+  const values = thinTimeline(samples).flatMap((s) =>
+    series.filter((x) => s[x.key] !== null).map((x) => ({ t: s.t, phase: s.phase, series: x.name, mib: s[x.key]! / MiB })),
+  );
+  const tMax = Math.max(0.001, samples.at(-1)?.t ?? 0);
+  const peak = Math.max(0, ...values.map((v) => v.mib));
+  const x = { type: "quantitative" as const, title: "Seconds since the upload began", scale: { domain: [0, tMax], nice: false } };
+  const y = { type: "quantitative" as const, title: "Memory (MiB)", scale: { domain: [0, Math.max(limitMb, peak) * 1.08], nice: false } };
+  const limit = [{ limit: limitMb, t: tMax, label: `limit ${limitMb} MiB` }];
+  return {
+    ...frame(title),
+    width: WIDTH,
+    height: HEIGHT,
+    layer: [
+      {
+        data: { values: spans },
+        mark: { type: "rect", opacity: 0.6 },
+        encoding: {
+          x: { ...x, field: "start" },
+          x2: { field: "end" },
+          fill: { field: "phase", type: "nominal", title: "Phase", scale: { domain: phases, range: phases.map((p) => PHASE_COLORS[p]) } },
+        },
+      },
+      {
+        data: { values },
+        mark: { type: "line", strokeWidth: 1.5 },
+        encoding: {
+          x: { ...x, field: "t" },
+          y: { ...y, field: "mib" },
+          stroke: { field: "series", type: "nominal", title: "Memory", scale: { domain: series.map((s) => s.name), range: series.map((s) => s.color) } },
+        },
+      },
+      { data: { values: limit }, mark: { type: "rule", color: "#e15759", strokeDash: [6, 4], strokeWidth: 1.5 }, encoding: { y: { ...y, field: "limit" } } },
+      {
+        data: { values: limit },
+        mark: { type: "text", align: "right", baseline: "bottom", dy: -3, color: "#e15759", fontSize: 10 },
+        encoding: { x: { ...x, field: "t" }, y: { ...y, field: "limit" }, text: { field: "label" } },
+      },
+    ],
   };
 }
 
