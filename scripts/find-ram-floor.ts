@@ -158,6 +158,8 @@ await runMain(async () => {
         ram: ramMb, size, resultsDir: dir, db: dbPath, picoshare: picoshare.path, workDir, timeoutSec: limit,
         // The floor is the upload's unless asked: a download adds time and its own peak.
         noDownload: !v["with-download"],
+        // A probe asks only whether the upload passes: no small entry, no restart after a failure.
+        noRecovery: true,
       });
       const w0 = performance.now();
       const child = await runTestChild(args, { logFile, timeoutSec: limit, env: childEnv({ runId }), header: (pid) => `--- ${isoTimestamp(new Date())} run-test (pid ${pid}): ${args.join(" ")}` });

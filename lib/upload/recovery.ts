@@ -16,6 +16,7 @@ import { login, waitUntilReady } from "./session.ts";
 
 /** Small enough to cost nothing, large enough to span several SQLite pages and chunks of PicoShare's. */
 export const CANARY_BYTES = 64 * KiB;
+const CANARY_TIMEOUT_MS = 30_000;
 
 /** The outcomes after which a restart is tried. */
 export const RECOVERED_AFTER: ExitReason[] = ["oom_killed", "timeout", "process_died"];
@@ -56,7 +57,7 @@ export function integrityCheck(dbPath: string): string {
  * leaves its field null and says why in `error`; the later steps still run
  * where they can.
  */
-export async function recover(env: TestEnvironment, o: { secret: string; canary: Canary | null; scratch: string; timeoutSec: number }): Promise<Recovery> {
+export async function recover(env: TestEnvironment, o: { secret: string; canary: Canary | null; scratch: string }): Promise<Recovery> {
   const rec: Recovery = {
     started: false, integrity_check: null, earlier_entry_intact: null, temp_files_left: null, temp_bytes_left: null,
     restart_seconds: null, error: null,
@@ -91,7 +92,8 @@ export async function recover(env: TestEnvironment, o: { secret: string; canary:
       rec.restart_seconds = Math.round(performance.now() - t0) / 1000;
       if (o.canary) {
         const cookie = await login(baseUrl, o.secret);
-        const got = await downloadSha256(baseUrl, cookie, o.canary.id, AbortSignal.timeout(o.timeoutSec * 1000));
+        // 64 KiB: seconds are plenty even in a thrashing cgroup; the test's --timeout is for the big file.
+        const got = await downloadSha256(baseUrl, cookie, o.canary.id, AbortSignal.timeout(CANARY_TIMEOUT_MS));
         rec.earlier_entry_intact = got.sha256 === o.canary.sha256 && got.bytes === o.canary.bytes;
         if (!rec.earlier_entry_intact) problems.push(`the earlier entry came back as ${got.bytes} bytes with SHA-256 ${got.sha256}`);
       }

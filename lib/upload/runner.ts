@@ -206,7 +206,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
     // The failed test's own readings are taken: now see what a restart finds.
     if (opts.recovery !== false && RECOVERED_AFTER.includes(ending.reason)) {
       if (env.restartPicoShare) {
-        seen.recovery = await recover(env, { secret, canary: seen.canary, scratch, timeoutSec: opts.timeoutSec });
+        seen.recovery = await recover(env, { secret, canary: seen.canary, scratch });
         logRecovery(seen.recovery);
       } else {
         log(`Recovery: not checked: the ${opts.backend.name} backend cannot restart PicoShare on the same data (local can)`);
