@@ -5,7 +5,7 @@
 import { join, resolve } from "node:path";
 import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
-import { log, warn } from "../lib/core/log.ts";
+import { error, log, warn } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
@@ -26,6 +26,9 @@ import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
 import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
 import { DEFAULT_SEED } from "../lib/stats/stats.ts";
 import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
+import { GATE_HELP, evaluateGate, gateLines, parseThresholds, type Threshold } from "../lib/stats/gate.ts";
+import type { SideInput } from "../lib/stats/comparison.ts";
+import { EXIT } from "../lib/core/errors.ts";
 
 const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source DIR [--a-ref REF]
                               --b PATH|--b-version V|--b-source DIR [--b-ref REF] [OPTIONS]
@@ -96,8 +99,20 @@ Output and statistics:
   --cv-threshold PCT    Warn when a cell's coefficient of variation is above PCT % (default: 10)
   --help                Show this text
 
-Exit status: 0 the comparison was made (whatever it says), 2 bad usage or a
-set-up problem, 1 anything else.
+Gate (for CI):
+  --fail-on LIST        Thresholds, comma-separated: METRIC<-N% (a fall) or
+                        METRIC>+N% (a rise) on a metric's ratio B/A, breached in a
+                        cell when its verdict is significant (Holm for the primary
+                        family) and the ratio lies beyond; oom>N / failures>N,
+                        breached when B has more than N more OOM kills / failures
+                        than A. Each breach is named first in the output; where
+                        the runs could not have seen a threshold (its MDE is
+                        larger), a NOTE says so and how many runs would.
+                        ${GATE_HELP}
+
+Exit status: 0 the comparison was made (whatever it says) and no --fail-on
+threshold was breached, 3 a threshold was breached, 2 bad usage or a set-up
+problem, 1 anything else (the harness failed).
 
 Examples:
   bun scripts/compare.ts --a-version v1.5.4 --b ~/picoshare/picoshare --memory-limits 512 --file-sizes 100M,1G
@@ -105,6 +120,7 @@ Examples:
   bun scripts/compare.ts --a-source ~/picoshare --a-ref main --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
   bun scripts/compare.ts --run-a 12 --run-b 13
   bun scripts/compare.ts --run-a 12 --run-b 13 --db results/results.db --json
+  bun scripts/compare.ts --run-a 12 --run-b 13 --fail-on "throughput<-5%,picoshare_peak_rss>+10%,disk_write_bytes>+2%,oom>0"
 `;
 
 const FLAGS = {
@@ -130,6 +146,7 @@ const FLAGS = {
   alpha: { type: "string" },
   seed: { type: "string" },
   "cv-threshold": { type: "string" },
+  "fail-on": { type: "string" },
 } as const;
 
 /** With run-test's flags that a parent passes to each test (--timeout, --backend, --test-files, --verify...). */
@@ -184,7 +201,13 @@ async function binary(c: PicoShareChoice, side: "a" | "b"): Promise<PicoShareBin
 
 type Values = Partial<Record<keyof typeof ALL_FLAGS, string | boolean>> & Record<string, string | boolean | undefined>;
 
-async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
+/** A comparison with the two sides it was made from (the gate reads their values). */
+interface Compared {
+  comparison: Comparison;
+  sides: { a: SideInput; b: SideInput };
+}
+
+async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | null): Promise<Compared> {
   const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
   const passed = passedByMatrix(v);
   const flagsA = sideFlags(v, "a");
@@ -211,8 +234,11 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   if (iterations < needed) {
     warn(
       `${iterations} iteration(s) per side cannot give a verdict on the ${PRIMARY_METRICS.length} primary metrics at alpha ${alpha} ` +
-        `(Holm: the first needs p < ${+(alpha / PRIMARY_METRICS.length).toPrecision(3)}): they will say "too few samples" (use --iterations ${needed} or more)`,
+        `(Holm: the first needs p < ${+(alpha / PRIMARY_METRICS.length).toPrecision(3)}): they will say "too few samples" (use --iterations ${needed} or more)` +
+        (gate ? `, and no --fail-on threshold on them can be breached` : ""),
     );
+  } else if (gate) {
+    log(`Gate: ${gate.map((t) => t.text).join(", ")}; whether ${iterations} runs a side can see each threshold depends on their spread: the result says so per cell`);
   }
   if (a.sha256 === b.sha256) warn(`A and B are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
 
@@ -228,10 +254,10 @@ async function live(v: Values, stats: ComparisonOptions): Promise<Comparison> {
   log(`Stored as runs ${out.runA} (A) and ${out.runB} (B): ` +
     `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB} --db ${displayPath(dbPath)}`)}\`, ` +
     `\`${command("report", `${out.runA} --db ${displayPath(dbPath)}`)}\``);
-  return buildComparison(out.a, out.b, stats);
+  return { comparison: buildComparison(out.a, out.b, stats), sides: { a: out.a, b: out.b } };
 }
 
-function stored(v: Values, stats: ComparisonOptions): Comparison {
+function stored(v: Values, stats: ComparisonOptions): Compared {
   const given = LIVE_ONLY.filter((k) => v[k] !== undefined);
   if (given.length > 0) {
     throw new UsageError(`--run-a/--run-b compare stored runs: drop ${given.map((k) => `--${k}`).join(", ")} (live options)`);
@@ -252,11 +278,12 @@ function stored(v: Values, stats: ComparisonOptions): Comparison {
         throw new UsageError(`run ${r.run.id} is a RAM-floor search, not a matrix: put floors side by side with bun scripts/report.ts ${idA} ${idB}`);
       }
     }
-    const c = buildComparison(sideOf(ra, "A"), sideOf(rb, "B"), stats);
+    const sides = { a: sideOf(ra, "A"), b: sideOf(rb, "B") };
+    const c = buildComparison(sides.a, sides.b, stats);
     if (c.fingerprint_differences.length > 0) {
       warn(`runs ${idA} and ${idB} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
     }
-    return c;
+    return { comparison: c, sides };
   } finally {
     db.close();
   }
@@ -266,10 +293,17 @@ await runMain(async () => {
   const { values: v } = parseCli(ALL_FLAGS, USAGE);
   if (v.json && v.markdown) throw new UsageError("give --json or --markdown, not both");
   const stats = statsOptions(v);
+  // Checked before anything runs: a bad threshold is bad usage.
+  const thresholds = v["fail-on"] === undefined ? null : parseThresholds(v["fail-on"] as string);
   const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;
-  const comparison = isStored ? stored(v, stats) : await live(v, stats);
+  const { comparison, sides } = isStored ? stored(v, stats) : await live(v, stats, thresholds);
   if (comparison.noise.length > 0) {
     warn(`${comparison.noise.length} cell side(s) scatter more than the coefficient-of-variation threshold: see the warning under the comparison`);
   }
-  process.stdout.write(v.json ? comparisonJson(comparison) : v.markdown ? comparisonMarkdown(comparison) : comparisonText(comparison));
+  const gate = thresholds ? evaluateGate(comparison, thresholds, sides) : null;
+  if (gate) for (const line of gateLines(gate)) (line.startsWith("BREACH") ? error : line.startsWith("NOTE") ? warn : log)(line);
+  const head = gate && !v.json ? `${gateLines(gate).join("\n")}\n\n` : "";
+  const body = v.json ? comparisonJson(comparison, gate) : v.markdown ? comparisonMarkdown(comparison) : comparisonText(comparison);
+  process.stdout.write(v.markdown && gate ? `${gateLines(gate).map((l) => `- ${l}`).join("\n")}\n\n${body}` : head + body);
+  return gate && gate.breaches.length > 0 ? EXIT.breach : EXIT.ok;
 }, USAGE);

@@ -259,6 +259,85 @@ describe("the command line", () => {
   });
 });
 
+describe("the gate: --fail-on", () => {
+  // Stored runs with known values: a breach, or none, is certain by design.
+  const dbPath = () => join(root, "gate.db");
+  let ids: Record<string, number> = {};
+  beforeAll(() => {
+    const db = ResultsDb.open(dbPath());
+    const start = () =>
+      db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32), options: {}, host: HOST });
+    const add = (run: number, throughputs: number[], extra: Parameters<typeof fakeResult>[0] = {}) => {
+      for (const t of throughputs) db.addResult(fakeResult({ ram: 512, size: "100M", throughput: t, runId: run, ...extra }), null);
+    };
+    const base = [100, 101, 99, 100, 102, 98, 101, 100];
+    ids = { a: start(), same: start(), slower: start(), oom: start(), few: start(), fewA: start() };
+    add(ids.a, base);
+    add(ids.same, base);
+    add(ids.slower, base.map((t) => t * 0.8));
+    add(ids.oom, base);
+    db.addResult(fakeResult({ ram: 512, size: "100M", reason: "oom_killed", runId: ids.oom }), null);
+    add(ids.few, [100, 101, 99]);
+    add(ids.fewA, [100, 102, 98]);
+    db.close();
+  });
+  const gate = (a: number, b: number, failOn: string, ...extra: string[]) =>
+    runScript("compare", ["--run-a", String(a), "--run-b", String(b), "--db", dbPath(), "--fail-on", failOn, ...extra]);
+
+  test("a 20 % slower B breaches throughput<-5%: exit 3, the breach named first on stdout and stderr", async () => {
+    const ran = await gate(ids.a, ids.slower, "throughput<-5%,picoshare_peak_rss>+10%");
+    expect(ran.code).toBe(3);
+    const first = ran.stdout.split("\n")[0];
+    expect(first).toMatch(/^BREACH throughput<-5% in 512MB\/100M: throughput ratio 0\.800 \(-20\.0 %\), Holm p (< 0\.001|0\.0\d+)$/);
+    expect(ran.stderr).toContain(`ERROR: ${first}`);
+    // The same data, a looser threshold: no breach.
+    const loose = await gate(ids.a, ids.slower, "throughput<-25%");
+    expect(loose.code).toBe(0);
+    expect(loose.stdout.split("\n")[0]).toBe("Gate passed: no breach of throughput<-25%");
+  });
+
+  test("A against the same values: no breach on any threshold, exit 0; JSON carries the gate", async () => {
+    const ran = await gate(ids.a, ids.same, "throughput<-5%,picoshare_peak_rss>+10%,oom>0,failures>0", "--json");
+    expect(ran.code).toBe(0);
+    const c = JSON.parse(ran.stdout);
+    expect(c.gate).toMatchObject({ thresholds: ["throughput<-5%", "picoshare_peak_rss>+10%", "oom>0", "failures>0"], breaches: [] });
+  });
+
+  test("oom>0: B has an OOM kill that A has not", async () => {
+    const ran = await gate(ids.a, ids.oom, "oom>0");
+    expect(ran.code).toBe(3);
+    expect(ran.stdout.split("\n")[0]).toBe("BREACH oom>0: B 1 OOM kills, A 0");
+    expect((await gate(ids.a, ids.oom, "oom>1")).code).toBe(0);
+  });
+
+  test("runs too few to see a threshold: a NOTE with the runs it would take, and no breach claimed", async () => {
+    const ran = await gate(ids.fewA, ids.few, "throughput<-5%", "--json");
+    expect(ran.code).toBe(0);
+    const c = JSON.parse(ran.stdout);
+    expect(c.gate.blind).toHaveLength(1);
+    expect(c.gate.blind[0].message).toMatch(/^512MB\/100M: these runs cannot see -5\.0 % throughput \(they can see .*\); (need about \d+ per side|not even 128)/);
+    expect(ran.stderr).toMatch(/WARNING: NOTE throughput<-5%: 512MB\/100M: these runs cannot see -5\.0 % throughput/);
+  });
+
+  test("thresholds are checked strictly: one line, exit 2, nothing on stdout", async () => {
+    for (const [text, message] of [
+      ["throughput<+5%", /a fall needs a negative change/],
+      ["throughput>-5%", /a rise needs a positive change/],
+      ["speed<-5%", /unknown metric "speed" \(metrics: throughput, picoshare_peak_rss/],
+      ["throughput<-5", /is not a threshold: write METRIC<-N% or METRIC>\+N%/],
+      ["throughput<-5%,", /--fail-on has an empty item/],
+      ["oom>0,oom>1", /--fail-on gives oom twice/],
+      ["oom>-1", /is not a threshold/],
+    ] as const) {
+      const ran = await gate(ids.a, ids.same, text);
+      expect(ran.code).toBe(2);
+      expect(ran.stdout).toBe("");
+      expect(ran.stderr.split("\n").filter((l) => l.includes("ERROR:"))).toHaveLength(1);
+      expect(ran.stderr).toMatch(message);
+    }
+  });
+});
+
 describe("a live A/A comparison of two real PicoShare builds", () => {
   // Only v1.5.4 can be built here, so B is the same build copied to a second
   // path: two files, one program. Nothing differs, so every cell must come out

@@ -141,18 +141,24 @@ describe("run-test --picoshare-source", () => {
   });
 });
 
-test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare peak RSS), and says what else it saw", async () => {
+test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare peak RSS), says what else it saw, and the gate on it exits 3", async () => {
   const results = join(root, "compare");
   const ran = await runScript(
     "compare",
     [
       "--a", v154, "--b-source", repo, "--b-ref", "chunk", "--memory-limits", "256", "--file-sizes", "16M",
       "--iterations", "5", "--warmup", "0", "--test-files", files, "--results-dir", results, "--json",
+      "--fail-on", "picoshare_peak_rss>+10%,oom>0",
     ],
     { PERF_CACHE_DIR: cache },
   );
-  expect(ran.code).toBe(0);
+  // The gate: B got worse on its threshold (exit 3, not the harness's 1), named first.
+  expect(ran.code).toBe(3);
+  expect(ran.stderr).toMatch(/ERROR: BREACH picoshare_peak_rss>\+10% in 256MB\/16M: PicoShare peak RSS ratio \d\.\d{3} \(\+\d+\.\d %\), Holm p /);
   const c = JSON.parse(ran.stdout);
+  expect(c.gate.thresholds).toEqual(["picoshare_peak_rss>+10%", "oom>0"]);
+  expect(c.gate.breaches).toHaveLength(1);
+  expect(c.gate.breaches[0]).toMatchObject({ threshold: "picoshare_peak_rss>+10%", cell: "256MB/16M" });
   expect(c.b.picoshare_version).toBe(`(source) ${(await git("rev-parse", "chunk")).slice(0, 12)}`);
   const [cell] = c.cells;
   const rss = cell.metrics.find((m: { key: string }) => m.key === "picoshare_peak_rss");

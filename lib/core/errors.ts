@@ -4,6 +4,7 @@ export const EXIT = {
   ok: 0,
   failed: 1, // the test (or one of the tests) failed; results were written
   usage: 2, // bad usage or a set-up problem; nothing was written
+  breach: 3, // compare --fail-on: B crossed a threshold (the harness itself worked)
   interrupted: 130,
 } as const;
 

@@ -1,0 +1,147 @@
+// A CI gate on a comparison: thresholds per metric ("throughput<-5%",
+// "picoshare_peak_rss>+10%") and on counts ("oom>0", "failures>0"). A metric
+// threshold is breached in a cell when the verdict there is significant (the
+// primary family's Holm correction included) and the ratio's point estimate
+// lies beyond it; a count threshold when B has more than that many more OOM
+// kills / failures than A over all cells. Where the runs could not have seen
+// a change of the threshold's size (its MDE is larger), the gate says so.
+import { UsageError } from "../core/errors.ts";
+import { COMPARED_METRICS, type ComparedMetric } from "./metrics.ts";
+import type { Comparison, SideInput } from "./comparison.ts";
+import { cellKeyOf, cellName } from "./cells.ts";
+import { runsForMde } from "./power.ts";
+import { fmtPercent } from "./verdict.ts";
+
+export const GATE_COUNTS = ["oom", "failures"] as const;
+type GateCount = (typeof GATE_COUNTS)[number];
+
+export type Threshold =
+  | { kind: "metric"; text: string; metric: string; op: "<" | ">"; /** relative change, e.g. -0.05 */ change: number }
+  | { kind: "count"; text: string; count: GateCount; /** B may have this many more than A */ allowed: number };
+
+export const GATE_HELP = `metrics: ${COMPARED_METRICS.map((m) => m.key).join(", ")}; counts: ${GATE_COUNTS.join(", ")}`;
+
+const EXAMPLE = `--fail-on "throughput<-5%,picoshare_peak_rss>+10%,oom>0"`;
+
+/** --fail-on's list, checked strictly: one UsageError naming the item and the form. */
+export function parseThresholds(text: string): Threshold[] {
+  const items = text.split(",").map((s) => s.trim());
+  if (items.some((s) => s === "")) throw new UsageError(`--fail-on has an empty item in "${text}" (e.g. ${EXAMPLE})`);
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const t = parseThreshold(item);
+    const key = t.kind === "metric" ? `${t.metric}${t.op}` : t.count;
+    if (seen.has(key)) throw new UsageError(`--fail-on gives ${key} twice: give each threshold once (e.g. ${EXAMPLE})`);
+    seen.add(key);
+    return t;
+  });
+}
+
+function parseThreshold(item: string): Threshold {
+  const count = /^([a-z_]+)>([0-9]+)$/.exec(item);
+  if (count && (GATE_COUNTS as readonly string[]).includes(count[1])) {
+    return { kind: "count", text: item, count: count[1] as GateCount, allowed: Number(count[2]) };
+  }
+  const m = /^([a-z_]+)([<>])([+-][0-9]+(?:\.[0-9]+)?)%$/.exec(item);
+  if (!m) {
+    throw new UsageError(
+      `--fail-on item "${item}" is not a threshold: write METRIC<-N% or METRIC>+N% (the sign is needed), or oom>N / failures>N (e.g. ${EXAMPLE})`,
+    );
+  }
+  const [, metric, op, value] = m;
+  if (!COMPARED_METRICS.some((c) => c.key === metric)) {
+    throw new UsageError(`--fail-on item "${item}": unknown metric "${metric}" (${GATE_HELP})`);
+  }
+  const change = Number(value) / 100;
+  // "<" guards against a drop, ">" against a rise: a threshold on the other side of no change is a typo.
+  if ((op === "<" && change >= 0) || (op === ">" && change <= 0)) {
+    throw new UsageError(`--fail-on item "${item}": ${op === "<" ? "a fall needs a negative change (e.g. <-5%)" : "a rise needs a positive change (e.g. >+10%)"}`);
+  }
+  if (change <= -1) throw new UsageError(`--fail-on item "${item}": a metric cannot fall by 100 % or more`);
+  return { kind: "metric", text: item, metric, op: op as "<" | ">", change };
+}
+
+export interface Breach {
+  threshold: string;
+  /** The cell's spelling; null for a count over all cells. */
+  cell: string | null;
+  /** What was seen: "ratio 1.92 (+92.0 %), Holm p 0.0006", "B 2 OOM kills, A 0". */
+  seen: string;
+}
+
+export interface BlindSpot {
+  threshold: string;
+  cell: string;
+  /** The MDE there (null: none up to 10 x, or too few runs). */
+  mde: number | null;
+  /** Runs per side that would reach it with this spread; null when not even 128 would. */
+  runs_needed: number | null;
+  message: string;
+}
+
+export interface GateResult {
+  thresholds: string[];
+  breaches: Breach[];
+  /** Thresholds the runs could not have seen breached, per cell. */
+  blind: BlindSpot[];
+}
+
+/** The gate over a comparison; `sides` give the raw values for how many runs a blind threshold needs. */
+export function evaluateGate(c: Comparison, thresholds: Threshold[], sides: { a: SideInput; b: SideInput }): GateResult {
+  const breaches: Breach[] = [];
+  const blind: BlindSpot[] = [];
+  for (const t of thresholds) {
+    if (t.kind === "count") {
+      const total = (side: "a" | "b") => c.cells.reduce((n, cell) => n + (t.count === "oom" ? cell[side].oom : cell[side].failed + cell[side].harness_errors), 0);
+      const [a, b] = [total("a"), total("b")];
+      const what = t.count === "oom" ? "OOM kills" : "failures";
+      if (b - a > t.allowed) breaches.push({ threshold: t.text, cell: null, seen: `B ${b} ${what}, A ${a}` });
+      continue;
+    }
+    const spec = COMPARED_METRICS.find((m) => m.key === t.metric)!;
+    for (const cell of c.cells) {
+      const m = cell.metrics.find((x) => x.key === t.metric);
+      if (!m) continue;
+      const name = cellName(cell);
+      const significant = m.verdict === "higher" || m.verdict === "lower";
+      const beyond = m.ratio !== null && (t.op === "<" ? m.ratio < 1 + t.change : m.ratio > 1 + t.change);
+      if (significant && beyond) {
+        const p = m.p_adjusted === null ? "" : `, ${m.family === "primary" ? "Holm " : ""}p ${m.p_adjusted < 0.001 ? "< 0.001" : m.p_adjusted.toFixed(4)}`;
+        breaches.push({ threshold: t.text, cell: name, seen: `${m.metric} ratio ${m.ratio!.toFixed(3)} (${signed(m.ratio! - 1)})${p}` });
+      }
+      if (m.mde === null || m.mde > Math.abs(t.change)) blind.push(blindSpot(t, spec, cell, m.mde, sides, m));
+    }
+  }
+  return { thresholds: thresholds.map((t) => t.text), breaches, blind };
+}
+
+function blindSpot(
+  t: Extract<Threshold, { kind: "metric" }>, spec: ComparedMetric, cell: Comparison["cells"][number], mde: number | null,
+  sides: { a: SideInput; b: SideInput }, m: Comparison["cells"][number]["metrics"][number],
+): BlindSpot {
+  const key = cellKeyOf(cell);
+  const ok = (side: SideInput) => side.results.filter((r) => r.success && cellKeyOf(r) === key);
+  const [ra, rb] = [ok(sides.a), ok(sides.b)];
+  const vals = (rs: typeof ra) => rs.map(spec.value).filter((x): x is number => x !== null);
+  const runs = m.median_a === null || m.median_b === null || ra.length < 2 || rb.length < 2
+    ? null
+    : runsForMde(vals(ra), vals(rb), m.median_a, m.median_b, m.mde_alpha, Math.abs(t.change), { resolution: spec.resolution([...ra, ...rb]) });
+  const need = runs === null ? "not even 128 runs a side would with this spread" : `need about ${runs} per side`;
+  const name = cellName(cell);
+  return {
+    threshold: t.text, cell: name, mde: mde, runs_needed: runs,
+    message: `${name}: these runs cannot see ${signed(t.change)} ${spec.name} (they can see ${mde === null ? "no change up to 10 x" : fmtPercent(mde)}); ${need}`,
+  };
+}
+
+function signed(x: number): string {
+  return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
+}
+
+/** The gate's lines for the top of the output: each breach first, then what the runs could not see. */
+export function gateLines(g: GateResult): string[] {
+  const lines = g.breaches.map((b) => `BREACH ${b.threshold}${b.cell ? ` in ${b.cell}` : ""}: ${b.seen}`);
+  if (g.breaches.length === 0) lines.push(`Gate passed: no breach of ${g.thresholds.join(", ")}`);
+  for (const s of g.blind) lines.push(`NOTE ${s.threshold}: ${s.message}`);
+  return lines;
+}
