@@ -5,19 +5,28 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseCli, positiveInt } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
-import { UsageError } from "../lib/core/errors.ts";
+import { UsageError, errorMessage } from "../lib/core/errors.ts";
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { ResultsDb, type HarnessErrorRow, type ResultRow, type RunRow } from "../lib/store/results-db.ts";
 import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../lib/store/csv.ts";
 import { resultsTable } from "../lib/output/summary.ts";
 import { formatTable } from "../lib/output/table.ts";
 import type { ExitReason } from "../lib/upload/result.ts";
-import { cellName } from "../lib/stats/cells.ts";
+import { cellName, parseCellName } from "../lib/stats/cells.ts";
+import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
+import { loadRun } from "../lib/store/stored-runs.ts";
+import { writeFileAtomic } from "../lib/core/files.ts";
+import { cellTrend, trendMetric, trendTitle, type TrendPoint } from "../lib/stats/trend.ts";
+import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
+import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
+import { parseSize } from "../lib/core/sizes.ts";
 
 const DEFAULT_DB = join(RESULTS_DIR, "results.db");
 
 const USAGE = `Usage: bun scripts/results.ts list [--db PATH] [--limit N]
        bun scripts/results.ts show RUN [--db PATH] [--csv | --json]
+       bun scripts/results.ts export RUN --format bmf|gab-bigger|gab-smaller [--db PATH] [--out FILE]
+       bun scripts/results.ts trend --cell CELL --metric METRIC [--since DATE] [--db PATH] [--json]
 
 Reads the results log that run-test and run-test-matrix write.
 
@@ -26,12 +35,33 @@ Commands:
                 PicoShare version, and how many of its tests passed and failed
                 (a matrix cell whose run-test crashed counts as failed)
   show RUN      Run RUN's results (RUN is an id from list) as an aligned table
+  export RUN    Run RUN's figures for a continuous-benchmarking tool: one
+                benchmark per cell (256MB/1G), one measure per metric of
+                compare (throughput, picoshare_peak_rss, cpu_seconds, ...), the
+                median of the cell's passed runs with the 95 % interval of the
+                median as its bounds. --format bmf: Bencher's metric format
+                ({benchmark: {measure: {value, lower_value, upper_value}}});
+                gab-bigger / gab-smaller: github-action-benchmark's
+                customBiggerIsBetter / customSmallerIsBetter lists ({name, unit,
+                value, range, extra}), each with only the metrics of its direction
+  trend         One cell's metric over time: its median (and 95 % interval)
+                in every run that measured the cell, oldest first, with the
+                PicoShare version and commit; a run whose environment or
+                harness version differs from the one before is marked (*) and
+                the difference named, since a step there may not be PicoShare's
 
 Options:
   --db PATH     The results log (default: ./results/results.db)
   --limit N     list: at most N runs (default: 50)
   --csv         show: the results as the matrix writes them (matrix-results.csv)
   --json        show: the run and its full result records as JSON
+  --format F    export: bmf, gab-bigger or gab-smaller
+  --out FILE    export: write there (atomically) instead of stdout
+  --cell CELL   trend: the cell, spelt as everywhere: 256MB/1G, 256MB/1G/x3
+  --metric M    trend: a metric of compare (throughput, picoshare_peak_rss,
+                cpu_seconds, disk_write_bytes, peak_memory, ...)
+  --since DATE  trend: only runs started on or after DATE (2026-11-01, or a
+                full ISO 8601 time)
   --help        Show this text
 
 The results log is a plain SQLite file: the sqlite3 command-line tool reads
@@ -147,6 +177,33 @@ function show(db: ResultsDb, id: number, format: "table" | "csv" | "json"): void
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
+function printTrend(points: TrendPoint[], title: string, digits: number): void {
+  if (points.length === 0) {
+    process.stdout.write(`${title}: no run measured this cell\n`);
+    return;
+  }
+  const f = (x: number | null) => (x === null ? "-" : x.toFixed(digits));
+  const table = formatTable(
+    ["Run", "Started", "Kind", "PicoShare", "Commit", "n", "Median", "95% CI", ""],
+    points.map((p) => [
+      String(p.run_id), p.started_at, p.kind, p.picoshare_version, p.picoshare_commit?.slice(0, 12) ?? "-", String(p.n), f(p.median),
+      p.ci95 ? `${f(p.ci95[0])}-${f(p.ci95[1])}` : "-", p.changes.length > 0 ? "*" : "",
+    ]),
+    ["right", "left", "left", "left", "left", "right", "right", "right", "left"],
+  );
+  const notes = points.filter((p) => p.changes.length > 0).map((p) => `* run ${p.run_id}: ${p.changes.join("; ")}`);
+  process.stdout.write(`${title}\n${table}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}`);
+}
+
+/** A command's RUN argument: a run id. */
+function runIdArg(arg: string | undefined, cmd: string): number {
+  if (arg === undefined) throw new UsageError(`${cmd} needs a run id, e.g. \`${command("results", `${cmd} 3`)}\``, true);
+  if (!/^[1-9][0-9]*$/.test(arg)) {
+    throw new UsageError(`run id must be a whole number above 0 (an ID from \`${command("results", "list")}\`), got "${arg}"`);
+  }
+  return Number(arg);
+}
+
 await runMain(async () => {
   const { values: v, positionals } = parseCli(
     {
@@ -154,6 +211,11 @@ await runMain(async () => {
       limit: { type: "string" },
       csv: { type: "boolean" },
       json: { type: "boolean" },
+      format: { type: "string" },
+      out: { type: "string" },
+      cell: { type: "string" },
+      metric: { type: "string" },
+      since: { type: "string" },
     },
     USAGE,
     process.argv.slice(2),
@@ -174,10 +236,7 @@ await runMain(async () => {
     return;
   }
   if (cmd === "show") {
-    if (arg === undefined) throw new UsageError(`show needs a run id, e.g. \`${command("results", "show 3")}\``, true);
-    if (!/^[1-9][0-9]*$/.test(arg)) {
-      throw new UsageError(`run id must be a whole number above 0 (an ID from \`${command("results", "list")}\`), got "${arg}"`);
-    }
+    runIdArg(arg, "show");
     if (v.csv && v.json) throw new UsageError("give --csv or --json, not both");
     if (v.limit !== undefined) throw new UsageError("--limit goes with list, not show", true);
     const db = openDb(dbPath);
@@ -188,5 +247,53 @@ await runMain(async () => {
     }
     return;
   }
-  throw new UsageError(cmd === undefined ? "give a command: list or show RUN" : `unknown command "${cmd}": use list or show RUN`, true);
+  if (cmd === "export") {
+    const id = runIdArg(arg, "export");
+    const format = v.format as string | undefined;
+    if (format === undefined || !(EXPORT_FORMATS as readonly string[]).includes(format)) {
+      throw new UsageError(`export needs --format ${EXPORT_FORMATS.join("|")}${format === undefined ? "" : `, got "${format}"`} (e.g. --format bmf)`, true);
+    }
+    const db = openDb(dbPath);
+    try {
+      const text = exportText(exportPoints(loadRun(db, id, displayPath(dbPath)).results), format as ExportFormat);
+      if (v.out) writeFileAtomic(resolve(v.out), text);
+      else process.stdout.write(text);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  if (cmd === "trend") {
+    if (arg !== undefined) throw new UsageError(`trend takes no run id, got "${arg}": it reads every run`, true);
+    if (v.cell === undefined || v.metric === undefined) throw new UsageError("trend needs --cell CELL and --metric METRIC (e.g. --cell 256MB/1G --metric throughput)", true);
+    let cell;
+    try {
+      cell = parseCellName(v.cell);
+    } catch (err) {
+      throw new UsageError(`--cell: ${errorMessage(err)}`);
+    }
+    const bytes = (() => {
+      try {
+        return parseSize(cell.file_size).bytes;
+      } catch (err) {
+        throw new UsageError(`--cell ${v.cell}: ${errorMessage(err)}`);
+      }
+    })();
+    const metric = trendMetric(v.metric);
+    if (!metric) throw new UsageError(`--metric "${v.metric}" is not a metric of compare (${COMPARED_METRICS.map((m) => m.key).join(", ")})`);
+    if (v.since !== undefined && Number.isNaN(Date.parse(v.since))) throw new UsageError(`--since "${v.since}" is not a date (e.g. --since 2026-11-01)`);
+    const db = openDb(dbPath);
+    try {
+      const runs = db.listRuns(1_000_000)
+        .filter((r) => r.kind !== RAM_FLOOR_KIND && (v.since === undefined || Date.parse(r.started_at) >= Date.parse(v.since)))
+        .map((r) => loadRun(db, r.id, displayPath(dbPath)));
+      const points = cellTrend(runs, { ...cell, file_size_bytes: bytes }, metric);
+      if (v.json) process.stdout.write(`${JSON.stringify({ cell: cellName(cell), metric: metric.key, unit: metric.unit, points }, null, 2)}\n`);
+      else printTrend(points, trendTitle(cell, metric), metric.digits);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  throw new UsageError(cmd === undefined ? "give a command: list, show RUN, export RUN or trend" : `unknown command "${cmd}": use list, show RUN, export RUN or trend`, true);
 }, USAGE);

@@ -123,3 +123,143 @@ test("--help says the sqlite3 CLI reads the file, and it does", async () => {
   const out = await $`sqlite3 ${db} ${"SELECT ram_mb, file_size FROM results WHERE run_id = 1 ORDER BY id"}`;
   expect(out.stdout).toBe("256|4M\n128|4M\n");
 });
+
+// ---------------------------------------------------------------- exports and trends
+
+/**
+ * Bencher's metric format as its documentation specifies it: an object of
+ * benchmarks, each an object of measures, each with a number `value` and
+ * optionally `lower_value` and `upper_value`, nothing else.
+ */
+function bmfProblems(doc: unknown): string[] {
+  const p: string[] = [];
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return ["not an object of benchmarks"];
+  for (const [bench, measures] of Object.entries(doc)) {
+    if (bench === "") p.push("an empty benchmark name");
+    if (typeof measures !== "object" || measures === null || Array.isArray(measures) || Object.keys(measures).length === 0) {
+      p.push(`${bench}: not an object of measures`);
+      continue;
+    }
+    for (const [measure, metric] of Object.entries(measures as Record<string, unknown>)) {
+      const m = metric as Record<string, unknown>;
+      const extra = Object.keys(m).filter((k) => !["value", "lower_value", "upper_value"].includes(k));
+      if (extra.length > 0) p.push(`${bench}/${measure}: unknown keys ${extra.join(", ")}`);
+      for (const k of ["value", "lower_value", "upper_value"]) {
+        if ((k === "value" || k in m) && !(typeof m[k] === "number" && Number.isFinite(m[k]))) p.push(`${bench}/${measure}: ${k} is not a number`);
+      }
+      if ("lower_value" in m && (m.lower_value as number) > (m.value as number)) p.push(`${bench}/${measure}: lower_value above value`);
+      if ("upper_value" in m && (m.upper_value as number) < (m.value as number)) p.push(`${bench}/${measure}: upper_value below value`);
+    }
+  }
+  return p;
+}
+
+/** github-action-benchmark's custom formats: a list of {name, unit, value, range?, extra?}, strings but value. */
+function gabProblems(doc: unknown): string[] {
+  if (!Array.isArray(doc)) return ["not a list"];
+  const p: string[] = [];
+  doc.forEach((e, i) => {
+    if (typeof e !== "object" || e === null) return p.push(`${i}: not an object`);
+    const extra = Object.keys(e).filter((k) => !["name", "unit", "value", "range", "extra"].includes(k));
+    if (extra.length > 0) p.push(`${i}: unknown keys ${extra.join(", ")}`);
+    if (typeof e.name !== "string" || e.name === "") p.push(`${i}: name`);
+    if (typeof e.unit !== "string") p.push(`${i}: unit`);
+    if (typeof e.value !== "number" || !Number.isFinite(e.value)) p.push(`${i}: value`);
+    for (const k of ["range", "extra"]) if (k in e && typeof e[k] !== "string") p.push(`${i}: ${k}`);
+  });
+  return p;
+}
+
+describe("export and trend", () => {
+  let store: string;
+  const runs: number[] = [];
+  beforeAll(async () => {
+    const { ResultsDb } = await import("../lib/store/results-db.ts");
+    const { HOST, fakeResult } = await import("./helpers/results.ts");
+    store = join(c.base, "stored.db");
+    const sdb = ResultsDb.open(store);
+    // Three runs of two builds over three days; the third on another governor.
+    const plan = [
+      { at: "2026-11-01T10:00:00+00:00", version: "v1.5.3", t: [90, 91, 89, 90, 92], host: HOST },
+      { at: "2026-11-02T10:00:00+00:00", version: "v1.5.4", t: [100, 101, 99, 100, 102], host: HOST },
+      { at: "2026-11-03T10:00:00+00:00", version: "v1.5.4", t: [80, 81, 79, 80, 82], host: { ...HOST, cpu_governor: "powersave" } },
+    ];
+    for (const r of plan) {
+      const id = sdb.startRun({ kind: "matrix", startedAt: r.at, backend: "local", resultsDir: null, picoshareVersion: r.version, picoshareSha256: "ab".repeat(32), options: {}, host: r.host });
+      runs.push(id);
+      for (const t of r.t) {
+        sdb.addResult({ ...fakeResult({ ram: 256, size: "1G", throughput: t, runId: id, host: r.host }), picoshare_version: r.version }, null);
+        sdb.addResult(fakeResult({ ram: 256, size: "1G", throughput: t / 3, runId: id, host: r.host, concurrency: 3 }), null);
+      }
+    }
+    sdb.close();
+  });
+  const stored = (...args: string[]) => runScript("results", [...args, "--db", store]);
+
+  test("bmf: one benchmark per cell in its spelling, one measure per metric, median and its interval; valid BMF", async () => {
+    const ran = await stored("export", String(runs[1]), "--format", "bmf");
+    expect(ran.code).toBe(0);
+    const doc = JSON.parse(ran.stdout);
+    expect(bmfProblems(doc)).toEqual([]);
+    expect(Object.keys(doc).sort()).toEqual(["256MB/1G", "256MB/1G/x3"]);
+    expect(doc["256MB/1G"].throughput.value).toBe(100);
+    expect(doc["256MB/1G"].throughput.lower_value).toBeLessThanOrEqual(100);
+    expect(doc["256MB/1G"].throughput.upper_value).toBeGreaterThanOrEqual(100);
+    expect(doc["256MB/1G"].peak_memory.value).toBe(20); // MiB, the fake runs' peak
+    // A real matrix run (one test per cell): values without bounds, still valid.
+    const real = await results("export", "1", "--format", "bmf");
+    expect(real.code).toBe(0);
+    const r = JSON.parse(real.stdout);
+    expect(bmfProblems(r)).toEqual([]);
+    expect(Object.keys(r).sort()).toEqual(["128MB/4M", "256MB/4M"]);
+    expect(r["256MB/4M"].throughput.value).toBeGreaterThan(0);
+    expect(r["256MB/4M"].throughput.lower_value).toBeUndefined();
+  });
+
+  test("gab-bigger holds only higher-is-better metrics, gab-smaller only the others; both valid; --out writes a file", async () => {
+    const out = join(c.base, "gab-smaller.json");
+    const [bigger, smaller] = [await stored("export", String(runs[1]), "--format", "gab-bigger"), await stored("export", String(runs[1]), "--format", "gab-smaller", "--out", out)];
+    expect(bigger.code).toBe(0);
+    expect(smaller.code).toBe(0);
+    expect(smaller.stdout).toBe("");
+    const [b, s] = [JSON.parse(bigger.stdout), JSON.parse(readFileSync(out, "utf8"))];
+    expect(gabProblems(b)).toEqual([]);
+    expect(gabProblems(s)).toEqual([]);
+    expect(b.map((e: { name: string }) => e.name).sort()).toEqual(["256MB/1G throughput", "256MB/1G/x3 throughput"]);
+    expect(s.some((e: { name: string }) => e.name.endsWith(" throughput"))).toBe(false);
+    expect(s.find((e: { name: string }) => e.name === "256MB/1G peak_memory")).toMatchObject({ unit: "MiB", value: 20 });
+    expect(b[0].range).toMatch(/^± [\d.]+$/);
+    const bad = await stored("export", String(runs[1]), "--format", "csv");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("export needs --format bmf|gab-bigger|gab-smaller");
+  });
+
+  test("trend: the cell's median per run, oldest first, with the build, and the run on another governor marked", async () => {
+    const ran = await stored("trend", "--cell", "256MB/1G", "--metric", "throughput", "--json");
+    expect(ran.code).toBe(0);
+    const t = JSON.parse(ran.stdout);
+    expect(t.points.map((p: { run_id: number; median: number; picoshare_version: string }) => [p.run_id, p.median, p.picoshare_version])).toEqual([
+      [runs[0], 90, "v1.5.3"], [runs[1], 100, "v1.5.4"], [runs[2], 80, "v1.5.4"],
+    ]);
+    expect(t.points.map((p: { changes: string[] }) => p.changes.length)).toEqual([0, 0, 1]);
+    expect(t.points[2].changes[0]).toMatch(/^environment: .*cpu_governor: performance vs powersave/);
+    // The concurrency-3 cell is another cell.
+    const x3 = JSON.parse((await stored("trend", "--cell", "256MB/1G/x3", "--metric", "throughput", "--json")).stdout);
+    expect(x3.points.map((p: { median: number }) => p.median)).toEqual([30, 100 / 3, 80 / 3].map((x) => expect.closeTo(x, 5)));
+    const table = await stored("trend", "--cell", "256MB/1G", "--metric", "throughput", "--since", "2026-11-02");
+    expect(table.code).toBe(0);
+    expect(table.stdout.split("\n")[0]).toBe("throughput (MiB/s) of 256MB/1G, median per run");
+    expect(table.stdout).not.toContain("v1.5.3");
+    expect(table.stdout).toMatch(new RegExp(`^\\* run ${runs[2]}: environment: `, "m"));
+    for (const [args, message] of [
+      [["--cell", "256 1G", "--metric", "throughput"], /--cell: "256 1G" is not a cell/],
+      [["--cell", "256MB/1G", "--metric", "speed"], /--metric "speed" is not a metric of compare/],
+      [["--cell", "256MB/1G"], /trend needs --cell CELL and --metric METRIC/],
+      [["--cell", "256MB/1G", "--metric", "throughput", "--since", "yesterday"], /--since "yesterday" is not a date/],
+    ] as const) {
+      const bad = await stored("trend", ...args);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(message);
+    }
+  });
+});
