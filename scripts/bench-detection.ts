@@ -23,6 +23,7 @@ import { KNOWN_PATCHES, patchedCopy, type SourcePatch } from "../lib/bench/patch
 import { preflight } from "../lib/matrix/preflight.ts";
 import { matrixCells } from "../lib/matrix/plan.ts";
 import { runLiveCompare } from "../lib/matrix/live-compare.ts";
+import { cellName } from "../lib/stats/cells.ts";
 import { buildComparison, type Comparison, type SideInput } from "../lib/stats/comparison.ts";
 import { runsForMde } from "../lib/stats/power.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
@@ -122,13 +123,13 @@ await runMain(async () => {
   const cells = matrixCells([ram], [size]);
   const t0 = performance.now();
   for (const c of cases) {
-    log(`=== ${c.name}: ${DEFAULT_VERSION} against ${c.patch ? `${c.patch.name} (${c.binary.version})` : "itself"}, ${ram}MB ${size.label}, ${warmup} + ${runs} runs a side ===`);
+    log(`=== ${c.name}: ${DEFAULT_VERSION} against ${c.patch ? `${c.patch.name} (${c.binary.version})` : "itself"}, ${cellName({ ram_mb: ram, file_size: size.label })}, ${warmup} + ${runs} runs a side ===`);
     const out = await runLiveCompare({
-      a, b: c.binary, cells, iterations: runs, warmup, passed: passed.all(), workDir, resultsDir,
+      a, b: [c.binary], cells, iterations: runs, warmup, passed: passed.all(), workDir, resultsDir,
       dbPath: join(resultsDir, "results.db"), extraOptions: { bench: "detection", case: c.name, tmpdir: workDir ?? defaultWorkDir() },
     });
-    c.comparison = buildComparison(out.a, out.b);
-    c.sides = { a: out.a, b: out.b };
+    c.comparison = buildComparison(out.a, out.b[0]);
+    c.sides = { a: out.a, b: out.b[0] };
   }
   const minutes = (performance.now() - t0) / 60000;
 

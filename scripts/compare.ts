@@ -15,7 +15,8 @@ import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix/pl
 import { preflight } from "../lib/matrix/preflight.ts";
 import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
-import { runLiveCompare } from "../lib/matrix/live-compare.ts";
+import { runLiveCompare, sideNames } from "../lib/matrix/live-compare.ts";
+import { nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
 import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/store/stored-runs.ts";
 import { describeDifferences } from "../lib/stats/fingerprint.ts";
 import { comparisonText } from "../lib/output/exporters/compare-table.ts";
@@ -26,7 +27,7 @@ import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
 import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
 import { DEFAULT_SEED } from "../lib/stats/stats.ts";
 import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
-import { GATE_HELP, evaluateGate, gateLines, parseThresholds, type Threshold } from "../lib/stats/gate.ts";
+import { GATE_HELP, evaluateGate, gateLines, mergeGates, parseThresholds, type Threshold } from "../lib/stats/gate.ts";
 import type { SideInput } from "../lib/stats/comparison.ts";
 import { EXIT } from "../lib/core/errors.ts";
 
@@ -65,6 +66,13 @@ Live (one of each pair):
                         built from a clean export (the working tree is not touched)
   --b-source DIR, --b-ref REF
                         the same for B
+                        Several candidates: give --b, --b-version and --b-source
+                        as often as needed (--b-ref only with one --b-source);
+                        they are B1, B2... (--b paths first, then versions, then
+                        sources), all run interleaved with A in each cell (the
+                        order rotates every round), each compared with A; the
+                        output is one table per metric with a column per build
+                        and a geomean row over the cells
   --memory-limits LIST  RAM limits in MiB (default: 2048,1024,512,256)
   --file-sizes LIST     File sizes (default: 100M,500M,1G,2G,5G)
   --iterations N        Measured runs per side and cell (default: 5; at least
@@ -88,7 +96,7 @@ Live (one of each pair):
 
 Stored:
   --run-a ID            Run of the results log as side A
-  --run-b ID            Run as side B
+  --run-b ID            Run as side B; several as --run-b 13,14,15 (B1, B2, B3)
   --db PATH             SQLite results log (default: ./results/results.db)
 
 Output and statistics:
@@ -120,16 +128,19 @@ Examples:
   bun scripts/compare.ts --a-source ~/picoshare --a-ref main --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
   bun scripts/compare.ts --run-a 12 --run-b 13
   bun scripts/compare.ts --run-a 12 --run-b 13 --db results/results.db --json
+  bun scripts/compare.ts --a-version v1.5.4 --b-version v1.5.3 --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
+  bun scripts/compare.ts --run-a 12 --run-b 13,14 --markdown
   bun scripts/compare.ts --run-a 12 --run-b 13 --fail-on "throughput<-5%,picoshare_peak_rss>+10%,disk_write_bytes>+2%,oom>0"
 `;
 
 const FLAGS = {
   a: { type: "string" },
-  b: { type: "string" },
+  // Several candidates: each of these may be given more than once.
+  b: { type: "string", multiple: true },
   "a-version": { type: "string" },
-  "b-version": { type: "string" },
+  "b-version": { type: "string", multiple: true },
   "a-source": { type: "string" },
-  "b-source": { type: "string" },
+  "b-source": { type: "string", multiple: true },
   "a-ref": { type: "string" },
   "b-ref": { type: "string" },
   "memory-limits": { type: "string" },
@@ -173,6 +184,27 @@ function statsOptions(v: { alpha?: string; seed?: string; "cv-threshold"?: strin
   return { alpha, seed: wholeNumber("--seed", v.seed, DEFAULT_SEED, "1"), cvThreshold: cv / 100 };
 }
 
+/**
+ * The candidates' flags: each --b PATH, then each --b-version V, then each
+ * --b-source DIR (with --b-ref REF when there is one source), numbered B1,
+ * B2... in that order when there are several; one alone is B, as before.
+ */
+function candidateFlags(v: Values): PicoShareChoice[] {
+  const all = (k: string) => ((v[k] as string[] | undefined) ?? []);
+  const [paths, versions, sources] = [all("b"), all("b-version"), all("b-source")];
+  const ref = v["b-ref"] as string | undefined;
+  const count = paths.length + versions.length + sources.length;
+  if (count <= 1) {
+    const one = sideFlags({ ...v, b: paths[0], "b-version": versions[0], "b-source": sources[0] }, "b");
+    return [one];
+  }
+  if (ref !== undefined && sources.length !== 1) throw new UsageError("--b-ref goes with a single --b-source: with several, build each ref as its own checkout");
+  for (const version of versions) {
+    if (!VERSION_FORM.test(version)) throw new UsageError(`--b-version "${version}" is not a release tag or a commit hash (e.g. --b-version v1.5.4)`);
+  }
+  return [...paths.map((path) => ({ path })), ...versions.map((version) => ({ version })), ...sources.map((source) => ({ source, ref }))];
+}
+
 /** Checks one side's flags before anything is built or run: exactly one of --X PATH / --X-version V / --X-source DIR. */
 function sideFlags(v: Values, side: "a" | "b"): PicoShareChoice {
   const get = (k: string) => v[k as keyof typeof FLAGS] as string | undefined;
@@ -203,15 +235,17 @@ type Values = Partial<Record<keyof typeof ALL_FLAGS, string | boolean>> & Record
 
 /** A comparison with the two sides it was made from (the gate reads their values). */
 interface Compared {
-  comparison: Comparison;
-  sides: { a: SideInput; b: SideInput };
+  /** One per candidate, in order. */
+  comparisons: Comparison[];
+  a: SideInput;
+  b: SideInput[];
 }
 
 async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | null): Promise<Compared> {
   const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
   const passed = passedByMatrix(v);
   const flagsA = sideFlags(v, "a");
-  const flagsB = sideFlags(v, "b");
+  const flagsB = candidateFlags(v);
   const memory = parseMemoryLimits(s("memory-limits"));
   const sizes = parseFileSizes(s("file-sizes"));
   const iterations = positiveInt("--iterations", s("iterations") ?? "5", "5");
@@ -226,7 +260,8 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   if (workDir) ensureWritableDir(workDir, "--work-dir");
   const dbPath = resolve(s("db") ?? join(resultsDir, "results.db"));
   const a = await binary(flagsA, "a");
-  const b = await binary(flagsB, "b");
+  const bs: PicoShareBinary[] = [];
+  for (const f of flagsB) bs.push(await binary(f, "b"));
   // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
   await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
   const alpha = stats.alpha ?? DEFAULT_ALPHA;
@@ -240,21 +275,24 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   } else if (gate) {
     log(`Gate: ${gate.map((t) => t.text).join(", ")}; whether ${iterations} runs a side can see each threshold depends on their spread: the result says so per cell`);
   }
-  if (a.sha256 === b.sha256) warn(`A and B are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
+  const names = sideNames(bs.length).slice(1).map((n) => n.toUpperCase());
+  for (const [i, b] of bs.entries()) {
+    if (a.sha256 === b.sha256) warn(`A and ${names[i]} are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
+  }
 
   const cells = matrixCells(memory, sizes);
-  log(`=== PicoShare A/B comparison ===`);
+  log(bs.length === 1 ? `=== PicoShare A/B comparison ===` : `=== PicoShare comparison: ${bs.length} builds against A ===`);
   log(`A: ${a.version} (${a.path}, sha256 ${a.sha256.slice(0, 12)})`);
-  log(`B: ${b.version} (${b.path}, sha256 ${b.sha256.slice(0, 12)})`);
-  log(`Cells: ${cells.length} (RAM ${memory.join(",")} x ${sizes.map((x) => x.label).join(",")}); ${warmup} warm-up + ${iterations} measured run(s) per side each: ${cells.length * 2 * (warmup + iterations)} tests`);
+  for (const [i, b] of bs.entries()) log(`${names[i]}: ${b.version} (${b.path}, sha256 ${b.sha256.slice(0, 12)})`);
+  log(`Cells: ${cells.length} (RAM ${memory.join(",")} x ${sizes.map((x) => x.label).join(",")}); ${warmup} warm-up + ${iterations} measured run(s) per side each: ${cells.length * (bs.length + 1) * (warmup + iterations)} tests`);
   const out = await runLiveCompare({
-    a, b, cells, iterations, warmup, passed: passed.all(), workDir: workDir ?? null, resultsDir, dbPath,
+    a, b: bs, cells, iterations, warmup, passed: passed.all(), workDir: workDir ?? null, resultsDir, dbPath,
     extraOptions: { alpha: stats.alpha, seed: stats.seed, tmpdir: workDir ?? defaultWorkDir() },
   });
-  log(`Stored as runs ${out.runA} (A) and ${out.runB} (B): ` +
-    `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB} --db ${displayPath(dbPath)}`)}\`, ` +
+  log(`Stored as runs ${out.runA} (A) and ${out.runB.map((id, i) => `${id} (${names[i]})`).join(", ")}: ` +
+    `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB.join(",")} --db ${displayPath(dbPath)}`)}\`, ` +
     `\`${command("report", `${out.runA} --db ${displayPath(dbPath)}`)}\``);
-  return { comparison: buildComparison(out.a, out.b, stats), sides: { a: out.a, b: out.b } };
+  return { comparisons: out.b.map((b) => buildComparison(out.a, b, stats)), a: out.a, b: out.b };
 }
 
 function stored(v: Values, stats: ComparisonOptions): Compared {
@@ -266,24 +304,30 @@ function stored(v: Values, stats: ComparisonOptions): Compared {
     throw new UsageError(`a stored comparison needs both --run-a ID and --run-b ID (e.g. --run-a 12 --run-b 13)`, true);
   }
   const idA = parseRunId(v["run-a"] as string, "--run-a");
-  const idB = parseRunId(v["run-b"] as string, "--run-b");
+  // Several candidates: --run-b 13,14,15.
+  const idsB = (v["run-b"] as string).split(",").map((x) => parseRunId(x, "--run-b"));
   const dbPath = resolve((v.db as string | undefined) ?? join(RESULTS_DIR, "results.db"));
   const db = openExistingDb(dbPath);
   try {
     const ra = loadRun(db, idA, displayPath(dbPath));
-    const rb = loadRun(db, idB, displayPath(dbPath));
+    const rbs = idsB.map((id) => loadRun(db, id, displayPath(dbPath)));
     // Each probe of a floor search has a limit of its own: there are no cells to compare.
-    for (const r of [ra, rb]) {
+    for (const r of [ra, ...rbs]) {
       if (r.run.kind === RAM_FLOOR_KIND) {
-        throw new UsageError(`run ${r.run.id} is a RAM-floor search, not a matrix: put floors side by side with bun scripts/report.ts ${idA} ${idB}`);
+        throw new UsageError(`run ${r.run.id} is a RAM-floor search, not a matrix: put floors side by side with bun scripts/report.ts ${idA} ${idsB.join(" ")}`);
       }
     }
-    const sides = { a: sideOf(ra, "A"), b: sideOf(rb, "B") };
-    const c = buildComparison(sides.a, sides.b, stats);
-    if (c.fingerprint_differences.length > 0) {
-      warn(`runs ${idA} and ${idB} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
-    }
-    return { comparison: c, sides };
+    const names = sideNames(rbs.length).slice(1).map((n) => n.toUpperCase());
+    const a = sideOf(ra, "A");
+    const b = rbs.map((r, i) => sideOf(r, names[i]));
+    const comparisons = b.map((side, i) => {
+      const c = buildComparison(a, side, stats);
+      if (c.fingerprint_differences.length > 0) {
+        warn(`runs ${idA} and ${idsB[i]} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
+      }
+      return c;
+    });
+    return { comparisons, a, b };
   } finally {
     db.close();
   }
@@ -296,14 +340,22 @@ await runMain(async () => {
   // Checked before anything runs: a bad threshold is bad usage.
   const thresholds = v["fail-on"] === undefined ? null : parseThresholds(v["fail-on"] as string);
   const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;
-  const { comparison, sides } = isStored ? stored(v, stats) : await live(v, stats, thresholds);
-  if (comparison.noise.length > 0) {
-    warn(`${comparison.noise.length} cell side(s) scatter more than the coefficient-of-variation threshold: see the warning under the comparison`);
+  const { comparisons, a, b } = isStored ? stored(v, stats) : await live(v, stats, thresholds);
+  const noisy = comparisons.reduce((n, c) => n + c.noise.length, 0);
+  if (noisy > 0) {
+    warn(`${noisy} cell side(s) scatter more than the coefficient-of-variation threshold: see the warning under the comparison`);
   }
-  const gate = thresholds ? evaluateGate(comparison, thresholds, sides) : null;
+  const single = comparisons.length === 1;
+  const gate = !thresholds
+    ? null
+    : single
+      ? evaluateGate(comparisons[0], thresholds, { a, b: b[0] })
+      : mergeGates(comparisons.map((c, i) => ({ build: b[i].label, gate: evaluateGate(c, thresholds, { a, b: b[i] }) })));
   if (gate) for (const line of gateLines(gate)) (line.startsWith("BREACH") ? error : line.startsWith("NOTE") ? warn : log)(line);
   const head = gate && !v.json ? `${gateLines(gate).join("\n")}\n\n` : "";
-  const body = v.json ? comparisonJson(comparison, gate) : v.markdown ? comparisonMarkdown(comparison) : comparisonText(comparison);
+  const body = single
+    ? v.json ? comparisonJson(comparisons[0], gate) : v.markdown ? comparisonMarkdown(comparisons[0]) : comparisonText(comparisons[0])
+    : v.json ? nwayJson(comparisons, gate) : v.markdown ? nwayMarkdown(comparisons) : nwayText(comparisons);
   process.stdout.write(v.markdown && gate ? `${gateLines(gate).map((l) => `- ${l}`).join("\n")}\n\n${body}` : head + body);
   return gate && gate.breaches.length > 0 ? EXIT.breach : EXIT.ok;
 }, USAGE);

@@ -181,7 +181,10 @@ describe("a comparison of synthetic runs", () => {
   });
 
   test("interleaving: each side goes first equally often", () => {
-    expect([0, 1, 2, 3].map(runOrder)).toEqual([["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]);
+    expect([0, 1, 2, 3].map((i) => runOrder(i))).toEqual([["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]);
+    // Three builds: rotated, each in each place once every three rounds.
+    const three = [0, 1, 2, 3].map((i) => runOrder(i, ["a", "b1", "b2"]));
+    expect(three).toEqual([["a", "b1", "b2"], ["b1", "b2", "a"], ["b2", "a", "b1"], ["a", "b1", "b2"]]);
   });
 });
 
@@ -317,6 +320,28 @@ describe("the gate: --fail-on", () => {
     expect(c.gate.blind).toHaveLength(1);
     expect(c.gate.blind[0].message).toMatch(/^512MB\/100M: these runs cannot see -5\.0 % throughput \(they can see .*\); (need about \d+ per side|not even 128)/);
     expect(ran.stderr).toMatch(/WARNING: NOTE throughput<-5%: 512MB\/100M: these runs cannot see -5\.0 % throughput/);
+  });
+
+  test("several stored builds against one A: a table per metric with a column per build, a geomean row; the gate names the build", async () => {
+    const ran = await gate(ids.a, ids.same, "throughput<-5%");
+    expect(ran.code).toBe(0);
+    const n = await runScript("compare", ["--run-a", String(ids.a), "--run-b", `${ids.same},${ids.slower}`, "--db", dbPath(), "--fail-on", "throughput<-5%"]);
+    expect(n.code).toBe(3);
+    const lines = n.stdout.split("\n");
+    expect(lines[0]).toMatch(/^BREACH B2 throughput<-5% in 512MB\/100M: throughput ratio 0\.800/);
+    expect(n.stdout).toContain("PicoShare comparison: 2 builds against A");
+    const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1]).toMatch(/^Cell +B1 v1\.5\.4 +B2 v1\.5\.4$/);
+    expect(lines.slice(at + 2, at + 5).join("\n")).toMatch(/512MB\/100M +1\.000 ~ +0\.800 slower\ngeomean +1\.000 +0\.800/);
+    const json = JSON.parse((await runScript("compare", ["--run-a", String(ids.a), "--run-b", `${ids.same},${ids.slower}`, "--db", dbPath(), "--json"])).stdout);
+    expect(json.format).toBe("picoshare-perf-comparison-n");
+    expect(json.builds.map((b: { label: string }) => b.label)).toEqual(["B1", "B2"]);
+    expect(json.geomeans.throughput.map((x: number) => Number(x.toFixed(3)))).toEqual([1, 0.8]);
+    expect(json.comparisons[1].cells[0].throughput).toMatchObject({ verdict: "lower", label: "slower" });
+    const md = (await runScript("compare", ["--run-a", String(ids.a), "--run-b", `${ids.same},${ids.slower}`, "--db", dbPath(), "--markdown"])).stdout;
+    expect(md).toContain("| Cell | B1 v1.5.4 | B2 v1.5.4 |");
+    expect(md).toContain("| geomean | 1.000 | 0.800 |");
   });
 
   test("thresholds are checked strictly: one line, exit 2, nothing on stdout", async () => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { CHUNK_SIZE_PATCH, patchedCopy } from "../lib/bench/patches.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
@@ -169,6 +170,34 @@ test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare 
   expect(cell.metrics.map((m: { key: string }) => m.key).sort()).toEqual(COMPARED_METRICS.map((m) => m.key).sort());
   const changed = cell.metrics.map((m: { verdict: string }) => m.verdict === "higher" || m.verdict === "lower");
   expect(changed.indexOf(false) === -1 || changed.slice(changed.indexOf(false)).every((x: boolean) => !x)).toBe(true);
+}, 600_000);
+
+test("compare: three builds in one live comparison, interleaved in a rotating order, each stored and compared with A", async () => {
+  const results = join(root, "compare-3");
+  const ran = await runScript(
+    "compare",
+    [
+      "--a", v154, "--b", v154, "--b-source", repo, "--b-ref", "chunk", "--memory-limits", "256", "--file-sizes", "16M",
+      "--iterations", "3", "--warmup", "0", "--test-files", files, "--results-dir", results, "--json",
+    ],
+    { PERF_CACHE_DIR: cache },
+  );
+  expect(ran.code).toBe(0);
+  const c = JSON.parse(ran.stdout);
+  expect(c.format).toBe("picoshare-perf-comparison-n");
+  expect(c.builds.map((b: { label: string; picoshare_version: string }) => [b.label, b.picoshare_version])).toEqual([
+    ["B1", "v1.5.4"], ["B2", `(source) ${(await git("rev-parse", "chunk")).slice(0, 12)}`],
+  ]);
+  expect(c.comparisons.map((x: { cells: { a: { runs: number }; b: { runs: number } }[] }) => [x.cells[0].a.runs, x.cells[0].b.runs])).toEqual([[3, 3], [3, 3]]);
+  // Rounds rotate: A B1 B2, B1 B2 A, B2 A B1.
+  const order = [...ran.stderr.matchAll(/\[1\/1 256MB\/16M\] (A|B1|B2) (\d)\/3:/g)].map((m) => m[1]);
+  expect(order).toEqual(["A", "B1", "B2", "B1", "B2", "A", "B2", "A", "B1"]);
+  // Each side is a run of the log: A paired with B1, each B naming A.
+  const db = new Database(join(results, "results.db"), { readonly: true });
+  const runs = db.query("SELECT id, kind, label, paired_run_id p FROM runs ORDER BY id").all() as { id: number; kind: string; label: string; p: number }[];
+  db.close();
+  expect(runs.map((r) => [r.kind, r.label])).toEqual([["compare-a", "A"], ["compare-b", "B1"], ["compare-b", "B2"]]);
+  expect(runs.slice(1).every((r) => r.p === runs[0].id)).toBe(true);
 }, 600_000);
 
 test("bench-detection: A/A and a known patch in one invocation, every metric in one table; a bad patch name is refused", async () => {

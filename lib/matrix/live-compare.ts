@@ -21,11 +21,13 @@ import { ResultsDb } from "../store/results-db.ts";
 import { MiB } from "../core/sizes.ts";
 import type { SideInput } from "../stats/comparison.ts";
 
-export type SideName = "a" | "b";
+/** A side's key: "a" the baseline, "b" the one candidate, or "b1", "b2"... with several. */
+export type SideName = string;
 
 export interface LiveCompareOptions {
   a: PicoShareBinary;
-  b: PicoShareBinary;
+  /** The candidates: each measured against A, all interleaved within each cell. */
+  b: PicoShareBinary[];
   cells: Cell[];
   iterations: number;
   warmup: number;
@@ -42,29 +44,40 @@ export interface LiveCompareOptions {
 export interface LiveCompareOutcome {
   dir: string;
   runA: number;
-  runB: number;
+  /** Each candidate's run and side, in the order given. */
+  runB: number[];
   a: SideInput;
-  b: SideInput;
+  b: SideInput[];
+}
+
+/** The sides' keys: "a", then "b" for one candidate, "b1", "b2"... for several. */
+export function sideNames(candidates: number): SideName[] {
+  return ["a", ...(candidates === 1 ? ["b"] : Array.from({ length: candidates }, (_, i) => `b${i + 1}`))];
 }
 
 /**
- * Which side runs first in round `i` (warm-up or measured): A B, then B A,
- * then A B... Each side runs first equally often, so an effect of going
- * first or second (a cache the other side warmed) cancels out.
+ * The sides' order in round `i` (warm-up or measured): rotated one place each
+ * round (A B, B A, A B... for two; A B1 B2, B1 B2 A, B2 A B1... for three).
+ * Each side runs in each position equally often, so an effect of going first
+ * or after another (a cache the other side warmed) cancels out.
  */
-export function runOrder(i: number): [SideName, SideName] {
-  return i % 2 === 0 ? ["a", "b"] : ["b", "a"];
+export function runOrder(i: number, sides: SideName[] = ["a", "b"]): SideName[] {
+  const k = i % sides.length;
+  return [...sides.slice(k), ...sides.slice(0, k)];
 }
 
 export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveCompareOutcome> {
   const started = new Date();
   const parent = resolve(opts.resultsDir);
   const dir = makeFreeDir(parent, `compare-${fileStamp(started)}`);
-  const dirs = { a: join(dir, "a"), b: join(dir, "b"), warmup: join(dir, "warmup") };
+  const names = sideNames(opts.b.length);
+  const dirs: Record<string, string> = { warmup: join(dir, "warmup"), ...Object.fromEntries(names.map((n) => [n, join(dir, n)])) };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const warmupDb = join(dirs.warmup, "results.db");
   const host = hostFacts(opts.workDir ?? defaultWorkDir());
-  const binaries = { a: opts.a, b: opts.b };
+  const binaries: Record<SideName, PicoShareBinary> = Object.fromEntries(names.map((n, i) => [n, i === 0 ? opts.a : opts.b[i - 1]]));
+  const label = (s: SideName) => s.toUpperCase();
+  const described = (bin: PicoShareBinary) => ({ path: bin.path, version: bin.version, sha256: bin.sha256 });
 
   const db = ResultsDb.open(opts.dbPath);
   const sharedOptions = {
@@ -72,17 +85,16 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     file_sizes: [...new Set(opts.cells.map((c) => c.size.label))],
     iterations: opts.iterations,
     warmup: opts.warmup,
-    order: "alternating (A B, B A, ...) within each cell",
+    order: names.length === 2 ? "alternating (A B, B A, ...) within each cell" : `rotating (${names.map(label).join(" ")}, then shifted one place each round) within each cell`,
     ...opts.passed,
     work_dir: opts.workDir,
     dir,
-    a: { path: opts.a.path, version: opts.a.version, sha256: opts.a.sha256 },
-    b: { path: opts.b.path, version: opts.b.version, sha256: opts.b.sha256 },
+    ...Object.fromEntries(names.map((n) => [n, described(binaries[n])])),
     ...opts.extraOptions,
   };
   const startRun = (side: SideName) =>
     db.startRun({
-      kind: `compare-${side}`,
+      kind: side === "a" ? "compare-a" : "compare-b",
       startedAt: isoTimestamp(started),
       backend: opts.passed.backend,
       resultsDir: dirs[side],
@@ -91,10 +103,12 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
       options: { ...sharedOptions, side },
       host,
     });
-  const runIds = { a: startRun("a"), b: startRun("b") };
-  db.pairRuns({ id: runIds.a, label: "A" }, { id: runIds.b, label: "B" });
+  const runIds: Record<SideName, number> = Object.fromEntries(names.map((n) => [n, startRun(n)]));
+  // A is paired with the first candidate (a report of A shows that pair); every candidate names A as its pair.
+  db.pairRuns({ id: runIds.a, label: "A" }, { id: runIds[names[1]], label: label(names[1]) });
+  for (const n of names.slice(2)) db.labelRun(runIds[n], label(n), runIds.a);
   db.close();
-  log(`Comparison in ${displayPath(dir)}: A is run ${runIds.a}, B is run ${runIds.b} in ${displayPath(opts.dbPath)}`);
+  log(`Comparison in ${displayPath(dir)}: ${names.map((n) => `${label(n)} is run ${runIds[n]}`).join(", ")} in ${displayPath(opts.dbPath)}`);
 
   const withDb = (write: (store: ResultsDb) => void) => {
     const store = ResultsDb.open(opts.dbPath);
@@ -106,12 +120,12 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   };
   const setStatus = (status: "complete" | "interrupted") =>
     withDb((store) => {
-      for (const id of [runIds.a, runIds.b]) store.setRunStatus(id, status, isoTimestamp(new Date()));
+      for (const id of Object.values(runIds)) store.setRunStatus(id, status, isoTimestamp(new Date()));
     });
   const forget = onCleanup("mark the comparison's runs interrupted", () => setStatus("interrupted"));
 
-  const results: Record<SideName, TestResult[]> = { a: [], b: [] };
-  const harnessErrors: Record<SideName, { ram_mb: number; file_size: string }[]> = { a: [], b: [] };
+  const results: Record<SideName, TestResult[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const harnessErrors: Record<SideName, { ram_mb: number; file_size: string }[]> = Object.fromEntries(names.map((n) => [n, []]));
 
   const runOne = async (side: SideName, cell: Cell, what: string, warm: boolean, prefix: string) => {
     const outDir = warm ? dirs.warmup : dirs[side];
@@ -160,17 +174,17 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   for (const [ci, cell] of opts.cells.entries()) {
     const prefix = `[${ci + 1}/${opts.cells.length} ${testCellName(cell)}]`;
     for (let w = 0; w < opts.warmup; w++) {
-      for (const side of runOrder(w)) await runOne(side, cell, `warm-up ${w + 1}/${opts.warmup}`, true, prefix);
+      for (const side of runOrder(w, names)) await runOne(side, cell, `warm-up ${w + 1}/${opts.warmup}`, true, prefix);
     }
     for (let i = 0; i < opts.iterations; i++) {
-      for (const side of runOrder(i)) await runOne(side, cell, `${i + 1}/${opts.iterations}`, false, prefix);
+      for (const side of runOrder(i, names)) await runOne(side, cell, `${i + 1}/${opts.iterations}`, false, prefix);
     }
   }
 
   forget();
   setStatus("complete");
   const side = (s: SideName): SideInput => ({
-    label: s.toUpperCase(),
+    label: label(s),
     run_id: runIds[s],
     picoshare_version: binaries[s].version,
     picoshare_sha256: binaries[s].sha256,
@@ -179,5 +193,5 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     results: results[s],
     harness_errors: harnessErrors[s],
   });
-  return { dir, runA: runIds.a, runB: runIds.b, a: side("a"), b: side("b") };
+  return { dir, runA: runIds.a, runB: names.slice(1).map((n) => runIds[n]), a: side("a"), b: names.slice(1).map(side) };
 }

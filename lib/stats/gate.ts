@@ -62,6 +62,8 @@ function parseThreshold(item: string): Threshold {
 }
 
 export interface Breach {
+  /** The candidate, when several are compared with A. */
+  build?: string;
   threshold: string;
   /** The cell's spelling; null for a count over all cells. */
   cell: string | null;
@@ -70,6 +72,7 @@ export interface Breach {
 }
 
 export interface BlindSpot {
+  build?: string;
   threshold: string;
   cell: string;
   /** The MDE there (null: none up to 10 x, or too few runs). */
@@ -138,10 +141,20 @@ function signed(x: number): string {
   return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
 }
 
+/** Several candidates' gates as one, each breach and blind spot naming its build. */
+export function mergeGates(gates: { build: string; gate: GateResult }[]): GateResult {
+  return {
+    thresholds: gates[0]?.gate.thresholds ?? [],
+    breaches: gates.flatMap(({ build, gate }) => gate.breaches.map((b) => ({ build, ...b }))),
+    blind: gates.flatMap(({ build, gate }) => gate.blind.map((s) => ({ build, ...s }))),
+  };
+}
+
 /** The gate's lines for the top of the output: each breach first, then what the runs could not see. */
 export function gateLines(g: GateResult): string[] {
-  const lines = g.breaches.map((b) => `BREACH ${b.threshold}${b.cell ? ` in ${b.cell}` : ""}: ${b.seen}`);
+  const by = (x: { build?: string }) => (x.build ? `${x.build} ` : "");
+  const lines = g.breaches.map((b) => `BREACH ${by(b)}${b.threshold}${b.cell ? ` in ${b.cell}` : ""}: ${b.seen}`);
   if (g.breaches.length === 0) lines.push(`Gate passed: no breach of ${g.thresholds.join(", ")}`);
-  for (const s of g.blind) lines.push(`NOTE ${s.threshold}: ${s.message}`);
+  for (const s of g.blind) lines.push(`NOTE ${by(s)}${s.threshold}: ${s.message}`);
   return lines;
 }

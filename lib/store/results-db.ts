@@ -439,6 +439,11 @@ export class ResultsDb {
     }).immediate();
   }
 
+  /** Labels a comparison side and names the run it is compared with (a further candidate against A). */
+  labelRun(id: number, label: string, pairedRunId: number): void {
+    this.db.query("UPDATE runs SET label = ?, paired_run_id = ? WHERE id = ?").run(label, pairedRunId, id);
+  }
+
   /** A run with its comparison label and paired run (null for runs that are not a comparison's side). */
   pairedRun(id: number): PairedRunRow | null {
     return (this.db.query("SELECT * FROM runs WHERE id = ?").get(id) as PairedRunRow | null) ?? null;
