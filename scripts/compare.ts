@@ -7,7 +7,7 @@ import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { error, log, warn } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
-import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
+import { defaultWorkDir, ensureWritableDir, writeFileAtomic } from "../lib/core/files.ts";
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { VERSION_FORM, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
@@ -17,6 +17,7 @@ import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
 import { runLiveCompare, sideNames } from "../lib/matrix/live-compare.ts";
 import { nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
+import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
 import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/store/stored-runs.ts";
 import { describeDifferences } from "../lib/stats/fingerprint.ts";
 import { comparisonText } from "../lib/output/exporters/compare-table.ts";
@@ -118,6 +119,12 @@ Gate (for CI):
                         larger), a NOTE says so and how many runs would.
                         ${GATE_HELP}
 
+Export (for continuous-benchmarking tools):
+  --export FORMAT       Also write the candidate's figures as results.ts export
+                        does: bmf, gab-bigger or gab-smaller (with several
+                        candidates each benchmark is prefixed with its build: B2 256MB/1G)
+  --export-out FILE     Where (required with --export; stdout keeps the comparison)
+
 Exit status: 0 the comparison was made (whatever it says) and no --fail-on
 threshold was breached, 3 a threshold was breached, 2 bad usage or a set-up
 problem, 1 anything else (the harness failed).
@@ -158,6 +165,8 @@ const FLAGS = {
   seed: { type: "string" },
   "cv-threshold": { type: "string" },
   "fail-on": { type: "string" },
+  export: { type: "string" },
+  "export-out": { type: "string" },
 } as const;
 
 /** With run-test's flags that a parent passes to each test (--timeout, --backend, --test-files, --verify...). */
@@ -339,6 +348,11 @@ await runMain(async () => {
   const stats = statsOptions(v);
   // Checked before anything runs: a bad threshold is bad usage.
   const thresholds = v["fail-on"] === undefined ? null : parseThresholds(v["fail-on"] as string);
+  const exportFormat = v.export as string | undefined;
+  if (exportFormat !== undefined && !(EXPORT_FORMATS as readonly string[]).includes(exportFormat)) {
+    throw new UsageError(`--export must be one of ${EXPORT_FORMATS.join(", ")}, got "${exportFormat}"`);
+  }
+  if ((exportFormat === undefined) !== (v["export-out"] === undefined)) throw new UsageError("--export FORMAT and --export-out FILE go together (e.g. --export bmf --export-out bmf.json)");
   const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;
   const { comparisons, a, b } = isStored ? stored(v, stats) : await live(v, stats, thresholds);
   const noisy = comparisons.reduce((n, c) => n + c.noise.length, 0);
@@ -357,5 +371,10 @@ await runMain(async () => {
     ? v.json ? comparisonJson(comparisons[0], gate) : v.markdown ? comparisonMarkdown(comparisons[0]) : comparisonText(comparisons[0])
     : v.json ? nwayJson(comparisons, gate) : v.markdown ? nwayMarkdown(comparisons) : nwayText(comparisons);
   process.stdout.write(v.markdown && gate ? `${gateLines(gate).map((l) => `- ${l}`).join("\n")}\n\n${body}` : head + body);
+  if (exportFormat) {
+    const points = b.flatMap((side) => exportPoints(side.results).map((p) => (single ? p : { ...p, benchmark: `${side.label} ${p.benchmark}` })));
+    writeFileAtomic(resolve(v["export-out"] as string), exportText(points, exportFormat as ExportFormat));
+    log(`Exported ${b.length === 1 ? "B's" : "the candidates'"} figures as ${exportFormat} to ${displayPath(resolve(v["export-out"] as string))}`);
+  }
   return gate && gate.breaches.length > 0 ? EXIT.breach : EXIT.ok;
 }, USAGE);

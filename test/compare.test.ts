@@ -2,7 +2,7 @@
 // results; the command line's refusals; a stored comparison from a real
 // results log; and a live A/A comparison of two real PicoShare builds.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compareFingerprints, describeDifferences, runFingerprint, stableSettings } from "../lib/stats/fingerprint.ts";
@@ -339,6 +339,14 @@ describe("the gate: --fail-on", () => {
     expect(json.builds.map((b: { label: string }) => b.label)).toEqual(["B1", "B2"]);
     expect(json.geomeans.throughput.map((x: number) => Number(x.toFixed(3)))).toEqual([1, 0.8]);
     expect(json.comparisons[1].cells[0].throughput).toMatchObject({ verdict: "lower", label: "slower" });
+    // The candidates' figures exported beside the comparison, each benchmark under its build.
+    const bmf = join(root, "gate-bmf.json");
+    const ex = await runScript("compare", ["--run-a", String(ids.a), "--run-b", `${ids.same},${ids.slower}`, "--db", dbPath(), "--export", "bmf", "--export-out", bmf]);
+    expect(ex.code).toBe(0);
+    const doc = JSON.parse(readFileSync(bmf, "utf8"));
+    expect(Object.keys(doc).sort()).toEqual(["B1 512MB/100M", "B2 512MB/100M"]);
+    expect(doc["B2 512MB/100M"].throughput.value).toBe(80);
+    expect((await runScript("compare", ["--run-a", String(ids.a), "--run-b", String(ids.same), "--db", dbPath(), "--export", "bmf"])).code).toBe(2);
     const md = (await runScript("compare", ["--run-a", String(ids.a), "--run-b", `${ids.same},${ids.slower}`, "--db", dbPath(), "--markdown"])).stdout;
     expect(md).toContain("| Cell | B1 v1.5.4 | B2 v1.5.4 |");
     expect(md).toContain("| geomean | 1.000 | 0.800 |");
