@@ -16,6 +16,8 @@ import { cellName, parseCellName } from "../lib/stats/cells.ts";
 import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
 import { loadRun } from "../lib/store/stored-runs.ts";
 import { writeFileAtomic } from "../lib/core/files.ts";
+import { mergeShards } from "../lib/store/merge.ts";
+import { log, warn } from "../lib/core/log.ts";
 import { cellTrend, trendMetric, trendTitle, type TrendPoint } from "../lib/stats/trend.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
@@ -27,6 +29,7 @@ const USAGE = `Usage: bun scripts/results.ts list [--db PATH] [--limit N]
        bun scripts/results.ts show RUN [--db PATH] [--csv | --json]
        bun scripts/results.ts export RUN --format bmf|gab-bigger|gab-smaller [--db PATH] [--out FILE]
        bun scripts/results.ts trend --cell CELL --metric METRIC [--since DATE] [--db PATH] [--json]
+       bun scripts/results.ts merge DB[:RUN] DB[:RUN]... --into DB
 
 Reads the results log that run-test and run-test-matrix write.
 
@@ -49,6 +52,13 @@ Commands:
                 PicoShare version and commit; a run whose environment or
                 harness version differs from the one before is marked (*) and
                 the difference named, since a step there may not be PicoShare's
+  merge         Shards of one matrix (run-test-matrix --shard I/N, each on its
+                own host with its own results log) as one run of --into:
+                refused when two shards measured the same cell, when their
+                options or PicoShare builds differ, or when they are not one
+                split; each result keeps its host, the run lists which host
+                ran which shard; missing shards are named (the run is then
+                "interrupted")
 
 Options:
   --db PATH     The results log (default: ./results/results.db)
@@ -62,6 +72,7 @@ Options:
                 cpu_seconds, disk_write_bytes, peak_memory, ...)
   --since DATE  trend: only runs started on or after DATE (2026-11-01, or a
                 full ISO 8601 time)
+  --into DB     merge: the results log the merged run goes to (made if missing)
   --help        Show this text
 
 The results log is a plain SQLite file: the sqlite3 command-line tool reads
@@ -216,12 +227,24 @@ await runMain(async () => {
       cell: { type: "string" },
       metric: { type: "string" },
       since: { type: "string" },
+      into: { type: "string" },
     },
     USAGE,
     process.argv.slice(2),
-    2,
+    64,
   );
-  const [cmd, arg] = positionals;
+  const [cmd, arg, ...more] = positionals;
+  if (cmd === "merge") {
+    if (v.into === undefined) throw new UsageError("merge needs --into DB: the results log the merged run goes to", true);
+    const out = mergeShards(positionals.slice(1), resolve(v.into));
+    for (const s of out.shards) {
+      log(`shard ${s.shard ? `${s.shard.index}/${s.shard.count}` : "?"} from ${displayPath(s.path)} (run ${s.run_id}, host ${s.hostname ?? "unknown"}): ${s.cells.join(", ")}`);
+    }
+    if (out.missing.length > 0) warn(`shard(s) ${out.missing.join(", ")} missing: the merged run is marked interrupted`);
+    process.stdout.write(`${out.runId}\n`);
+    return;
+  }
+  if (more.length > 0) throw new UsageError(`unexpected argument "${more[0]}" (see --help)`, true);
   const dbPath = resolve(v.db ?? DEFAULT_DB);
   if (cmd === "list") {
     if (arg !== undefined) throw new UsageError(`list takes no argument, got "${arg}"`, true);

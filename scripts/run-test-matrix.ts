@@ -20,6 +20,7 @@ import {
   DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, generateCommand, parseConcurrencyLevels, parseFileSizes, parseMemoryLimits, testCellName, testFileProblems,
 } from "../lib/matrix/plan.ts";
 import { levelsOf, pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
+import { parseShard } from "../lib/matrix/shard.ts";
 import { MatrixRun, type EndStatus } from "../lib/matrix/run.ts";
 import { resumeCommand } from "../lib/matrix/outputs.ts";
 import { runCell } from "../lib/matrix/cell.ts";
@@ -61,6 +62,13 @@ Options:
                         run-test's --concurrency (aggregate throughput, each
                         upload's time); the CSV keeps the original's header, the
                         level is in matrix-counters.csv and matrix.json
+  --shard I/N|auto      Run only shard I of N (1-based) of the cells: a share the same
+                        on every host, balanced by the bytes each cell uploads, a
+                        cell's iterations together; its own folder and results log
+                        (merge them with results.ts merge). auto: the index an
+                        engine gives the job (Slurm SLURM_ARRAY_TASK_ID/_MIN/_COUNT,
+                        Kubernetes JOB_COMPLETION_INDEX with JOB_COMPLETIONS, CI
+                        CI_NODE_INDEX/CI_NODE_TOTAL), logged with what it read
   --results-dir DIR     Where the matrix folder goes (default: ./results)
   --backend NAME        local (default: a memory cgroup on this host), vagrant or qemu
   --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
@@ -110,6 +118,7 @@ const FLAGS = {
   "memory-limits": { type: "string" },
   "file-sizes": { type: "string" },
   "concurrency-levels": { type: "string" },
+  shard: { type: "string" },
   "results-dir": { type: "string" },
   picoshare: { type: "string" },
   "picoshare-source": { type: "string" },
@@ -158,6 +167,8 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const memory = parseMemoryLimits(v["memory-limits"] as string | undefined);
   const sizes = parseFileSizes(v["file-sizes"] as string | undefined);
   const levels = parseConcurrencyLevels(v["concurrency-levels"] as string | undefined);
+  const shard = v.shard === undefined ? undefined : parseShard(v.shard as string);
+  if (shard) log(`Shard ${shard.index} of ${shard.count} (${shard.source})`);
   passed.get("timeout");
   const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
   const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "0", "1");
@@ -184,6 +195,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     iterations,
     warmup,
     concurrency_levels: levels,
+    ...(shard ? { shard } : {}),
   };
   return MatrixRun.create({
     resultsDir,
@@ -280,6 +292,7 @@ await runMain(async () => {
   log(`Memory configs: ${o.memory_limits.join(" ")}`);
   log(`File sizes: ${o.file_sizes.join(" ")}`);
   if (levelsOf(o).some((n) => n > 1)) log(`Concurrency levels: ${levelsOf(o).join(" ")} uploads at once`);
+  if (o.shard) log(`Shard: ${o.shard.index} of ${o.shard.count} (${o.shard.source}): ${new Set(cells.map(testCellName)).size} cell(s) of this matrix`);
   if (run.repeated) log(`Iterations: ${o.iterations} per cell${o.warmup > 0 ? `, after ${o.warmup} warm-up${o.warmup === 1 ? "" : "s"}` : ""}`);
   log(`Total tests: ${cells.length}`);
   log(`Results directory: ${displayPath(run.dir)}`);

@@ -13,6 +13,7 @@ import { HARNESS_ERROR } from "../upload/result.ts";
 import { parseSize } from "../core/sizes.ts";
 import { iterationSuffix, matrixCells, type Cell } from "./plan.ts";
 import { cellName } from "../stats/cells.ts";
+import { shardTests, type Shard } from "./shard.ts";
 
 export const STATE_FILE = "matrix.json";
 /** 2: repeated tests (options.iterations and .warmup, one record per iteration). 1 is read as 1 iteration, no warm-up. */
@@ -36,6 +37,8 @@ export interface MatrixOptions extends MatrixPassed {
   warmup: number;
   /** Uploads at once, a cell's third axis (--concurrency-levels); absent in older states: [1]. */
   concurrency_levels?: number[];
+  /** This folder runs only shard `index` of `count` of the matrix's cells (--shard); absent: all of them. */
+  shard?: Shard;
 }
 
 /** What came of one test of the matrix: one iteration of a (RAM, size) cell. */
@@ -189,11 +192,15 @@ export function totalSeconds(state: MatrixState): number {
 
 /** Every test of the matrix in order: each cell's warm-ups, then its measured iterations. */
 export function matrixTests(o: MatrixOptions): Cell[] {
-  return matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)), o.iterations, o.warmup, levelsOf(o));
+  const all = matrixCells(o.memory_limits, o.file_sizes.map((s) => parseSize(s)), o.iterations, o.warmup, levelsOf(o));
+  if (!o.shard) return all;
+  // A shard's tests keep their places in the whole matrix's numbering of cells, renumbered for its own log.
+  return shardTests(all, o.shard).map((c, i) => ({ ...c, index: i + 1 }));
 }
 
-/** How many tests the matrix has: cells x (warm-ups + iterations). */
+/** How many tests the matrix (or its shard) has: cells x (warm-ups + iterations). */
 export function testCount(o: MatrixOptions): number {
+  if (o.shard) return matrixTests(o).length;
   return o.memory_limits.length * o.file_sizes.length * levelsOf(o).length * (o.warmup + o.iterations);
 }
 
