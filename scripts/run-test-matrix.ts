@@ -3,6 +3,8 @@
 // warm-ups + iterations times, each test a run-test process of its own,
 // everything of a run in results/matrix-TIMESTAMP/.
 import { join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { isoTimestamp } from "../lib/upload/result.ts";
 import { nonNegativeInt, parseCli, positiveInt } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success, failure, warn } from "../lib/core/log.ts";
@@ -21,6 +23,7 @@ import {
 } from "../lib/matrix/plan.ts";
 import { levelsOf, pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
 import { parseShard } from "../lib/matrix/shard.ts";
+import { controlRecord, controlTest, controlWatch, parseControl } from "../lib/matrix/sentinel.ts";
 import { MatrixRun, type EndStatus } from "../lib/matrix/run.ts";
 import { resumeCommand } from "../lib/matrix/outputs.ts";
 import { runCell } from "../lib/matrix/cell.ts";
@@ -69,6 +72,16 @@ Options:
                         engine gives the job (Slurm SLURM_ARRAY_TASK_ID/_MIN/_COUNT,
                         Kubernetes JOB_COMPLETION_INDEX with JOB_COMPLETIONS, CI
                         CI_NODE_INDEX/CI_NODE_TOTAL), logged with what it read
+  --control-cell CELL   The drift sentinel: re-run this cell (spelt 256MB/100M) before
+                        the first test and after every --control-every K tests
+                        (default 5), as control runs (DIR/control/, a "control"
+                        run in the results log; never the cell's measurements).
+                        When a control's throughput, CPU seconds or environment
+                        probe leaves the first 3 controls' spread (widened to 25 %
+                        of their median), it warns at once
+  --control-every K     Tests between control runs (default: 5)
+  --stop-on-drift       With --control-cell: stop at the first drift, exit 4,
+                        resumable with --resume
   --results-dir DIR     Where the matrix folder goes (default: ./results)
   --backend NAME        local (default: a memory cgroup on this host), vagrant or qemu
   --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
@@ -119,6 +132,9 @@ const FLAGS = {
   "file-sizes": { type: "string" },
   "concurrency-levels": { type: "string" },
   shard: { type: "string" },
+  "control-cell": { type: "string" },
+  "control-every": { type: "string" },
+  "stop-on-drift": { type: "boolean" },
   "results-dir": { type: "string" },
   picoshare: { type: "string" },
   "picoshare-source": { type: "string" },
@@ -168,6 +184,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const sizes = parseFileSizes(v["file-sizes"] as string | undefined);
   const levels = parseConcurrencyLevels(v["concurrency-levels"] as string | undefined);
   const shard = v.shard === undefined ? undefined : parseShard(v.shard as string);
+  const control = parseControl(v["control-cell"] as string | undefined, v["control-every"] as string | undefined, Boolean(v["stop-on-drift"]));
   if (shard) log(`Shard ${shard.index} of ${shard.count} (${shard.source})`);
   passed.get("timeout");
   const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
@@ -177,13 +194,15 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
   const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;
   const dbPath = resolve((v.db as string | undefined) ?? join(resultsDir, "results.db"));
-  if (!v.generate) await ensureTestFiles(sizes, testFiles, false);
+  // The control cell's file too.
+  const allSizes = control && !sizes.some((s) => s.label === controlTest(control, 1).size.label) ? [...sizes, controlTest(control, 1).size] : sizes;
+  if (!v.generate) await ensureTestFiles(allSizes, testFiles, false);
   ensureWritableDir(resultsDir, "--results-dir");
   const picoshare = await resolvePicoShareChoice(
     { path: v.picoshare as string | undefined, source: v["picoshare-source"] as string | undefined, ref: v["picoshare-ref"] as string | undefined },
     "picoshare",
   );
-  if (v.generate) await ensureTestFiles(sizes, testFiles, true);
+  if (v.generate) await ensureTestFiles(allSizes, testFiles, true);
   await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), Math.max(...levels));
   const options: MatrixOptions = {
     memory_limits: memory,
@@ -196,6 +215,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     warmup,
     concurrency_levels: levels,
     ...(shard ? { shard } : {}),
+    ...(control ? { control } : {}),
   };
   return MatrixRun.create({
     resultsDir,
@@ -248,6 +268,7 @@ function closingBlock(run: MatrixRun, status: EndStatus): void {
   const c = run.counts();
   if (status === "complete") log("Test matrix complete!");
   else if (status === "stopped on failure") log(`Test matrix stopped at the first failure (--stop-on-failure): ${c.done} of ${run.totalTests} tests run`);
+  else if (status === "stopped on drift") log(`Test matrix stopped: the control cell drifted (--stop-on-drift): ${c.done} of ${run.totalTests} tests run`);
   else log(`Test matrix interrupted: ${c.done} of ${run.totalTests} tests run`);
   log(`  Passed: ${c.passed}`);
   log(`  Failed: ${c.failed}`);
@@ -306,9 +327,34 @@ await runMain(async () => {
     todo.splice(0, todo.length, ...left);
   }
 
+  // The drift sentinel: its watch replays the controls already run (a resumed matrix's too).
+  const watch = controlWatch();
+  for (const c of run.controls) watch.add(c, `control after test ${c.after_tests}`);
+  const runControl = async (): Promise<boolean> => {
+    const ctl = o.control!;
+    const n = run.controls.length + 1;
+    const test = controlTest(ctl, n);
+    const after = run.state.totals.tests_run;
+    log(`Control ${n} (${ctl.cell}, after test ${after})`);
+    const outcome = await runCell(test, {
+      dir: controlDir, runId: run.controlRunId(), db: run.state.db, options: o, claimed: new Set(), onStart: (pid) => run.lock.setChild(pid),
+    });
+    run.lock.setChild(null);
+    const record = controlRecord(after, isoTimestamp(new Date()), outcome.result, outcome.resultFile);
+    record.drift = watch.add(record, `control ${n} (after test ${after})`);
+    run.recordControl(record);
+    log(`Control ${n}: ${record.success ? `${record.throughput_mbps} MB/s, CPU ${record.cpu_seconds} s` : `FAILED (${outcome.result?.exit_reason ?? outcome.error})`}`);
+    if (record.drift) warn(record.drift);
+    return record.drift !== null;
+  };
+  const controlDir = join(run.dir, "control");
+  if (o.control) mkdirSync(controlDir, { recursive: true });
+
   run.startLoop();
   let status: EndStatus = "complete";
-  for (let i = 0; i < todo.length; i++) {
+  const drifted = async () => o.control !== undefined && (await runControl()) && o.control.stop_on_drift;
+  if (o.control && run.controls.length === 0 && todo.length > 0 && (await drifted())) status = "stopped on drift";
+  for (let i = 0; i < todo.length && status === "complete"; i++) {
     const cell = todo[i];
     if (interrupted()) throw interruptSignal.reason;
     const name = `[${cell.index}/${cells.length}]`;
@@ -339,6 +385,10 @@ await runMain(async () => {
       status = "stopped on failure";
       break;
     }
+    if (o.control && run.state.totals.tests_run % o.control.every === 0 && i < todo.length - 1 && (await drifted())) {
+      log("Stopping: the control cell drifted and --stop-on-drift is set");
+      status = "stopped on drift";
+    }
   }
 
   progress.stop();
@@ -346,5 +396,6 @@ await runMain(async () => {
   await backend.endRun?.();
   run.finish(status);
   closingBlock(run, status);
+  if (status === "stopped on drift") return EXIT.drift;
   return run.counts().failed > 0 ? EXIT.failed : EXIT.ok;
 }, USAGE);

@@ -5,6 +5,7 @@ export const EXIT = {
   failed: 1, // the test (or one of the tests) failed; results were written
   usage: 2, // bad usage or a set-up problem; nothing was written
   breach: 3, // compare --fail-on: B crossed a threshold (the harness itself worked)
+  drift: 4, // run-test-matrix --stop-on-drift: the control cell drifted; resumable
   interrupted: 130,
 } as const;
 

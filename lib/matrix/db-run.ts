@@ -42,6 +42,19 @@ export class MatrixDbRun {
     return new MatrixDbRun(db, path, runId);
   }
 
+  /** The control cell's run: kind "control", labelled and naming the matrix's run, so it is never one of its cells. */
+  startControlRun(options: MatrixOptions): number {
+    let id = 0;
+    this.write("start the control run", (db) => {
+      id = db.startRun({
+        kind: "control", startedAt: isoTimestamp(new Date()), backend: options.backend, resultsDir: null,
+        picoshareVersion: options.picoshare.version, picoshareSha256: options.picoshare.sha256, options: { control: options.control, matrix_run_id: this.runId }, host: {},
+      });
+      db.labelRun(id, "control", this.runId);
+    });
+    return id;
+  }
+
   /** A resumed matrix's run, back to running; exit 2 when the log no longer has it. */
   static reopen(dir: string, state: MatrixState): MatrixDbRun {
     const db = ResultsDb.open(state.db);
@@ -76,8 +89,11 @@ export class MatrixDbRun {
   }
 
   /** Marks the run and closes the log. */
-  finish(status: Exclude<RunStatus, "running">): void {
-    this.write("mark the run", (db) => db.setRunStatus(this.runId, status, isoTimestamp(new Date())));
+  finish(status: Exclude<RunStatus, "running">, controlRunId: number | null = null): void {
+    this.write("mark the run", (db) => {
+      db.setRunStatus(this.runId, status, isoTimestamp(new Date()));
+      if (controlRunId !== null) db.setRunStatus(controlRunId, status, isoTimestamp(new Date()));
+    });
     try {
       this.db.close();
     } catch {}

@@ -11,6 +11,7 @@ import { countersCsv, matrixCsv } from "../store/csv.ts";
 import { summarizeRuns, type CellSummary } from "../stats/cells.ts";
 import { cellStatsTable } from "../stats/text.ts";
 import { summaryText } from "../output/summary.ts";
+import { formatTable } from "../output/table.ts";
 import { isoTimestamp, type TestResult } from "../upload/result.ts";
 import { readResultFile } from "./run-test-child.ts";
 import { DriftWatch } from "../upload/noise.ts";
@@ -141,12 +142,36 @@ export class MatrixOutputs {
             .map((x) => `${cellName(x)}${testSuffix(o, x)}: ${x.error} (log: ${displayPath(x.log_file)})`),
           resume: status === "complete" || pending.length === 0 ? null : resumeCommand(this.dir),
           cellStats: stats && stats.length > 0 ? cellStatsTable(stats) : null,
-          warnings: [...(stats ? stats.flatMap((s) => s.warnings) : []), ...this.driftWarnings(state)],
+          warnings: [
+            ...(stats ? stats.flatMap((s) => s.warnings) : []),
+            ...this.driftWarnings(state),
+            ...(state.controls ?? []).flatMap((x) => (x.drift ? [x.drift] : [])),
+          ],
+          controls: controlSeries(state),
         },
         rows,
       ),
     );
   }
+}
+
+/** The control cell's runs as a table for the summary; null without a sentinel. */
+function controlSeries(state: MatrixState): { title: string; table: string } | null {
+  const o = state.options.control;
+  const runs = state.controls ?? [];
+  if (!o || runs.length === 0) return null;
+  const f = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d));
+  return {
+    title: `Control cell ${o.cell}, every ${o.every} test(s) (drift: a figure outside the first 3 runs' spread, widened to 25 % of their median):`,
+    table: formatTable(
+      ["After test", "Finished", "Result", "Throughput (MB/s)", "CPU (s)", "Probe disk (MiB/s)", "Probe CPU (s)", "Drift"],
+      runs.map((c) => [
+        String(c.after_tests), c.finished, c.success ? "PASS" : "FAIL", f(c.throughput_mbps, 2), f(c.cpu_seconds, 3),
+        f(c.probe_disk_write_mibps, 1), f(c.probe_cpu_seconds, 3), c.drift ? "DRIFT" : "",
+      ]),
+      ["right", "left", "left", "right", "right", "right", "right", "left"],
+    ),
+  };
 }
 
 /** "256MB/1G", one per cell, with the tests not run named when a cell runs more than one. */

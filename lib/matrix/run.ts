@@ -22,8 +22,9 @@ import { MatrixDbRun } from "./db-run.ts";
 import { MatrixOutputs, csvPath, summaryPath } from "./outputs.ts";
 import { orphanResults } from "./orphans.ts";
 import type { CellSummary } from "../stats/cells.ts";
+import type { ControlRecord } from "./sentinel.ts";
 
-export type EndStatus = "complete" | "interrupted" | "stopped on failure";
+export type EndStatus = "complete" | "interrupted" | "stopped on failure" | "stopped on drift";
 
 export class MatrixRun {
   private readonly t0 = performance.now();
@@ -237,6 +238,23 @@ export class MatrixRun {
     this.outputs.write(this.state, this.session);
   }
 
+  /** The control cell's results-log run (kind "control", naming the matrix's run), made at its first control test. */
+  controlRunId(): number {
+    this.state.control_run_id ??= this.db.startControlRun(this.state.options);
+    return this.state.control_run_id;
+  }
+
+  /** The control runs so far, oldest first. */
+  get controls(): ControlRecord[] {
+    return (this.state.controls ??= []);
+  }
+
+  /** Adds a control run's record; matrix.json and the summary are rewritten. */
+  recordControl(c: ControlRecord): void {
+    this.controls.push(c);
+    this.writeOutputs();
+  }
+
   /** Ends this session: outputs written, the database run marked, the lock released. Once. */
   finish(status: EndStatus): void {
     if (this.finished) return;
@@ -247,7 +265,7 @@ export class MatrixRun {
     try {
       this.writeOutputs();
     } finally {
-      this.db.finish(status === "complete" ? "complete" : "interrupted");
+      this.db.finish(status === "complete" ? "complete" : "interrupted", this.state.control_run_id ?? null);
       this.lock.release();
     }
   }

@@ -14,6 +14,7 @@ import { parseSize } from "../core/sizes.ts";
 import { iterationSuffix, matrixCells, type Cell } from "./plan.ts";
 import { cellName } from "../stats/cells.ts";
 import { shardTests, type Shard } from "./shard.ts";
+import type { ControlOptions, ControlRecord } from "./sentinel.ts";
 
 export const STATE_FILE = "matrix.json";
 /** 2: repeated tests (options.iterations and .warmup, one record per iteration). 1 is read as 1 iteration, no warm-up. */
@@ -39,6 +40,8 @@ export interface MatrixOptions extends MatrixPassed {
   concurrency_levels?: number[];
   /** This folder runs only shard `index` of `count` of the matrix's cells (--shard); absent: all of them. */
   shard?: Shard;
+  /** The drift sentinel (--control-cell, --control-every, --stop-on-drift); absent: none. */
+  control?: ControlOptions;
 }
 
 /** What came of one test of the matrix: one iteration of a (RAM, size) cell. */
@@ -66,7 +69,7 @@ export interface CellRecord {
 export interface Session {
   started: string;
   finished: string | null;
-  status: "running" | "complete" | "interrupted" | "stopped on failure";
+  status: "running" | "complete" | "interrupted" | "stopped on failure" | "stopped on drift";
   /** The whole session, preparation included. */
   wall_seconds: number;
   /** Only the part spent running tests. */
@@ -82,6 +85,9 @@ export interface MatrixState {
   options: MatrixOptions;
   cells: CellRecord[];
   sessions: Session[];
+  /** The control cell's runs (--control-cell), oldest first, and their results-log run. */
+  controls?: ControlRecord[];
+  control_run_id?: number;
   /** run-test processes that ended (interrupted ones excluded) and their upload seconds. */
   totals: { tests_run: number; upload_seconds: number };
 }

@@ -38,7 +38,7 @@ export interface SummaryInfo {
   started: string;
   /** When it last stopped, complete or not (ISO 8601). */
   finished: string;
-  status: "complete" | "interrupted" | "stopped on failure" | "running";
+  status: "complete" | "interrupted" | "stopped on failure" | "stopped on drift" | "running";
   totalSeconds: number;
   /** Tests run and to run, warm-ups included. */
   testsRun: number;
@@ -68,6 +68,8 @@ export interface SummaryInfo {
   cellStats?: string | null;
   /** The cells' CV warnings. */
   warnings?: string[];
+  /** The drift sentinel's series: its title and an aligned table, one line per control run. */
+  controls?: { title: string; table: string } | null;
 }
 
 export function formatOverhead(perTest: number | null): string {
@@ -112,6 +114,7 @@ export function summaryText(info: SummaryInfo, rows: MatrixRow[]): string {
       "",
     );
   }
+  if (info.controls) out.push(info.controls.title, info.controls.table, "");
   if (info.warnings && info.warnings.length > 0) out.push("Warnings:", ...info.warnings.map((w) => `  ${w}`), "");
   if (info.errors.length > 0) out.push("Errors without a result:", ...info.errors.map((e) => `  ${e}`), "");
   if (info.notRun.length > 0) out.push(`Not run yet: ${info.notRun.join(", ")}`);

@@ -21,8 +21,13 @@ export interface EnvironmentProbe {
 const DISK_BYTES = 8 * 1024 * 1024;
 const CPU_BYTES = 32 * 1024 * 1024;
 
-/** About 0.1 s here: an fsync'd 8 MiB write and 32 MiB hashed. */
+/**
+ * About 0.1 s here: an fsync'd 8 MiB write and 32 MiB hashed. A sync first:
+ * the write measures the disk, not the writeback of what the test before left
+ * dirty (measured: 175 against 570-720 MiB/s right after a 64M test without it).
+ */
 export function probeEnvironment(workDir: string): EnvironmentProbe {
+  runSync(["sync"]);
   const chunk = Buffer.alloc(1024 * 1024, 0x5a);
   const path = join(workDir, `.probe-${process.pid}`);
   const t0 = performance.now();
@@ -60,10 +65,19 @@ export function dropCaches(): void {
   writeFileSync("/proc/sys/vm/drop_caches", "3\n");
 }
 
+/** A figure watched for drift: where it is read from, and which way is slower. */
+export interface DriftFigure<T> {
+  key: string;
+  name: string;
+  unit: string;
+  slowerIsHigher: boolean;
+  value: (x: T) => number | null;
+}
+
 /** How each probe figure reads: which way is slower. */
-const PROBE_FIGURES: { key: keyof EnvironmentProbe; name: string; unit: string; slowerIsHigher: boolean }[] = [
-  { key: "disk_write_mibps", name: "disk write (fsync'd)", unit: "MiB/s", slowerIsHigher: false },
-  { key: "cpu_seconds", name: "CPU loop", unit: "s", slowerIsHigher: true },
+const PROBE_FIGURES: (DriftFigure<EnvironmentProbe> & { key: keyof EnvironmentProbe })[] = [
+  { key: "disk_write_mibps", name: "disk write (fsync'd)", unit: "MiB/s", slowerIsHigher: false, value: (p) => p.disk_write_mibps },
+  { key: "cpu_seconds", name: "CPU loop", unit: "s", slowerIsHigher: true, value: (p) => p.cpu_seconds },
 ];
 
 /** Fewest probes of a matrix's first tests before drift is judged. */
@@ -94,36 +108,46 @@ export function probeDifferences(a: EnvironmentProbe[], b: EnvironmentProbe[]): 
 }
 
 /**
- * Watches a matrix's probes: the first DRIFT_BASELINE set the early spread;
- * a later probe outside it (widened to DRIFT_MIN_BAND of its median) gives
- * one warning per figure, the first time.
+ * Watches a series (a matrix's probes; a control cell's figures): the first
+ * DRIFT_BASELINE readings set the early spread; a later one outside it
+ * (widened to DRIFT_MIN_BAND of its median) gives one warning per figure,
+ * the first time.
  */
-export class DriftWatch {
-  private readonly early: EnvironmentProbe[] = [];
+export class DriftWatch<T = EnvironmentProbe> {
+  private readonly early: T[] = [];
   private readonly warned = new Set<string>();
 
-  /** The warning for this probe, or null. */
-  add(p: EnvironmentProbe | null | undefined, what: string): string | null {
+  constructor(
+    private readonly figures: DriftFigure<T>[] = PROBE_FIGURES as unknown as DriftFigure<T>[],
+    private readonly what = "the environment probe",
+    /** What the first readings were, for the warning ("tests", "control runs"). */
+    private readonly readings = "tests",
+  ) {}
+
+  /** The warning for this reading, or null. */
+  add(p: T | null | undefined, what: string): string | null {
     if (!p) return null;
     if (this.early.length < DRIFT_BASELINE) {
       this.early.push(p);
       return null;
     }
     const out: string[] = [];
-    for (const f of PROBE_FIGURES) {
+    for (const f of this.figures) {
       if (this.warned.has(f.key)) continue;
-      const r = range(this.early.map((e) => e[f.key]));
+      const early = this.early.map(f.value).filter((x): x is number => x !== null);
+      const v = f.value(p);
+      if (early.length === 0 || v === null) continue;
+      const r = range(early);
       const pad = Math.max((r.hi - r.lo) / 2, DRIFT_MIN_BAND * r.mid);
-      const v = p[f.key];
       if (v < r.lo - pad || v > r.hi + pad) {
         this.warned.add(f.key);
         const slower = (v > r.mid) === f.slowerIsHigher;
         out.push(
-          `${f.name} ${v} ${f.unit} at ${what}, against ${r.lo}-${r.hi} ${f.unit} in the first ${DRIFT_BASELINE} tests: ` +
+          `${f.name} ${v} ${f.unit} at ${what}, against ${r.lo}-${r.hi} ${f.unit} in the first ${DRIFT_BASELINE} ${this.readings}: ` +
             `the host got ${slower ? "slower" : "faster"}, and later cells are not measured on the same host as earlier ones`,
         );
       }
     }
-    return out.length > 0 ? `the environment probe drifted: ${out.join("; ")}` : null;
+    return out.length > 0 ? `${this.what} drifted: ${out.join("; ")}` : null;
   }
 }
