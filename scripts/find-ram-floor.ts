@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { writeFileSync } from "node:fs";
 import { nonNegativeInt, parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
-import { log } from "../lib/core/log.ts";
+import { log, warn } from "../lib/core/log.ts";
 import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir, makeFreeDir } from "../lib/core/files.ts";
@@ -165,7 +165,16 @@ await runMain(async () => {
       const child = await runTestChild(args, { logFile, timeoutSec: limit, env: childEnv({ runId }), header: (pid) => `--- ${isoTimestamp(new Date())} run-test (pid ${pid}): ${args.join(" ")}` });
       if (interrupted()) throw interruptSignal.reason;
       const r = child.result;
-      if (!r) throw new Error(`${size.label} at ${ramMb} MiB: ${child.failure} (log: ${displayPath(logFile)})`);
+      if (!r) {
+        // No result at this limit (run-test crashed, or a VM stalled past its deadline): a failure here, not the search's end.
+        warn(`${size.label} at ${ramMb} MiB: ${child.failure} (log: ${displayPath(logFile)}): counted as a failure at this limit`);
+        const p: FloorProbe = {
+          ram_mb: ramMb, passed: false, outcome: "no_result", upload_seconds: 0,
+          wall_seconds: Math.round((performance.now() - w0) / 10) / 100, repeat: isRepeat, result_file: null,
+        };
+        log(`  ${size.label} at ${ramMb} MiB${isRepeat ? " (re-run)" : ""}: no result`);
+        return p;
+      }
       const thrashing = !r.success && r.exit_reason === "timeout" && limit < timeoutSec;
       // With --with-download the download must pass too: its failure is the probe's ("download oom_killed").
       const downloadFailed = v["with-download"] && r.success && r.download_exit_reason !== "success";
