@@ -379,8 +379,10 @@ export class QemuEnvironment implements TestEnvironment {
   private async doTeardown(): Promise<void> {
     this.torn = true;
     this.forgetCleanup();
-    await this.sampler?.stop().catch(() => {});
+    // The VM first: a stalled guest keeps the sampler's ssh stream waiting,
+    // and a harness stopped by its deadline would leave qemu running.
     if (this.qemu) await stopQemu(this.qemu);
+    await this.sampler?.stop().catch(() => {});
     await this.ssh?.close().catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
     this.resolveExit({ code: null, signal: "the VM was powered off" });
