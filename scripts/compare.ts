@@ -15,7 +15,7 @@ import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix/pl
 import { preflight } from "../lib/matrix/preflight.ts";
 import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
-import { runLiveCompare, sideNames } from "../lib/matrix/live-compare.ts";
+import { candidateLabels, runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
 import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
 import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/store/stored-runs.ts";
@@ -284,7 +284,7 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   } else if (gate) {
     log(`Gate: ${gate.map((t) => t.text).join(", ")}; whether ${iterations} runs a side can see each threshold depends on their spread: the result says so per cell`);
   }
-  const names = sideNames(bs.length).slice(1).map((n) => n.toUpperCase());
+  const names = candidateLabels(bs.length);
   for (const [i, b] of bs.entries()) {
     if (a.sha256 === b.sha256) warn(`A and ${names[i]} are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
   }
@@ -326,7 +326,7 @@ function stored(v: Values, stats: ComparisonOptions): Compared {
         throw new UsageError(`run ${r.run.id} is a RAM-floor search, not a matrix: put floors side by side with bun scripts/report.ts ${idA} ${idsB.join(" ")}`);
       }
     }
-    const names = sideNames(rbs.length).slice(1).map((n) => n.toUpperCase());
+    const names = candidateLabels(rbs.length);
     const a = sideOf(ra, "A");
     const b = rbs.map((r, i) => sideOf(r, names[i]));
     const comparisons = b.map((side, i) => {

@@ -204,12 +204,14 @@ class LocalEnvironment implements TestEnvironment {
   }
 
   spillBytes(): number {
+    return this.spill().bytes;
+  }
+
+  /** Go's multipart parser's spill files (multipart-NNN) in the test's TMPDIR: how many, and their bytes. */
+  private spill(): { files: number; bytes: number } {
     const tmp = join(this.dir, "tmp");
-    let total = 0;
-    for (const f of safe(() => readdirSync(tmp), [] as string[])) {
-      if (f.startsWith("multipart-")) total += safe(() => statSync(join(tmp, f)).size, 0);
-    }
-    return total;
+    const names = safe(() => readdirSync(tmp), [] as string[]).filter((f) => f.startsWith("multipart-"));
+    return { files: names.length, bytes: names.reduce((sum, f) => sum + safe(() => statSync(join(tmp, f)).size, 0), 0) };
   }
 
   processIds(): number[] {
@@ -285,9 +287,8 @@ class LocalEnvironment implements TestEnvironment {
   async storage(): Promise<StorageFacts> {
     const data = join(this.dir, "data");
     const dataDirBytes = readdirSync(data).reduce((sum, f) => sum + safe(() => statSync(join(data, f)).size, 0), 0);
-    // Go's multipart parser names its spill files multipart-NNN.
-    const tempFiles = readdirSync(join(this.dir, "tmp")).filter((f) => f.startsWith("multipart-")).length;
-    return { dataDirBytes, tempFiles, tempBytes: this.spillBytes() };
+    const { files, bytes } = this.spill();
+    return { dataDirBytes, tempFiles: files, tempBytes: bytes };
   }
 
   keepInstructions(baseUrl: string): string[] {

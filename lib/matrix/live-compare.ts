@@ -55,6 +55,11 @@ export function sideNames(candidates: number): SideName[] {
   return ["a", ...(candidates === 1 ? ["b"] : Array.from({ length: candidates }, (_, i) => `b${i + 1}`))];
 }
 
+/** The candidates' labels as sides carry them: "B", or "B1", "B2"... */
+export function candidateLabels(candidates: number): string[] {
+  return sideNames(candidates).slice(1).map((n) => n.toUpperCase());
+}
+
 /**
  * The sides' order in round `i` (warm-up or measured): rotated one place each
  * round (A B, B A, A B... for two; A B1 B2, B1 B2 A, B2 A B1... for three).
@@ -76,7 +81,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   const warmupDb = join(dirs.warmup, "results.db");
   const host = hostFacts(opts.workDir ?? defaultWorkDir());
   const binaries: Record<SideName, PicoShareBinary> = Object.fromEntries(names.map((n, i) => [n, i === 0 ? opts.a : opts.b[i - 1]]));
-  const label = (s: SideName) => s.toUpperCase();
+  const label = (s: SideName) => s.toUpperCase(); // as candidateLabels spells them
   const described = (bin: PicoShareBinary) => ({ path: bin.path, version: bin.version, sha256: bin.sha256 });
 
   const db = ResultsDb.open(opts.dbPath);

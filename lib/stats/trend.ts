@@ -32,28 +32,33 @@ export function trendMetric(key: string): ComparedMetric | undefined {
 export function cellTrend(runs: StoredRun[], cell: { ram_mb: number; file_size_bytes: number; concurrency: number }, metric: ComparedMetric): TrendPoint[] {
   const key = cellKeyOf(cell);
   const points: TrendPoint[] = [];
-  let previous: StoredRun | null = null;
+  let previous: { run: StoredRun; harness: string } | null = null;
   for (const s of [...runs].sort((a, b) => a.run.started_at.localeCompare(b.run.started_at) || a.run.id - b.run.id)) {
     const mine = s.results.filter((r) => cellKeyOf(r) === key && !isWarmup(r));
     if (mine.length === 0) continue;
     const ok = mine.filter((r) => r.success);
     const values = ok.map(metric.value).filter((v): v is number => v !== null).map((v) => v / metric.scale);
     const sum = summarize(values);
-    const harness = (x: StoredRun) => [...new Set(x.results.map((r) => (r.harness_commit ? `${r.harness_commit.slice(0, 12)}${r.harness_dirty ? " dirty" : ""}` : "unknown")))].join(", ");
+    const harness = harnessOf(s);
     const changes: string[] = [];
     if (previous) {
-      const diffs = compareFingerprints(previous.fingerprint, s.fingerprint);
+      const diffs = compareFingerprints(previous.run.fingerprint, s.fingerprint);
       if (diffs.length > 0) changes.push(`environment: ${describeDifferences(diffs)}`);
-      if (harness(previous) !== harness(s)) changes.push(`harness: ${harness(previous)} -> ${harness(s)}`);
+      if (previous.harness !== harness) changes.push(`harness: ${previous.harness} -> ${harness}`);
     }
     points.push({
       run_id: s.run.id, started_at: s.run.started_at, kind: s.run.kind, picoshare_version: s.run.picoshare_version ?? mine[0].picoshare_version,
       picoshare_commit: mine[0].picoshare_commit ?? null, harness_commit: mine[0].harness_commit ?? null,
       n: sum.n, median: sum.median, ci95: sum.ci95, changes,
     });
-    previous = s;
+    previous = { run: s, harness };
   }
   return points;
+}
+
+/** The harness commits a run's results were measured with ("unknown" where not recorded). */
+function harnessOf(s: StoredRun): string {
+  return [...new Set(s.results.map((r) => (r.harness_commit ? `${r.harness_commit.slice(0, 12)}${r.harness_dirty ? " dirty" : ""}` : "unknown")))].join(", ");
 }
 
 export function trendTitle(cell: { ram_mb: number; file_size: string; concurrency: number }, metric: ComparedMetric): string {

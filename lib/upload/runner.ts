@@ -24,11 +24,10 @@ import { goRuntimeEnv, harnessVersion, type HarnessVersion } from "./provenance.
 import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
 import { countInstructions } from "./perf-events.ts";
 import { RECOVERED_AFTER, recover, uploadCanary, type Canary } from "./recovery.ts";
-import { startProxy, type ProxyKind, type RunningProxy } from "./proxy.ts";
+import { startProxy, type ProxyFacts, type ProxyKind, type RunningProxy } from "./proxy.ts";
 import { timelineOf, type PhaseBounds } from "./timeline.ts";
 import type { MemoryPoint } from "../backends/types.ts";
-import type { ProxyFacts } from "./proxy.ts";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 export const SAMPLE_INTERVAL_MS = 50;
@@ -175,8 +174,8 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   };
   // The harness's own files of this test (the small entry, a database copy, the proxy's folder); named so that a dead harness's are reaped.
   const scratch = mkdtempSync(join(opts.workDir, `${NAME_PREFIX}${process.pid}-aux-`));
+  // (A proxy stops on the trap by itself: startProxy registers that.)
   const forgetTeardown = onCleanup("tear down the test environment", async () => {
-    await seen.proxy?.stop();
     await env?.teardown();
     rmSync(scratch, { recursive: true, force: true });
   });
@@ -266,8 +265,7 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   // Uploads and the download go through the proxy; readiness and login went straight to PicoShare.
   let front = baseUrl;
   if (opts.proxy) {
-    const proxyDir = join(scratch, opts.proxy.kind);
-    seen.proxy = await startProxy(opts.proxy.kind, { upstream: baseUrl, dir: mkdirFresh(proxyDir), settings: opts.proxy.settings, signal: interruptSignal });
+    seen.proxy = await startProxy(opts.proxy.kind, { upstream: baseUrl, dir: join(scratch, opts.proxy.kind), settings: opts.proxy.settings, signal: interruptSignal });
     front = seen.proxy.url;
     log(`Proxy: ${opts.proxy.kind} at ${front} in front of PicoShare`);
   }
@@ -288,10 +286,14 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
   const t0 = performance.now();
   // The server's side of the end of the transfer: PicoShare's temp files hold every byte of every upload.
   let serverEnd: number | null = null;
-  const poll = setInterval(() => {
-    seen.proxy?.sample();
-    if (serverEnd === null && env.spillBytes && env.spillBytes() >= n * opts.size.bytes) serverEnd = performance.now();
-  }, TRANSFER_POLL_MS);
+  const spill = env.spillBytes?.bind(env);
+  const poll = spill
+    ? setInterval(() => {
+        if (serverEnd === null && spill() >= n * opts.size.bytes) serverEnd = performance.now();
+      }, TRANSFER_POLL_MS)
+    : null;
+  // The proxy's memory and disk at the memory monitor's cadence, not the transfer poll's.
+  const proxySampler = seen.proxy ? setInterval(() => seen.proxy!.sample(), SAMPLE_INTERVAL_MS) : null;
   const settled = await Promise.allSettled(
     Array.from({ length: n }, async (_, i) => {
       const up = await uploadFile(front, cookie, opts.filePath, {
@@ -306,7 +308,9 @@ async function exercise(env: TestEnvironment, secret: string, opts: TestOptions,
     }),
   );
   const tResponse = performance.now();
-  clearInterval(poll);
+  if (poll) clearInterval(poll);
+  if (proxySampler) clearInterval(proxySampler);
+  seen.proxy?.sample();
   seen.uploadSeconds = (tResponse - t0) / 1000;
   clock.phases.upload = round(seen.uploadSeconds, 3);
   seen.uploads = settled.map((r) => (r.status === "fulfilled" ? r.value : null));
@@ -428,12 +432,6 @@ async function measureDownload(env: TestEnvironment, baseUrl: string, cookie: st
     download_exit_reason: reason,
     download_error: error,
   });
-}
-
-/** A new folder (mode 0700: a proxy's buffered uploads live there); its path. */
-function mkdirFresh(dir: string): string {
-  mkdirSync(dir, { mode: 0o700 });
-  return dir;
 }
 
 /** What a proxy's 502 / 504 means for the upload, in its own terms. */
