@@ -61,6 +61,8 @@ describe("a matrix with a control cell", () => {
     expect(ran.code).toBe(0);
     const [dir] = matrixDirs(c.results);
     const state = JSON.parse(readFileSync(join(dir, "matrix.json"), "utf8"));
+    // A false alarm shows the series it came from.
+    if (state.controls.some((x: ControlRecord) => x.drift !== null || !x.success)) console.error(readFileSync(join(dir, "summary.txt"), "utf8"));
     expect(state.controls.map((x: ControlRecord) => x.after_tests)).toEqual([0, 1, 2, 3]);
     expect(state.controls.map((x: ControlRecord) => [x.success, x.drift])).toEqual(state.controls.map(() => [true, null]));
     expect(ran.stderr).not.toContain("the control cell drifted");
