@@ -70,10 +70,13 @@ export function cgroupMounts(): Mounts {
     const [left, right] = line.split(" - ");
     if (!right) continue;
     const [fstype, , superOpts] = right.split(" ");
-    const mountPoint = left.split(" ")[4];
-    if (fstype === "cgroup" && superOpts?.split(",").includes("memory")) mounts.v1Memory = mountPoint;
-    if (fstype === "cgroup" && superOpts?.split(",").includes("cpuacct")) mounts.v1Cpuacct = mountPoint;
-    if (fstype === "cgroup2" && mounts.v2 === null) mounts.v2 = mountPoint;
+    const [, , , root, mountPoint] = left.split(" ");
+    // Only a mount of the hierarchy's root maps /proc/self/cgroup's paths: a
+    // bind mount of a subtree (as a Slurm test gives slurmd) is another view.
+    if (root !== "/") continue;
+    if (fstype === "cgroup" && superOpts?.split(",").includes("memory")) mounts.v1Memory ??= mountPoint;
+    if (fstype === "cgroup" && superOpts?.split(",").includes("cpuacct")) mounts.v1Cpuacct ??= mountPoint;
+    if (fstype === "cgroup2") mounts.v2 ??= mountPoint;
   }
   return mounts;
 }
