@@ -72,8 +72,23 @@ function commandLines(argv: string[]): string[] {
     .sort();
 }
 
-export function hostState(): HostState {
+/** The cgroup folders at the top of each hierarchy (where Slurm and libvirt make theirs), one line each. */
+export function topCgroups(root = "/sys/fs/cgroup"): string[] {
+  const out: string[] = [];
+  for (const h of existsSync(root) ? readdirSync(root).sort() : []) {
+    for (const name of readdirSync(join(root, h)).sort()) {
+      try {
+        if (lstatSync(join(root, h, name)).isDirectory()) out.push(`${h}/${name}`);
+      } catch {}
+    }
+  }
+  return out;
+}
+
+/** With `cgroups`, also the top of each cgroup hierarchy (a file whose daemons make cgroups there). */
+export function hostState(opts: { cgroups?: boolean } = {}): HostState {
   const state: HostState = {};
+  if (opts.cgroups) state.cgroups = topCgroups();
   for (const root of CHECKSUMMED) state[root] = treeListing(root);
   state.files = LISTED.flatMap((root) => treeListing(root, false, NOT_LISTED));
   state.mounts = readFileSync("/proc/self/mountinfo", "utf8")
