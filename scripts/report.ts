@@ -25,7 +25,10 @@ rule), a pass / fail / OOM grid, the per-cell statistics (median, 95 %
 interval, coefficient of variation), and per cell the memory timeline of one
 test (the successful run with the median upload duration, else the last
 failed one): memory against time, the upload, processing and download
-shaded, the limit drawn. Given two runs, or one run of a live comparison
+shaded, the limit drawn. A merged run (results merge) names each cell's
+host and lists its shards; a matrix run with a control cell (--control-cell)
+gets its control series against the tests before each control, the drift
+band shaded and the drifted controls marked. Given two runs, or one run of a live comparison
 (bun scripts/compare.ts), also the ratio B / A per cell with its interval and
 verdict (the first run given is A). Runs of bun scripts/find-ram-floor.ts
 (kind ram-floor) are drawn as RAM floors instead: floor against file size, a

@@ -17,7 +17,7 @@ import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { fmtPercent } from "../lib/stats/verdict.ts";
 import type { TestResult } from "../lib/upload/result.ts";
-import { HOST, fakeCell, fakeResult } from "./helpers/results.ts";
+import { HOST, fakeCell, fakeResult, mergedRun } from "./helpers/results.ts";
 import { runScript } from "./helpers/run.ts";
 
 setDefaultTimeout(120_000);
@@ -170,6 +170,8 @@ describe("a comparison of synthetic runs", () => {
     ]);
     expect(json.cells[0].metrics[3]).toMatchObject({ key: "cpu_seconds", verdict: "too_few", label: "not measured" });
     expect(json.cells).toHaveLength(2);
+    // One host on both sides: no hosts per cell side.
+    expect(json.cells.flatMap((x: { a: object; b: object }) => [x.a, x.b]).some((x: object) => "hosts" in x)).toBe(false);
   });
 
   test("environment differences come first in every rendering", () => {
@@ -256,9 +258,51 @@ describe("the command line", () => {
     expect(ran.stdout).toMatch(/512  100M +5\/5 +0\.800 slower/);
     expect(ran.stdout).toMatch(/throughput \(MiB\/s\) +primary +5\/5 +100\.00 +80\.00 +0\.800 .* slower/);
     expect(ran.stdout).toMatch(/512  100M +5\/5 +0\/0 +0\/0 +0\/1/); // outcomes: one B test wrote no result
+    // Both runs measured on one host: no host columns.
+    expect(ran.stdout).not.toContain("Host A");
+    expect(ran.stdout).not.toMatch(/every metric, changed first \(A on/);
     const missing = await runScript("compare", ["--run-a", String(a), "--run-b", "99", "--db", dbPath]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/run 99 is not in/);
+  });
+});
+
+describe("merged runs", () => {
+  test("two merged runs compare; each cell side names the host that measured it, in the table, Markdown and JSON", async () => {
+    const dbPath = join(root, "merged.db");
+    // A: 512 MB on node-1, 256 MB on node-2. B: the same split, its shards on the other hosts; 512 MB 20 % faster.
+    const a = await mergedRun(root, "a", dbPath, [
+      { index: 1, count: 2, hostname: "node-1", cells: [{ ram: 512, size: "100M", throughputs: [100, 101, 99, 102, 98] }] },
+      { index: 2, count: 2, hostname: "node-2", cells: [{ ram: 256, size: "100M", throughputs: [50, 51, 49, 52, 48] }] },
+    ]);
+    const b = await mergedRun(root, "b", dbPath, [
+      { index: 1, count: 2, hostname: "node-2", cells: [{ ram: 512, size: "100M", throughputs: [120, 121, 119, 122, 118] }] },
+      { index: 2, count: 2, hostname: "node-1", cells: [{ ram: 256, size: "100M", throughputs: [50, 51, 49, 52, 48] }] },
+    ]);
+    const args = ["--run-a", String(a), "--run-b", String(b), "--db", dbPath];
+    const text = await runScript("compare", args);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.split("\n");
+    const primary = lines.findIndex((l) => l.startsWith("RAM (MB)"));
+    expect(lines[primary]).toMatch(/^RAM \(MB\) +File +Host A +Host B +Runs A\/B +throughput/);
+    expect(lines[primary + 2]).toMatch(/^ +512 +100M +node-1 +node-2 +5\/5 +1\.200 faster/);
+    expect(lines[primary + 3]).toMatch(/^ +256 +100M +node-2 +node-1 +5\/5 +1\.000 no difference/);
+    expect(text.stdout).toContain("512MB/100M (A on node-1, B on node-2): every metric, changed first");
+    expect(text.stdout).toContain("256MB/100M (A on node-2, B on node-1): every metric, changed first");
+    const outcomes = lines.indexOf("Outcomes (A/B)");
+    expect(lines[outcomes + 1]).toMatch(/^RAM \(MB\) +File +Host A +Host B +Passed/);
+    expect(lines[outcomes + 3]).toMatch(/^ +512 +100M +node-1 +node-2 +5\/5/);
+
+    const md = (await runScript("compare", [...args, "--markdown"])).stdout;
+    expect(md).toContain("| RAM (MB) | File | Host A | Host B | Runs A/B | throughput |");
+    expect(md).toMatch(/\| 512 \| 100M \| node-1 \| node-2 \| 5\/5 \| 1\.200 faster \|/);
+    expect(md).toContain("<details><summary>256MB/100M (A on node-2, B on node-1): every metric, changed first</summary>");
+
+    const json = JSON.parse((await runScript("compare", [...args, "--json"])).stdout);
+    expect(json.cells.map((c: { ram_mb: number; a: { hosts: string[] }; b: { hosts: string[] } }) => [c.ram_mb, c.a.hosts, c.b.hosts])).toEqual([
+      [512, ["node-1"], ["node-2"]],
+      [256, ["node-2"], ["node-1"]],
+    ]);
   });
 });
 

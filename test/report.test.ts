@@ -17,8 +17,10 @@ import { RAM_FLOOR_KIND, type Floor, type FloorProbe, type FloorSearchSettings }
 import { TIMELINE_PHASES, timelineCsv, type TimelinePhase, type TimelineSample } from "../lib/upload/timeline.ts";
 import { TIMELINE_MAX_POINTS, thinTimeline } from "../lib/output/report/charts.ts";
 import { runScript } from "./helpers/run.ts";
-import { fakeResult } from "./helpers/results.ts";
+import { fakeResult, mergedRun } from "./helpers/results.ts";
 import { cellName } from "../lib/stats/cells.ts";
+import { CONTROL_KIND, controlRecord, controlWatch, type ControlRecord } from "../lib/matrix/sentinel.ts";
+import { CONTROL_STATES } from "../lib/output/report/charts.ts";
 
 setDefaultTimeout(120_000);
 
@@ -149,6 +151,8 @@ interface Chart {
   ruleYs: number[];
   /** Per line path: its points and its top (page pixels). */
   paths: { points: number; top: number }[];
+  /** Each point mark's description as Vega writes it (its encoded fields and values). */
+  points: string[];
 }
 
 interface Opened {
@@ -215,6 +219,7 @@ async function open(path: string, shot: string): Promise<Opened> {
           points: ((p.getAttribute("d") ?? "").match(/[ML]/g) ?? []).length,
           top: p.getBoundingClientRect().top,
         })) as { points: number; top: number }[],
+        points: all("g.mark-symbol.role-mark path").map((p) => p.getAttribute("aria-label") ?? "") as string[],
       };
     }),
   );
@@ -315,6 +320,10 @@ describe("the report of one run", () => {
     expect(page.text).not.toContain("Comparison:");
     expect(page.text).toContain("Per cell (statistics over the successful runs)");
     expect(page.text).toContain("0/1 pass");
+    // Measured on one host: no host column, no shards, no control series.
+    expect(page.tables.find((t) => t.caption.startsWith("Per cell"))!.rows[0]).not.toContain("Host");
+    expect(page.text).not.toContain("Shards");
+    expect(page.text).not.toContain("drift sentinel");
     console.log(`report screenshots in ${shots}`);
   });
 });
@@ -460,6 +469,109 @@ describe("the memory timelines", () => {
       expect(peak(thin)).toBe(peak(samples));
     }
     expect(thinTimeline(samples.slice(0, 100))).toHaveLength(100);
+  });
+});
+
+describe("merged runs", () => {
+  test("the shards in each run's header; the host of each cell in its statistics and in the comparison", async () => {
+    const dir = join(root, "shards");
+    mkdirSync(dir);
+    // A: 256 MB on node-1, 512 MB on node-2; B: the same split on the other hosts.
+    const shard = (index: number, hostname: string, ram: number, t: number) => ({ index, count: 2, hostname, cells: [{ ram, size: "8M", throughputs: [t, t + 1, t - 1] }] });
+    const a = await mergedRun(dir, "a", dbPath, [shard(1, "node-1", 256, 40), shard(2, "node-2", 512, 60)]);
+    const b = await mergedRun(dir, "b", dbPath, [shard(1, "node-2", 256, 40), shard(2, "node-1", 512, 60)]);
+    const page = await open(await report([String(a), String(b)]), "merged.png");
+    expect(page.errors).toEqual([]);
+    expect(page.requests).toEqual([]);
+    expect(page.text).toContain(`1/2 on node-1, 1 cell(s) (run 1 of ${join(dir, "a-1.db")}); 2/2 on node-2, 1 cell(s) (run 1 of ${join(dir, "a-2.db")})`);
+    expect(page.text).toContain(`1/2 on node-2, 1 cell(s) (run 1 of ${join(dir, "b-1.db")})`);
+    const stats = page.tables.filter((t) => t.caption === "Per cell (statistics over the successful runs)").map((t) => t.rows.map((r) => r.slice(0, 4)));
+    expect(stats).toEqual([
+      [["RAM (MB)", "File", "Host", "Runs"], ["512", "8M", "node-2", "3"], ["256", "8M", "node-1", "3"]],
+      [["RAM (MB)", "File", "Host", "Runs"], ["512", "8M", "node-1", "3"], ["256", "8M", "node-2", "3"]],
+    ]);
+    const primary = page.tables.find((t) => t.caption.startsWith("Primary metrics"))!.rows.map((r) => r.slice(0, 4));
+    expect(primary).toEqual([["RAM (MB)", "File", "Host A", "Host B"], ["512", "8M", "node-2", "node-1"], ["256", "8M", "node-1", "node-2"]]);
+    expect(page.tables.some((t) => t.caption === "512MB/8M (A on node-2, B on node-1): every metric, changed first")).toBe(true);
+  });
+});
+
+/** A matrix run with a control run as run-test-matrix --control-cell 256MB/64M --control-every 2 records them, in `dir`. */
+function sentinelRun(dir: string): { run: number; control: number; records: ControlRecord[] } {
+  mkdirSync(join(dir, "control"), { recursive: true });
+  const db = ResultsDb.open(dbPath);
+  const run = db.startRun({
+    kind: "matrix", startedAt: "2026-01-29T15:00:00+00:00", backend: "local", resultsDir: dir,
+    picoshareVersion: "v1.5.4", picoshareSha256: null, options: {}, host: hostFacts(work),
+  });
+  const control = db.startRun({
+    kind: CONTROL_KIND, startedAt: "2026-01-29T15:00:00+00:00", backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: null,
+    options: { control: { cell: "256MB/64M", every: 2, stop_on_drift: false }, matrix_run_id: run }, host: {},
+  });
+  db.labelRun(control, CONTROL_KIND, run);
+  // Throughput and CPU seconds per control; the fifth (after test 8) is slower on both.
+  const series = [[100, 0.2], [104, 0.21], [98, 0.2], [97, 0.22], [40, 0.45], [101, 0.21]];
+  const watch = controlWatch();
+  const records: ControlRecord[] = [];
+  let tests = 0;
+  for (const [i, [throughput, cpu]] of series.entries()) {
+    const file = join(dir, "control", `result-256MB-64M-${i + 1}.json`);
+    const r = {
+      ...fakeResult({ ram: 256, size: "64M", throughput, runId: control }), cpu_seconds: cpu, iteration: i + 1,
+      timestamp: `2026-01-29T15:0${i}:00+00:00`, environment_probe: { disk_write_mibps: 500, cpu_seconds: 0.02 },
+    };
+    writeFileSync(file, JSON.stringify(r));
+    db.addResult(r, file);
+    const record = controlRecord(tests, `2026-01-29T15:0${i}:30+00:00`, r, file);
+    record.drift = watch.add(record, `control ${i + 1} (after test ${tests})`);
+    records.push(record);
+    // Two tests of the matrix between controls, none after the last.
+    for (let k = 0; k < 2 && i < series.length - 1; k++) db.addResult({ ...fakeResult({ ram: 512, size: "8M", runId: run }), iteration: ++tests }, null);
+  }
+  db.setRunStatus(run, "complete", "2026-01-29T15:10:00+00:00");
+  db.close();
+  writeFileSync(join(dir, "matrix.json"), JSON.stringify({ version: 2, run_id: run, control_run_id: control, controls: records }));
+  return { run, control, records };
+}
+
+describe("the drift sentinel", () => {
+  test("the control series: each figure against the tests before it, the band, the drifted control marked; from the results log without matrix.json", async () => {
+    const dir = join(root, "sentinel");
+    const { run, control, records } = sentinelRun(dir);
+    // The matrix warned at control 5, of both figures.
+    expect(records.map((r) => r.drift !== null)).toEqual([false, false, false, false, true, false]);
+    const check = async (shot: string) => {
+      const page = await open(await report([String(run)]), shot);
+      expect(page.errors).toEqual([]);
+      expect(page.requests).toEqual([]);
+      const chart = page.charts.find((c) => c.name === `control-${run}`)!;
+      expect(chart.legend).toEqual([...CONTROL_STATES]);
+      expect(chart.rects).toBe(2); // a band per figure
+      expect(chart.symbols).toBe(2 * 6);
+      // Control 5 is outside the band in both panels, and only it.
+      const drifted = chart.points.filter((p) => p.includes("state: outside the band: drift"));
+      expect(drifted).toHaveLength(2);
+      expect(drifted[0]).toContain("After test (of the matrix): 8; throughput (MiB/s): 40;");
+      expect(drifted[1]).toContain("After test (of the matrix): 8; CPU seconds (s): 0.45;");
+      expect(chart.points.filter((p) => p.includes("state: first 3: set the band"))).toHaveLength(6);
+      const table = page.tables.find((t) => t.caption === `Control cell 256MB/64M, every 2 test(s) (control run ${control})`)!.rows;
+      expect(table.slice(1).map((r) => [r[0], r[1], r[4], r[5], r.at(-1)])).toEqual([
+        ["1", "0", "100.00", "0.200", "(sets the band)"], ["2", "2", "104.00", "0.210", "(sets the band)"], ["3", "4", "98.00", "0.200", "(sets the band)"],
+        ["4", "6", "97.00", "0.220", "-"], ["5", "8", "40.00", "0.450", "throughput, CPU seconds"], ["6", "10", "101.00", "0.210", "-"],
+      ]);
+      // The warning the matrix gave, and the bands: 98-104 widened by 25 % of the median (100) on each side.
+      expect(page.text).toContain(records[4].drift!);
+      expect(page.text).toContain("throughput 73-129 MiB/s (first 3: 98-104)");
+      return page;
+    };
+    const recorded = await check("sentinel.png");
+    expect(recorded.notes.some((n) => n.includes("not at hand"))).toBe(false);
+    // Without the matrix's folder: the same series from the results log, said so.
+    rmSync(join(dir, "matrix.json"));
+    const fromLog = await check("sentinel-log.png");
+    expect(fromLog.notes.some((n) => n.includes(`${join(dir, "matrix.json")} is not at hand: the controls are read from the results log`))).toBe(true);
+    // The control run alone is no side of a comparison with its matrix.
+    expect(readFileSync(await report([String(control)]), "utf8")).not.toContain("Comparison:");
   });
 });
 

@@ -9,6 +9,7 @@ import { ResultsDb, type RunStatus } from "../store/results-db.ts";
 import { recordHarnessError, recordResultRow } from "../upload/record.ts";
 import { isoTimestamp, type TestResult } from "../upload/result.ts";
 import type { Cell } from "./plan.ts";
+import { CONTROL_KIND } from "./sentinel.ts";
 import type { MatrixOptions, MatrixState } from "./state.ts";
 
 /** Why a test has no result, as the matrix saw its run-test end. */
@@ -47,10 +48,10 @@ export class MatrixDbRun {
     let id = 0;
     this.write("start the control run", (db) => {
       id = db.startRun({
-        kind: "control", startedAt: isoTimestamp(new Date()), backend: options.backend, resultsDir: null,
+        kind: CONTROL_KIND, startedAt: isoTimestamp(new Date()), backend: options.backend, resultsDir: null,
         picoshareVersion: options.picoshare.version, picoshareSha256: options.picoshare.sha256, options: { control: options.control, matrix_run_id: this.runId }, host: {},
       });
-      db.labelRun(id, "control", this.runId);
+      db.labelRun(id, CONTROL_KIND, this.runId);
     });
     return id;
   }

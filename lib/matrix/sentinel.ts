@@ -4,12 +4,15 @@
 // not see them. When a control's throughput, CPU seconds or environment probe
 // leaves the spread of the first controls, the host has changed under the
 // matrix: a warning at once, and with --stop-on-drift a stop (resumable).
-import { DriftWatch, type DriftFigure } from "../upload/noise.ts";
+import { DriftWatch, outsideBand, type DriftBand, type DriftFigure } from "../upload/noise.ts";
 import type { TestResult } from "../upload/result.ts";
 import { UsageError } from "../core/errors.ts";
 import { parseCellName } from "../stats/cells.ts";
 import { parseSize } from "../core/sizes.ts";
 import type { Cell } from "./plan.ts";
+
+/** The results-log kind (and label) of a matrix's control run; its paired_run_id is the matrix's run. */
+export const CONTROL_KIND = "control";
 
 export interface ControlOptions {
   /** The control cell, spelt as cells are (256MB/100M). */
@@ -43,6 +46,26 @@ const FIGURES: DriftFigure<ControlRecord>[] = [
 /** A new watch over a control series. */
 export function controlWatch(): DriftWatch<ControlRecord> {
   return new DriftWatch<ControlRecord>(FIGURES, "the control cell", "control runs");
+}
+
+/** A control series as the sentinel judges it: per control its warning, per figure the band and which controls lie outside it. */
+export interface ControlJudgement {
+  warnings: (string | null)[];
+  figures: { key: string; name: string; unit: string; band: DriftBand | null; values: (number | null)[]; outside: boolean[] }[];
+}
+
+/** Replays the series through a new watch, as a resumed matrix does, so the report marks what the matrix warned of. */
+export function judgeControls(records: ControlRecord[]): ControlJudgement {
+  const watch = controlWatch();
+  const warnings = records.map((c, i) => watch.add(c, `control ${i + 1} (after test ${c.after_tests})`));
+  return {
+    warnings,
+    figures: FIGURES.map((f) => {
+      const band = watch.band(f.key);
+      const values = records.map(f.value);
+      return { key: f.key, name: f.name, unit: f.unit, band, values, outside: values.map((v) => band !== null && v !== null && outsideBand(band, v)) };
+    }),
+  };
 }
 
 /** --control-cell CELL --control-every K, checked: the cell must be spelt right and its test file at hand (the caller checks the file). */

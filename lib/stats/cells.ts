@@ -52,6 +52,8 @@ export interface CellSummary extends CellKey {
   noisy: NoisyMetric[];
   /** The CV warning for this cell (metrics, figures, likely causes), or none. */
   warnings: string[];
+  /** Which hosts measured the cell: only for a run measured on several (a merged one), so one host's output stays as it was. */
+  hosts?: string[];
 }
 
 export interface CellStatsOptions extends Omit<BootstrapOptions, "confidence"> {
@@ -59,6 +61,8 @@ export interface CellStatsOptions extends Omit<BootstrapOptions, "confidence"> {
   cvThreshold?: number;
   /** Tests of this cell that wrote no result. */
   harnessErrors?: number;
+  /** Name the hosts that measured the cell (`hosts`): for runs whose results come from several (runHosts). */
+  hosts?: boolean;
 }
 
 export function cellKeyOf(r: Pick<TestResult, "ram_mb" | "file_size_bytes"> & { concurrency?: number | null }): string {
@@ -95,6 +99,14 @@ export function errorCell(e: { ram_mb: number; file_size: string; concurrency?: 
   return { ram_mb: e.ram_mb, file_size: e.file_size, file_size_bytes: bytes, concurrency: e.concurrency ?? 1 };
 }
 
+/**
+ * The hostnames that measured these results, in the order first met, from
+ * each result's own host facts (a merged run's results keep their shard's).
+ * More than one: the run was measured on several hosts.
+ */
+export function runHosts(results: { host?: Partial<HostFacts> | null }[]): string[] {
+  return [...new Set(results.flatMap((r) => (r.host?.hostname ? [r.host.hostname] : [])))];
+}
 
 /** Results grouped by cell, largest RAM first, then smallest file first. */
 export function groupByCell(results: TestResult[]): TestResult[][] {
@@ -243,6 +255,7 @@ export function summarizeRuns(key: CellKey, results: TestResult[], opts: CellSta
     ...summaries,
     noisy,
     warnings: warning ? [warning] : [],
+    ...(opts.hosts ? { hosts: runHosts(results) } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
 // interval and verdict, the outcome counts side by side, and what differs
 // between the two environments. The exporters print it; the report draws it.
 import {
-  DEFAULT_CV_THRESHOLD, cellKeyOf, cellName, describeNoise, errorCell, likelyCauses, resultCell, summarizeRuns,
+  DEFAULT_CV_THRESHOLD, cellKeyOf, cellName, describeNoise, errorCell, likelyCauses, resultCell, runHosts, summarizeRuns,
   type CellKey, type CellSummary, type NoisyMetric,
 } from "./cells.ts";
 import { compareFingerprints, type Fingerprint, type FingerprintDifference } from "./fingerprint.ts";
@@ -150,7 +150,9 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
   const resamples = opts.resamples ?? DEFAULT_RESAMPLES;
   const seed = opts.seed ?? DEFAULT_SEED;
   const cvThreshold = opts.cvThreshold ?? DEFAULT_CV_THRESHOLD;
-  const stats = { resamples, seed, cvThreshold };
+  // A side measured on several hosts (a merged run): each cell side names its host, on both sides so they read against each other.
+  const hosts = runHosts(a.results).length > 1 || runHosts(b.results).length > 1;
+  const stats = { resamples, seed, cvThreshold, hosts };
   const verdictOpts = { alpha, minSamples, resamples, seed };
 
   const cellsA = cellsOf(a);

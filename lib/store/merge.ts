@@ -54,9 +54,18 @@ function readSource(spec: string): Source {
   }
 }
 
+/** One shard of a merged run, as the run's options.merged_from lists it (with its host facts there too). */
+export interface MergedShard {
+  path: string;
+  run_id: number;
+  shard: Shard | null;
+  hostname: string | null;
+  cells: string[];
+}
+
 export interface MergeOutcome {
   runId: number;
-  shards: { path: string; run_id: number; shard: Shard | null; hostname: string | null; cells: string[] }[];
+  shards: MergedShard[];
   missing: number[];
 }
 

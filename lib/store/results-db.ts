@@ -449,6 +449,11 @@ export class ResultsDb {
     return (this.db.query("SELECT * FROM runs WHERE id = ?").get(id) as PairedRunRow | null) ?? null;
   }
 
+  /** The runs of `kind` that name run `id` as theirs (a matrix's control run), oldest first. */
+  runsPairedWith(id: number, kind: string): PairedRunRow[] {
+    return this.db.query("SELECT * FROM runs WHERE paired_run_id = ? AND kind = ? ORDER BY id").all(id, kind) as PairedRunRow[];
+  }
+
   close(): void {
     this.db.close();
   }

@@ -105,6 +105,26 @@ function range(values: number[]): { lo: number; hi: number; mid: number } {
   return { lo: Math.min(...values), hi: Math.max(...values), mid: median(values) };
 }
 
+/** The early readings' range and median, and the band a later reading must stay within not to count as drift. */
+export interface DriftBand {
+  lo: number;
+  hi: number;
+  mid: number;
+  from: number;
+  to: number;
+}
+
+/** The early spread, widened on each side by half its width or DRIFT_MIN_BAND of its median, whichever is more. */
+export function driftBand(early: number[]): DriftBand {
+  const r = range(early);
+  const pad = Math.max((r.hi - r.lo) / 2, DRIFT_MIN_BAND * r.mid);
+  return { ...r, from: r.lo - pad, to: r.hi + pad };
+}
+
+export function outsideBand(b: DriftBand, v: number): boolean {
+  return v < b.from || v > b.to;
+}
+
 /**
  * Where the two sides' probes differ beyond their spread: the ranges do not
  * overlap and the medians are more than 20 % apart. One sentence per figure.
@@ -150,12 +170,10 @@ export class DriftWatch<T = EnvironmentProbe> {
     const out: string[] = [];
     for (const f of this.figures) {
       if (this.warned.has(f.key)) continue;
-      const early = this.early.map(f.value).filter((x): x is number => x !== null);
+      const r = this.band(f.key);
       const v = f.value(p);
-      if (early.length === 0 || v === null) continue;
-      const r = range(early);
-      const pad = Math.max((r.hi - r.lo) / 2, DRIFT_MIN_BAND * r.mid);
-      if (v < r.lo - pad || v > r.hi + pad) {
+      if (r === null || v === null) continue;
+      if (outsideBand(r, v)) {
         this.warned.add(f.key);
         const slower = (v > r.mid) === f.slowerIsHigher;
         out.push(
@@ -165,5 +183,13 @@ export class DriftWatch<T = EnvironmentProbe> {
       }
     }
     return out.length > 0 ? `${this.what} drifted: ${out.join("; ")}` : null;
+  }
+
+  /** The band of figure `key` that later readings are judged against; null until DRIFT_BASELINE readings (or none of them has the figure). */
+  band(key: string): DriftBand | null {
+    const f = this.figures.find((x) => x.key === key);
+    if (!f || this.early.length < DRIFT_BASELINE) return null;
+    const early = this.early.map(f.value).filter((x): x is number => x !== null);
+    return early.length === 0 ? null : driftBand(early);
   }
 }

@@ -3,6 +3,9 @@
 import type { HostFacts } from "../../lib/upload/host.ts";
 import { NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
 import { MiB, parseSize } from "../../lib/core/sizes.ts";
+import { ResultsDb } from "../../lib/store/results-db.ts";
+import { join } from "node:path";
+import { runScript } from "./run.ts";
 
 export const HOST: HostFacts = {
   hostname: "bench-1",
@@ -83,4 +86,43 @@ export function fakeResult(f: Fake = {}): TestResult {
 /** One fake result per throughput value (all successful), for one cell. */
 export function fakeCell(throughputs: number[], f: Omit<Fake, "throughput"> = {}): TestResult[] {
   return throughputs.map((t) => fakeResult({ ...f, throughput: t }));
+}
+
+/** One shard of a split matrix: which of how many, the host it ran on, and its cells' throughputs. */
+export interface FakeShard {
+  index: number;
+  count: number;
+  hostname: string;
+  cells: { ram: number; size: string; throughputs: number[] }[];
+}
+
+/**
+ * A shard's results log as run-test-matrix --shard I/N leaves one on its
+ * host: a matrix run whose options name the shard (as the matrix sets them)
+ * and whose run and results carry that host's facts. Shards of one split
+ * share every other option, so that results merge takes them.
+ */
+export function writeShardLog(path: string, s: FakeShard): void {
+  const host = { ...HOST, hostname: s.hostname };
+  const db = ResultsDb.open(path);
+  try {
+    const run = db.startRun({
+      kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32),
+      options: { memory_limits: [512, 256], file_sizes: ["100M"], iterations: 5, warmup: 0, shard: { index: s.index, count: s.count, source: `--shard ${s.index}/${s.count}` } },
+      host,
+    });
+    for (const c of s.cells) for (const t of c.throughputs) db.addResult(fakeResult({ ram: c.ram, size: c.size, throughput: t, runId: run, host }), null);
+    db.setRunStatus(run, "complete", "2026-01-29T12:10:00+00:00");
+  } finally {
+    db.close();
+  }
+}
+
+/** Each shard's log written as `${name}-I.db` in `dir`, then merged by `results merge` into `into`: the merged run's id. */
+export async function mergedRun(dir: string, name: string, into: string, shards: FakeShard[]): Promise<number> {
+  const logs = shards.map((s) => join(dir, `${name}-${s.index}.db`));
+  shards.forEach((s, i) => writeShardLog(logs[i], s));
+  const ran = await runScript("results", ["merge", ...logs, "--into", into]);
+  if (ran.code !== 0) throw new Error(`results merge: ${ran.stderr}`);
+  return Number(ran.stdout.trim());
 }

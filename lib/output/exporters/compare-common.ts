@@ -76,6 +76,20 @@ function fmtPs(m: MetricComparison): string {
 const METRIC_ALIGN: Align[] = ["left", "left", "right", "right", "right", "right", "left", "right", "right", "left"];
 const METRIC_HEADER = ["Metric", "Family", "Runs A/B", "Median A", "Median B", "B/A", "95 % CI", "p (Holm)", "MDE", "Verdict"];
 
+/** "node-1" (or "node-1, node-2"), "-" for a side with no result there. */
+export function hostsText(hosts: string[] | undefined): string {
+  return hosts && hosts.length > 0 ? hosts.join(", ") : "-";
+}
+
+/**
+ * The "Host A" and "Host B" columns of the per-cell tables, present only when
+ * the comparison names hosts (a side measured on several: a merged run).
+ */
+function hostColumns(c: Comparison): { header: string[]; of: (cell: CellComparison) => string[]; align: Align[] } {
+  if (!c.cells.some((cell) => cell.a.hosts || cell.b.hosts)) return { header: [], of: () => [], align: [] };
+  return { header: ["Host A", "Host B"], of: (cell) => [hostsText(cell.a.hosts), hostsText(cell.b.hosts)], align: ["left", "left"] };
+}
+
 /** One cell's every metric: changed ones first, then the rest, then the derived figures. */
 export function cellTable(cell: CellComparison): TextTable {
   const rows = cell.metrics.map((m) => [
@@ -93,25 +107,28 @@ export function cellTable(cell: CellComparison): TextTable {
   for (const d of cell.derived) {
     rows.push([`${d.metric}${unitOf(d.unit)}`, "derived", "", scaled(d.median_a, d.key), scaled(d.median_b, d.key), fmtRatio(d.ratio), "-", "-", "-", `from ${d.from}, not tested`]);
   }
-  return { title: `${cellName(cell)}: every metric, changed first`, header: METRIC_HEADER, rows, align: METRIC_ALIGN };
+  const where = cell.a.hosts || cell.b.hosts ? ` (A on ${hostsText(cell.a.hosts)}, B on ${hostsText(cell.b.hosts)})` : "";
+  return { title: `${cellName(cell)}${where}: every metric, changed first`, header: METRIC_HEADER, rows, align: METRIC_ALIGN };
 }
 
 /** One row per cell: the primary metrics' ratio and verdict. */
 export function primaryTable(c: Comparison): TextTable {
-  const header = ["RAM (MB)", "File", "Runs A/B", ...PRIMARY_METRICS.map((m) => m.name)];
+  const hosts = hostColumns(c);
+  const header = ["RAM (MB)", "File", ...hosts.header, "Runs A/B", ...PRIMARY_METRICS.map((m) => m.name)];
   return {
     title: "Primary metrics: B/A and verdict (Holm-corrected per cell)",
     header,
     rows: c.cells.map((cell) => [
       String(cell.ram_mb),
       cell.file_size,
+      ...hosts.of(cell),
       `${cell.throughput.n_a}/${cell.throughput.n_b}`,
       ...PRIMARY_METRICS.map((p) => {
         const m = cell.metrics.find((x) => x.key === p.key)!;
         return m.ratio === null ? m.label : `${fmtRatio(m.ratio)} ${m.label}`;
       }),
     ]),
-    align: ["right", "left", "right", ...PRIMARY_METRICS.map((): Align => "left")],
+    align: ["right", "left", ...hosts.align, "right", ...PRIMARY_METRICS.map((): Align => "left")],
   };
 }
 
@@ -128,12 +145,14 @@ function reasons(failures: Record<string, number>): string {
 }
 
 export function outcomeTable(c: Comparison): TextTable {
+  const hosts = hostColumns(c);
   return {
     title: "Outcomes (A/B)",
-    header: ["RAM (MB)", "File", "Passed", "Failed", "OOM", "No result", "Failures A", "Failures B"],
+    header: ["RAM (MB)", "File", ...hosts.header, "Passed", "Failed", "OOM", "No result", "Failures A", "Failures B"],
     rows: c.cells.map((cell) => [
       String(cell.ram_mb),
       cell.file_size,
+      ...hosts.of(cell),
       `${cell.a.passed}/${cell.b.passed}`,
       `${cell.a.failed}/${cell.b.failed}`,
       `${cell.a.oom}/${cell.b.oom}`,
@@ -141,7 +160,7 @@ export function outcomeTable(c: Comparison): TextTable {
       reasons(cell.a.failures) || "-",
       reasons(cell.b.failures) || "-",
     ]),
-    align: ["right", "left", "right", "right", "right", "right", "left", "left"],
+    align: ["right", "left", ...hosts.align, "right", "right", "right", "right", "left", "left"],
   };
 }
 

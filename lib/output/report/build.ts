@@ -1,13 +1,14 @@
 // Assembles the report of one or more stored runs: per run its facts, charts,
-// per-cell statistics and memory timelines; for two runs (or a live
+// per-cell statistics (with each cell's host, for a run measured on several),
+// the drift sentinel's control series and memory timelines; for two runs (or a live
 // comparison's run, whose paired run comes along) the comparison B / A with
 // its intervals; for ram-floor runs their floors, builds side by side.
 import {
-  DEFAULT_CV_THRESHOLD, cellKeyOf, cellName, describeNoise, errorCell, likelyCauses, resultCell, summarizeRuns, type CellKey, type CellSummary,
+  DEFAULT_CV_THRESHOLD, cellKeyOf, cellName, describeNoise, errorCell, likelyCauses, resultCell, runHosts, summarizeRuns, type CellKey, type CellSummary,
 } from "../../stats/cells.ts";
 import { buildComparison, type Comparison, type ComparisonOptions } from "../../stats/comparison.ts";
 import { UsageError } from "../../core/errors.ts";
-import { cellTables, methodLine, notes, outcomeTable, primaryTable } from "../exporters/compare-common.ts";
+import { cellTables, hostsText, methodLine, notes, outcomeTable, primaryTable } from "../exporters/compare-common.ts";
 import type { HostFacts } from "../../upload/host.ts";
 import { isoTimestamp, iterationOf, type TestResult } from "../../upload/result.ts";
 import type { FloorRow, ResultsDb } from "../../store/results-db.ts";
@@ -15,6 +16,9 @@ import { formatBytes, MiB } from "../../core/sizes.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { displayPath } from "../../core/paths.ts";
 import { findResultFile, loadRun, sideOf, type StoredRun } from "../../store/stored-runs.ts";
+import type { MergedShard } from "../../store/merge.ts";
+import { CONTROL_KIND } from "../../matrix/sentinel.ts";
+import { controlSection } from "./controls.ts";
 import { readTimeline, type TimelineSample } from "../../upload/timeline.ts";
 import { RAM_FLOOR_KIND, bracketEnds, type Floor, type FloorSearchSettings } from "../../floor/search.ts";
 import { chartHtml, escapeHtml, factsHtml, listWarningHtml, notesHtml, pageHtml, scrollHtml, tableHtml, warningsHtml } from "./html.ts";
@@ -47,10 +51,11 @@ function cellGroups(s: StoredRun): CellGroup[] {
   );
 }
 
-/** Every cell of a stored run, harness-error-only cells included. */
+/** Every cell of a stored run, harness-error-only cells included; each names its host when the run was measured on several. */
 export function runCells(s: StoredRun, opts: ComparisonOptions = {}): CellSummary[] {
+  const hosts = runHosts(s.results).length > 1;
   return cellGroups(s).map((c) =>
-    summarizeRuns(c.key, c.results, { seed: opts.seed, resamples: opts.resamples, cvThreshold: opts.cvThreshold, harnessErrors: c.errors }),
+    summarizeRuns(c.key, c.results, { seed: opts.seed, resamples: opts.resamples, cvThreshold: opts.cvThreshold, harnessErrors: c.errors, hosts }),
   );
 }
 
@@ -67,23 +72,25 @@ function pct(v: number | null): string {
 }
 
 function statsTable(cells: CellSummary[]): string {
+  // A run measured on several hosts (a merged one): which host measured each cell.
+  const byHost = cells.some((c) => c.hosts);
   return tableHtml(
     {
       header: [
-        "RAM (MB)", "File", "Runs", "Passed", "OOM", "Other failures", "No result",
+        "RAM (MB)", "File", ...(byHost ? ["Host"] : []), "Runs", "Passed", "OOM", "Other failures", "No result",
         "Throughput median (MiB/s)", "95 % CI", "CV",
         "Peak memory median (MiB)", "95 % CI", "CV",
         "PicoShare peak RSS median (MiB)", "95 % CI", "Anon peak median (MiB)",
         "Duration median (s)", "CV",
       ],
       rows: cells.map((c) => [
-        String(c.ram_mb), c.file_size, String(c.runs), String(c.passed), String(c.oom), String(c.failed - c.oom), String(c.harness_errors),
+        String(c.ram_mb), c.file_size, ...(byHost ? [hostsText(c.hosts)] : []), String(c.runs), String(c.passed), String(c.oom), String(c.failed - c.oom), String(c.harness_errors),
         fmt(c.throughput_mbps.median, 2), ci(c.throughput_mbps, 2), pct(c.throughput_mbps.cv),
         fmt(c.peak_memory_bytes.median, 1, MiB), ci(c.peak_memory_bytes, 1, MiB), pct(c.peak_memory_bytes.cv),
         fmt(c.picoshare_peak_rss_bytes.median, 1, MiB), ci(c.picoshare_peak_rss_bytes, 1, MiB), fmt(c.anon_peak_bytes.median, 1, MiB),
         fmt(c.duration_seconds.median, 2), pct(c.duration_seconds.cv),
       ]),
-      numeric: [true, false, true, true, true, true, true, true, false, true, true, false, true, true, false, true, true, true],
+      numeric: [true, false, ...(byHost ? [false] : []), true, true, true, true, true, true, false, true, true, false, true, true, false, true, true, true],
     },
     "Per cell (statistics over the successful runs)",
   );
@@ -117,10 +124,23 @@ function noiseWarning(s: StoredRun, cells: CellSummary[], threshold: number): st
   );
 }
 
-/** What every run's section starts with: its kind, status, build, backend, host and folder. */
+/** A merged run's shards as `results merge` recorded them (options.merged_from); none for other runs. */
+function mergedFrom(s: StoredRun): MergedShard[] {
+  try {
+    const from = (JSON.parse(s.run.options_json) as { merged_from?: MergedShard[] }).merged_from;
+    return Array.isArray(from) ? from : [];
+  } catch {
+    return [];
+  }
+}
+
+/** What every run's section starts with: its kind, status, build, backend, host, shards (a merged run) and folder. */
 function runFacts(s: StoredRun): [string, string][] {
   const r = s.run;
   const side = sideOf(s, ""); // version and sha256 from the run, else from its results
+  const shards = mergedFrom(s).map(
+    (m) => `${m.shard ? `${m.shard.index}/${m.shard.count}` : "?"} on ${m.hostname ?? "unknown host"}, ${m.cells.length} cell(s) (run ${m.run_id} of ${displayPath(m.path)})`,
+  );
   return [
     ["Kind", `${r.kind}${r.label ? ` (side ${r.label}${r.paired_run_id ? ` of a comparison with run ${r.paired_run_id}` : ""})` : ""}`],
     ["Status", r.status],
@@ -128,11 +148,13 @@ function runFacts(s: StoredRun): [string, string][] {
     ["PicoShare", `${side.picoshare_version ?? "?"}, sha256 ${side.picoshare_sha256 ?? "?"}`],
     ["Backend", `${r.backend} ${JSON.stringify(s.fingerprint.backend_settings)}`],
     ...hostLine(s.fingerprint.host),
+    // The host facts above are the first shard's; each cell's host is in the per-cell table.
+    ...(shards.length > 0 ? [["Shards", shards.join("; ")] as [string, string]] : []),
     ["Results", r.results_dir ?? "-"],
   ];
 }
 
-async function runSection(s: StoredRun, cells: CellSummary[], threshold: number): Promise<string> {
+async function runSection(s: StoredRun, cells: CellSummary[], threshold: number, controls: string): Promise<string> {
   const r = s.run;
   const name = `Run ${r.id}`;
   const parts = [`<h2 id="run-${r.id}">${escapeHtml(name)}</h2>`, factsHtml(runFacts(s))];
@@ -151,6 +173,7 @@ async function runSection(s: StoredRun, cells: CellSummary[], threshold: number)
       `${chartHtml(`outcomes-${r.id}`, grid, CAPTIONS.outcomes)}</div>`,
     scrollHtml(statsTable(cells)),
     noiseWarning(s, cells, threshold),
+    controls,
     timelines,
   );
   return parts.join("\n");
@@ -352,7 +375,8 @@ async function comparisonSection(c: Comparison): Promise<string> {
 /** Which two runs to compare: the two given, or a live comparison's run and its pair. */
 export function comparisonPair(runs: StoredRun[]): [number, number] | null {
   if (runs.length === 2) return [runs[0].run.id, runs[1].run.id];
-  if (runs.length === 1 && runs[0].run.paired_run_id !== null) {
+  // A control run names its matrix's run as its pair, but is no side of a comparison.
+  if (runs.length === 1 && runs[0].run.paired_run_id !== null && runs[0].run.kind !== CONTROL_KIND) {
     const r = runs[0].run;
     // A compare-b run given alone is still the B side.
     return r.kind === "compare-b" ? [r.paired_run_id!, r.id] : [r.id, r.paired_run_id!];
@@ -381,7 +405,9 @@ export async function buildReport(db: ResultsDb, ids: number[], opts: ReportOpti
   } else if (runs.length > 2) {
     sections.push(notesHtml([`${runs.length} runs: no comparison (give two runs, or one run of a live comparison, for B / A).`]));
   }
-  for (const s of runs) sections.push(await runSection(s, runCells(s, opts), opts.cvThreshold ?? DEFAULT_CV_THRESHOLD));
+  for (const s of runs) {
+    sections.push(await runSection(s, runCells(s, opts), opts.cvThreshold ?? DEFAULT_CV_THRESHOLD, await controlSection(db, s)));
+  }
   for (const s of floorRuns) sections.push(floorRunSection(s));
 
   const all = [...runs, ...floorRuns];

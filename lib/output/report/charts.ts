@@ -8,6 +8,7 @@ import type { Comparison } from "../../stats/comparison.ts";
 import { MiB } from "../../core/sizes.ts";
 import type { MetricComparison } from "../../stats/verdict.ts";
 import { TIMELINE_PHASES, type TimelinePhase, type TimelineSample } from "../../upload/timeline.ts";
+import { DRIFT_BASELINE, DRIFT_MIN_BAND, type DriftBand } from "../../upload/noise.ts";
 
 const WIDTH = 400;
 const HEIGHT = 260;
@@ -47,6 +48,10 @@ export const CAPTIONS = {
     "RAM floor against file size, one line per build: the point is the lowest limit at which every run passed, its bar reaches down to " +
     "the highest limit at which a run failed (the floor lies between them); an open point: the search stopped on its time limit. " +
     "Builds are drawn side by side at each size.",
+  control:
+    `The drift sentinel's control runs: each one's figure against the matrix tests run before it. Shaded: the band, the first ${DRIFT_BASELINE} ` +
+    `controls' spread widened to at least ${DRIFT_MIN_BAND * 100} % of their median (dashed); a control outside it drifted: the host ` +
+    "changed under the matrix, and the cells measured after it are not measured on the same host as those before.",
   timeline:
     "Memory against time: the working set (and, where the backend tells them apart, anonymous and file-backed memory); shaded: " +
     "the phases; dashed: the memory limit.",
@@ -454,4 +459,64 @@ export function ratioSpec(c: Comparison): TopLevelSpec {
     hconcat: [panel("throughput", "Throughput"), panel("peak_memory", "Peak memory")],
     resolve: { scale: { color: "shared" } },
   };
+}
+
+/** How a control run stands against its figure's band, in the legend's order. */
+export const CONTROL_STATES = [`first ${DRIFT_BASELINE}: set the band`, "within the band", "outside the band: drift"] as const;
+const CONTROL_COLORS = ["#4e79a7", "#59a14f", "#e15759"];
+const CONTROL_SHAPES = ["circle", "circle", "triangle-down"];
+
+/** One control run's figure, for the control chart. */
+export interface ControlPoint {
+  /** Which control run (1-based) and after how many tests of the matrix it ran. */
+  control: number;
+  after: number;
+  value: number;
+  state: (typeof CONTROL_STATES)[number];
+}
+
+/** A panel per figure (throughput, CPU seconds): the controls against the tests before them, the band shaded, drifted ones marked. */
+export function controlSpec(panels: { name: string; unit: string; band: DriftBand | null; points: ControlPoint[] }[], title: string): TopLevelSpec {
+  const afters = panels.flatMap((p) => p.points.map((x) => x.after));
+  const x = {
+    field: "after", type: "quantitative" as const, title: "After test (of the matrix)",
+    scale: { domain: [Math.min(0, ...afters), Math.max(1, ...afters)], nice: false, padding: 10 }, axis: { tickMinStep: 1, format: "d" },
+  };
+  const state = {
+    field: "state", type: "nominal" as const, title: "Control",
+    scale: { domain: [...CONTROL_STATES], range: CONTROL_COLORS }, legend: { labelLimit: 320 },
+  };
+  // The same field and title: one legend with both colour and shape.
+  const shape = { field: "state", type: "nominal" as const, title: "Control", scale: { domain: [...CONTROL_STATES], range: CONTROL_SHAPES } };
+  const panel = (p: (typeof panels)[number]) => {
+    const y = { type: "quantitative" as const, title: `${p.name} (${p.unit})`, scale: { zero: false, padding: 10 } };
+    const band = p.band ? [{ from: p.band.from, to: p.band.to, mid: p.band.mid }] : [];
+    return {
+      title: { text: p.name, fontSize: 12 },
+      width: 320,
+      height: 200,
+      layer: [
+        // No x: the band spans the whole panel.
+        { data: { values: band }, mark: { type: "rect" as const, color: "#4e79a7", opacity: 0.12 }, encoding: { y: { ...y, field: "from" }, y2: { field: "to" } } },
+        { data: { values: band }, mark: { type: "rule" as const, color: "#4e79a7", strokeDash: [4, 3] }, encoding: { y: { ...y, field: "mid" } } },
+        {
+          data: { values: p.points },
+          layer: [
+            { mark: { type: "line" as const, color: "#999", strokeWidth: 1.5 }, encoding: { x, y: { ...y, field: "value" } } },
+            {
+              mark: { type: "point" as const, filled: true, size: 80 },
+              encoding: {
+                x,
+                y: { ...y, field: "value" },
+                color: state,
+                shape,
+                tooltip: [{ field: "control" }, { field: "after", title: "after test" }, { field: "value", title: `${p.name} (${p.unit})` }, { field: "state" }],
+              },
+            },
+          ],
+        },
+      ],
+    };
+  };
+  return { ...frame(title), hconcat: panels.map(panel), resolve: { scale: { color: "shared", shape: "shared" } } };
 }
