@@ -40,6 +40,6 @@ test("packages missing and no apt-get: exit 2, one line naming them, nothing ins
   expect(r.code).toBe(2);
   const lines = r.stderr.trim().split("\n");
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^\[test\] ERROR: missing Debian packages curl gzip sqlite3 .* vagrant vagrant-libvirt and no apt-get to install them: install them by hand$/);
+  expect(lines[0]).toMatch(/^\[test\] ERROR: missing Debian packages curl gzip sqlite3 .* vagrant vagrant-libvirt slurmctld slurmd slurm-client munge and no apt-get to install them: install them by hand$/);
   expect(r.stdout).toBe("");
 });
