@@ -22,7 +22,7 @@ export const NGINX = "/usr/sbin/nginx";
 
 type ValueKind = "flag" | "time" | "size" | "offset";
 
-/** The directives --proxy-setting may set, and what kind of value each takes. */
+/** The directives --proxy-settings may set, and what kind of value each takes. */
 const SETTABLE: Record<string, ValueKind> = {
   proxy_request_buffering: "flag",
   proxy_buffering: "flag",
@@ -70,20 +70,20 @@ const VALUE_FORMS: Record<ValueKind, { re: RegExp; example: string }> = {
 function checkSetting(name: string, value: string): void {
   const kind = SETTABLE[name];
   if (!kind) {
-    throw new UsageError(`--proxy-setting ${name}: not a directive the harness sets; use one of ${PROXY_SETTING_NAMES.join(", ")}`);
+    throw new UsageError(`--proxy-settings ${name}: not a directive the harness sets; use one of ${PROXY_SETTING_NAMES.join(", ")}`);
   }
   // The general form first: nothing that could end the directive or open a block reaches the file.
   const form = VALUE_FORMS[kind];
   if (!/^[A-Za-z0-9._]+$/.test(value) || !form.re.test(value)) {
-    throw new UsageError(`--proxy-setting ${name}=${value}: the value must be ${form.example}`);
+    throw new UsageError(`--proxy-settings ${name}=${value}: the value must be ${form.example}`);
   }
 }
 
-/** NAME=VALUE of --proxy-setting, checked against the allow-list. */
+/** NAME=VALUE of --proxy-settings, checked against the allow-list. */
 export function parseProxySetting(text: string): [string, string] {
   const eq = text.indexOf("=");
   if (eq <= 0) {
-    throw new UsageError(`--proxy-setting ${text}: expected NAME=VALUE, e.g. proxy_read_timeout=300s`);
+    throw new UsageError(`--proxy-settings ${text}: expected NAME=VALUE, e.g. proxy_read_timeout=300s`);
   }
   const name = text.slice(0, eq).trim();
   const value = text.slice(eq + 1).trim();
