@@ -225,6 +225,25 @@ describe("run-test --backend qemu", () => {
     timings.push(`OOM at 120 MiB: ${r.backend_settings.oom_killed_processes}`);
   });
 
+  test("an upload past --timeout: timeout, then PicoShare restarted in the VM on the same data, its database checked, the earlier entry served", async () => {
+    const c = newCase();
+    // Under emulation a 64M upload takes several seconds: 1 s ends it mid-transfer.
+    const run = startScript("run-test", args(c, "--ram", "512", "--file-size", "64M", "--timeout", "1", "--no-download"), { TMPDIR: c.tmp });
+    const ran = await run.done;
+    expect(ran.code).toBe(1);
+    const r = readResult(ran);
+    expect(r.exit_reason).toBe("timeout");
+    if (r.recovery?.error) console.error(ran.stderr);
+    expect(r.recovery).toMatchObject({ started: true, integrity_check: "ok", earlier_entry_intact: true, error: null });
+    expect(r.recovery.restart_seconds).toBeGreaterThan(0);
+    expect(typeof r.recovery.temp_files_left).toBe("number");
+    expect(r.backend_settings.picoshare_restart_guest_pid).toBeGreaterThan(0);
+    expect(r.backend_settings.picoshare_restart_guest_pid).not.toBe(r.backend_settings.picoshare_guest_pid);
+    expect(ran.stderr).toMatch(/Recovery: restart answered in [\d.]+ s, integrity_check ok, earlier entry served whole/);
+    await expectNothingLeft(c, run.pid);
+    timings.push(`timeout and recovery: restart ${r.recovery.restart_seconds} s, ${r.phases.teardown} s teardown`);
+  });
+
   test("Ctrl-C during the boot: exit 130, the VM is powered off, nothing left, no result", async () => {
     const c = newCase();
     const run = startScript("run-test", args(c, "--ram", "512", "--file-size", "8M"), { TMPDIR: c.tmp });

@@ -330,6 +330,16 @@ describe("a real upload through ssh", () => {
     expect(r.exit_reason).toBe("process_died");
     expect(r.error).toContain("SIGKILL");
     expect(r.oom_kills).toBe(0);
+    // Then PicoShare started again in the VM on the same data: the database
+    // copied back over scp and checked, the small entry read back whole, and
+    // the killed upload's multipart spill left in the guest's TMPDIR.
+    if (r.recovery?.error) console.error(ran.stderr);
+    expect(r.recovery).toMatchObject({ started: true, integrity_check: "ok", earlier_entry_intact: true, error: null });
+    expect(r.recovery.restart_seconds).toBeGreaterThan(0);
+    expect(r.recovery.temp_files_left).toBe(1);
+    expect(r.recovery.temp_bytes_left).toBeGreaterThan(0);
+    expect(r.recovery.temp_bytes_left).toBeLessThan(256 * MiB);
+    expect(ran.stderr).toMatch(/Recovery: restart answered in [\d.]+ s, integrity_check ok, earlier entry served whole/);
     expect(guestDirs(c)).toEqual([]);
     expect(calls(c).at(-1)).toBe("destroy -f");
     await noSshSessions();

@@ -208,7 +208,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
         seen.recovery = await recover(env, { secret, canary: seen.canary, scratch });
         logRecovery(seen.recovery);
       } else {
-        log(`Recovery: not checked: the ${opts.backend.name} backend cannot restart PicoShare on the same data (local can)`);
+        log(`Recovery: not checked: the ${opts.backend.name} backend cannot restart PicoShare on the same data`);
       }
       if (interrupted()) throw interruptSignal.reason;
     }

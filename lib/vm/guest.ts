@@ -1,9 +1,12 @@
 // What both VM backends read from a Linux guest, in one place: the OOM
 // killer's lines in its kernel log, how a process there ended, and its
 // memory in use from /proc.
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { constants as osConstants } from "node:os";
 import { shq, type ExitInfo } from "../core/exec.ts";
 import type { CounterReading } from "../core/proc.ts";
+import type { SshConnection } from "./ssh.ts";
 
 export interface OomKill {
   pid: number;
@@ -144,4 +147,31 @@ export function parseStorage(out: string): { dataDirBytes: number; tempFiles: nu
     }
   }
   return { dataDirBytes, tempFiles, tempBytes };
+}
+
+/**
+ * Copies PicoShare's database files (store.db and, where they exist, its WAL
+ * and shared memory) as they are now from the guest folder `dataDir` into the
+ * host folder `dest`; resolves with the database's path there. They go to a
+ * private folder in the guest first, copied by root where `sudo` is given
+ * (PicoShare may run as another user), handed to the ssh user, then scp'd.
+ */
+export async function fetchGuestDatabase(ssh: SshConnection, dataDir: string, sudo: string, dest: string): Promise<string> {
+  const tmp = `/tmp/picoshare-perf-db-${randomBytes(6).toString("hex")}`;
+  const d = shq(dataDir);
+  const copy = [
+    "set -e",
+    `[ -e ${d}/store.db ] || { echo "no store.db in ${dataDir}" >&2; exit 1; }`,
+    `mkdir -m 700 ${tmp}`,
+    `for f in store.db store.db-wal store.db-shm; do if [ -e ${d}/$f ]; then cp ${d}/$f ${tmp}/; fi; done`,
+    `chown -R "$1" ${tmp}`,
+  ].join("\n");
+  // "$(id -u)" is expanded by the ssh user's shell, before sudo.
+  await ssh.run(`${sudo}sh -c ${shq(copy)} copy "$(id -u)"`, { what: "copy PicoShare's database in the VM", timeoutMs: 120_000 });
+  try {
+    await ssh.fetch(`${tmp}/store.db*`, dest);
+  } finally {
+    await ssh.exec(`rm -rf ${tmp}`, { timeoutMs: 30_000 }).catch(() => {});
+  }
+  return join(dest, "store.db");
 }

@@ -269,6 +269,15 @@ export class SshConnection {
     if (r.code !== 0) throw new RemoteError(`scp ${localPath} to the VM failed (exit ${r.code ?? r.signal}): ${tail(r.stderr) || "no message"}`, r.code, r.stderr);
   }
 
+  /** Copies files from the VM into the host folder `localDir` (scp; `remotePath` may be a glob, expanded in the guest). */
+  async fetch(remotePath: string, localDir: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    const r = await run(["scp", "-F", this.configPath, "-q", "-p", `${SSH_ALIAS}:${remotePath}`, localDir], {
+      timeoutMs: opts.timeoutMs ?? 600_000,
+      signal: opts.signal,
+    }).done;
+    if (r.code !== 0) throw new RemoteError(`scp ${remotePath} from the VM failed (exit ${r.code ?? r.signal}): ${tail(r.stderr) || "no message"}`, r.code, r.stderr);
+  }
+
   /** Forwards 127.0.0.1:hostPort on this host to 127.0.0.1:guestPort in the VM, through the master. */
   async forward(hostPort: number, guestPort: number): Promise<void> {
     const spec = `127.0.0.1:${hostPort}:127.0.0.1:${guestPort}`;

@@ -13,7 +13,7 @@ import { LOOPBACK, freePort } from "../../core/net.ts";
 import { onCleanup } from "../../core/cleanup.ts";
 import { SshConnection, type RemoteStream } from "../../vm/ssh.ts";
 import type { VmImage } from "../../vm/image/index.ts";
-import { MEM_FN, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
+import { MEM_FN, fetchGuestDatabase, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
 import { vmHwmBytes } from "../../core/proc.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
 import {
@@ -42,7 +42,7 @@ export class QemuEnvironment implements TestEnvironment {
   private listeners = new Set<(s: MemSample) => void>();
   private exitedResolve!: (e: ExitInfo) => void;
   private exitInfo: ExitInfo | null = null;
-  readonly exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+  private exitedNow = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
   private bootError: string | null = null;
   private readonly sampleMs: number;
   private torn = false;
@@ -183,6 +183,10 @@ export class QemuEnvironment implements TestEnvironment {
     return "timeout";
   }
 
+  get exited(): Promise<ExitInfo> {
+    return this.exitedNow;
+  }
+
   async startPicoShare(secret: string): Promise<string> {
     const url = `http://${LOOPBACK}:${this.httpPort}`;
     if (this.bootError || !this.ssh) {
@@ -190,30 +194,53 @@ export class QemuEnvironment implements TestEnvironment {
       this.resolveExit({ code: null, signal: this.bootError ?? "the VM did not boot" });
       return url;
     }
-    const ssh = this.ssh;
     const t0 = performance.now();
-    await ssh.copy(this.spec.picoshare.path, "/tmp/picoshare", { signal: this.spec.signal });
+    await this.ssh.copy(this.spec.picoshare.path, "/tmp/picoshare", { signal: this.spec.signal });
     this.settings.copy_seconds = round((performance.now() - t0) / 1000);
     const t1 = performance.now();
-    const out = await ssh.run(startCommand(), { input: secret, what: "start PicoShare", signal: this.spec.signal, timeoutMs: 60_000 });
-    this.mainPid = Number(out.trim().split("\n").pop());
+    await this.startUnit(secret, false);
     this.settings.start_seconds = round((performance.now() - t1) / 1000);
     this.settings.picoshare_guest_pid = this.mainPid;
+    void this.qemu?.exited.then(() => this.resolveExit({ code: null, signal: "the VM stopped" }));
+    return url;
+  }
+
+  /** Starts the unit and follows its main process with the sampler (or takes its exit at once). */
+  private async startUnit(secret: string, restart: boolean): Promise<void> {
+    const out = await this.ssh!.run(startCommand({ restart }), { input: secret, what: "start PicoShare", signal: this.spec.signal, timeoutMs: 60_000 });
+    this.mainPid = Number(out.trim().split("\n").pop());
     if (!(this.mainPid > 0)) {
       // Started and gone already (e.g. OOM-killed at once): the unit's result says how.
       this.resolveExit(await this.unitExit());
     } else {
       this.startSampler();
     }
-    void this.qemu?.exited.then(() => this.resolveExit({ code: null, signal: "the VM stopped" }));
-    return url;
+  }
+
+  async restartPicoShare(secret: string): Promise<string> {
+    if (!this.ssh || this.torn || !this.qemu?.running()) throw new Error("the VM is not running");
+    // The old sampler follows the old pid; the restart gets its own, and `exited` follows the new process.
+    await this.sampler?.stop().catch(() => {});
+    this.sampler = null;
+    this.exitInfo = null;
+    this.exitedNow = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+    await this.startUnit(secret, true);
+    this.settings.picoshare_restart_guest_pid = this.mainPid;
+    return `http://${LOOPBACK}:${this.httpPort}`;
+  }
+
+  async copyDatabase(dest: string): Promise<string> {
+    if (!this.ssh || this.torn || !this.qemu?.running()) throw new Error("the VM is not running");
+    return fetchGuestDatabase(this.ssh, `${GUEST_HOME}/data`, "sudo ", dest);
   }
 
   /** The long-lived stream: one line per sample, fork-free in the guest (bash builtins only). */
   private startSampler(): void {
-    this.sampler = this.ssh!.stream(samplerCommand(this.sampleMs, this.mainPid), (line) => this.onSamplerLine(line));
-    void this.sampler.done.then((r) => {
-      if (this.torn || this.exitInfo) return;
+    const stream = this.ssh!.stream(samplerCommand(this.sampleMs, this.mainPid), (line) => this.onSamplerLine(line));
+    this.sampler = stream;
+    void stream.done.then((r) => {
+      // (A restart stops the old one on purpose.)
+      if (this.torn || this.exitInfo || this.sampler !== stream) return;
       warn(`the VM's memory sampler stopped (${r.code ?? r.signal}: ${r.stderr.trim().slice(-200) || "no message"})`);
       // Without it PicoShare's exit is seen from the console (OOM) or qemu's own exit.
       void this.watchConsole();

@@ -12,17 +12,18 @@ const GUEST_BIN = "/usr/local/bin/picoshare";
 export const UNIT = "picoshare.service";
 
 /**
- * Installs the binary copied to /tmp/picoshare and starts it as UNIT; prints
- * its main pid. The secret goes in on stdin, into a 0600 file PicoShare reads
- * (PS_SHARED_SECRET_FILE). One root shell in the guest (each sudo costs a few
- * hundred ms under TCG).
+ * Installs the binary copied to /tmp/picoshare (unless `restart`) and starts
+ * it as UNIT; prints its main pid. The secret goes in on stdin, into a 0600
+ * file PicoShare reads (PS_SHARED_SECRET_FILE). One root shell in the guest
+ * (each sudo costs a few hundred ms under TCG). A restart first stops the
+ * unit, if it still runs, and clears a failed one, so that its name is free.
  */
-export function startCommand(): string {
+export function startCommand(o: { restart?: boolean } = {}): string {
   const script = [
     "set -e",
-    `mv /tmp/picoshare ${GUEST_BIN}`,
-    `chown root:root ${GUEST_BIN}`,
-    `chmod 0755 ${GUEST_BIN}`,
+    ...(o.restart
+      ? [`systemctl stop ${UNIT} 2>/dev/null || :`, `systemctl reset-failed ${UNIT} 2>/dev/null || :`]
+      : [`mv /tmp/picoshare ${GUEST_BIN}`, `chown root:root ${GUEST_BIN}`, `chmod 0755 ${GUEST_BIN}`]),
     `(umask 077; cat > ${GUEST_HOME}/secret)`,
     `chown picoshare:picoshare ${GUEST_HOME}/secret`,
     // PicoShare's output goes to the virtio serial port named "picoshare" (a file on the host).

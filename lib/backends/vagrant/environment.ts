@@ -18,7 +18,7 @@ import { shq } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
 import { freePort, LOOPBACK } from "../../core/net.ts";
 import { retry } from "../../core/retry.ts";
-import { COUNTERS_FN, PICOSHARE_OOM_LINES, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
+import { COUNTERS_FN, PICOSHARE_OOM_LINES, fetchGuestDatabase, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
 import { vmHwmBytes, type CounterReading } from "../../core/proc.ts";
 import type { RemoteStream } from "../../vm/ssh.ts";
@@ -40,7 +40,7 @@ interface Snapshot {
 export class VagrantEnvironment implements TestEnvironment {
   readonly settings: TestEnvironment["settings"];
   readonly logPath: string;
-  readonly exited: Promise<ExitInfo>;
+  private exitedNow: Promise<ExitInfo>;
   private exitedResolve!: (e: ExitInfo) => void;
   private exitInfo: ExitInfo | null = null;
 
@@ -70,7 +70,7 @@ export class VagrantEnvironment implements TestEnvironment {
     private readonly cfg: VagrantConfig,
     private readonly reuseVm: boolean,
   ) {
-    this.exited = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+    this.exitedNow = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
     this.hostDir = mkdtempSync(join(spec.workDir, "picoshare-perf-vagrant-"));
     this.logPath = join(this.hostDir, "picoshare.log");
     writeFileSync(this.logPath, "", { mode: 0o600 });
@@ -89,6 +89,10 @@ export class VagrantEnvironment implements TestEnvironment {
       cpu_source: "process ticks",
     };
     this.vm = new VagrantMachine(spec, cfg, reuseVm, this.settings);
+  }
+
+  get exited(): Promise<ExitInfo> {
+    return this.exitedNow;
   }
 
   private get signal(): AbortSignal {
@@ -175,7 +179,8 @@ export class VagrantEnvironment implements TestEnvironment {
     });
     this.watcher = stream;
     void stream.done.then(async () => {
-      if (seen || this.exitInfo || this.tearing) return;
+      // (A restart stops the old one on purpose.)
+      if (seen || this.exitInfo || this.tearing || this.watcher !== stream) return;
       // The stream broke (not PicoShare): reconnect and watch again, a few times.
       if (restarts >= 3 || interrupted()) {
         warn("lost track of PicoShare in the VM (the ssh stream that watches it kept breaking)");
@@ -192,6 +197,29 @@ export class VagrantEnvironment implements TestEnvironment {
         warn(`lost the ssh connection to the VM: ${errorMessage(err)}`);
       }
     });
+  }
+
+  /**
+   * After a failure: whatever PicoShare the guest folder records is stopped,
+   * its port forward cancelled, and PicoShare started again on
+   * the same data dir in the same VM; `exited` follows the new process.
+   */
+  async restartPicoShare(secret: string): Promise<string> {
+    if (!this.vm.ssh || !this.vm.guestDir || this.tearing) throw new Error("the VM is not reachable");
+    const watcher = this.watcher;
+    this.watcher = null;
+    await watcher?.stop().catch(() => {});
+    await stopGuestProcesses(this.vm.remote(), this.vm.guestDir);
+    if (this.hostPort) await this.vm.remote().cancelForward(this.hostPort, this.guestPort).catch(() => {});
+    this.exitInfo = null;
+    this.exitedNow = new Promise<ExitInfo>((r) => (this.exitedResolve = r));
+    this.lastSnapshot = null;
+    return this.startPicoShare(secret);
+  }
+
+  async copyDatabase(dest: string): Promise<string> {
+    if (!this.vm.ssh || !this.vm.guestDir || this.tearing) throw new Error("the VM is not reachable");
+    return fetchGuestDatabase(this.vm.remote(), `${this.vm.guestDir}/data`, this.facts.sudo, dest);
   }
 
   private async markExited(info: ExitInfo): Promise<void> {
