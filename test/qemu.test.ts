@@ -192,6 +192,18 @@ describe("run-test --backend qemu", () => {
     expect(r.data_dir_bytes).toBeGreaterThanOrEqual(8 * MiB);
     expect([0, 1]).toContain(r.temp_files_left);
     expect(r.test_counters.read_syscalls).toBeGreaterThan(r.read_syscalls);
+    // The split ends at the client's last byte (the server's temp files cost an ssh round trip a look).
+    expect(r.upload_transfer_end).toBe("client");
+    expect(r.upload_transfer_seconds).toBeGreaterThan(0);
+    expect(r.upload_processing_seconds).toBeGreaterThan(0);
+    expect(r.upload_transfer_seconds + r.upload_processing_seconds).toBeCloseTo(r.duration_seconds, 2);
+    // The download, measured through the port forward, is the one --verify hashed.
+    expect(r.download_exit_reason).toBe("success");
+    expect(r.download_duration_seconds).toBeGreaterThan(0);
+    expect(r.download_peak_memory_bytes).toBeGreaterThan(r.initial_memory_bytes / 2);
+    const timeline = readFileSync(r.timeline_file, "utf8").trim().split("\n");
+    expect(timeline[0]).toBe("t_seconds,phase,working_set_bytes,anon_bytes,file_bytes");
+    expect(new Set(timeline.slice(1).map((l) => l.split(",")[1]))).toContain("download");
     // PicoShare's own output, from the guest's serial port.
     const log = readFileSync(join(c.results, readdirSync(c.results).find((n) => n.startsWith("picoshare-"))!), "utf8");
     expect(log).toContain("starting picoshare server");
