@@ -5,23 +5,21 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseCli, positiveInt } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
-import { UsageError, errorMessage } from "../lib/core/errors.ts";
+import { UsageError } from "../lib/core/errors.ts";
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { ResultsDb, type HarnessErrorRow, type ResultRow, type RunRow } from "../lib/store/results-db.ts";
 import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../lib/store/csv.ts";
 import { resultsTable } from "../lib/output/summary.ts";
 import { formatTable } from "../lib/output/table.ts";
 import type { ExitReason } from "../lib/upload/result.ts";
-import { cellName, parseCellName } from "../lib/stats/cells.ts";
+import { cellName } from "../lib/stats/cells.ts";
 import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
 import { loadRun } from "../lib/store/stored-runs.ts";
 import { writeFileAtomic } from "../lib/core/files.ts";
 import { mergeShards } from "../lib/store/merge.ts";
 import { log, warn } from "../lib/core/log.ts";
-import { cellTrend, trendMetric, trendTitle, type TrendPoint } from "../lib/stats/trend.ts";
-import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
-import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
-import { parseSize } from "../lib/core/sizes.ts";
+import { cellTrend, parseSince, parseTrendCell, parseTrendMetric, trendRuns, trendTable, trendTitle, type TrendPoint } from "../lib/stats/trend.ts";
+import type { ComparedMetric } from "../lib/stats/metrics.ts";
 
 const DEFAULT_DB = join(RESULTS_DIR, "results.db");
 
@@ -70,8 +68,9 @@ Options:
   --cell CELL   trend: the cell, spelt as everywhere: 256MB/1G, 256MB/1G/x3
   --metric M    trend: a metric of compare (throughput, picoshare_peak_rss,
                 cpu_seconds, disk_write_bytes, peak_memory, ...)
-  --since DATE  trend: only runs started on or after DATE (2026-11-01, or a
-                full ISO 8601 time)
+  --since DATE  trend: only runs started on or after DATE: 2026-11-01 (local
+                midnight) or an ISO 8601 time (2026-11-01T14:30, local;
+                2026-11-01T14:30:00+01:00); other forms are refused
   --into DB     merge: the results log the merged run goes to (made if missing)
   --help        Show this text
 
@@ -83,6 +82,14 @@ and harness_errors (matrix tests for which run-test wrote no result). list,
 show and --csv leave warm-up runs out; --json has every record. For example:
   sqlite3 results/results.db 'SELECT ram_mb, file_size, throughput_mbps FROM results WHERE run_id = 3'
   sqlite3 -header -column results/results.db 'SELECT id, kind, status, started_at FROM runs'
+
+Examples:
+  bun scripts/results.ts list --limit 10
+  bun scripts/results.ts show 3 --csv > run-3.csv
+  bun scripts/results.ts export 12 --format bmf --out bmf.json
+  bun scripts/results.ts trend --cell 256MB/1G --metric throughput --since 2026-11-01
+  bun scripts/results.ts trend --cell 256MB/1G/x3 --metric picoshare_peak_rss --json
+  bun scripts/results.ts merge shard-1.db shard-2.db --into results/results.db
 
 Exit status: 0 done, 2 bad usage, an unknown run or no results log.
 `;
@@ -188,22 +195,13 @@ function show(db: ResultsDb, id: number, format: "table" | "csv" | "json"): void
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
-function printTrend(points: TrendPoint[], title: string, digits: number): void {
+function printTrend(points: TrendPoint[], title: string, metric: ComparedMetric): void {
   if (points.length === 0) {
     process.stdout.write(`${title}: no run measured this cell\n`);
     return;
   }
-  const f = (x: number | null) => (x === null ? "-" : x.toFixed(digits));
-  const table = formatTable(
-    ["Run", "Started", "Kind", "PicoShare", "Commit", "n", "Median", "95% CI", ""],
-    points.map((p) => [
-      String(p.run_id), p.started_at, p.kind, p.picoshare_version, p.picoshare_commit?.slice(0, 12) ?? "-", String(p.n), f(p.median),
-      p.ci95 ? `${f(p.ci95[0])}-${f(p.ci95[1])}` : "-", p.changes.length > 0 ? "*" : "",
-    ]),
-    ["right", "left", "left", "left", "left", "right", "right", "right", "left"],
-  );
-  const notes = points.filter((p) => p.changes.length > 0).map((p) => `* run ${p.run_id}: ${p.changes.join("; ")}`);
-  process.stdout.write(`${title}\n${table}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}`);
+  const t = trendTable(points, metric);
+  process.stdout.write(`${title}\n${formatTable(t.header, t.rows, t.align)}\n${t.notes.length > 0 ? `${t.notes.join("\n")}\n` : ""}`);
 }
 
 /** A command's RUN argument: a run id. */
@@ -289,30 +287,14 @@ await runMain(async () => {
   if (cmd === "trend") {
     if (arg !== undefined) throw new UsageError(`trend takes no run id, got "${arg}": it reads every run`, true);
     if (v.cell === undefined || v.metric === undefined) throw new UsageError("trend needs --cell CELL and --metric METRIC (e.g. --cell 256MB/1G --metric throughput)", true);
-    let cell;
-    try {
-      cell = parseCellName(v.cell);
-    } catch (err) {
-      throw new UsageError(`--cell: ${errorMessage(err)}`);
-    }
-    const bytes = (() => {
-      try {
-        return parseSize(cell.file_size).bytes;
-      } catch (err) {
-        throw new UsageError(`--cell ${v.cell}: ${errorMessage(err)}`);
-      }
-    })();
-    const metric = trendMetric(v.metric);
-    if (!metric) throw new UsageError(`--metric "${v.metric}" is not a metric of compare (${COMPARED_METRICS.map((m) => m.key).join(", ")})`);
-    if (v.since !== undefined && Number.isNaN(Date.parse(v.since))) throw new UsageError(`--since "${v.since}" is not a date (e.g. --since 2026-11-01)`);
+    const cell = parseTrendCell("--cell", v.cell);
+    const metric = parseTrendMetric("--metric", v.metric);
+    const since = v.since === undefined ? null : parseSince("--since", v.since);
     const db = openDb(dbPath);
     try {
-      const runs = db.listRuns(1_000_000)
-        .filter((r) => r.kind !== RAM_FLOOR_KIND && (v.since === undefined || Date.parse(r.started_at) >= Date.parse(v.since)))
-        .map((r) => loadRun(db, r.id, displayPath(dbPath)));
-      const points = cellTrend(runs, { ...cell, file_size_bytes: bytes }, metric);
+      const points = cellTrend(trendRuns(db, displayPath(dbPath), since), cell, metric);
       if (v.json) process.stdout.write(`${JSON.stringify({ cell: cellName(cell), metric: metric.key, unit: metric.unit, points }, null, 2)}\n`);
-      else printTrend(points, trendTitle(cell, metric), metric.digits);
+      else printTrend(points, trendTitle(cell, metric), metric);
     } finally {
       db.close();
     }

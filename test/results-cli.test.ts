@@ -255,11 +255,78 @@ describe("export and trend", () => {
       [["--cell", "256 1G", "--metric", "throughput"], /--cell: "256 1G" is not a cell/],
       [["--cell", "256MB/1G", "--metric", "speed"], /--metric "speed" is not a metric of compare/],
       [["--cell", "256MB/1G"], /trend needs --cell CELL and --metric METRIC/],
-      [["--cell", "256MB/1G", "--metric", "throughput", "--since", "yesterday"], /--since "yesterday" is not a date/],
+      [["--cell", "256MB/1G", "--metric", "throughput", "--since", "yesterday"], /--since "yesterday" is not an ISO 8601 date or time/],
     ] as const) {
       const bad = await stored("trend", ...args);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(message);
+    }
+  });
+});
+
+describe("trend: the harness mark and --since", () => {
+  let store: string;
+  const runs: number[] = [];
+  // Around midnight in Berlin (UTC+1 in November): the second run started at 00:30 there on 2 November, 23:30 UTC on the 1st.
+  const plan = [
+    { at: "2026-11-01T22:30:00+00:00", harness: "a".repeat(40), governor: "performance", t: 90 },
+    { at: "2026-11-01T23:30:00+00:00", harness: "b".repeat(40), governor: "performance", t: 100 },
+    { at: "2026-11-02T11:00:00+01:00", harness: "c".repeat(40), governor: "powersave", t: 80 },
+    { at: "2026-11-02T12:00:00+01:00", harness: "c".repeat(40), governor: "powersave", t: 81 },
+  ];
+  beforeAll(async () => {
+    const { ResultsDb } = await import("../lib/store/results-db.ts");
+    const { HOST, fakeResult } = await import("./helpers/results.ts");
+    store = join(c.base, "since.db");
+    const sdb = ResultsDb.open(store);
+    for (const p of plan) {
+      const host = { ...HOST, cpu_governor: p.governor };
+      const id = sdb.startRun({ kind: "matrix", startedAt: p.at, backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32), options: {}, host });
+      runs.push(id);
+      for (const t of [p.t - 1, p.t, p.t + 1]) {
+        sdb.addResult({ ...fakeResult({ ram: 256, size: "1G", throughput: t, runId: id, host }), harness_commit: p.harness, harness_dirty: false }, null);
+      }
+    }
+    sdb.close();
+  });
+  const trend = async (env: Record<string, string>, ...args: string[]) => {
+    const ran = await runScript("results", ["trend", "--cell", "256MB/1G", "--metric", "throughput", "--db", store, ...args], env);
+    return { ...ran, points: ran.code === 0 && args.includes("--json") ? JSON.parse(ran.stdout).points : null };
+  };
+
+  test("a run on another harness commit is marked once, as the harness's; with the environment too, both are named", async () => {
+    const { points } = await trend({}, "--json");
+    expect(points.map((p: { run_id: number }) => p.run_id)).toEqual(runs);
+    expect(points.map((p: { differs: string[] }) => p.differs)).toEqual([[], ["harness"], ["environment", "harness"], []]);
+    expect(points[1].changes).toEqual(["harness: aaaaaaaaaaaa -> bbbbbbbbbbbb"]);
+    // The fingerprint's harness_commit is not named again as the environment's.
+    expect(points[2].changes).toEqual([
+      "environment: cpu_governor: performance vs powersave (CPU frequency scaling policy)",
+      "harness: bbbbbbbbbbbb -> cccccccccccc",
+    ]);
+    const table = await trend({});
+    expect(table.stdout).toMatch(new RegExp(`^\\s*${runs[1]}\\s.*\\*$`, "m"));
+    expect(table.stdout).toMatch(new RegExp(`^\\s*${runs[3]}\\s.*\\d$`, "m"));
+    expect(table.stdout).toContain(`* run ${runs[1]}: harness: aaaaaaaaaaaa -> bbbbbbbbbbbb\n`);
+    expect(table.stdout.match(/harness/g)).toHaveLength(2);
+  });
+
+  test("--since DATE is local midnight; a date and time with or without an offset; every other form refused", async () => {
+    const ids = (r: { points: { run_id: number }[] | null }) => r.points!.map((p) => p.run_id);
+    // Midnight in Berlin is 23:00 UTC: the run at 23:30 UTC is on the 2nd there, not in UTC.
+    expect(ids(await trend({ TZ: "Europe/Berlin" }, "--since", "2026-11-02", "--json"))).toEqual(runs.slice(1));
+    expect(ids(await trend({ TZ: "UTC" }, "--since", "2026-11-02", "--json"))).toEqual(runs.slice(2));
+    expect(ids(await trend({ TZ: "UTC" }, "--since", "2026-11-01T23:00:00Z", "--json"))).toEqual(runs.slice(1));
+    expect(ids(await trend({ TZ: "UTC" }, "--since", "2026-11-02T00:00:00.000+01:00", "--json"))).toEqual(runs.slice(1));
+    expect(ids(await trend({ TZ: "Europe/Berlin" }, "--since", "2026-11-02T11:30", "--json"))).toEqual(runs.slice(3));
+    // The first run after --since is compared with nothing: not marked.
+    expect((await trend({ TZ: "UTC" }, "--since", "2026-11-02", "--json")).points![0].changes).toEqual([]);
+    for (const since of ["yesterday", "Nov 2 2026", "11/02/2026", "2026-11-02 10:00", "2026-11-31", "2026-13-01", "2026-11-02T24:00", "2026-11-2", "20261102", "2026-11-02T10:00+0100", "2026-11-02T10:00:00+25:00"]) {
+      const bad = await trend({}, "--since", since);
+      expect({ since, code: bad.code, stdout: bad.stdout }).toEqual({ since, code: 2, stdout: "" });
+      const lines = bad.stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`ERROR: --since "${since}" is not an ISO 8601 date or time (e.g. --since 2026-11-01`);
     }
   });
 });
