@@ -1,21 +1,23 @@
 #!/usr/bin/env bun
 // One self-contained HTML report of stored runs: charts (throughput and peak
 // memory against file size, the pass / fail / OOM grid, memory timelines,
-// B / A for a comparison, RAM floors) and the per-cell statistics. stdout:
-// the report's path, alone.
+// B / A for a comparison, RAM floors, trends over the stored runs) and the
+// per-cell statistics. stdout: the report's path, alone.
 import { dirname, join, resolve } from "node:path";
-import { parseCli, positiveNumber } from "../lib/core/cli.ts";
+import { list, parseCli, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { ensureWritableDir, writeFileAtomic } from "../lib/core/files.ts";
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { openExistingDb, parseRunId } from "../lib/store/stored-runs.ts";
-import { buildReport } from "../lib/output/report/build.ts";
+import { buildReport, type TrendOptions } from "../lib/output/report/build.ts";
+import { parseSince, parseTrendCell, parseTrendMetric } from "../lib/stats/trend.ts";
 import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
 import { DEFAULT_ALPHA } from "../lib/stats/verdict.ts";
 
 const USAGE = `Usage: bun scripts/report.ts RUN [RUN ...] [--db PATH] [--out FILE]
+                             [--trend CELL,... | --no-trend] [--trend-metric M,...] [--since DATE]
 
 Writes one self-contained HTML report (inline SVG charts, no scripts, nothing
 fetched: it opens offline) of runs stored in the results log, and prints its
@@ -34,12 +36,29 @@ verdict (the first run given is A). Runs of bun scripts/find-ram-floor.ts
 (kind ram-floor) are drawn as RAM floors instead: floor against file size, a
 line per build, and per size the builds' brackets side by side.
 
+Trends: for every cell of the reported runs that two or more stored runs
+measured (matrices and comparison sides), the metric's median per run against
+when the run started, with its 95 % interval, labelled with the PicoShare
+version and commit where the build changes, marked where the environment or
+the harness differs from the run before, the reported runs ringed; and the
+same as a table (as bun scripts/results.ts trend prints it).
+
 Options:
   --db PATH           SQLite results log (default: ./results/results.db)
   --out FILE          Where the report goes (default: report-RUN[-RUN...].html
                       beside the results log)
   --alpha A           Significance level of the comparison (default: 0.05)
   --cv-threshold PCT  Flag cells whose coefficient of variation is above PCT % (default: 10)
+  --trend CELL,...    Trends of these cells instead (spelt 256MB/1G, 256MB/1G/x3),
+                      each drawn however few runs measured it
+  --trend-metric M,...
+                      The trends' metrics, of compare: throughput,
+                      picoshare_peak_rss, cpu_seconds, disk_write_bytes,
+                      peak_memory, ... (default: throughput)
+  --since DATE        Trends: only runs started on or after DATE: 2026-11-01
+                      (local midnight) or an ISO 8601 time (2026-11-01T14:30,
+                      local; 2026-11-01T14:30:00+01:00)
+  --no-trend          No trends
   --help              Show this text
 
 Examples:
@@ -47,7 +66,24 @@ Examples:
   bun scripts/report.ts 12 13 --out pr-1234.html
   bun scripts/report.ts 20 21          # two find-ram-floor runs: their floors side by side
   bun scripts/report.ts 12 --db /tmp/perf/results.db
+  bun scripts/report.ts 31 --trend 256MB/1G --since 2026-11-01
+  bun scripts/report.ts 31 --trend 256MB/1G,256MB/1G/x3 --trend-metric throughput,picoshare_peak_rss
+  bun scripts/report.ts 31 --no-trend
 `;
+
+/** The trend flags, checked (exit 2 naming the bad value); undefined: --no-trend. */
+function trendOptions(v: { trend?: string; "trend-metric"?: string; since?: string; "no-trend"?: boolean }): TrendOptions | undefined {
+  if (v["no-trend"]) {
+    const given = (["trend", "trend-metric", "since"] as const).find((k) => v[k] !== undefined);
+    if (given) throw new UsageError(`--no-trend and --${given} do not go together: drop one`);
+    return undefined;
+  }
+  return {
+    cells: v.trend === undefined ? null : list("--trend", v.trend, (c) => parseTrendCell("--trend", c), "256MB/1G,256MB/1G/x3"),
+    metrics: list("--trend-metric", v["trend-metric"] ?? "throughput", (m) => parseTrendMetric("--trend-metric", m), "throughput,picoshare_peak_rss"),
+    since: v.since === undefined ? null : { at: parseSince("--since", v.since), text: v.since },
+  };
+}
 
 await runMain(async () => {
   const { values: v, positionals } = parseCli(
@@ -56,6 +92,10 @@ await runMain(async () => {
       out: { type: "string" },
       alpha: { type: "string" },
       "cv-threshold": { type: "string" },
+      trend: { type: "string" },
+      "trend-metric": { type: "string" },
+      since: { type: "string" },
+      "no-trend": { type: "boolean" },
     },
     USAGE,
     process.argv.slice(2),
@@ -67,6 +107,7 @@ await runMain(async () => {
   const alpha = v.alpha === undefined ? DEFAULT_ALPHA : positiveNumber("--alpha", v.alpha, "0.05");
   if (alpha >= 0.5) throw new UsageError(`--alpha must be below 0.5, got "${v.alpha}" (e.g. --alpha 0.05)`);
   const cv = v["cv-threshold"] === undefined ? DEFAULT_CV_THRESHOLD * 100 : positiveNumber("--cv-threshold", v["cv-threshold"], "10");
+  const trend = trendOptions(v);
   const dbPath = resolve(v.db ?? join(RESULTS_DIR, "results.db"));
   const out = resolve(v.out ?? join(dirname(dbPath), `report-${ids.join("-")}.html`));
   if (out.endsWith("/")) throw new UsageError(`--out ${v.out} names a folder: give a file name (e.g. --out report.html)`);
@@ -75,7 +116,7 @@ await runMain(async () => {
   const db = openExistingDb(dbPath);
   let html: string;
   try {
-    html = await buildReport(db, ids, { dbPath: displayPath(dbPath), alpha, cvThreshold: cv / 100 });
+    html = await buildReport(db, ids, { dbPath: displayPath(dbPath), alpha, cvThreshold: cv / 100, trend });
   } finally {
     db.close();
   }

@@ -17,10 +17,10 @@ import { RAM_FLOOR_KIND, type Floor, type FloorProbe, type FloorSearchSettings }
 import { TIMELINE_PHASES, timelineCsv, type TimelinePhase, type TimelineSample } from "../lib/upload/timeline.ts";
 import { TIMELINE_MAX_POINTS, thinTimeline } from "../lib/output/report/charts.ts";
 import { runScript } from "./helpers/run.ts";
-import { fakeResult, mergedRun } from "./helpers/results.ts";
+import { HOST, fakeResult, mergedRun } from "./helpers/results.ts";
 import { cellName } from "../lib/stats/cells.ts";
 import { CONTROL_KIND, controlRecord, controlWatch, type ControlRecord } from "../lib/matrix/sentinel.ts";
-import { CONTROL_STATES } from "../lib/output/report/charts.ts";
+import { CAPTIONS, CONTROL_STATES, TREND_STATES } from "../lib/output/report/charts.ts";
 
 setDefaultTimeout(120_000);
 
@@ -259,13 +259,20 @@ describe("the report of a comparison", () => {
     const page = await open(out, "comparison.png");
     expect(page.errors).toEqual([]);
     expect(page.requests).toEqual([]);
-    // Each side's memory timelines (where run-test recorded them) follow its own charts.
+    // Each side's memory timelines (where run-test recorded them) follow its own charts; the trends come last.
     const timelines = page.charts.filter((c) => c.name.startsWith("timeline-"));
     expect(page.charts.filter((c) => !timelines.includes(c)).map((c) => c.name)).toEqual([
       "ratio",
       `throughput-${compareA}`, `memory-${compareA}`, `outcomes-${compareA}`,
       `throughput-${compareB}`, `memory-${compareB}`, `outcomes-${compareB}`,
+      // The cells that passed in two or more stored runs (the lone run, A and B); the 4 MB ones never did.
+      "trend-256MB-1M-throughput", "trend-256MB-8M-throughput",
     ]);
+    for (const name of ["trend-256MB-1M-throughput", "trend-256MB-8M-throughput"]) {
+      const t = page.charts.find((c) => c.name === name)!;
+      // A point per run and a ring round each side of this comparison.
+      expect(t.symbols).toBe(3 + 2);
+    }
     for (const t of timelines) {
       const ram = Number(/^timeline-\d+-(\d+)MB-/.exec(t.name)![1]);
       expect(t.texts).toContain(`limit ${ram} MiB`);
@@ -310,11 +317,30 @@ describe("the report of one run", () => {
     const page = await open(out, "run.png");
     expect(page.errors).toEqual([]);
     expect(page.requests).toEqual([]);
-    // Timelines come when run-test records them: a chart per cell, or per cell the line saying why not.
     const timelines = page.charts.filter((c) => c.name.startsWith(`timeline-${lone}-`));
-    expect(page.charts.filter((c) => !timelines.includes(c)).map((c) => c.name)).toEqual([`throughput-${lone}`, `memory-${lone}`, `outcomes-${lone}`]);
-    const without = page.notes.filter((n) => / no memory timeline: /.test(n));
-    expect(timelines.length + without.length === 3 || page.notes.includes("Memory over time: no test of this run recorded a timeline.")).toBe(true);
+    const trends = page.charts.filter((c) => c.name.startsWith("trend-"));
+    expect(page.charts.filter((c) => !timelines.includes(c) && !trends.includes(c)).map((c) => c.name)).toEqual([
+      `throughput-${lone}`, `memory-${lone}`, `outcomes-${lone}`,
+    ]);
+    // run-test's own timelines of the passed uploads, drawn: the phases it went through shaded, its samples as a line, the limit.
+    expect(page.notes).not.toContain("Memory over time: no test of this run recorded a timeline.");
+    for (const size of ["1M", "8M"]) {
+      const t = timelines.find((c) => c.name === `timeline-${lone}-256MB-${size}`)!;
+      expect(t).toBeDefined();
+      expect(t.caption).toStartWith("Of 1 successful run(s), the one with the median upload duration: iteration 1, ");
+      expect(t.legend[0]).toBe("upload");
+      expect(t.legend).toContain("working set");
+      expect(t.rects).toBe(t.legend.filter((l) => (TIMELINE_PHASES as readonly string[]).includes(l)).length);
+      expect(t.lines).toBeGreaterThanOrEqual(1);
+      expect(t.paths[0].points).toBeGreaterThanOrEqual(1);
+      expect(t.texts).toContain("limit 256 MiB");
+      expect(t.rules).toBe(1);
+    }
+    // The 4 MB cell died at start-up, before any upload: a chart if it got as far as sampling, else the line saying why not.
+    expect(timelines.length === 3 || page.notes.includes(`${cellName({ ram_mb: 4, file_size: "8M" })}: no memory timeline: no timeline recorded.`)).toBe(true);
+    // The comparison's runs measured the 256 MB cells too: a trend each, this run ringed.
+    expect(trends.map((c) => c.name)).toEqual(["trend-256MB-1M-throughput", "trend-256MB-8M-throughput"]);
+    expect(trends.every((c) => c.symbols === 3 + 1)).toBe(true);
     expect(page.charts.every((c) => c.marks > 0)).toBe(true);
     expect(page.charts[2].rects).toBe(3);
     expect(page.text).not.toContain("Comparison:");
@@ -487,8 +513,8 @@ describe("merged runs", () => {
     expect(page.text).toContain(`1/2 on node-2, 1 cell(s) (run 1 of ${join(dir, "b-1.db")})`);
     const stats = page.tables.filter((t) => t.caption === "Per cell (statistics over the successful runs)").map((t) => t.rows.map((r) => r.slice(0, 4)));
     expect(stats).toEqual([
-      [["RAM (MB)", "File", "Host", "Runs"], ["512", "8M", "node-2", "3"], ["256", "8M", "node-1", "3"]],
-      [["RAM (MB)", "File", "Host", "Runs"], ["512", "8M", "node-1", "3"], ["256", "8M", "node-2", "3"]],
+      [["Cell", "Host", "Runs", "Passed"], ["512MB/8M", "node-2", "3", "3"], ["256MB/8M", "node-1", "3", "3"]],
+      [["Cell", "Host", "Runs", "Passed"], ["512MB/8M", "node-1", "3", "3"], ["256MB/8M", "node-2", "3", "3"]],
     ]);
     const primary = page.tables.find((t) => t.caption.startsWith("Primary metrics"))!.rows.map((r) => r.slice(0, 4));
     expect(primary).toEqual([["RAM (MB)", "File", "Host A", "Host B"], ["512", "8M", "node-2", "node-1"], ["256", "8M", "node-1", "node-2"]]);
@@ -575,6 +601,145 @@ describe("the drift sentinel", () => {
   });
 });
 
+/** The harness commits of the trend runs: the second run onwards measured with another one. */
+const HARNESS = ["a".repeat(40), "b".repeat(40)];
+
+/**
+ * A run as the harness stores one, of fake results: per cell, one passed
+ * test per throughput, each with the build's version and the harness's commit.
+ */
+function storedRun(at: string, build: { version: string; harness: string; host?: Partial<typeof HOST> }, cells: { ram: number; size: string; concurrency?: number; throughputs: number[] }[]): number {
+  const db = ResultsDb.open(dbPath);
+  const host = { ...HOST, ...build.host };
+  const run = db.startRun({ kind: "matrix", startedAt: at, backend: "local", resultsDir: null, picoshareVersion: build.version, picoshareSha256: "ab".repeat(32), options: {}, host });
+  for (const c of cells) {
+    for (const [i, t] of c.throughputs.entries()) {
+      const r = fakeResult({ ram: c.ram, size: c.size, throughput: t, runId: run, host, concurrency: c.concurrency, peakMiB: 30 + t / 10 });
+      db.addResult({ ...r, iteration: i + 1, picoshare_version: build.version, harness_commit: build.harness, harness_dirty: false }, null);
+    }
+  }
+  db.setRunStatus(run, "complete", at);
+  db.close();
+  return run;
+}
+
+describe("trends", () => {
+  // Three runs of 128MB/16M (and its x3 twin) over three days: another build and harness on the second, another governor on the third.
+  let runs: number[] = [];
+  beforeAll(() => {
+    const cells = (t: number) => [{ ram: 128, size: "16M", throughputs: [t - 1, t, t + 1, t, t + 2] }, { ram: 128, size: "16M", concurrency: 3, throughputs: [t / 3, t / 3, t / 3] }];
+    runs = [
+      storedRun("2026-11-01T10:00:00+00:00", { version: "v1.5.3", harness: HARNESS[0] }, cells(90)),
+      storedRun("2026-11-02T10:00:00+00:00", { version: "v1.5.4", harness: HARNESS[1] }, cells(100)),
+      storedRun("2026-11-03T10:00:00+00:00", { version: "v1.5.4", harness: HARNESS[1], host: { cpu_governor: "powersave" } }, cells(80)),
+    ];
+  });
+
+  test("--trend CELL: the median per run over time, labelled by build, the harness and the environment changes marked once each; the table", async () => {
+    const page = await open(await report([String(runs[2]), "--trend", "128MB/16M"]), "trend.png");
+    expect(page.errors).toEqual([]);
+    expect(page.requests).toEqual([]);
+    // Only the cell asked for: not its x3 twin.
+    expect(page.charts.filter((c) => c.name.startsWith("trend-")).map((c) => c.name)).toEqual(["trend-128MB-16M-throughput"]);
+    const chart = page.charts.find((c) => c.name === "trend-128MB-16M-throughput")!;
+    expect(chart.caption).toBe(CAPTIONS.trend);
+    expect(chart.legend).toEqual([...TREND_STATES]);
+    // A point per run, and a ring round this report's run.
+    expect(chart.symbols).toBe(3 + 1);
+    const point = (median: number) => chart.points.filter((p) => p.includes(`throughput (MiB/s): ${median};`));
+    expect(point(90)).toHaveLength(1);
+    expect(point(90)[0]).toContain("Against the run before: as the run before;");
+    expect(point(100)[0]).toContain("Against the run before: harness differs;");
+    expect(point(80).some((p) => p.includes("Against the run before: environment differs;"))).toBe(true);
+    // Each point where it belongs on the y axis; the line through them.
+    expect(chart.lines).toBe(1);
+    expect(chart.paths[0].points).toBe(3);
+    expect(Math.abs(chart.paths[0].top - yOf(chart, 100))).toBeLessThan(2);
+    // The build named where it changes: the first run's and the second's, not the third's (the same build).
+    expect(chart.texts.filter((t) => t === "v1.5.3" || t === "v1.5.4")).toEqual(["v1.5.3", "v1.5.4"]);
+    // The interval's bar per run and a dashed line at each run that differs from the one before.
+    expect(chart.rules).toBe(3 + 2);
+
+    const table = page.tables.find((t) => t.caption === "throughput (MiB/s) of 128MB/16M, median per run")!.rows;
+    expect(table.slice(1).map((r) => [r[0], r[3], r[5], r[6], r[8]])).toEqual([
+      [String(runs[0]), "v1.5.3", "5", "90.00", ""],
+      [String(runs[1]), "v1.5.4", "5", "100.00", "*"],
+      [`${runs[2]} (this report)`, "v1.5.4", "5", "80.00", "*"],
+    ]);
+    // The harness's change is said once, as the harness's; the governor as the environment's.
+    expect(page.notes).toContain(`* run ${runs[1]}: harness: aaaaaaaaaaaa -> bbbbbbbbbbbb`);
+    expect(page.notes).toContain(`* run ${runs[2]}: environment: cpu_governor: performance vs powersave (CPU frequency scaling policy)`);
+    expect(page.notes.filter((n) => n.includes("harness_commit"))).toEqual([]);
+    // The same trend as `results trend` prints it: one mechanism.
+    const cli = await runScript("results", ["trend", "--cell", "128MB/16M", "--metric", "throughput", "--db", dbPath]);
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toContain(`* run ${runs[1]}: harness: aaaaaaaaaaaa -> bbbbbbbbbbbb\n`);
+  });
+
+  test("by default every cell of the run that two or more runs measured, x3 apart; --trend-metric and --since", async () => {
+    const page = await open(await report([String(runs[2]), "--trend-metric", "throughput,picoshare_peak_rss"]), "trend-default.png");
+    expect(page.errors).toEqual([]);
+    expect(page.charts.filter((c) => c.name.startsWith("trend-")).map((c) => c.name)).toEqual([
+      "trend-128MB-16M-throughput", "trend-128MB-16M-picoshare_peak_rss", "trend-128MB-16M-x3-throughput", "trend-128MB-16M-x3-picoshare_peak_rss",
+    ]);
+    const x3 = page.tables.find((t) => t.caption === "throughput (MiB/s) of 128MB/16M/x3, median per run")!.rows;
+    expect(x3.slice(1).map((r) => [r[5], r[6]])).toEqual([["3", "30.00"], ["3", "33.33"], ["3", "26.67"]]);
+    // The fake peak RSS is 30 MiB + a tenth of the throughput.
+    const rss = page.tables.find((t) => t.caption === "PicoShare peak RSS (MiB) of 128MB/16M, median per run")!.rows;
+    expect(rss.slice(1).map((r) => r[6])).toEqual(["39.0", "40.0", "38.0"]);
+    expect(page.text).toContain("Trends: throughput, PicoShare peak RSS over the stored runs");
+
+    // From the second day on: two runs, the first of them compared with nothing before it.
+    const since = await open(await report([String(runs[2]), "--trend", "128MB/16M", "--since", "2026-11-02"]), "trend-since.png");
+    expect(since.errors).toEqual([]);
+    const chart = since.charts.find((c) => c.name === "trend-128MB-16M-throughput")!;
+    expect(chart.symbols).toBe(2 + 1);
+    expect(chart.rules).toBe(2 + 1);
+    const rows = since.tables.find((t) => t.caption === "throughput (MiB/s) of 128MB/16M, median per run since 2026-11-02")!.rows;
+    expect(rows.slice(1).map((r) => [r[0], r[8]])).toEqual([[String(runs[1]), ""], [`${runs[2]} (this report)`, "*"]]);
+    // A cell no run measured, asked for: said so; --no-trend: no section.
+    const none = await open(await report([String(runs[2]), "--trend", "128MB/16M/x2"]), "trend-none.png");
+    expect(none.notes).toContain("throughput (MiB/s) of 128MB/16M/x2, median per run: no stored run measured this cell.");
+    expect(readFileSync(await report([String(runs[2]), "--no-trend"]), "utf8")).not.toContain("Trends:");
+  });
+});
+
+describe("cells of several concurrency levels", () => {
+  test("x1 and x3 of one RAM and size are cells apart: statistics, charts, grid and the comparison", async () => {
+    const cells = (t: number) => ["8M", "16M"].flatMap((size) => [
+      { ram: 192, size, throughputs: [t, t + 1, t - 1, t, t + 2] },
+      { ram: 192, size, concurrency: 3, throughputs: [t / 2, t / 2 + 1, t / 2 - 1, t / 2, t / 2 + 1] },
+    ]);
+    const a = storedRun("2026-11-05T10:00:00+00:00", { version: "v1.5.4", harness: HARNESS[1] }, cells(60));
+    const b = storedRun("2026-11-05T11:00:00+00:00", { version: "v1.5.4", harness: HARNESS[1] }, cells(90));
+    const page = await open(await report([String(a), String(b), "--no-trend"]), "concurrency.png");
+    expect(page.errors).toEqual([]);
+    expect(page.requests).toEqual([]);
+    expect(page.text).not.toContain("Trends:");
+    const names = ["192MB/8M", "192MB/8M/x3", "192MB/16M", "192MB/16M/x3"];
+    const stats = page.tables.filter((t) => t.caption === "Per cell (statistics over the successful runs)");
+    expect(stats.map((t) => t.rows.map((r) => r[0]))).toEqual([["Cell", ...names], ["Cell", ...names]]);
+    expect(stats[0].rows.slice(1).map((r) => r[6])).toEqual(["60.00", "30.00", "60.00", "30.00"]);
+    const chart = (name: string) => page.charts.find((c) => c.name === name)!;
+    // A line per RAM limit and level, each through both sizes; the legend names them apart.
+    for (const run of [a, b]) {
+      expect(chart(`throughput-${run}`).legend).toEqual(["192 MB", "192 MB x3"]);
+      expect(chart(`throughput-${run}`).lines).toBe(2);
+      expect(chart(`throughput-${run}`).symbols).toBe(4);
+      expect(chart(`memory-${run}`).lines).toBe(2);
+      // The grid: a rect per cell, x1 and x3 on rows of their own.
+      expect(chart(`outcomes-${run}`).rects).toBe(4);
+      expect(chart(`outcomes-${run}`).texts).toEqual(expect.arrayContaining(["192 MB", "192 MB x3"]));
+    }
+    expect(chart(`throughput-${a}`).points.filter((p) => p.includes("cell: 192MB/8M/x3;"))).toHaveLength(1);
+    // B / A: a row per cell, spelt as everywhere; a point per cell and metric.
+    const ratio = chart("ratio");
+    expect(ratio.symbols).toBe(4 * 2);
+    for (const n of names) expect(ratio.texts.filter((t) => t === n)).toHaveLength(2);
+    expect(ratio.points.filter((p) => p.includes("cell: 192MB/16M/x3;"))).toHaveLength(2);
+  });
+});
+
 describe("the command line", () => {
   test("bad input: one ERROR line, exit 2, nothing written", async () => {
     for (const [args, message] of [
@@ -584,11 +749,21 @@ describe("the command line", () => {
       [["999", "--db", dbPath], /run 999 is not in/],
       [["1", "--db", join(root, "none.db")], /no results log at/],
       [["1", "--alpha", "2"], /--alpha must be below 0.5/],
+      [["1", "--db", dbPath, "--trend", "256 1G"], /--trend: "256 1G" is not a cell: write RAM, size and \(above 1\) concurrency as 256MB\/1G/],
+      [["1", "--db", dbPath, "--trend", "256MB/1G,"], /--trend has an empty item/],
+      [["1", "--db", dbPath, "--trend-metric", "speed"], /--trend-metric "speed" is not a metric of compare \(throughput, /],
+      [["1", "--db", dbPath, "--since", "yesterday"], /--since "yesterday" is not an ISO 8601 date or time \(e\.g\. --since 2026-11-01/],
+      [["1", "--db", dbPath, "--since", "2026-11-31"], /--since "2026-11-31" is not an ISO 8601 date/],
+      [["1", "--db", dbPath, "--since", "11/02/2026"], /--since "11\/02\/2026" is not an ISO 8601 date/],
+      [["1", "--db", dbPath, "--no-trend", "--since", "2026-11-01"], /--no-trend and --since do not go together/],
     ] as [string[], RegExp][]) {
-      const ran = await runScript("report", args);
+      const out = join(root, "refused.html");
+      const ran = await runScript("report", [...args, "--out", out]);
       expect(ran.code).toBe(2);
       expect(ran.stdout).toBe("");
-      expect(ran.stderr).toMatch(message);
+      expect(ran.stderr.trim().split("\n")[0]).toMatch(message);
+      expect(ran.stderr).toContain("ERROR:");
+      expect(existsSync(out)).toBe(false);
     }
   });
 });

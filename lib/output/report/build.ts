@@ -22,10 +22,23 @@ import { controlSection } from "./controls.ts";
 import { readTimeline, type TimelineSample } from "../../upload/timeline.ts";
 import { RAM_FLOOR_KIND, bracketEnds, type Floor, type FloorSearchSettings } from "../../floor/search.ts";
 import { chartHtml, escapeHtml, factsHtml, listWarningHtml, notesHtml, pageHtml, scrollHtml, tableHtml, warningsHtml } from "./html.ts";
-import { CAPTIONS, floorSpec, memorySpec, outcomeGridSpec, ratioSpec, renderSvg, throughputSpec, timelineSpec, type FloorPoint } from "./charts.ts";
+import { CAPTIONS, floorSpec, memorySpec, outcomeGridSpec, ratioSpec, renderSvg, throughputSpec, timelineSpec, trendSpec, type FloorPoint } from "./charts.ts";
+import { cellTrend, trendRuns, trendTable, trendTitle, type TrendCell } from "../../stats/trend.ts";
+import type { ComparedMetric } from "../../stats/metrics.ts";
+
+/** Which trends the report draws. */
+export interface TrendOptions {
+  /** The cells asked for (each drawn, measured or not); null: every cell of the reported runs that two or more stored runs measured. */
+  cells: TrendCell[] | null;
+  metrics: ComparedMetric[];
+  /** Only runs started at or after this moment (ms), as given (`text`); null: every run. */
+  since: { at: number; text: string } | null;
+}
 
 export interface ReportOptions extends ComparisonOptions {
   dbPath: string;
+  /** None: no trend section. */
+  trend?: TrendOptions;
 }
 
 /** A cell of a stored run: its measured results and its tests that wrote none. */
@@ -77,20 +90,20 @@ function statsTable(cells: CellSummary[]): string {
   return tableHtml(
     {
       header: [
-        "RAM (MB)", "File", ...(byHost ? ["Host"] : []), "Runs", "Passed", "OOM", "Other failures", "No result",
+        "Cell", ...(byHost ? ["Host"] : []), "Runs", "Passed", "OOM", "Other failures", "No result",
         "Throughput median (MiB/s)", "95 % CI", "CV",
         "Peak memory median (MiB)", "95 % CI", "CV",
         "PicoShare peak RSS median (MiB)", "95 % CI", "Anon peak median (MiB)",
         "Duration median (s)", "CV",
       ],
       rows: cells.map((c) => [
-        String(c.ram_mb), c.file_size, ...(byHost ? [hostsText(c.hosts)] : []), String(c.runs), String(c.passed), String(c.oom), String(c.failed - c.oom), String(c.harness_errors),
+        cellName(c), ...(byHost ? [hostsText(c.hosts)] : []), String(c.runs), String(c.passed), String(c.oom), String(c.failed - c.oom), String(c.harness_errors),
         fmt(c.throughput_mbps.median, 2), ci(c.throughput_mbps, 2), pct(c.throughput_mbps.cv),
         fmt(c.peak_memory_bytes.median, 1, MiB), ci(c.peak_memory_bytes, 1, MiB), pct(c.peak_memory_bytes.cv),
         fmt(c.picoshare_peak_rss_bytes.median, 1, MiB), ci(c.picoshare_peak_rss_bytes, 1, MiB), fmt(c.anon_peak_bytes.median, 1, MiB),
         fmt(c.duration_seconds.median, 2), pct(c.duration_seconds.cv),
       ]),
-      numeric: [true, false, ...(byHost ? [false] : []), true, true, true, true, true, true, false, true, true, false, true, true, false, true, true, true],
+      numeric: [false, ...(byHost ? [false] : []), true, true, true, true, true, true, false, true, true, false, true, true, false, true, true, true],
     },
     "Per cell (statistics over the successful runs)",
   );
@@ -252,6 +265,64 @@ async function timelinesHtml(s: StoredRun, name: string): Promise<string> {
   ].join("\n");
 }
 
+/** The cells of the reported runs, in the order of their sections (largest RAM first, then smallest file, then fewest uploads at once). */
+function reportedCells(runs: StoredRun[]): TrendCell[] {
+  const cells = new Map<string, TrendCell>();
+  for (const r of runs.flatMap((s) => s.results)) {
+    const c = resultCell(r);
+    cells.set(cellKeyOf(c), { ram_mb: c.ram_mb, file_size: c.file_size, file_size_bytes: c.file_size_bytes, concurrency: c.concurrency ?? 1 });
+  }
+  return [...cells.values()].sort((x, y) => y.ram_mb - x.ram_mb || x.file_size_bytes - y.file_size_bytes || x.concurrency - y.concurrency);
+}
+
+/**
+ * Each cell's metric over every stored run (lib/stats/trend.ts, as `results
+ * trend` prints it): a chart and the table. Asked-for cells are drawn however
+ * few runs measured them; by default a cell of the report needs two runs with
+ * a median to make a trend. "" when trends are off or nothing is drawn.
+ */
+async function trendSection(db: ResultsDb, reported: StoredRun[], opts: ReportOptions): Promise<string> {
+  const t = opts.trend;
+  if (!t) return "";
+  const since = t.since ? ` since ${t.since.text}` : "";
+  const stored = trendRuns(db, opts.dbPath, t.since?.at ?? null);
+  const mine = reported.map((s) => s.run.id);
+  const cells = t.cells ?? reportedCells(reported);
+  // The charts side by side first, then the tables: a glance along the charts shows where a step came.
+  const charts: string[] = [];
+  const tables: string[] = [];
+  const notes: string[] = [];
+  for (const cell of cells) {
+    for (const metric of t.metrics) {
+      const points = cellTrend(stored, cell, metric);
+      const drawn = points.filter((p) => p.median !== null).length;
+      if (t.cells === null && drawn < 2) continue;
+      const title = trendTitle(cell, metric);
+      if (points.length === 0) {
+        notes.push(`${title}: no stored run${since} measured this cell.`);
+        continue;
+      }
+      const table = trendTable(points, metric, mine);
+      const name = `trend-${cellName(cell).replace(/\//g, "-")}-${metric.key}`;
+      if (drawn > 0) charts.push(chartHtml(name, await renderSvg(trendSpec(points, metric, mine, `${title}${since}`)), CAPTIONS.trend));
+      tables.push(
+        scrollHtml(tableHtml({ header: table.header, rows: table.rows, numeric: table.align.map((a) => a === "right") }, `${title}${since}`)),
+        notesHtml([...(drawn === 0 ? ["No run passed this cell in any stored run: nothing to draw."] : []), ...table.notes]),
+      );
+    }
+  }
+  if (tables.length === 0 && notes.length === 0 && t.cells === null) {
+    if (cells.length === 0) return "";
+    notes.push(`No cell of this report was measured by two or more stored runs${since} with a run that passed: no trend to draw.`);
+  }
+  return [
+    `<h2 id="trends">Trends: ${escapeHtml(`${t.metrics.map((m) => m.name).join(", ")} over the stored runs${since}`)}</h2>`,
+    charts.length > 0 ? `<div class="charts">${charts.join("")}</div>` : "",
+    ...tables,
+    notesHtml(notes),
+  ].join("\n");
+}
+
 function isFloorRun(s: StoredRun): boolean {
   return s.run.kind === RAM_FLOOR_KIND;
 }
@@ -408,17 +479,21 @@ export async function buildReport(db: ResultsDb, ids: number[], opts: ReportOpti
   for (const s of runs) {
     sections.push(await runSection(s, runCells(s, opts), opts.cvThreshold ?? DEFAULT_CV_THRESHOLD, await controlSection(db, s)));
   }
+  const trends = await trendSection(db, runs, opts);
+  sections.push(trends);
   for (const s of floorRuns) sections.push(floorRunSection(s));
 
   const all = [...runs, ...floorRuns];
   const title = comparison
     ? `PicoShare performance: run ${comparison.b.run_id} against run ${comparison.a.run_id}`
     : `PicoShare ${runs.length === 0 ? "RAM floor" : "performance"}: run${all.length > 1 ? "s" : ""} ${all.map((r) => r.run.id).join(", ")}`;
-  const toc = all.length > 1 || comparison
+  const toc = all.length > 1 || comparison || trends
     ? `<p>${[
       floorRuns.length > 0 && all.length > 1 ? `<a href="#ram-floor">RAM floor</a>` : null,
       comparison ? `<a href="#comparison">Comparison</a>` : null,
-      ...all.map((r) => `<a href="#run-${r.run.id}">Run ${r.run.id}</a>`),
+      ...runs.map((r) => `<a href="#run-${r.run.id}">Run ${r.run.id}</a>`),
+      trends ? `<a href="#trends">Trends</a>` : null,
+      ...floorRuns.map((r) => `<a href="#run-${r.run.id}">Run ${r.run.id}</a>`),
     ].filter(Boolean).join(" · ")}</p>`
     : "";
   return pageHtml(

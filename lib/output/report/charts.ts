@@ -3,12 +3,14 @@
 // canvas), so the report needs nothing but itself to be viewed.
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import type { CellSummary } from "../../stats/cells.ts";
+import { cellName, type CellSummary } from "../../stats/cells.ts";
 import type { Comparison } from "../../stats/comparison.ts";
 import { MiB } from "../../core/sizes.ts";
 import type { MetricComparison } from "../../stats/verdict.ts";
 import { TIMELINE_PHASES, type TimelinePhase, type TimelineSample } from "../../upload/timeline.ts";
 import { DRIFT_BASELINE, DRIFT_MIN_BAND, type DriftBand } from "../../upload/noise.ts";
+import { trendBuild, type TrendPoint } from "../../stats/trend.ts";
+import type { ComparedMetric } from "../../stats/metrics.ts";
 
 const WIDTH = 400;
 const HEIGHT = 260;
@@ -52,6 +54,10 @@ export const CAPTIONS = {
     `The drift sentinel's control runs: each one's figure against the matrix tests run before it. Shaded: the band, the first ${DRIFT_BASELINE} ` +
     `controls' spread widened to at least ${DRIFT_MIN_BAND * 100} % of their median (dashed); a control outside it drifted: the host ` +
     "changed under the matrix, and the cells measured after it are not measured on the same host as those before.",
+  trend:
+    "The median of the cell's passed runs in each stored run against when the run started; bars: the median's 95 % bootstrap interval; " +
+    "labelled where the build (PicoShare version, commit) changes; coloured, and a dashed line, where the environment or the harness " +
+    "differs from the run before (a step there may be the host's or the harness's, not PicoShare's); ringed: the run(s) this report is of.",
   timeline:
     "Memory against time: the working set (and, where the backend tells them apart, anonymous and file-backed memory); shaded: " +
     "the phases; dashed: the memory limit.",
@@ -61,13 +67,19 @@ export const CAPTIONS = {
 const SIZE_LABEL_EXPR =
   "datum.value >= 1024 ? format(datum.value / 1024, '~g') + 'G' : datum.value >= 1 ? format(datum.value, '~g') + 'M' : format(datum.value * 1024, '~g') + 'K'";
 
-function ramName(ram: number): string {
-  return `${ram} MB`;
+/**
+ * A line's (and a grid row's) name: the RAM limit, and the uploads at once
+ * above 1; its cells differ only in size, each one named by cellName.
+ */
+function seriesName(c: { ram_mb: number; concurrency?: number | null }): string {
+  const n = c.concurrency ?? 1;
+  return `${c.ram_mb} MB${n > 1 ? ` x${n}` : ""}`;
 }
 
-/** RAM limits, largest first, as legend entries. */
-function ramDomain(cells: CellSummary[]): string[] {
-  return [...new Set(cells.map((c) => c.ram_mb))].sort((a, b) => b - a).map(ramName);
+/** The series, largest RAM limit first, then fewest uploads at once, as legend entries. */
+function seriesDomain(cells: CellSummary[]): string[] {
+  const sorted = [...cells].sort((a, b) => b.ram_mb - a.ram_mb || (a.concurrency ?? 1) - (b.concurrency ?? 1));
+  return [...new Set(sorted.map(seriesName))];
 }
 
 /** File size in MiB on a log axis, labelled at each size drawn. */
@@ -84,12 +96,13 @@ function sizeAxis(sizesMiB: number[]) {
   };
 }
 
-function ramColor(cells: CellSummary[]) {
+function seriesColor(cells: CellSummary[]) {
   return {
-    field: "ram",
+    field: "series",
     type: "nominal" as const,
-    title: "RAM limit",
-    scale: { domain: ramDomain(cells), scheme: "category10" },
+    title: cells.some((c) => (c.concurrency ?? 1) > 1) ? "RAM limit, uploads at once" : "RAM limit",
+    scale: { domain: seriesDomain(cells), scheme: "category10" },
+    legend: { titleLimit: 260 },
   };
 }
 
@@ -105,8 +118,8 @@ function medianPoints(cells: CellSummary[], metric: "throughput_mbps" | "peak_me
     .map((c) => {
       const s = c[metric];
       return {
-        ram: ramName(c.ram_mb),
-        size: c.file_size,
+        series: seriesName(c),
+        cell: cellName(c),
         size_mib: c.file_size_bytes / MiB,
         median: s.median! / scale,
         lo: (s.ci95?.[0] ?? s.median!) / scale,
@@ -120,7 +133,7 @@ function medianPoints(cells: CellSummary[], metric: "throughput_mbps" | "peak_me
 export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpec {
   const values = medianPoints(cells, "throughput_mbps");
   const x = sizeAxis(cells.map((c) => c.file_size_bytes / MiB));
-  const color = ramColor(cells);
+  const color = seriesColor(cells);
   return {
     ...frame(title),
     width: WIDTH,
@@ -134,7 +147,7 @@ export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpe
         mark: { type: "point", filled: true, size: 60 },
         encoding: {
           y: { field: "median", type: "quantitative" },
-          tooltip: [{ field: "ram" }, { field: "size" }, { field: "median", format: ".2f" }, { field: "n" }],
+          tooltip: [{ field: "cell" }, { field: "median", format: ".2f" }, { field: "n" }],
         },
       },
     ],
@@ -144,12 +157,17 @@ export function throughputSpec(cells: CellSummary[], title: string): TopLevelSpe
 /** Median peak memory against file size, one line per RAM limit, each limit drawn as a dashed rule. */
 export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
   const values = medianPoints(cells, "peak_memory_bytes", MiB);
-  const limits = [...new Set(cells.map((c) => c.ram_mb))].map((ram) => ({ ram: ramName(ram), limit: ram }));
+  // A rule per series, coloured as its line; the limit's label once per RAM limit (series of one limit share its rule).
+  const limits = seriesDomain(cells).map((series) => {
+    const ram = cells.find((c) => seriesName(c) === series)!.ram_mb;
+    return { series, limit: ram, label: `${ram} MB` };
+  });
+  const labels = limits.filter((l, i) => limits.findIndex((m) => m.limit === l.limit) === i);
   const peaks = values.map((v) => v.lo).filter((v) => v > 0);
   const lo = Math.min(...peaks, ...limits.map((l) => l.limit)) / 1.5;
   const hi = Math.max(...values.map((v) => v.hi), ...limits.map((l) => l.limit)) * 1.5;
   const x = sizeAxis(cells.map((c) => c.file_size_bytes / MiB));
-  const color = ramColor(cells);
+  const color = seriesColor(cells);
   const y = { type: "quantitative" as const, scale: { type: "log" as const, domain: [lo, hi] } };
   return {
     ...frame(title),
@@ -162,9 +180,9 @@ export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
         encoding: { y: { ...y, field: "limit", title: "Peak memory (MiB, log scale)" }, color },
       },
       {
-        data: { values: limits },
+        data: { values: labels },
         mark: { type: "text", align: "right", dx: WIDTH / 2 - 4, dy: -7, fontSize: 10 },
-        encoding: { y: { ...y, field: "limit" }, text: { field: "ram" }, color },
+        encoding: { y: { ...y, field: "limit" }, text: { field: "label" }, color },
       },
       {
         data: { values },
@@ -176,7 +194,7 @@ export function memorySpec(cells: CellSummary[], title: string): TopLevelSpec {
             mark: { type: "point", filled: true, size: 60 },
             encoding: {
               y: { ...y, field: "median" },
-              tooltip: [{ field: "ram" }, { field: "size" }, { field: "median", format: ".1f", title: "peak MiB" }],
+              tooltip: [{ field: "cell" }, { field: "median", format: ".1f", title: "peak MiB" }],
             },
           },
         ],
@@ -358,12 +376,12 @@ export function cellOutcome(c: CellSummary): { outcome: (typeof OUTCOMES)[number
   return { outcome, text: parts.join(", ") };
 }
 
-/** Pass / fail / OOM grid: RAM limits down, file sizes across. */
+/** Pass / fail / OOM grid: RAM limits (and uploads at once) down, file sizes across. */
 export function outcomeGridSpec(cells: CellSummary[], title: string): TopLevelSpec {
-  const values = cells.map((c) => ({ ram: ramName(c.ram_mb), size: c.file_size, ...cellOutcome(c) }));
+  const values = cells.map((c) => ({ series: seriesName(c), size: c.file_size, cell: cellName(c), ...cellOutcome(c) }));
   const sizes = [...cells].sort((a, b) => a.file_size_bytes - b.file_size_bytes).map((c) => c.file_size);
   const x = { field: "size", type: "ordinal" as const, title: "File size", sort: [...new Set(sizes)], axis: { labelAngle: 0, orient: "top" as const } };
-  const y = { field: "ram", type: "ordinal" as const, title: "RAM limit", sort: ramDomain(cells) };
+  const y = { field: "series", type: "ordinal" as const, title: seriesColor(cells).title, sort: seriesDomain(cells) };
   return {
     ...frame(title),
     data: { values },
@@ -375,7 +393,7 @@ export function outcomeGridSpec(cells: CellSummary[], title: string): TopLevelSp
         mark: { type: "rect", stroke: "white", strokeWidth: 2 },
         encoding: {
           color: { field: "outcome", type: "nominal", title: "Outcome", scale: { domain: [...OUTCOMES], range: OUTCOME_COLORS } },
-          tooltip: [{ field: "ram" }, { field: "size" }, { field: "text", title: "runs" }],
+          tooltip: [{ field: "cell" }, { field: "text", title: "runs" }],
         },
       },
       {
@@ -409,7 +427,6 @@ function verdictClass(m: MetricComparison): string {
 
 /** B/A per cell with its 95 % interval, for throughput and for peak memory, coloured by verdict. */
 export function ratioSpec(c: Comparison): TopLevelSpec {
-  const cellName = (x: { ram_mb: number; file_size: string }) => `${x.ram_mb} MB, ${x.file_size}`;
   const order = c.cells.map(cellName);
   const panel = (metric: "throughput" | "peak_memory", title: string) => {
     const values = c.cells
@@ -519,4 +536,75 @@ export function controlSpec(panels: { name: string; unit: string; band: DriftBan
     };
   };
   return { ...frame(title), hconcat: panels.map(panel), resolve: { scale: { color: "shared", shape: "shared" } } };
+}
+
+/** How a trend point's run stands against the run before, in the legend's order. */
+export const TREND_STATES = ["as the run before", "environment differs", "harness differs", "environment and harness differ"] as const;
+const TREND_COLORS = ["#4e79a7", "#f28e2b", "#b07aa1", "#e15759"];
+const TREND_SHAPES = ["circle", "square", "diamond", "triangle-up"];
+
+function trendState(p: TrendPoint): (typeof TREND_STATES)[number] {
+  const env = p.differs.includes("environment");
+  const harness = p.differs.includes("harness");
+  return TREND_STATES[env && harness ? 3 : harness ? 2 : env ? 1 : 0];
+}
+
+/**
+ * One cell's metric per stored run against when the run started: the median
+ * with its interval, the build named where it changes, a dashed line and
+ * another colour where the environment or the harness changed, and the
+ * report's own runs ringed. Runs where the cell never passed have no median:
+ * they are in the table only.
+ */
+export function trendSpec(points: TrendPoint[], metric: ComparedMetric, mine: number[], title: string): TopLevelSpec {
+  const values = points.flatMap((p, i) => {
+    if (p.median === null) return [];
+    const build = trendBuild(p);
+    return [{
+      run: p.run_id, t: Date.parse(p.started_at), started: p.started_at, build, median: p.median, lo: p.ci95?.[0] ?? p.median, hi: p.ci95?.[1] ?? p.median,
+      n: p.n, state: trendState(p), changes: p.changes.join("; ") || "-", mine: mine.includes(p.run_id),
+      labelled: i === 0 || trendBuild(points[i - 1]) !== build,
+    }];
+  });
+  const x = { field: "t", type: "temporal" as const, title: "Run started", scale: { padding: 24 } };
+  const y = { type: "quantitative" as const, title: `${metric.name}${metric.unit ? ` (${metric.unit})` : ""}`, scale: { zero: false, padding: 16 } };
+  const state = { field: "state", type: "nominal" as const, title: "Against the run before", scale: { domain: [...TREND_STATES], range: TREND_COLORS }, legend: { orient: "bottom" as const, columns: 2, labelLimit: 320, titleLimit: 320 } };
+  // The same field and title: one legend with both colour and shape.
+  const shape = { field: "state", type: "nominal" as const, title: "Against the run before", scale: { domain: [...TREND_STATES], range: TREND_SHAPES } };
+  return {
+    ...frame(title),
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values },
+    encoding: { x },
+    layer: [
+      // No y: the line spans the whole height, at the run that differs.
+      { transform: [{ filter: `datum.state !== '${TREND_STATES[0]}'` }], mark: { type: "rule", strokeDash: [4, 3], opacity: 0.7 }, encoding: { color: state } },
+      { mark: { type: "line", color: "#999", strokeWidth: 1.5 }, encoding: { y: { ...y, field: "median" } } },
+      { mark: { type: "rule", strokeWidth: 1.5 }, encoding: { y: { ...y, field: "lo" }, y2: { field: "hi" }, color: state } },
+      {
+        transform: [{ filter: "datum.mine" }],
+        mark: { type: "point", filled: false, size: 280, color: "#222", strokeWidth: 1.5 },
+        encoding: { y: { ...y, field: "median" } },
+      },
+      {
+        mark: { type: "point", filled: true, size: 70 },
+        encoding: {
+          y: { ...y, field: "median" },
+          color: state,
+          shape,
+          tooltip: [
+            { field: "run" }, { field: "started" }, { field: "build" }, { field: "median", format: `.${metric.digits}f` },
+            { field: "lo", format: `.${metric.digits}f` }, { field: "hi", format: `.${metric.digits}f` }, { field: "n" }, { field: "changes" },
+          ],
+        },
+      },
+      {
+        transform: [{ filter: "datum.labelled" }],
+        // Beside the point, clear of the interval's bar and of the dashed line through it.
+        mark: { type: "text", align: "left", baseline: "bottom", dx: 6, dy: -4, fontSize: 10, color: "#333" },
+        encoding: { y: { ...y, field: "median" }, text: { field: "build" } },
+      },
+    ],
+  };
 }
