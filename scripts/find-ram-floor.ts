@@ -22,7 +22,7 @@ import { parseFileSizes } from "../lib/matrix/plan.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
 import { runTestChild } from "../lib/matrix/run-test-child.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
-import { RAM_FLOOR_KIND, bracketEnds, findFloor, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
+import { RAM_FLOOR_KIND, bracketEnds, findFloor, probeVerdict, thrashLimitSeconds, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
 
 const USAGE = `Usage: bun scripts/find-ram-floor.ts --file-size SIZE | --file-sizes LIST [OPTIONS]
 
@@ -32,10 +32,17 @@ reference), then at --min, then a bisection between the highest failing and
 the lowest passing limit until they are --resolution apart, each probe a whole
 test in a fresh environment, run once. The two ends of that bracket are then
 run --repeat times more; when the upper end fails once, the bracket moves up
-and the search goes on, until the upper end passes every run. A probe whose
-upload takes more than --thrash-factor times the reference counts as failed,
-"thrashing" (near the floor an upload can swap page cache in and out for ever
-instead of dying).
+and the search goes on, until the upper end passes every run.
+
+Thrashing: near the floor an upload can swap page cache in and out for ever
+instead of dying. So every probe after the reference runs under the thrash
+limit: --thrash-factor times the reference, at least --min-thrash-seconds
+(a short upload's time is mostly noise on a busy host), at most --timeout.
+A probe still uploading there is stopped and counts as failed, outcome
+"thrashing", whichever of the three set the limit (thrash_limit_seconds says
+which one applied); only the reference probe can end as "timeout". Probes
+measure the upload only, with no recovery check (run-test's --no-download
+--no-recovery) unless --with-download.
 
 Prints per size the bracket [highest failing, lowest passing], how the highest
 failing limit's failing run ended (oom_killed, thrashing, ...), the probes made
@@ -52,29 +59,37 @@ Options:
   --resolution MB       Stop narrowing when the bracket is this narrow (default: 8)
   --repeat N            Re-runs of each end of the final bracket (default: 3)
   --thrash-factor X     A probe slower than X times the upload at --max is "thrashing" (default: 5)
-  --max-minutes M       Stop a size's search after M minutes and report its bracket as
-                        unfinished (default: no limit)
+  --min-thrash-seconds SEC
+                        The thrash limit is never below SEC seconds (default: 5)
+  --max-minutes M       Stop a size's search once M minutes have passed (checked before
+                        each probe, so the probe under way ends first) and report the
+                        bracket it has, "finished": false (text: UNFINISHED)
+                        (default: no limit)
   --picoshare PATH, --picoshare-source DIR, --picoshare-ref REF
                         The build to test, as run-test takes it (built once)
   --timeout SEC, --test-files DIR, --backend NAME, --verify, --drop-caches,
   --allow-memory-backed-work-dir, --reuse-vm
-                        As run-test (passed to each probe; --timeout is also the cap
-                        of the thrash limit)
-  --with-download       Each probe also downloads the entry, and passes only when
-                        both do (a failed download: "download oom_killed", ...);
-                        default: the upload only
+                        As run-test (passed to each probe; --timeout is the reference
+                        probe's limit and the cap of the thrash limit)
+  --with-download       Each probe also downloads the entry, under the same limit, and
+                        passes only when both do (a failed download: "download
+                        oom_killed", "download thrashing", ...); default: the upload only
+                        (the probes' results have null download fields)
   --work-dir DIR        Where PicoShare's data and temp files go (as run-test)
   --results-dir DIR     Where the search's folder goes (default: ./results)
   --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
   --json                The floors as JSON on stdout: {"floors": [...]}
   --help                Show this text
 
-Exit status: 0 the search ran (whatever it found), 2 bad usage or set-up, 1 anything else.
+Exit status: 0 the search ran (whatever it found, an unfinished search too),
+2 bad usage or set-up, 1 anything else.
 
 Examples:
   bun scripts/find-ram-floor.ts --file-size 100M
   bun scripts/find-ram-floor.ts --file-sizes 100M,1G --max 1024 --repeat 3 --json
   bun scripts/find-ram-floor.ts --file-size 5G --max-minutes 30 --picoshare-source ~/picoshare
+  bun scripts/find-ram-floor.ts --file-size 64M --thrash-factor 2 --min-thrash-seconds 3
+  bun scripts/find-ram-floor.ts --file-size 100M --with-download
 `;
 
 const FLAGS = {
@@ -85,6 +100,7 @@ const FLAGS = {
   resolution: { type: "string" },
   repeat: { type: "string" },
   "thrash-factor": { type: "string" },
+  "min-thrash-seconds": { type: "string" },
   "max-minutes": { type: "string" },
   picoshare: { type: "string" },
   "picoshare-source": { type: "string" },
@@ -109,6 +125,7 @@ await runMain(async () => {
   const resolutionMb = positiveInt("--resolution", s("resolution") ?? "8", "8");
   const repeat = nonNegativeInt("--repeat", s("repeat") ?? "3", "3");
   const thrashFactor = positiveNumber("--thrash-factor", s("thrash-factor") ?? "5", "5");
+  const minThrashSec = positiveNumber("--min-thrash-seconds", s("min-thrash-seconds") ?? "5", "5");
   const maxMinutes = s("max-minutes") === undefined ? null : positiveNumber("--max-minutes", s("max-minutes")!, "30");
   const passed = passedByMatrix(v);
   const timeoutSec = passed.get("timeout");
@@ -133,7 +150,7 @@ await runMain(async () => {
     }
   };
   const settings: FloorSearchSettings = {
-    file_sizes: sizes.map((x) => x.label), min_mb: minMb, max_mb: maxMb, resolution_mb: resolutionMb, repeat, thrash_factor: thrashFactor, max_minutes: maxMinutes,
+    file_sizes: sizes.map((x) => x.label), min_mb: minMb, max_mb: maxMb, resolution_mb: resolutionMb, repeat, thrash_factor: thrashFactor, min_thrash_seconds: minThrashSec, max_minutes: maxMinutes,
   };
   const runId = store((db) =>
     db.startRun({
@@ -175,19 +192,15 @@ await runMain(async () => {
         log(`  ${size.label} at ${ramMb} MiB${isRepeat ? " (re-run)" : ""}: no result`);
         return p;
       }
-      const thrashing = !r.success && r.exit_reason === "timeout" && limit < timeoutSec;
-      // With --with-download the download must pass too: its failure is the probe's ("download oom_killed").
-      const downloadFailed = v["with-download"] && r.success && r.download_exit_reason !== "success";
       const p: FloorProbe = {
-        ram_mb: ramMb, passed: r.success && !downloadFailed,
-        outcome: thrashing ? "thrashing" : downloadFailed ? `download ${r.download_exit_reason}` : r.exit_reason, upload_seconds: r.duration_seconds,
+        ram_mb: ramMb, ...probeVerdict(r, { afterReference: reference !== null, withDownload: Boolean(v["with-download"]) }), upload_seconds: r.duration_seconds,
         wall_seconds: Math.round((performance.now() - w0) / 10) / 100, repeat: isRepeat, result_file: child.resultFile,
       };
       log(`  ${size.label} at ${ramMb} MiB${isRepeat ? " (re-run)" : ""}: ${p.passed ? "passed" : p.outcome}, upload ${p.upload_seconds.toFixed(2)} s`);
       if (reference === null && p.passed) {
         reference = p.upload_seconds;
         // Later probes stop at the thrash limit (never above --timeout).
-        limit = Math.min(timeoutSec, Math.max(5, Math.ceil(thrashFactor * reference)));
+        limit = thrashLimitSeconds(reference, { factor: thrashFactor, minSeconds: minThrashSec, timeoutSec });
       }
       return p;
     };

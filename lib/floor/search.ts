@@ -5,11 +5,17 @@
 // upper end passes every run (near the floor an upload may pass one run and be
 // OOM-killed the next: a limit counts as passing only when all its runs did).
 
+import type { TestResult } from "../upload/result.ts";
+
 /** What one probe (one test at one limit) came to. */
 export interface FloorProbe {
   ram_mb: number;
   passed: boolean;
-  /** "success", the exit_reason of a failed test, or "thrashing" (slower than the thrash limit allows). */
+  /**
+   * "success", the exit_reason of a failed test, "thrashing" (stopped at the
+   * thrash limit: any timeout after the reference), "download REASON" with
+   * --with-download, or "no_result".
+   */
   outcome: string;
   /** The upload's duration, seconds. */
   upload_seconds: number;
@@ -53,7 +59,7 @@ export interface Floor extends FloorOutcome {
   file_size: string;
   /** The upload's duration at --max: the thrash limit is --thrash-factor times it. */
   reference_upload_seconds: number;
-  /** The probes' upload timeout after the reference, seconds. */
+  /** The probes' timeout after the reference, seconds: --thrash-factor times the reference, at least --min-thrash-seconds, at most --timeout. */
   thrash_limit_seconds: number;
   seconds: number;
 }
@@ -66,6 +72,8 @@ export interface FloorSearchSettings {
   resolution_mb: number;
   repeat: number;
   thrash_factor: number;
+  /** The thrash limit's minimum, seconds (absent in runs stored before it could be set: 5). */
+  min_thrash_seconds?: number;
   max_minutes: number | null;
 }
 
@@ -79,6 +87,28 @@ export function bracketEnds(
     f.highest_failing_mb === null ? `< ${minMb ?? "--min"}` : String(f.highest_failing_mb),
     f.lowest_passing_mb === null ? `> ${maxMb ?? "--max"}` : String(f.lowest_passing_mb),
   ];
+}
+
+/** The probes' timeout once the reference is known: `factor` times it (whole seconds), at least `minSeconds`, at most `timeoutSec`. */
+export function thrashLimitSeconds(referenceSec: number, o: { factor: number; minSeconds: number; timeoutSec: number }): number {
+  return Math.min(o.timeoutSec, Math.max(o.minSeconds, Math.ceil(o.factor * referenceSec)));
+}
+
+/**
+ * Whether a probe's test passed, and its outcome. After the reference every
+ * probe runs under the thrash limit, whichever of the factor, its minimum or
+ * --timeout set it: out of time there means "thrashing" (before it, at --max,
+ * a timeout is one). With the download, its failure is the probe's
+ * ("download oom_killed", "download thrashing").
+ */
+export function probeVerdict(
+  r: Pick<TestResult, "success" | "exit_reason" | "download_exit_reason">,
+  o: { afterReference: boolean; withDownload: boolean },
+): { passed: boolean; outcome: string } {
+  const slow = (reason: string | null) => (o.afterReference && reason === "timeout" ? "thrashing" : String(reason));
+  if (!r.success) return { passed: false, outcome: slow(r.exit_reason) };
+  if (o.withDownload && r.download_exit_reason !== "success") return { passed: false, outcome: `download ${slow(r.download_exit_reason)}` };
+  return { passed: true, outcome: r.exit_reason };
 }
 
 export async function findFloor(o: FloorSearchOptions): Promise<FloorOutcome> {
