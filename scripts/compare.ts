@@ -2,6 +2,7 @@
 // Is build B faster, slower or lighter than build A? Live: runs both over the
 // same cells, interleaved, and compares. Stored: compares two runs of the
 // results log. stdout: the comparison (table, --json or --markdown) alone.
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
@@ -11,10 +12,10 @@ import { defaultWorkDir, ensureWritableDir, writeFileAtomic } from "../lib/core/
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { VERSION_FORM, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
-import { matrixCells, parseFileSizes, parseMemoryLimits } from "../lib/matrix/plan.ts";
+import { matrixCells, parseFileSizes, parseMemoryLimits, testCellName, type Cell } from "../lib/matrix/plan.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
 import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
-import { buildComparison, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
+import { buildComparisons, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
 import { candidateLabels, runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
 import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
@@ -25,10 +26,13 @@ import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts"
 import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
 import { DEFAULT_ALPHA, runsNeeded } from "../lib/stats/verdict.ts";
 import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
-import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
+import { DEFAULT_CV_THRESHOLD, MIN_RUNS_FOR_CV, cellKeyOf } from "../lib/stats/cells.ts";
 import { DEFAULT_SEED } from "../lib/stats/stats.ts";
 import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
-import { GATE_HELP, evaluateGate, gateLines, mergeGates, parseThresholds, type Threshold } from "../lib/stats/gate.ts";
+import {
+  GATE_HELP, evaluateGate, gateLines, mergeGates, parseThresholds, plannedBlindSpots, type CellHistory, type Threshold,
+} from "../lib/stats/gate.ts";
+import { ResultsDb } from "../lib/store/results-db.ts";
 import type { SideInput } from "../lib/stats/comparison.ts";
 import { EXIT } from "../lib/core/errors.ts";
 
@@ -36,7 +40,8 @@ const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source D
                               --b PATH|--b-version V|--b-source DIR [--b-ref REF] [OPTIONS]
        bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]
 
-Compares PicoShare build B with build A, cell by cell (RAM x file size), on
+Compares PicoShare build B with build A, cell by cell (RAM x file size, and
+the uploads at once of a matrix run with --concurrency-levels), on
 every metric: the ratio B/A of the medians with a 95 % bootstrap interval, a
 Mann-Whitney U p-value and a verdict (faster / slower, more / less memory,
 more / less CPU, writes more / less..., "no difference larger than X %" with
@@ -52,9 +57,9 @@ host hits both alike. Warm-up runs are not counted. Both sides are stored as
 runs (kind compare-a / compare-b) in the results log; results go to
 RESULTS_DIR/compare-STAMP/{a,b,warmup}/.
 
-Stored: compares two runs already in the results log, cells matched by RAM and
-file size. Warns when the two runs' environments differ (CPU, governor,
-kernel, disk, backend...).
+Stored: compares two runs already in the results log, cells matched by RAM,
+file size and uploads at once. Warns when the two runs' environments differ
+(CPU, governor, kernel, disk, backend...).
 
 Live (one of each pair):
   --a PATH              PicoShare binary A (the baseline)
@@ -116,7 +121,10 @@ Gate (for CI):
                         breached when B has more than N more OOM kills / failures
                         than A. Each breach is named first in the output; where
                         the runs could not have seen a threshold (its MDE is
-                        larger), a NOTE says so and how many runs would.
+                        larger), a NOTE says so and how many runs would. Live,
+                        the same is told before the run, from the spread of
+                        the newest stored run of each cell on this backend
+                        (--db).
                         ${GATE_HELP}
 
 Export (for continuous-benchmarking tools):
@@ -250,6 +258,68 @@ interface Compared {
   b: SideInput[];
 }
 
+/**
+ * For each planned cell, the newest stored run on this backend with at least
+ * MIN_RUNS_FOR_CV passed results there, with those results; none without a
+ * results log yet. Floor searches are left out: their probes run once each,
+ * near the floor, not as the cells of a comparison run.
+ */
+function cellHistory(dbPath: string, backend: string, cells: Cell[]): CellHistory[] {
+  if (!existsSync(dbPath)) return [];
+  const wanted = new Map(cells.map((c) => [cellKeyOf({ ram_mb: c.ram, file_size_bytes: c.size.bytes, concurrency: c.concurrency }), testCellName(c)]));
+  const found = new Map<string, CellHistory>();
+  const db = ResultsDb.open(dbPath);
+  try {
+    for (const run of db.listRuns()) {
+      if (found.size === wanted.size) break;
+      if (run.backend !== backend || run.kind === RAM_FLOOR_KIND) continue;
+      const passed = loadRun(db, run.id, displayPath(dbPath)).results.filter((r) => r.success);
+      for (const [key, cell] of wanted) {
+        const here = passed.filter((r) => cellKeyOf(r) === key);
+        if (!found.has(key) && here.length >= MIN_RUNS_FOR_CV) found.set(key, { cell, run_id: run.id, results: here });
+      }
+    }
+  } finally {
+    db.close();
+  }
+  return [...wanted.keys()].flatMap((key) => found.get(key) ?? []);
+}
+
+/**
+ * Before anything is built or run (a build can take minutes): whether
+ * `iterations` runs a side can give a verdict at all, and with metric
+ * thresholds, whether they can see each one, judged from the spread stored
+ * runs showed in the same cells.
+ */
+function reachBeforeRun(alpha: number, iterations: number, gate: Threshold[] | null, cells: Cell[], dbPath: string, backend: string): void {
+  const needed = runsNeeded(alpha / PRIMARY_METRICS.length);
+  if (iterations < needed) {
+    warn(
+      `${iterations} iteration(s) per side cannot give a verdict on the ${PRIMARY_METRICS.length} primary metrics at alpha ${alpha} ` +
+        `(Holm: the first needs p < ${+(alpha / PRIMARY_METRICS.length).toPrecision(3)}): they will say "too few samples" (use --iterations ${needed} or more)` +
+        (gate ? `, and no --fail-on threshold on them can be breached` : ""),
+    );
+    return;
+  }
+  const metric = (gate ?? []).filter((t) => t.kind === "metric");
+  if (metric.length === 0) return;
+  const texts = metric.map((t) => t.text).join(", ");
+  const history = cellHistory(dbPath, backend, cells);
+  if (history.length === 0) {
+    log(`Gate: no stored run of these cells on the ${backend} backend in ${displayPath(dbPath)}: whether ${iterations} runs a side can see ${texts} is judged from their own spread, after the run`);
+    return;
+  }
+  const blind = plannedBlindSpots(metric, history, iterations, alpha);
+  for (const b of blind) warn(`Gate ${b.threshold}: ${b.message}`);
+  const judged = new Set(history.map((h) => h.cell));
+  const unjudged = cells.map(testCellName).filter((c) => !judged.has(c));
+  log(
+    `Gate: ${texts} judged from the spread of run ${[...new Set(history.map((h) => h.run_id))].join(", ")} in ${[...judged].join(", ")}: ` +
+      (blind.length === 0 ? `${iterations} runs a side can see each` : `${blind.length} out of reach of ${iterations} runs a side`) +
+      (unjudged.length > 0 ? `; ${unjudged.join(", ")} not stored before, judged from the runs' own spread after the run` : ""),
+  );
+}
+
 async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | null): Promise<Compared> {
   const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
   const passed = passedByMatrix(v);
@@ -268,28 +338,18 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   const workDir = s("work-dir") === undefined ? null : resolve(s("work-dir")!);
   if (workDir) ensureWritableDir(workDir, "--work-dir");
   const dbPath = resolve(s("db") ?? join(resultsDir, "results.db"));
+  const cells = matrixCells(memory, sizes);
+  reachBeforeRun(stats.alpha ?? DEFAULT_ALPHA, iterations, gate, cells, dbPath, backend);
   const a = await binary(flagsA, "a");
   const bs: PicoShareBinary[] = [];
   for (const f of flagsB) bs.push(await binary(f, "b"));
   // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
   await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
-  const alpha = stats.alpha ?? DEFAULT_ALPHA;
-  const needed = runsNeeded(alpha / PRIMARY_METRICS.length);
-  if (iterations < needed) {
-    warn(
-      `${iterations} iteration(s) per side cannot give a verdict on the ${PRIMARY_METRICS.length} primary metrics at alpha ${alpha} ` +
-        `(Holm: the first needs p < ${+(alpha / PRIMARY_METRICS.length).toPrecision(3)}): they will say "too few samples" (use --iterations ${needed} or more)` +
-        (gate ? `, and no --fail-on threshold on them can be breached` : ""),
-    );
-  } else if (gate) {
-    log(`Gate: ${gate.map((t) => t.text).join(", ")}; whether ${iterations} runs a side can see each threshold depends on their spread: the result says so per cell`);
-  }
   const names = candidateLabels(bs.length);
   for (const [i, b] of bs.entries()) {
     if (a.sha256 === b.sha256) warn(`A and ${names[i]} are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
   }
 
-  const cells = matrixCells(memory, sizes);
   log(bs.length === 1 ? `=== PicoShare A/B comparison ===` : `=== PicoShare comparison: ${bs.length} builds against A ===`);
   log(`A: ${a.version} (${a.path}, sha256 ${a.sha256.slice(0, 12)})`);
   for (const [i, b] of bs.entries()) log(`${names[i]}: ${b.version} (${b.path}, sha256 ${b.sha256.slice(0, 12)})`);
@@ -301,7 +361,7 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   log(`Stored as runs ${out.runA} (A) and ${out.runB.map((id, i) => `${id} (${names[i]})`).join(", ")}: ` +
     `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB.join(",")} --db ${displayPath(dbPath)}`)}\`, ` +
     `\`${command("report", `${out.runA} --db ${displayPath(dbPath)}`)}\``);
-  return { comparisons: out.b.map((b) => buildComparison(out.a, b, stats)), a: out.a, b: out.b };
+  return { comparisons: buildComparisons(out.a, out.b, stats), a: out.a, b: out.b };
 }
 
 function stored(v: Values, stats: ComparisonOptions): Compared {
@@ -329,14 +389,7 @@ function stored(v: Values, stats: ComparisonOptions): Compared {
     const names = candidateLabels(rbs.length);
     const a = sideOf(ra, "A");
     const b = rbs.map((r, i) => sideOf(r, names[i]));
-    const comparisons = b.map((side, i) => {
-      const c = buildComparison(a, side, stats);
-      if (c.fingerprint_differences.length > 0) {
-        warn(`runs ${idA} and ${idsB[i]} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
-      }
-      return c;
-    });
-    return { comparisons, a, b };
+    return { comparisons: buildComparisons(a, b, stats), a, b };
   } finally {
     db.close();
   }
@@ -355,6 +408,11 @@ await runMain(async () => {
   if ((exportFormat === undefined) !== (v["export-out"] === undefined)) throw new UsageError("--export FORMAT and --export-out FILE go together (e.g. --export bmf --export-out bmf.json)");
   const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;
   const { comparisons, a, b } = isStored ? stored(v, stats) : await live(v, stats, thresholds);
+  for (const c of comparisons) {
+    if (c.fingerprint_differences.length > 0) {
+      warn(`runs ${c.a.run_id} and ${c.b.run_id} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
+    }
+  }
   const noisy = comparisons.reduce((n, c) => n + c.noise.length, 0);
   if (noisy > 0) {
     warn(`${noisy} cell side(s) scatter more than the coefficient-of-variation threshold: see the warning under the comparison`);

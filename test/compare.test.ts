@@ -2,14 +2,18 @@
 // results; the command line's refusals; a stored comparison from a real
 // results log; and a live A/A comparison of two real PicoShare builds.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compareFingerprints, describeDifferences, runFingerprint, stableSettings } from "../lib/stats/fingerprint.ts";
-import { buildComparison, type SideInput } from "../lib/stats/comparison.ts";
+import { buildComparison, buildComparisons, type SideInput } from "../lib/stats/comparison.ts";
 import { comparisonText } from "../lib/output/exporters/compare-table.ts";
 import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts";
 import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
+import { geomean, nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
+import { GATE_COUNTS, parseThresholds, plannedBlindSpots } from "../lib/stats/gate.ts";
+import { COMPARED_METRICS, metricByKey } from "../lib/stats/metrics.ts";
+import { minimumDetectableEffect, runsForMde } from "../lib/stats/power.ts";
 import { runOrder } from "../lib/matrix/live-compare.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
 import { resolvePicoShareVersion } from "../lib/upload/picoshare.ts";
@@ -121,8 +125,8 @@ describe("a comparison of synthetic runs", () => {
   test("cells matched by RAM and size in bytes; the rest listed as unmatched", () => {
     expect(c.cells.map((x) => `${x.ram_mb} ${x.file_size}`)).toEqual(["512 1G", "256 100M"]);
     expect(c.unmatched).toEqual([
-      { side: "b", ram_mb: 2048, file_size: "5G" },
-      { side: "a", ram_mb: 128, file_size: "100M" },
+      { side: "b", ram_mb: 2048, file_size: "5G", concurrency: 1 },
+      { side: "a", ram_mb: 128, file_size: "100M", concurrency: 1 },
     ]);
   });
 
@@ -190,6 +194,64 @@ describe("a comparison of synthetic runs", () => {
   });
 });
 
+describe("several builds against one A", () => {
+  const base = [100, 101, 99, 102, 98];
+  const times = (k: number) => base.map((t) => t * k);
+
+  test("geomean: the n-th root of the product of the ratios there are", () => {
+    expect(geomean([0.8, 0.5])).toBeCloseTo(Math.sqrt(0.4), 12); // 0.63246
+    expect(geomean([4, null, 1, 2])).toBeCloseTo(2, 12); // cube root of 8
+    expect(geomean([2, 0.5])).toBeCloseTo(1, 12);
+    // A ratio that is not above 0 has no logarithm: left out, as a missing one.
+    expect(geomean([0, 0.5])).toBeCloseTo(0.5, 12);
+    expect(geomean([null])).toBeNull();
+    expect(geomean([])).toBeNull();
+  });
+
+  test("the geomean row of two cells whose ratios differ (0.8 and 0.5) is 0.632: not their mean or median (0.650), nor the first (0.800)", () => {
+    const a = side("A", [...fakeCell(base, { ram: 512 }), ...fakeCell(base, { ram: 256 })]);
+    const b1 = side("B1", [...fakeCell(times(0.8), { ram: 512 }), ...fakeCell(times(0.5), { ram: 256 })]);
+    const b2 = side("B2", [...fakeCell(base, { ram: 512 }), ...fakeCell(base, { ram: 256 })]);
+    const cs = buildComparisons(a, [b1, b2]);
+    const lines = nwayText(cs).split("\n");
+    const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
+    expect(lines[at + 3]).toMatch(/^512MB\/100M +0\.800 slower +1\.000 ~$/);
+    expect(lines[at + 4]).toMatch(/^256MB\/100M +0\.500 slower +1\.000 ~$/);
+    expect(lines[at + 5]).toMatch(/^geomean +0\.632 +1\.000$/);
+    expect(nwayMarkdown(cs)).toContain("| geomean | 0.632 | 1.000 |");
+    expect(JSON.parse(nwayJson(cs)).geomeans.throughput[0]).toBeCloseTo(Math.sqrt(0.4), 10);
+  });
+
+  test("the two-way notes, once where every build gives them, after the builds' names where only some do; live or stored alike", () => {
+    // A scatters at 256 MB and alone ran 128 MB: every build's comparison says so.
+    const a = side("A", [...fakeCell(base, { ram: 512 }), ...fakeCell([60, 80, 100, 80, 80], { ram: 256 }), ...fakeCell(base, { ram: 128 })]);
+    // B1: A's very binary, and alone ran 2048 MB / 5G.
+    const b1 = side("B1", [...fakeCell(base, { ram: 512 }), ...fakeCell(base, { ram: 256 }), ...fakeCell(base, { ram: 2048, size: "5G" })], { picoshare_sha256: "aa".repeat(32) });
+    // B2: another CPU governor, and it scatters at 512 MB.
+    const b2 = side("B2", [...fakeCell([60, 80, 100, 80, 80], { ram: 512 }), ...fakeCell(base, { ram: 256 })].map((r) => ({ ...r, host: { ...r.host, cpu_governor: "powersave" } })));
+    const cs = buildComparisons(a, [b1, b2]);
+    const text = nwayText(cs);
+    const count = (s: string, part: string) => s.split(part).length - 1;
+    expect(count(text, "128MB/100M was only run by A: not compared.")).toBe(1);
+    expect(text).toContain("\n2048MB/5G was only run by B1: not compared.");
+    expect(text).toContain("\nA and B1 are the same PicoShare binary (same SHA-256)");
+    expect(text).not.toContain("A and B2 are the same");
+    expect(text).toContain("\nWARNING: B2: the two sides ran in different environments: cpu_governor: performance vs powersave");
+    expect(text).not.toContain("B1: the two sides");
+    expect(text).toContain("WARNING: runs scatter more than the 10 % coefficient of variation allows");
+    expect(count(text, "\n  A 256MB/100M: upload duration")).toBe(1);
+    expect(count(text, "\n  B2 512MB/100M: upload duration")).toBe(1);
+    expect(text).not.toMatch(/ B1 \d+MB\/\S+: upload duration/);
+    const md = nwayMarkdown(cs);
+    expect(md).toContain("> **Warning:** B2: the two sides ran in different environments: cpu_governor");
+    expect(md).toContain("> - A 256MB/100M: upload duration");
+    const sub = md.split("\n").find((l) => l.startsWith("<sub>")) ?? "";
+    for (const n of ["128MB/100M was only run by A: not compared.", "2048MB/5G was only run by B1: not compared.", "A and B1 are the same PicoShare binary"]) expect(sub).toContain(n);
+    // The warnings come before the tables a reviewer reads.
+    expect(md.indexOf("> **Warning:**")).toBeLessThan(md.indexOf("**throughput (MiB/s): ratio B/A per cell**"));
+  });
+});
+
 describe("the command line", () => {
   const refused = async (args: string[], message: RegExp) => {
     const ran = await runScript("compare", args);
@@ -233,11 +295,15 @@ describe("the command line", () => {
     }
   });
 
-  test("--help prints the usage with examples, exit 0", async () => {
+  test("--help prints the usage with examples, exit 0; the gate's line names every metric of the table and every count", async () => {
     const ran = await runScript("compare", ["--help"]);
     expect(ran.code).toBe(0);
     expect(ran.stdout).toContain("Examples:");
     expect(ran.stdout).toContain("--run-a ID");
+    const gate = /metrics: (.*); counts: (.*)$/.exec(ran.stdout.split("\n").find((l) => l.includes("metrics: ")) ?? "");
+    expect(gate).not.toBeNull();
+    expect(gate![1].split(", ")).toEqual(COMPARED_METRICS.map((m) => m.key));
+    expect(gate![2].split(", ")).toEqual([...GATE_COUNTS]);
   });
 
   test("stored runs in different environments: the warning names the differences", async () => {
@@ -264,6 +330,65 @@ describe("the command line", () => {
     const missing = await runScript("compare", ["--run-a", String(a), "--run-b", "99", "--db", dbPath]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/run 99 is not in/);
+  });
+});
+
+describe("cells at several concurrency levels", () => {
+  test("stored x1 and x3 cells of one RAM and size stay apart, spelt .../x3 in the table, Markdown, JSON, notes, N-way and the gate", async () => {
+    const dbPath = join(root, "levels.db");
+    const db = ResultsDb.open(dbPath);
+    const start = () =>
+      db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32), options: {}, host: HOST });
+    const add = (run: number, ram: number, concurrency: number, throughputs: number[]) => {
+      for (const t of throughputs) db.addResult(fakeResult({ ram, size: "100M", concurrency, throughput: t, runId: run }), null);
+    };
+    const base = [100, 101, 99, 102, 98];
+    const [a, b] = [start(), start()];
+    add(a, 1024, 3, base);
+    add(b, 1024, 3, [60, 80, 100, 80, 80]); // B scatters there
+    add(a, 512, 1, base);
+    add(b, 512, 1, base);
+    add(a, 512, 3, base);
+    add(b, 512, 3, base.map((t) => t * 0.8)); // only the x3 cell is slower: merged with x1 it would be 10 runs a side
+    add(a, 256, 3, base); // only A
+    db.close();
+    const args = ["--run-a", String(a), "--run-b", String(b), "--db", dbPath];
+
+    const text = await runScript("compare", args);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.split("\n");
+    const primary = lines.findIndex((l) => l.startsWith("RAM (MB)"));
+    expect(lines[primary]).toMatch(/^RAM \(MB\) +File +At once +Runs A\/B +throughput/);
+    expect(lines[primary + 2]).toMatch(/^ +1024 +100M +3 +5\/5 +0\.800 no difference larger than/);
+    expect(lines[primary + 3]).toMatch(/^ +512 +100M +1 +5\/5 +1\.000 no difference/);
+    expect(lines[primary + 4]).toMatch(/^ +512 +100M +3 +5\/5 +0\.800 slower/);
+    expect(text.stdout).toContain("512MB/100M: every metric, changed first");
+    expect(text.stdout).toContain("512MB/100M/x3: every metric, changed first");
+    expect(text.stdout).toContain("256MB/100M/x3 was only run by A: not compared.");
+    expect(text.stdout).toContain("\n  B 1024MB/100M/x3: upload duration");
+    const outcomes = lines.indexOf("Outcomes (A/B)");
+    expect(lines[outcomes + 1]).toMatch(/^RAM \(MB\) +File +At once +Passed/);
+    expect(lines[outcomes + 5]).toMatch(/^ +512 +100M +3 +5\/5/);
+
+    const md = (await runScript("compare", [...args, "--markdown"])).stdout;
+    expect(md).toContain("| RAM (MB) | File | At once | Runs A/B | throughput |");
+    expect(md).toContain("| ---: | --- | ---: | ---: |");
+    expect(md).toMatch(/\| 512 \| 100M \| 3 \| 5\/5 \| 0\.800 slower \|/);
+    expect(md).toContain("> - B 1024MB/100M/x3: upload duration");
+
+    const json = JSON.parse((await runScript("compare", [...args, "--json"])).stdout);
+    expect(json.cells.map((c: { ram_mb: number; concurrency: number }) => [c.ram_mb, c.concurrency])).toEqual([[1024, 3], [512, 1], [512, 3]]);
+    expect(json.unmatched).toEqual([{ side: "a", ram_mb: 256, file_size: "100M", concurrency: 3 }]);
+    expect(json.noise.map((n: { side: string; ram_mb: number; concurrency: number }) => [n.side, n.ram_mb, n.concurrency])).toEqual([["b", 1024, 3]]);
+
+    const n = (await runScript("compare", ["--run-a", String(a), "--run-b", `${b},${b}`, "--db", dbPath])).stdout;
+    expect(n).toMatch(/\n512MB\/100M +1\.000 ~ +1\.000 ~\n512MB\/100M\/x3 +0\.800 slower +0\.800 slower\n/);
+
+    const gate = await runScript("compare", [...args, "--fail-on", "throughput<-5%"]);
+    expect(gate.code).toBe(3);
+    expect(gate.stdout.split("\n").filter((l) => l.startsWith("BREACH"))).toEqual([
+      expect.stringMatching(/^BREACH throughput<-5% in 512MB\/100M\/x3: throughput ratio 0\.800/),
+    ]);
   });
 });
 
@@ -304,6 +429,48 @@ describe("merged runs", () => {
       [256, ["node-2"], ["node-1"]],
     ]);
   });
+
+  test("several builds, one of them merged: a host column per build in every N-way table, Markdown too; the notes per build", async () => {
+    const dbPath = join(root, "merged-n.db");
+    const cells = (t512: number, t256: number) => [
+      { ram: 512, size: "100M", throughputs: [100, 101, 99, 102, 98].map((t) => t * t512) },
+      { ram: 256, size: "100M", throughputs: [50, 51, 49, 52, 48].map((t) => t * t256) },
+    ];
+    // A and B2 each on one host; B1 split over two. Each comparison names the hosts, B2's too, so the columns line up.
+    const shards = (hosts: [string, string], [c512, c256]: ReturnType<typeof cells>) => [
+      { index: 1, count: 2, hostname: hosts[0], cells: [c512] },
+      { index: 2, count: 2, hostname: hosts[1], cells: [c256] },
+    ];
+    const a = await mergedRun(root, "na", dbPath, shards(["node-1", "node-1"], cells(1, 1)));
+    const b1 = await mergedRun(root, "nb1", dbPath, shards(["node-2", "node-1"], cells(1.2, 1)));
+    const b2 = await mergedRun(root, "nb2", dbPath, shards(["node-3", "node-3"], cells(1, 0.8)));
+    const args = ["--run-a", String(a), "--run-b", `${b1},${b2}`, "--db", dbPath];
+    const text = await runScript("compare", args);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.split("\n");
+    const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
+    expect(lines[at + 1]).toMatch(/^Cell +Host A +Host B1 +Host B2 +B1 v1\.5\.4 +B2 v1\.5\.4$/);
+    expect(lines[at + 3]).toMatch(/^512MB\/100M +node-1 +node-2 +node-3 +1\.200 faster +1\.000 ~$/);
+    expect(lines[at + 4]).toMatch(/^256MB\/100M +node-1 +node-1 +node-3 +1\.000 ~ +0\.800 slower$/);
+    expect(lines[at + 5]).toMatch(/^geomean +1\.095 +0\.894$/); // sqrt(1.2 x 1.0), sqrt(1.0 x 0.8)
+    const rss = lines.indexOf("PicoShare peak RSS (MiB): ratio B/A per cell");
+    expect(lines[rss + 1]).toMatch(/^Cell +Host A +Host B1 +Host B2 /);
+    const outcomes = lines.findIndex((l) => l.startsWith("Outcomes: "));
+    expect(lines[outcomes + 1]).toMatch(/^Cell +Host A +Host B1 +Host B2 +A +B1 v1\.5\.4 +B2 v1\.5\.4$/);
+    expect(lines[outcomes + 3]).toMatch(/^512MB\/100M +node-1 +node-2 +node-3 +5\/0\/0 +5\/0\/0 +5\/0\/0$/);
+    // Every fixture run has the same binary: each build's A/A note, each once.
+    expect(text.stdout).toContain("\nA and B1 are the same PicoShare binary");
+    expect(text.stdout).toContain("\nA and B2 are the same PicoShare binary");
+    expect(text.stdout).toContain("\nWARNING: B1: the two sides ran in different environments: hostname: node-1 vs node-2");
+    expect(text.stderr).toMatch(new RegExp(`WARNING: runs ${a} and ${b2} ran in different environments: hostname: node-1 vs node-3`));
+
+    const md = (await runScript("compare", [...args, "--markdown"])).stdout;
+    expect(md).toContain("| Cell | Host A | Host B1 | Host B2 | B1 v1.5.4 | B2 v1.5.4 |");
+    expect(md).toContain("| 512MB/100M | node-1 | node-2 | node-3 | 1.200 faster | 1.000 ~ |");
+    expect(md).toContain("| geomean |  |  |  | 1.095 | 0.894 |");
+    // Each build's own environment difference, after its name.
+    expect(md).toContain("> **Warning:** B2: the two sides ran in different environments: hostname: node-1 vs node-3");
+  });
 });
 
 describe("the gate: --fail-on", () => {
@@ -318,7 +485,7 @@ describe("the gate: --fail-on", () => {
       for (const t of throughputs) db.addResult(fakeResult({ ram: 512, size: "100M", throughput: t, runId: run, ...extra }), null);
     };
     const base = [100, 101, 99, 100, 102, 98, 101, 100];
-    ids = { a: start(), same: start(), slower: start(), oom: start(), few: start(), fewA: start() };
+    ids = { a: start(), same: start(), slower: start(), oom: start(), few: start(), fewA: start(), failed: start(), flatA: start(), flatB: start() };
     add(ids.a, base);
     add(ids.same, base);
     add(ids.slower, base.map((t) => t * 0.8));
@@ -326,6 +493,13 @@ describe("the gate: --fail-on", () => {
     db.addResult(fakeResult({ ram: 512, size: "100M", reason: "oom_killed", runId: ids.oom }), null);
     add(ids.few, [100, 101, 99]);
     add(ids.fewA, [100, 102, 98]);
+    // B: one test timed out and one wrote no result, A has neither.
+    add(ids.failed, base);
+    db.addResult(fakeResult({ ram: 512, size: "100M", reason: "timeout", runId: ids.failed }), null);
+    db.addHarnessError({ run_id: ids.failed, timestamp: "2026-01-29T12:00:00+00:00", ram_mb: 512, file_size: "100M", exit_reason: "harness_error", error: "x", exit_code: 3, signal: null, log_file: null });
+    // Values that do not vary: the MDE is the resolution wherever the rank test can reach alpha at all.
+    add(ids.flatA, [100, 100, 100, 100, 100]);
+    add(ids.flatB, [100, 100, 100, 100, 100]);
     db.close();
   });
   const gate = (a: number, b: number, failOn: string, ...extra: string[]) =>
@@ -355,6 +529,53 @@ describe("the gate: --fail-on", () => {
     expect(ran.code).toBe(3);
     expect(ran.stdout.split("\n")[0]).toBe("BREACH oom>0: B 1 OOM kills, A 0");
     expect((await gate(ids.a, ids.oom, "oom>1")).code).toBe(0);
+  });
+
+  test("failures>N: B has a failed test and a test without a result that A has not", async () => {
+    const ran = await gate(ids.a, ids.failed, "failures>0");
+    expect(ran.code).toBe(3);
+    expect(ran.stdout.split("\n")[0]).toBe("BREACH failures>0: B 2 failures, A 0");
+    expect(ran.stderr).toContain("ERROR: BREACH failures>0: B 2 failures, A 0");
+    expect((await gate(ids.a, ids.failed, "failures>1")).code).toBe(3);
+    expect((await gate(ids.a, ids.failed, "failures>2")).code).toBe(0);
+    // The other way round, A failing more: no breach.
+    expect((await gate(ids.failed, ids.a, "failures>0")).code).toBe(0);
+  });
+
+  test("the runs a side a blind threshold needs, worked out by hand: 6", async () => {
+    // 5 against 5 flat runs at --alpha 0.01, two primary metrics measured (throughput, PicoShare's RSS): Holm's first step
+    // is 0.005, and the smallest p of 5 against 5 is 2 / C(10,5) = 2/252 = 0.0079: no verdict, no MDE. 6 against 6
+    // reach 2 / C(12,6) = 2/924 = 0.0022, and runs that do not vary see any change above the resolution
+    // (0.1 MiB/s of 100: 0.1 %), so -5 % too: 6 a side.
+    const ran = await gate(ids.flatA, ids.flatB, "throughput<-5%", "--alpha", "0.01", "--json");
+    expect(ran.code).toBe(0);
+    const blind = JSON.parse(ran.stdout).gate.blind;
+    expect(blind).toEqual([{
+      threshold: "throughput<-5%", cell: "512MB/100M", mde: null, runs_needed: 6,
+      message: "512MB/100M: these runs cannot see -5.0 % throughput (they can see no change up to 10 x); need about 6 per side",
+    }]);
+    expect(ran.stderr).toContain("WARNING: NOTE throughput<-5%: 512MB/100M: these runs cannot see -5.0 % throughput (they can see no change up to 10 x); need about 6 per side");
+  });
+
+  test("one candidate exported as Bencher's BMF beside the comparison", async () => {
+    const out = join(root, "one-bmf.json");
+    const ran = await runScript("compare", ["--run-a", String(ids.a), "--run-b", String(ids.slower), "--db", dbPath(), "--export", "bmf", "--export-out", out]);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toContain("PicoShare comparison: B against A");
+    expect(ran.stderr).toContain("Exported B's figures as bmf to");
+    const doc = JSON.parse(readFileSync(out, "utf8"));
+    // One benchmark per cell, named with its spelling, not prefixed with a build.
+    expect(Object.keys(doc)).toEqual(["512MB/100M"]);
+    const measures = Object.entries(doc["512MB/100M"] as Record<string, { value: number; lower_value: number; upper_value: number }>);
+    expect(measures.length).toBeGreaterThan(0);
+    for (const [key, m] of measures) {
+      expect(COMPARED_METRICS.map((x) => x.key)).toContain(key);
+      expect(Object.keys(m).sort()).toEqual(["lower_value", "upper_value", "value"]);
+      expect(m.lower_value).toBeLessThanOrEqual(m.value);
+      expect(m.upper_value).toBeGreaterThanOrEqual(m.value);
+    }
+    // B's throughput: 0.8 x (98 99 100 100 100 101 101 102), median 80.
+    expect(doc["512MB/100M"].throughput.value).toBe(80);
   });
 
   test("runs too few to see a threshold: a NOTE with the runs it would take, and no breach claimed", async () => {
@@ -412,6 +633,79 @@ describe("the gate: --fail-on", () => {
       expect(ran.stderr.split("\n").filter((l) => l.includes("ERROR:"))).toHaveLength(1);
       expect(ran.stderr).toMatch(message);
     }
+  });
+});
+
+describe("the gate before a live run", () => {
+  // 70 130 80 120 90 110 100 100: mean 100, squares of deviations 2 x (900 + 400 + 100) = 2800, sd sqrt(2800 / 7) = 20: CV 20.0 %.
+  const noisy = [70, 130, 80, 120, 90, 110, 100, 100];
+
+  test("plannedBlindSpots: from a stored run's spread, the thresholds these runs could not see, in the NOTE's words", () => {
+    const rs = fakeCell(noisy, { ram: 256 });
+    const quiet = fakeCell([99, 101, 100, 100, 99.5, 100.5, 100, 100], { ram: 512 });
+    const history = [{ cell: "256MB/100M", run_id: 7, results: rs }, { cell: "512MB/100M", run_id: 9, results: quiet }];
+    const t = parseThresholds("throughput<-20%,cpu_seconds>+5%,oom>0");
+    const spots = plannedBlindSpots(t, history, 8, 0.05);
+    // Only the scattered cell; CPU seconds were not measured there (the result judges it), oom is a count.
+    expect(spots.map((s) => [s.threshold, s.cell])).toEqual([["throughput<-20%", "256MB/100M"]]);
+    // The stored values stand for both sides; throughput and PicoShare's RSS were measured: 0.05 / 2 (Holm's first step).
+    const resolution = metricByKey("throughput").resolution(rs);
+    const mde = minimumDetectableEffect(noisy, noisy, 100, 100, 0.025, { resolution, runs: [8, 8] })!.mde!;
+    const runs = runsForMde(noisy, noisy, 100, 100, 0.025, 0.2, { resolution });
+    expect(mde).toBeGreaterThan(0.2);
+    expect(runs!).toBeGreaterThan(8);
+    expect(spots[0]).toMatchObject({ mde, runs_needed: runs });
+    expect(spots[0].message).toBe(
+      `256MB/100M: these runs cannot see -20.0 % throughput (8 a side can see ${fmtPercent(mde)}, from the spread of run 7 there: CV 20.0 %); need about ${runs} per side`,
+    );
+    // As many runs as it says: nothing left to say.
+    expect(plannedBlindSpots(t, history, runs!, 0.05)).toEqual([]);
+  });
+
+  test("live: before anything is built or run, from the newest stored run of each cell on the same backend; none: judged after the run", async () => {
+    const files = join(root, "reach-files");
+    mkdirSync(files, { recursive: true });
+    // Only its size is checked before the refusal below: a sparse file will do.
+    writeFileSync(testFilePath("100M", files), "");
+    truncateSync(testFilePath("100M", files), 100 * MiB);
+    const dbPath = join(root, "reach.db");
+    const db = ResultsDb.open(dbPath);
+    const start = (backend = "local") =>
+      db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend, resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32), options: {}, host: HOST });
+    const add = (run: number, throughputs: number[]) => {
+      for (const t of throughputs) db.addResult(fakeResult({ ram: 256, size: "100M", throughput: t, runId: run }), null);
+    };
+    add(start(), [55, 145, 70, 130, 85, 115, 100, 100]); // older: CV 30.0 %
+    const newer = start();
+    add(newer, noisy); // the one judged from: CV 20.0 %
+    add(start(), [50, 150]); // newer still, but too few runs to judge a spread
+    add(start("qemu"), [100, 100.5, 99.5, 100, 100]); // the newest, another backend
+    db.close();
+    const results = join(root, "reach-results");
+    const args = [
+      "--a", "/nonexistent/picoshare", "--b", "/bin/true", "--memory-limits", "256,512", "--file-sizes", "100M", "--test-files", files,
+      "--results-dir", results, "--iterations", "8", "--fail-on", "throughput<-20%,oom>0",
+    ];
+    const ran = await runScript("compare", [...args, "--db", dbPath]);
+    // Refused afterwards for another reason: nothing was built or run.
+    expect(ran.code).toBe(2);
+    const lines = ran.stderr.split("\n");
+    const note = lines.findIndex((l) => l.includes("WARNING: Gate throughput<-20%: 256MB/100M: these runs cannot see -20.0 % throughput (8 a side can see "));
+    expect(note).toBeGreaterThanOrEqual(0);
+    expect(lines[note]).toMatch(new RegExp(`, from the spread of run ${newer} there: CV 20\\.0 %\\); need about \\d+ per side$`));
+    expect(lines[note + 1]).toEndWith(
+      `Gate: throughput<-20% judged from the spread of run ${newer} in 256MB/100M: 1 out of reach of 8 runs a side; 512MB/100M not stored before, judged from the runs' own spread after the run`,
+    );
+    expect(lines.findIndex((l) => l.includes("ERROR: PicoShare binary /nonexistent/picoshare (from --a) does not exist"))).toBeGreaterThan(note);
+    expect(readdirSync(results).filter((n) => n.startsWith("compare-"))).toEqual([]);
+
+    // No results log yet: one line says the result will judge it, and none is made for the asking.
+    const fresh = join(root, "none-yet.db");
+    const none = await runScript("compare", [...args, "--db", fresh]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/Gate: no stored run of these cells on the local backend in \S*none-yet\.db: whether 8 runs a side can see throughput<-20% is judged from their own spread, after the run\n/);
+    expect(none.stderr).not.toContain("cannot see");
+    expect(existsSync(fresh)).toBe(false);
   });
 });
 

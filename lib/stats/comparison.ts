@@ -14,6 +14,22 @@ import { DEFAULT_ALPHA, MIN_SAMPLES, compareFamily, runsNeeded, type MetricCompa
 import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
 import { median } from "simple-statistics";
 
+/** A cell as the comparison's lists name it: cellName spells it. */
+export interface CellRef {
+  ram_mb: number;
+  file_size: string;
+  concurrency: number;
+}
+
+function refOf(key: CellKey): CellRef {
+  return { ram_mb: key.ram_mb, file_size: key.file_size, concurrency: key.concurrency ?? 1 };
+}
+
+/** Cells in the order the comparison lists them: largest RAM first, then smallest file, then fewest uploads at once. */
+function byCell(x: CellKey, y: CellKey): number {
+  return y.ram_mb - x.ram_mb || x.file_size_bytes - y.file_size_bytes || (x.concurrency ?? 1) - (y.concurrency ?? 1);
+}
+
 /** One side as given to the comparison. */
 export interface SideInput {
   /** "A" / "B", or a name such as "v1.5.4". */
@@ -60,6 +76,8 @@ export interface ComparisonOptions {
   resamples?: number;
   seed?: number;
   cvThreshold?: number;
+  /** Name each cell side's hosts; by default when either side was measured on several (runHosts). */
+  hosts?: boolean;
 }
 
 export interface Comparison {
@@ -84,12 +102,12 @@ export interface Comparison {
   fingerprint_differences: FingerprintDifference[];
   /** Where the host probed differently before A's tests than before B's, beyond their spread (empty: alike). */
   probe_differences: string[];
-  /** Cells present on both sides, largest RAM first, then smallest file. */
+  /** Cells present on both sides, largest RAM first, then smallest file, then fewest uploads at once. */
   cells: CellComparison[];
   /** Cells that only one side has: not compared. */
-  unmatched: { side: "a" | "b"; ram_mb: number; file_size: string }[];
+  unmatched: ({ side: "a" | "b" } & CellRef)[];
   /** Cells whose runs scatter above the CV threshold, per side. */
-  noise: { side: "a" | "b"; ram_mb: number; file_size: string; metrics: NoisyMetric[]; description: string }[];
+  noise: ({ side: "a" | "b"; metrics: NoisyMetric[]; description: string } & CellRef)[];
   /** The likely causes of that scatter (empty when nothing is noisy). */
   noise_causes: string[];
 }
@@ -143,7 +161,13 @@ function infoOf(side: SideInput): SideInfo {
   return info;
 }
 
-/** Compares B with A cell by cell; cells are matched by RAM and file size (in bytes: 1G is 1024M). */
+/** Several candidates against one A: hosts are named in all of them when any side was measured on several, so their columns line up. */
+export function buildComparisons(a: SideInput, bs: SideInput[], opts: ComparisonOptions = {}): Comparison[] {
+  const hosts = opts.hosts ?? [a, ...bs].some((s) => runHosts(s.results).length > 1);
+  return bs.map((b) => buildComparison(a, b, { ...opts, hosts }));
+}
+
+/** Compares B with A cell by cell; cells are matched by RAM, file size (in bytes: 1G is 1024M) and uploads at once. */
 export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOptions = {}): Comparison {
   const alpha = opts.alpha ?? DEFAULT_ALPHA;
   const minSamples = opts.minSamples ?? MIN_SAMPLES;
@@ -151,26 +175,26 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
   const seed = opts.seed ?? DEFAULT_SEED;
   const cvThreshold = opts.cvThreshold ?? DEFAULT_CV_THRESHOLD;
   // A side measured on several hosts (a merged run): each cell side names its host, on both sides so they read against each other.
-  const hosts = runHosts(a.results).length > 1 || runHosts(b.results).length > 1;
+  const hosts = opts.hosts ?? (runHosts(a.results).length > 1 || runHosts(b.results).length > 1);
   const stats = { resamples, seed, cvThreshold, hosts };
   const verdictOpts = { alpha, minSamples, resamples, seed };
 
   const cellsA = cellsOf(a);
   const cellsB = cellsOf(b);
   const cells: CellComparison[] = [];
-  const unmatched: Comparison["unmatched"] = [];
+  const unmatched: { side: "a" | "b"; key: CellKey }[] = [];
   const noise: Comparison["noise"] = [];
   for (const [k, ca] of cellsA) {
     const cb = cellsB.get(k);
     if (!cb) {
-      unmatched.push({ side: "a", ram_mb: ca.key.ram_mb, file_size: ca.key.file_size });
+      unmatched.push({ side: "a", key: ca.key });
       continue;
     }
     const sa = summarizeRuns(ca.key, ca.results, { ...stats, harnessErrors: ca.errors });
     const sb = summarizeRuns({ ...ca.key }, cb.results, { ...stats, harnessErrors: cb.errors });
     for (const [side, summary] of [["a", sa], ["b", sb]] as const) {
       if (summary.noisy.length > 0) {
-        noise.push({ side, ram_mb: summary.ram_mb, file_size: summary.file_size, metrics: summary.noisy, description: describeNoise(summary.noisy) });
+        noise.push({ side, ...refOf(summary), metrics: summary.noisy, description: describeNoise(summary.noisy) });
       }
     }
     const okA = ca.results.filter((r) => r.success);
@@ -192,9 +216,9 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
       }),
     });
   }
-  for (const [k, cb] of cellsB) if (!cellsA.has(k)) unmatched.push({ side: "b", ram_mb: cb.key.ram_mb, file_size: cb.key.file_size });
-  cells.sort((x, y) => y.ram_mb - x.ram_mb || x.file_size_bytes - y.file_size_bytes);
-  unmatched.sort((x, y) => y.ram_mb - x.ram_mb || x.file_size.localeCompare(y.file_size));
+  for (const [k, cb] of cellsB) if (!cellsA.has(k)) unmatched.push({ side: "b", key: cb.key });
+  cells.sort(byCell);
+  unmatched.sort((x, y) => byCell(x.key, y.key));
   return {
     a: infoOf(a),
     b: infoOf(b),
@@ -214,7 +238,7 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
     fingerprint_differences: compareFingerprints(a.fingerprint, b.fingerprint),
     probe_differences: probeDifferences(probesOf(a.results), probesOf(b.results)),
     cells,
-    unmatched,
+    unmatched: unmatched.map((u) => ({ side: u.side, ...refOf(u.key) })),
     noise,
     noise_causes:
       noise.length === 0

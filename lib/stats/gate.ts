@@ -4,13 +4,17 @@
 // primary family's Holm correction included) and the ratio's point estimate
 // lies beyond it; a count threshold when B has more than that many more OOM
 // kills / failures than A over all cells. Where the runs could not have seen
-// a change of the threshold's size (its MDE is larger), the gate says so.
+// a change of the threshold's size (its MDE is larger), the gate says so:
+// after the run from the runs' own spread, and before a live run from the
+// spread a stored run showed in the same cell.
+import { median } from "simple-statistics";
 import { UsageError } from "../core/errors.ts";
-import { COMPARED_METRICS, type ComparedMetric } from "./metrics.ts";
+import { COMPARED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
 import type { Comparison, SideInput } from "./comparison.ts";
 import { cellKeyOf, cellName } from "./cells.ts";
-import { runsForMde } from "./power.ts";
-import { fmtPercent } from "./verdict.ts";
+import { RUNS_CANDIDATES, minimumDetectableEffect, runsForMde } from "./power.ts";
+import { cvOf, fmtPercent } from "./verdict.ts";
+import type { TestResult } from "../upload/result.ts";
 
 export const GATE_COUNTS = ["oom", "failures"] as const;
 type GateCount = (typeof GATE_COUNTS)[number];
@@ -129,12 +133,56 @@ function blindSpot(
   const runs = m.median_a === null || m.median_b === null || ra.length < 2 || rb.length < 2
     ? null
     : runsForMde(vals(ra), vals(rb), m.median_a, m.median_b, m.mde_alpha, Math.abs(t.change), { resolution: spec.resolution([...ra, ...rb]) });
-  const need = runs === null ? "not even 128 runs a side would with this spread" : `need about ${runs} per side`;
-  const name = cellName(cell);
+  return blindMessage(t, spec, cellName(cell), mde, runs, "they can see");
+}
+
+/** A blind spot in the words of the gate's NOTE: what the runs cannot see, what they can (`can`: who sees it), and the runs a side that would. */
+function blindMessage(
+  t: Extract<Threshold, { kind: "metric" }>, spec: ComparedMetric, cell: string, mde: number | null, runs: number | null, can: string, from = "",
+): BlindSpot {
+  const need = runs === null ? `not even ${RUNS_CANDIDATES.at(-1)} runs a side would with this spread` : `need about ${runs} per side`;
   return {
-    threshold: t.text, cell: name, mde: mde, runs_needed: runs,
-    message: `${name}: these runs cannot see ${signed(t.change)} ${spec.name} (they can see ${mde === null ? "no change up to 10 x" : fmtPercent(mde)}); ${need}`,
+    threshold: t.text, cell, mde, runs_needed: runs,
+    message: `${cell}: these runs cannot see ${signed(t.change)} ${spec.name} (${can} ${mde === null ? "no change up to 10 x" : fmtPercent(mde)}${from}); ${need}`,
   };
+}
+
+/** The spread a planned cell is judged from before a live run: a stored run's passed, measured results in that cell. */
+export interface CellHistory {
+  /** The cell's spelling (cellName). */
+  cell: string;
+  run_id: number;
+  results: TestResult[];
+}
+
+/**
+ * Before a live run: the metric thresholds that `iterations` runs a side
+ * could not see, per cell, judged from the spread the stored run of that
+ * cell showed (its values stand for both sides, as the MDE resamples each
+ * side's deviations from its median); a cell whose metric was not measured
+ * there, or is 0 throughout, is left to the result.
+ */
+export function plannedBlindSpots(thresholds: Threshold[], history: CellHistory[], iterations: number, alpha: number): BlindSpot[] {
+  const out: BlindSpot[] = [];
+  for (const t of thresholds) {
+    if (t.kind !== "metric") continue;
+    const spec = COMPARED_METRICS.find((m) => m.key === t.metric)!;
+    for (const h of history) {
+      const vals = (m: ComparedMetric) => h.results.map(m.value).filter((x): x is number => x !== null);
+      const v = vals(spec);
+      const cv = cvOf(v);
+      if (v.length < 2 || cv === null) continue;
+      const med = median(v);
+      // As compareFamily tests it: a primary metric at alpha over the primary metrics measured (Holm's first step), a secondary one at alpha.
+      const at = spec.family === "primary" ? alpha / Math.max(1, PRIMARY_METRICS.filter((p) => vals(p).length > 0).length) : alpha;
+      const resolution = spec.resolution(h.results);
+      const m = minimumDetectableEffect(v, v, med, med, at, { resolution, runs: [iterations, iterations] });
+      if (m === null || (m.mde !== null && m.mde <= Math.abs(t.change))) continue;
+      const runs = runsForMde(v, v, med, med, at, Math.abs(t.change), { resolution });
+      out.push(blindMessage(t, spec, h.cell, m.mde, runs, `${iterations} a side can see`, `, from the spread of run ${h.run_id} there: CV ${(cv * 100).toFixed(1)} %`));
+    }
+  }
+  return out;
 }
 
 function signed(x: number): string {

@@ -115,6 +115,9 @@ export function minimumDetectableEffect(
   return hi <= floor ? { mde: floor, floor: true } : { mde: hi, floor: false };
 }
 
+/** The runs per side runsForMde tries, fewest first; the last is the most it will suggest. */
+export const RUNS_CANDIDATES = [5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128];
+
 /**
  * The fewest runs per side (of `candidates`) at which the same spread gives
  * an MDE of at most `target`, projected by resampling these runs; null when
@@ -124,7 +127,7 @@ export function runsForMde(
   a: number[], b: number[], medianA: number, medianB: number, alpha: number, target: number,
   opts: { resolution?: number; seed?: number; candidates?: number[] } = {},
 ): number | null {
-  for (const n of opts.candidates ?? [5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128]) {
+  for (const n of opts.candidates ?? RUNS_CANDIDATES) {
     const m = minimumDetectableEffect(a, b, medianA, medianB, alpha, { ...opts, runs: [n, n] });
     if (m?.mde !== null && m?.mde !== undefined && m.mde <= target) return n;
   }

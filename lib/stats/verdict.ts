@@ -104,7 +104,8 @@ export function fmtPercent(x: number): string {
   return `${pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toFixed(2)} %`;
 }
 
-function cvOf(x: number[]): number | null {
+/** The coefficient of variation (sd / |mean|); null below 2 values or at a zero mean. */
+export function cvOf(x: number[]): number | null {
   if (x.length < 2) return null;
   const m = mean(x);
   return m === 0 ? null : sampleStandardDeviation(x) / Math.abs(m);

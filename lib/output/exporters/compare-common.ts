@@ -81,13 +81,30 @@ export function hostsText(hosts: string[] | undefined): string {
   return hosts && hosts.length > 0 ? hosts.join(", ") : "-";
 }
 
+/** Columns that name a row's cell: their heads, a row's values, their alignment. */
+export interface CellColumns<T> {
+  header: string[];
+  of: (cell: T) => string[];
+  align: Align[];
+}
+
 /**
- * The "Host A" and "Host B" columns of the per-cell tables, present only when
- * the comparison names hosts (a side measured on several: a merged run).
+ * The columns that name a cell in the per-cell tables: RAM, file, the uploads
+ * at once when some cell ran several, and "Host A" / "Host B" only when the
+ * comparison names hosts (a side measured on several: a merged run).
  */
-function hostColumns(c: Comparison): { header: string[]; of: (cell: CellComparison) => string[]; align: Align[] } {
-  if (!c.cells.some((cell) => cell.a.hosts || cell.b.hosts)) return { header: [], of: () => [], align: [] };
-  return { header: ["Host A", "Host B"], of: (cell) => [hostsText(cell.a.hosts), hostsText(cell.b.hosts)], align: ["left", "left"] };
+function cellColumns(c: Comparison): CellColumns<CellComparison> {
+  // The level only where some cell ran more than one upload at once: one-upload output stays as it was.
+  const parallel = c.cells.some((cell) => (cell.concurrency ?? 1) > 1);
+  const hosts = c.cells.some((cell) => cell.a.hosts || cell.b.hosts);
+  return {
+    header: ["RAM (MB)", "File", ...(parallel ? ["At once"] : []), ...(hosts ? ["Host A", "Host B"] : [])],
+    of: (cell) => [
+      String(cell.ram_mb), cell.file_size, ...(parallel ? [String(cell.concurrency ?? 1)] : []),
+      ...(hosts ? [hostsText(cell.a.hosts), hostsText(cell.b.hosts)] : []),
+    ],
+    align: ["right", "left", ...(parallel ? ["right" as const] : []), ...(hosts ? ["left" as const, "left" as const] : [])],
+  };
 }
 
 /** One cell's every metric: changed ones first, then the rest, then the derived figures. */
@@ -113,22 +130,19 @@ export function cellTable(cell: CellComparison): TextTable {
 
 /** One row per cell: the primary metrics' ratio and verdict. */
 export function primaryTable(c: Comparison): TextTable {
-  const hosts = hostColumns(c);
-  const header = ["RAM (MB)", "File", ...hosts.header, "Runs A/B", ...PRIMARY_METRICS.map((m) => m.name)];
+  const named = cellColumns(c);
   return {
     title: "Primary metrics: B/A and verdict (Holm-corrected per cell)",
-    header,
+    header: [...named.header, "Runs A/B", ...PRIMARY_METRICS.map((m) => m.name)],
     rows: c.cells.map((cell) => [
-      String(cell.ram_mb),
-      cell.file_size,
-      ...hosts.of(cell),
+      ...named.of(cell),
       `${cell.throughput.n_a}/${cell.throughput.n_b}`,
       ...PRIMARY_METRICS.map((p) => {
         const m = cell.metrics.find((x) => x.key === p.key)!;
         return m.ratio === null ? m.label : `${fmtRatio(m.ratio)} ${m.label}`;
       }),
     ]),
-    align: ["right", "left", ...hosts.align, "right", ...PRIMARY_METRICS.map((): Align => "left")],
+    align: [...named.align, "right", ...PRIMARY_METRICS.map((): Align => "left")],
   };
 }
 
@@ -145,14 +159,12 @@ function reasons(failures: Record<string, number>): string {
 }
 
 export function outcomeTable(c: Comparison): TextTable {
-  const hosts = hostColumns(c);
+  const named = cellColumns(c);
   return {
     title: "Outcomes (A/B)",
-    header: ["RAM (MB)", "File", ...hosts.header, "Passed", "Failed", "OOM", "No result", "Failures A", "Failures B"],
+    header: [...named.header, "Passed", "Failed", "OOM", "No result", "Failures A", "Failures B"],
     rows: c.cells.map((cell) => [
-      String(cell.ram_mb),
-      cell.file_size,
-      ...hosts.of(cell),
+      ...named.of(cell),
       `${cell.a.passed}/${cell.b.passed}`,
       `${cell.a.failed}/${cell.b.failed}`,
       `${cell.a.oom}/${cell.b.oom}`,
@@ -160,7 +172,7 @@ export function outcomeTable(c: Comparison): TextTable {
       reasons(cell.a.failures) || "-",
       reasons(cell.b.failures) || "-",
     ]),
-    align: ["right", "left", ...hosts.align, "right", "right", "right", "right", "left", "left"],
+    align: [...named.align, "right", "right", "right", "right", "left", "left"],
   };
 }
 
@@ -182,32 +194,47 @@ export interface NoiseNote {
   causes: string;
 }
 
-export function noiseNote(c: Comparison): NoiseNote | null {
-  if (c.noise.length === 0) return null;
+/** The candidate's name in notes: "B", or "B2" among several. */
+function bName(c: Comparison): string {
+  return c.b.label || "B";
+}
+
+/** The scatter warning of one or several comparisons with the same A: each item names its side, A's given once. */
+export function noiseNote(cs: Comparison[]): NoiseNote | null {
+  const items = [...new Set(cs.flatMap((c) => c.noise.map((n) => `${n.side === "a" ? "A" : bName(c)} ${cellName(n)}: ${n.description}`)))];
+  if (items.length === 0) return null;
   return {
-    intro: `runs scatter more than the ${(c.method.cv_threshold * 100).toFixed(0)} % coefficient of variation allows (the verdicts there are less sensitive):`,
-    items: c.noise.map((n) => `${n.side.toUpperCase()} ${cellName(n)}: ${n.description}`),
-    causes: `Likely causes: ${c.noise_causes.join("; ")}.`,
+    intro: `runs scatter more than the ${(cs[0].method.cv_threshold * 100).toFixed(0)} % coefficient of variation allows (the verdicts there are less sensitive):`,
+    items,
+    causes: `Likely causes: ${[...new Set(cs.flatMap((c) => c.noise_causes))].join("; ")}.`,
   };
 }
 
+/** What a comparison warns of and notes beside its tables. */
+export interface Notes {
+  warnings: string[];
+  noise: NoiseNote | null;
+  notes: string[];
+}
+
 /** Warnings (environment differences) and notes, each a sentence; the scatter warning is noiseNote's. */
-export function notes(c: Comparison): { warnings: string[]; noise: NoiseNote | null; notes: string[] } {
+export function notes(c: Comparison): Notes {
+  const b = bName(c);
   const warnings: string[] = [];
   if (c.fingerprint_differences.length > 0) {
     warnings.push(`the two sides ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);
   }
   if ((c.probe_differences ?? []).length > 0) {
     warnings.push(
-      `the host probed differently before A's tests than before B's (a change of the host, not of PicoShare, may explain a difference): ` +
+      `the host probed differently before A's tests than before ${b}'s (a change of the host, not of PicoShare, may explain a difference): ` +
         `${c.probe_differences.join("; ")}`,
     );
   }
   const out: string[] = [];
   if (c.a.picoshare_sha256 && c.a.picoshare_sha256 === c.b.picoshare_sha256) {
-    out.push("A and B are the same PicoShare binary (same SHA-256): an A/A comparison, expected to show no difference.");
+    out.push(`A and ${b} are the same PicoShare binary (same SHA-256): an A/A comparison, expected to show no difference.`);
   }
-  for (const u of c.unmatched) out.push(`${cellName(u)} was only run by ${u.side.toUpperCase()}: not compared.`);
+  for (const u of c.unmatched) out.push(`${cellName(u)} was only run by ${u.side === "a" ? "A" : b}: not compared.`);
   const tests = c.cells.reduce((n, cell) => n + cell.metrics.filter((m) => m.family === "secondary" && m.verdict !== "too_few").length, 0);
   if (tests >= 10) {
     out.push(
@@ -222,5 +249,5 @@ export function notes(c: Comparison): { warnings: string[]; noise: NoiseNote | n
         `may show a primary change by chance alone when nothing changed.`,
     );
   }
-  return { warnings, noise: noiseNote(c), notes: out };
+  return { warnings, noise: noiseNote([c]), notes: out };
 }

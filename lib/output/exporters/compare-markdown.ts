@@ -1,6 +1,6 @@
 // A comparison as GitHub-flavoured Markdown, ready to paste into a pull request.
 import type { Comparison } from "../../stats/comparison.ts";
-import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type TextTable } from "./compare-common.ts";
+import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type Notes, type TextTable } from "./compare-common.ts";
 
 /** A cell's text made safe inside a Markdown table. */
 function cell(text: string): string {
@@ -17,8 +17,23 @@ function section(t: TextTable): string {
   return `**${t.title}**\n\n${t.rows.length > 0 ? markdownTable(t) : "_No cell was run by both sides._"}`;
 }
 
+/** The warnings as quoted blocks, for the top: a reviewer reads them before the tables. */
+export function warningsMarkdown(n: Notes): string[] {
+  const out: string[] = [];
+  for (const w of n.warnings) out.push(`> **Warning:** ${w}`, "");
+  if (n.noise) {
+    out.push(`> **Warning:** ${n.noise.intro}`, ">", ...n.noise.items.map((i) => `> - ${i}`), ">", `> ${n.noise.causes}`, "");
+  }
+  return out;
+}
+
+/** The method and the notes, in small print at the end. */
+export function methodMarkdown(method: string, n: Notes): string {
+  return `<sub>${method}${n.notes.length > 0 ? ` ${n.notes.join(" ")}` : ""}</sub>`;
+}
+
 export function comparisonMarkdown(c: Comparison): string {
-  const { warnings, noise, notes: extra } = notes(c);
+  const n = notes(c);
   const out = [
     "### PicoShare comparison: B against A",
     "",
@@ -26,14 +41,11 @@ export function comparisonMarkdown(c: Comparison): string {
     `- ${cell(sideLine("B", c.b))}`,
     "",
   ];
-  for (const w of warnings) out.push(`> **Warning:** ${w}`, "");
-  if (noise) {
-    out.push(`> **Warning:** ${noise.intro}`, ">", ...noise.items.map((i) => `> - ${i}`), ">", `> ${noise.causes}`, "");
-  }
+  out.push(...warningsMarkdown(n));
   out.push(section(primaryTable(c)), "");
   // Every metric per cell, folded: the primary table above is what a review reads first.
   for (const t of cellTables(c)) out.push(`<details><summary>${cell(t.title)}</summary>`, "", markdownTable(t), "", "</details>", "");
   out.push(section(outcomeTable(c)), "");
-  out.push(`<sub>${methodLine(c)}${extra.length > 0 ? ` ${extra.join(" ")}` : ""}</sub>`);
+  out.push(methodMarkdown(methodLine(c), n));
   return `${out.join("\n")}\n`;
 }

@@ -1,14 +1,21 @@
 // A comparison as aligned plain-text tables for the terminal.
 import type { Comparison } from "../../stats/comparison.ts";
 import { formatTable } from "../table.ts";
-import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type TextTable } from "./compare-common.ts";
+import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type Notes, type TextTable } from "./compare-common.ts";
 
 function block(t: TextTable): string {
   return `${t.title}\n${t.rows.length > 0 ? formatTable(t.header, t.rows, t.align) : "(no cell run by both sides)"}`;
 }
 
+/** The lines under the tables: the notes, then the warnings, then the scatter warning. */
+export function notesText(n: Notes): string[] {
+  const out = [...n.notes];
+  if (n.warnings.length > 0) out.push("", ...n.warnings.map((w) => `WARNING: ${w}`));
+  if (n.noise) out.push("", `WARNING: ${n.noise.intro}`, ...n.noise.items.map((i) => `  ${i}`), `  ${n.noise.causes}`);
+  return out;
+}
+
 export function comparisonText(c: Comparison): string {
-  const { warnings, noise, notes: extra } = notes(c);
   const out = [
     "PicoShare comparison: B against A",
     sideLine("A", c.a),
@@ -20,9 +27,7 @@ export function comparisonText(c: Comparison): string {
     block(outcomeTable(c)),
     "",
     methodLine(c),
+    ...notesText(notes(c)),
   ];
-  if (extra.length > 0) out.push(...extra);
-  if (warnings.length > 0) out.push("", ...warnings.map((w) => `WARNING: ${w}`));
-  if (noise) out.push("", `WARNING: ${noise.intro}`, ...noise.items.map((i) => `  ${i}`), `  ${noise.causes}`);
   return `${out.join("\n")}\n`;
 }
