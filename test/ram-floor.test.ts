@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findFloor, probeVerdict, thrashLimitSeconds, type Floor, type FloorProbe } from "../lib/floor/search.ts";
+import { bracketEnds, findFloor, probeVerdict, thrashLimitSeconds, type Floor, type FloorProbe } from "../lib/floor/search.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
@@ -62,6 +62,22 @@ describe("the search", () => {
     const timed = await findFloor({ minMb: 16, maxMb: 2048, resolutionMb: 8, repeat: 3, probe: model(100), outOfTime: () => ++calls > 3 });
     expect(timed.finished).toBe(false);
     expect(timed.lowest_passing_mb! > timed.highest_failing_mb!).toBe(true);
+  });
+
+  test("the bracket as tables print it: below --min, above --max, and nothing tried below the reference", async () => {
+    const none = await findFloor({ minMb: 16, maxMb: 64, resolutionMb: 8, repeat: 3, probe: model(100), outOfTime: () => false });
+    expect(bracketEnds(none, 16, 64)).toEqual(["64", "> 64"]);
+    const low = await findFloor({ minMb: 16, maxMb: 2048, resolutionMb: 8, repeat: 3, probe: model(10), outOfTime: () => false });
+    expect(bracketEnds(low, 16, 2048)).toEqual(["< 16", "16"]);
+    // Out of time right after the reference at --max: --min was never probed.
+    const probe = model(100);
+    let probed = 0;
+    const counted = (mb: number, repeat: boolean) => (probed++, probe(mb, repeat));
+    const stopped = await findFloor({ minMb: 16, maxMb: 2048, resolutionMb: 8, repeat: 3, probe: counted, outOfTime: () => probed >= 1 });
+    expect(stopped).toMatchObject({ lowest_passing_mb: 2048, highest_failing_mb: null, finished: false });
+    expect(bracketEnds(stopped, 16, 2048)).toEqual(["none tried", "2048"]);
+    const found = await findFloor({ minMb: 16, maxMb: 2048, resolutionMb: 8, repeat: 3, probe: model(100), outOfTime: () => false });
+    expect(bracketEnds(found, 16, 2048)).toEqual([String(found.highest_failing_mb), String(found.lowest_passing_mb)]);
   });
 });
 

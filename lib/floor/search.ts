@@ -77,14 +77,20 @@ export interface FloorSearchSettings {
   max_minutes: number | null;
 }
 
-/** The bracket's ends as tables print them: "< MIN" when even --min passed, "> MAX" when even --max failed. */
+/**
+ * The bracket's ends as tables print them: "< MIN" when even --min passed,
+ * "> MAX" when even --max failed, "none tried" when nothing failed because
+ * the search stopped (out of time) before it probed below its lowest pass.
+ */
 export function bracketEnds(
   f: Pick<FloorOutcome, "highest_failing_mb" | "lowest_passing_mb">,
   minMb: number | null,
   maxMb: number | null,
 ): [highestFailing: string, lowestPassing: string] {
+  // With no failure, a lowest pass above --min means --min was never probed.
+  const untried = f.lowest_passing_mb !== null && minMb !== null && f.lowest_passing_mb > minMb;
   return [
-    f.highest_failing_mb === null ? `< ${minMb ?? "--min"}` : String(f.highest_failing_mb),
+    f.highest_failing_mb !== null ? String(f.highest_failing_mb) : untried ? "none tried" : `< ${minMb ?? "--min"}`,
     f.lowest_passing_mb === null ? `> ${maxMb ?? "--max"}` : String(f.lowest_passing_mb),
   ];
 }
