@@ -11,7 +11,7 @@ import { ResultsDb, type HarnessErrorRow, type ResultRow, type RunRow } from "..
 import { harnessErrorRow, matrixCsv, rowFromResult, type MatrixRow } from "../lib/store/csv.ts";
 import { resultsTable } from "../lib/output/summary.ts";
 import { formatTable } from "../lib/output/table.ts";
-import type { ExitReason } from "../lib/upload/result.ts";
+import type { ExitReason, TestResult } from "../lib/upload/result.ts";
 import { cellName } from "../lib/stats/cells.ts";
 import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
 import { loadRun } from "../lib/store/stored-runs.ts";
@@ -110,7 +110,9 @@ function parseJson(text: string | null): any {
 }
 
 function toMatrixRow(r: ResultRow): MatrixRow {
-  return rowFromResult({ ...r, success: r.success === 1, exit_reason: r.exit_reason as ExitReason }, r.result_file);
+  // The row's columns are the record's stored fields (records as JSON text, which a matrix row does not use).
+  const stored = r as unknown as Partial<TestResult>;
+  return rowFromResult({ ...stored, ram_mb: r.ram_mb, file_size: r.file_size, http_status: r.http_status, success: r.success === 1, exit_reason: r.exit_reason as ExitReason }, r.result_file);
 }
 
 /**

@@ -5,31 +5,29 @@
 import type { MatrixRow } from "../store/csv.ts";
 import { formatDuration } from "../core/durations.ts";
 import { formatTable } from "./table.ts";
+import { SUMMARY_FIELDS } from "../result/fields.ts";
 
 function num(n: number | null, digits: number): string {
   return n === null ? "-" : n.toFixed(digits);
 }
 
-/** The results, one line per cell, in the order given. */
+/** The results, one line per cell, in the order given: the measured columns are the declared fields' (lib/result/). */
 export function resultsTable(rows: MatrixRow[]): string {
   // Uploads at once, only where some cell has more than one.
   const parallel = rows.some((r) => (r.concurrency ?? 1) > 1);
+  const values = (r: MatrixRow) => r as Record<string, unknown>;
   return formatTable(
-    ["RAM (MB)", "File", ...(parallel ? ["At once"] : []), "Duration (s)", "Throughput (MB/s)", "Peak memory (MB)", "PicoShare RSS (MB)", "Anon peak (MB)", "HTTP", "Result", "Exit reason"],
+    ["RAM (MB)", "File", ...(parallel ? ["At once"] : []), ...SUMMARY_FIELDS.map((f) => f.summary.label), "HTTP", "Result", "Exit reason"],
     rows.map((r) => [
       String(r.ram_mb),
       r.file_size,
       ...(parallel ? [String(r.concurrency ?? 1)] : []),
-      num(r.duration_seconds, 2),
-      num(r.throughput_mbps, 2),
-      num(r.peak_memory_mb, 0),
-      num(r.picoshare_peak_rss_mb ?? null, 0),
-      num(r.anon_peak_mb ?? null, 0),
+      ...SUMMARY_FIELDS.map((f) => num((values(r)[f.summary.key] as number | null | undefined) ?? null, f.summary.digits)),
       r.http_status || "-",
       r.success ? "PASS" : "FAIL",
       r.exit_reason,
     ]),
-    ["right", "right", ...(parallel ? ["right" as const] : []), "right", "right", "right", "right", "right", "left", "left", "left"],
+    ["right", "right", ...(parallel ? ["right" as const] : []), ...SUMMARY_FIELDS.map(() => "right" as const), "left", "left", "left"],
   );
 }
 

@@ -4,6 +4,7 @@ import type { HostFacts } from "../upload/host.ts";
 import type { TestResult } from "../upload/result.ts";
 import { summarize, type BootstrapOptions, type Summary } from "./stats.ts";
 import { MiB, parseSize } from "../core/sizes.ts";
+import { CELL_FIELDS, CELL_METRICS, field, type CellMetric } from "../result/fields.ts";
 
 /** Coefficient of variation above which a cell's measurements are flagged (10 %). */
 export const DEFAULT_CV_THRESHOLD = 0.1;
@@ -18,19 +19,14 @@ export interface CellKey {
   concurrency?: number;
 }
 
-/** The measurements summarized per cell, each over the cell's successful runs only. */
-export const CELL_METRICS = ["duration_seconds", "throughput_mbps", "peak_memory_bytes", "picoshare_peak_rss_bytes", "anon_peak_bytes"] as const;
-export type CellMetric = (typeof CELL_METRICS)[number];
+/** The measurements summarized per cell, each over the cell's successful runs only: the declared fields with cell statistics. */
+export { CELL_METRICS, type CellMetric } from "../result/fields.ts";
 
-export const METRIC_LABELS: Record<CellMetric, string> = {
-  duration_seconds: "upload duration",
-  throughput_mbps: "throughput",
-  peak_memory_bytes: "peak memory",
-  picoshare_peak_rss_bytes: "PicoShare peak RSS",
-  anon_peak_bytes: "anon peak",
-};
+/** "throughput", "peak memory": a metric as warnings name it. */
+export const METRIC_LABELS = Object.fromEntries(CELL_FIELDS.map((f) => [f.name, f.cell.label])) as Record<CellMetric, string>;
 
-export interface CellSummary extends CellKey {
+/** Over the successful runs, each declared cell metric: a failed run's duration, throughput and peak are cut short. */
+export type CellSummary = CellKey & Record<CellMetric, Summary> & {
   /** Tests that wrote a result. */
   runs: number;
   passed: number;
@@ -41,20 +37,13 @@ export interface CellSummary extends CellKey {
   failures: Record<string, number>;
   /** Tests that wrote no result (run-test crashed or refused). */
   harness_errors: number;
-  /** Over the successful runs: a failed run's duration, throughput and peak are cut short. */
-  duration_seconds: Summary;
-  throughput_mbps: Summary;
-  peak_memory_bytes: Summary;
-  /** PicoShare's own peak resident set (VmHWM) and the anon peak: what its code holds, page cache left out. */
-  picoshare_peak_rss_bytes: Summary;
-  anon_peak_bytes: Summary;
   /** The metrics whose coefficient of variation is above the threshold. */
   noisy: NoisyMetric[];
   /** The CV warning for this cell (metrics, figures, likely causes), or none. */
   warnings: string[];
   /** Which hosts measured the cell: only for a run measured on several (a merged one), so one host's output stays as it was. */
   hosts?: string[];
-}
+};
 
 export interface CellStatsOptions extends Omit<BootstrapOptions, "confidence"> {
   /** Coefficient of variation above which a warning is given (default 0.10). */
@@ -156,9 +145,9 @@ export function likelyCauses(metric: CellMetric, host?: Partial<HostFacts>, samp
 }
 
 function formatMetric(metric: CellMetric, v: number): string {
-  if (metric === "peak_memory_bytes" || metric === "picoshare_peak_rss_bytes" || metric === "anon_peak_bytes") return `${(v / MiB).toFixed(1)} MiB`;
-  if (metric === "throughput_mbps") return `${v.toFixed(2)} MiB/s`;
-  return `${v.toFixed(2)} s`;
+  const f = field(metric);
+  // Bytes as MiB to one decimal, the rest in their unit to two.
+  return f.unit === "bytes" ? `${(v / MiB).toFixed(1)} MiB` : `${v.toFixed(2)} ${f.unit}`;
 }
 
 /** A metric of a cell whose runs scatter more than the threshold allows. */
@@ -233,13 +222,9 @@ export function summarizeRuns(key: CellKey, results: TestResult[], opts: CellSta
   const failures: Record<string, number> = {};
   for (const r of results) if (!r.success) failures[r.exit_reason] = (failures[r.exit_reason] ?? 0) + 1;
   const boot = { resamples: opts.resamples, seed: opts.seed };
-  const summaries = {
-    duration_seconds: summarize(ok.map((r) => r.duration_seconds), boot),
-    throughput_mbps: summarize(ok.map((r) => r.throughput_mbps), boot),
-    peak_memory_bytes: summarize(ok.map((r) => r.peak_memory_bytes), boot),
-    picoshare_peak_rss_bytes: summarize(measured(ok, (r) => r.picoshare_peak_rss_bytes), boot),
-    anon_peak_bytes: summarize(measured(ok, (r) => r.anon_peak_bytes), boot),
-  };
+  const summaries = Object.fromEntries(
+    CELL_METRICS.map((m) => [m, summarize(measured(ok, (r) => r[m]), boot)]),
+  ) as Record<CellMetric, Summary>;
   const host = results[0]?.host;
   const threshold = opts.cvThreshold ?? DEFAULT_CV_THRESHOLD;
   const noisy = noisyMetrics(summaries, threshold);

@@ -1,26 +1,22 @@
 // The matrix CSV: the original harness's header and one row per cell, written
-// by the matrix and by `results.ts show --csv` alike. Fields are quoted where
+// by the matrix and by `results.ts show --csv` alike; and matrix-counters.csv.
+// Their columns are the result fields declared for them (lib/result/). Fields are quoted where
 // RFC 4180 needs it (a comma, a double quote or a line break; quotes doubled).
 // Lines end in LF, as the original's did.
 import { HARNESS_ERROR, type TestResult } from "../upload/result.ts";
+import { FIELDS, SUMMARY_FIELDS, type SummaryField } from "../result/fields.ts";
 import { displayPath } from "../core/paths.ts";
 
-export const MATRIX_CSV_COLUMNS = [
-  "ram_mb",
-  "file_size",
-  "duration_seconds",
-  "throughput_mbps",
-  "peak_memory_mb",
-  "http_status",
-  "exit_reason",
-  "success",
-  "result_file",
-] as const;
+/** The original's columns: the declared fields marked for it, then the result file. */
+export const MATRIX_CSV_COLUMNS = [...FIELDS.filter((f) => f.csv === "matrix").map((f) => f.name), "result_file"];
 
 export const MATRIX_CSV_HEADER = MATRIX_CSV_COLUMNS.join(",");
 
+/** The values of summary.txt's columns, by their row keys (null: not measured; absent in older states). */
+type SummaryValues = { [F in SummaryField as F["summary"]["key"]]?: number | null };
+
 /** One cell's line of the matrix: measurements are null where run-test wrote no result. */
-export interface MatrixRow {
+export type MatrixRow = SummaryValues & {
   ram_mb: number;
   file_size: string;
   duration_seconds: number | null;
@@ -31,35 +27,31 @@ export interface MatrixRow {
   success: boolean;
   /** The result file (absolute or as given), or null when there is none. */
   result_file: string | null;
-  // Not in the CSV (its header is the original's): for summary.txt and `results show`.
-  /** PicoShare's own peak resident set (VmHWM), MiB; absent in states written before it was kept. */
-  picoshare_peak_rss_mb?: number | null;
-  /** The peak of anonymous memory sampled with the working set, MiB. */
-  anon_peak_mb?: number | null;
   /** Uploads at once (the cell's third axis); absent: 1. */
   concurrency?: number;
+};
+
+type ResultFields = Pick<TestResult, "ram_mb" | "file_size" | "http_status" | "exit_reason" | "success"> & Partial<TestResult>;
+
+/** A summary column's value in a row: raw, or scaled and rounded (bytes as MiB). */
+function summaryValue(f: (typeof SUMMARY_FIELDS)[number], r: ResultFields): number | null {
+  const v = (r as Record<string, unknown>)[f.name];
+  if (typeof v !== "number") return null;
+  return f.summary.scale === 1 ? v : Math.round(v / f.summary.scale);
 }
-
-type ResultFields = Pick<
-  TestResult,
-  "ram_mb" | "file_size" | "duration_seconds" | "throughput_mbps" | "peak_memory_mb" | "http_status" | "exit_reason" | "success"
-> & Partial<Pick<TestResult, "picoshare_peak_rss_bytes" | "anon_peak_bytes" | "concurrency">>;
-
-const mib = (bytes: number | null | undefined) => (bytes === null || bytes === undefined ? null : Math.round(bytes / 1048576));
 
 export function rowFromResult(r: ResultFields, resultFile: string | null): MatrixRow {
   return {
     ram_mb: r.ram_mb,
     file_size: r.file_size,
-    duration_seconds: r.duration_seconds,
-    throughput_mbps: r.throughput_mbps,
-    peak_memory_mb: r.peak_memory_mb,
+    duration_seconds: r.duration_seconds ?? null,
+    throughput_mbps: r.throughput_mbps ?? null,
+    peak_memory_mb: r.peak_memory_mb ?? null,
+    ...Object.fromEntries(SUMMARY_FIELDS.map((f) => [f.summary.key, summaryValue(f, r)])),
     http_status: r.http_status,
     exit_reason: r.exit_reason,
     success: r.success,
     result_file: resultFile,
-    picoshare_peak_rss_mb: mib(r.picoshare_peak_rss_bytes),
-    anon_peak_mb: mib(r.anon_peak_bytes),
     concurrency: r.concurrency ?? 1,
   };
 }
@@ -94,7 +86,7 @@ export function csvLine(values: (string | number | boolean | null)[]): string {
 /** The whole file: header, then one line per row; result paths shown as displayPath shows them. */
 export function matrixCsv(rows: MatrixRow[], showPath: (p: string) => string = displayPath): string {
   const lines = rows.map((r) =>
-    csvLine(MATRIX_CSV_COLUMNS.map((c) => (c === "result_file" ? (r.result_file ? showPath(r.result_file) : null) : r[c]))),
+    csvLine(MATRIX_CSV_COLUMNS.map((c) => (c === "result_file" ? (r.result_file ? showPath(r.result_file) : null) : ((r as Record<string, unknown>)[c] ?? null) as string | number | boolean | null))),
   );
   return `${[MATRIX_CSV_HEADER, ...lines].join("\n")}\n`;
 }
@@ -105,37 +97,15 @@ export function matrixCsv(rows: MatrixRow[], showPath: (p: string) => string = d
  * backend has none). The original's CSV keeps its header as it was.
  */
 export const COUNTERS_CSV_COLUMNS = [
-  "ram_mb",
-  "file_size",
-  "concurrency",
-  "iteration",
-  "picoshare_peak_rss_bytes",
-  "cpu_user_seconds",
-  "cpu_system_seconds",
-  "cpu_seconds",
-  "disk_write_bytes",
-  "disk_write_cancelled_bytes",
-  "disk_read_bytes",
-  "write_amplification",
-  "write_syscalls",
-  "read_syscalls",
-  "major_faults",
-  "minor_faults",
-  "instructions",
-  "data_dir_bytes",
-  "temp_files_left",
-  "download_duration_seconds",
-  "download_throughput_mbps",
-  "download_peak_memory_bytes",
-  "download_exit_reason",
-  "upload_transfer_seconds",
-  "upload_processing_seconds",
+  // Which test of which cell.
+  "ram_mb", "file_size", "concurrency", "iteration",
+  ...FIELDS.filter((f) => f.csv === "counters").map((f) => f.name),
   "result_file",
-] as const;
+];
 
 export function countersCsv(results: { result: TestResult; file: string }[], showPath: (p: string) => string = displayPath): string {
   const lines = results.map(({ result, file }) =>
-    csvLine(COUNTERS_CSV_COLUMNS.map((c) => (c === "result_file" ? showPath(file) : ((result[c] ?? null) as number | string | null)))),
+    csvLine(COUNTERS_CSV_COLUMNS.map((c) => (c === "result_file" ? showPath(file) : (((result as Record<string, unknown>)[c] ?? null) as number | string | null)))),
   );
   return `${[COUNTERS_CSV_COLUMNS.join(","), ...lines].join("\n")}\n`;
 }

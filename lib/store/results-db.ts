@@ -4,7 +4,9 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { isWarmup, iterationOf, type TestResult } from "../upload/result.ts";
+import type { TestResult } from "../upload/result.ts";
+import { FIELDS } from "../result/fields.ts";
+import { sqlColumn, sqlDeclaration, sqlValue, type Field } from "../result/field.ts";
 import type { Floor } from "../floor/search.ts";
 import { parseSize } from "../core/sizes.ts";
 
@@ -24,117 +26,46 @@ export interface RunRow {
   host_json: string;
 }
 
-/** A stored test result: the record's fields as columns (booleans as 0/1, objects as JSON), plus where it came from. */
-export type ResultRow = Omit<
-  TestResult,
-  "success" | "verified" | "phases" | "backend_settings" | "host" | "warmup" | "test_counters" | "memory_at_peak" | "memory_pressure"
-> & {
+/**
+ * A stored test result: each stored field as its column (booleans as 0/1,
+ * records as JSON text in NAME_json), plus where it came from.
+ */
+export type ResultRow = Record<string, string | number | null> & {
   id: number;
+  run_id: number | null;
+  timestamp: string;
+  ram_mb: number;
+  file_size: string;
+  http_status: string;
+  exit_reason: string;
   success: number;
   /** 1 for a warm-up run (never counted), 0 otherwise. */
   warmup: number;
-  verified: number | null;
-  phases_json: string;
-  backend_settings_json: string;
-  host_json: string;
-  test_counters_json: string | null;
-  memory_at_peak_json: string | null;
-  memory_pressure_json: string | null;
+  iteration: number;
   result_file: string | null;
   raw_json: string;
 };
 
 type Bindable = string | number | null;
-const flag = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
+type Column = [name: string, value: (r: TestResult, resultFile: string | null) => Bindable, sql: string, migration: number];
 
 /**
- * The results table's columns (but id), each with how it is had from a
- * record, its SQL declaration and the migration that added it (none: the
- * first). The table's CREATE, the ADD COLUMNs of later migrations and the
- * INSERT are made from this one list; a new column is a new entry here with
- * the number of the migration that adds it (a test checks the list against
- * the table).
+ * The results table's columns (but id): every declared field that has a
+ * migration (lib/result/), and where the row came from: the result file
+ * and the raw JSON, in the first shape after its fields. CREATE TABLE, the
+ * ADD COLUMNs of later migrations and the INSERT are made from this list
+ * (a test checks it against the table).
  */
-export const RESULT_COLUMNS: [name: string, value: (r: TestResult, resultFile: string | null) => Bindable, sql: string, migration?: number][] = [
-  ["run_id", (r) => r.run_id, "INTEGER REFERENCES runs(id)"],
-  ["timestamp", (r) => r.timestamp, "TEXT NOT NULL"],
-  ["ram_mb", (r) => r.ram_mb, "INTEGER NOT NULL"],
-  ["file_size", (r) => r.file_size, "TEXT NOT NULL"],
-  ["file_size_mb", (r) => r.file_size_mb, "REAL NOT NULL"],
-  ["file_size_bytes", (r) => r.file_size_bytes, "INTEGER NOT NULL"],
-  ["duration_seconds", (r) => r.duration_seconds, "REAL NOT NULL"],
-  ["throughput_mbps", (r) => r.throughput_mbps, "REAL NOT NULL"],
-  ["initial_memory_bytes", (r) => r.initial_memory_bytes, "INTEGER NOT NULL"],
-  ["peak_memory_bytes", (r) => r.peak_memory_bytes, "INTEGER NOT NULL"],
-  ["peak_memory_mb", (r) => r.peak_memory_mb, "INTEGER NOT NULL"],
-  ["http_status", (r) => r.http_status, "TEXT NOT NULL"],
-  ["exit_reason", (r) => r.exit_reason, "TEXT NOT NULL"],
-  ["success", (r) => flag(r.success), "INTEGER NOT NULL"],
-  ["backend", (r) => r.backend, "TEXT NOT NULL"],
-  ["picoshare_version", (r) => r.picoshare_version, "TEXT NOT NULL"],
-  ["picoshare_sha256", (r) => r.picoshare_sha256, "TEXT NOT NULL"],
-  ["kernel_peak_memory_bytes", (r) => r.kernel_peak_memory_bytes, "INTEGER"],
-  ["picoshare_peak_rss_bytes", (r) => r.picoshare_peak_rss_bytes, "INTEGER"],
-  ["harness_peak_rss_bytes", (r) => r.harness_peak_rss_bytes, "INTEGER NOT NULL"],
-  ["memory_samples", (r) => r.memory_samples, "INTEGER NOT NULL"],
-  ["memory_sample_interval_ms", (r) => r.memory_sample_interval_ms, "INTEGER NOT NULL"],
-  ["oom_kills", (r) => r.oom_kills, "INTEGER NOT NULL"],
-  ["entry_id", (r) => r.entry_id, "TEXT"],
-  ["verified", (r) => flag(r.verified), "INTEGER"],
-  ["error", (r) => r.error, "TEXT"],
-  ["phases_json", (r) => JSON.stringify(r.phases), "TEXT NOT NULL"],
-  ["backend_settings_json", (r) => JSON.stringify(r.backend_settings), "TEXT NOT NULL"],
-  ["host_json", (r) => JSON.stringify(r.host), "TEXT NOT NULL"],
-  ["log_file", (r) => r.log_file, "TEXT"],
-  ["result_file", (_r, resultFile) => resultFile, "TEXT"],
-  ["raw_json", (r) => JSON.stringify(r), "TEXT NOT NULL"],
-  ["iteration", (r) => iterationOf(r), "INTEGER NOT NULL DEFAULT 1", 3],
-  ["warmup", (r) => flag(isWarmup(r)), "INTEGER NOT NULL DEFAULT 0", 3],
-  ["cpu_user_seconds", (r) => r.cpu_user_seconds ?? null, "REAL", 4],
-  ["cpu_system_seconds", (r) => r.cpu_system_seconds ?? null, "REAL", 4],
-  ["disk_write_bytes", (r) => r.disk_write_bytes ?? null, "INTEGER", 4],
-  ["disk_write_cancelled_bytes", (r) => r.disk_write_cancelled_bytes ?? null, "INTEGER", 4],
-  ["disk_read_bytes", (r) => r.disk_read_bytes ?? null, "INTEGER", 4],
-  ["write_amplification", (r) => r.write_amplification ?? null, "REAL", 4],
-  ["write_syscalls", (r) => r.write_syscalls ?? null, "INTEGER", 4],
-  ["read_syscalls", (r) => r.read_syscalls ?? null, "INTEGER", 4],
-  ["major_faults", (r) => r.major_faults ?? null, "INTEGER", 4],
-  ["minor_faults", (r) => r.minor_faults ?? null, "INTEGER", 4],
-  ["data_dir_bytes", (r) => r.data_dir_bytes ?? null, "INTEGER", 4],
-  ["temp_files_left", (r) => r.temp_files_left ?? null, "INTEGER", 4],
-  ["test_counters_json", (r) => (r.test_counters ? JSON.stringify(r.test_counters) : null), "TEXT", 4],
-  ["anon_peak_bytes", (r) => r.anon_peak_bytes ?? null, "INTEGER", 4],
-  ["memory_at_peak_json", (r) => (r.memory_at_peak ? JSON.stringify(r.memory_at_peak) : null), "TEXT", 4],
-  ["memory_pressure_json", (r) => (r.memory_pressure ? JSON.stringify(r.memory_pressure) : null), "TEXT", 4],
-  ["picoshare_go_version", (r) => r.picoshare_go_version ?? null, "TEXT", 5],
-  ["picoshare_source", (r) => r.picoshare_source ?? null, "TEXT", 5],
-  ["picoshare_commit", (r) => r.picoshare_commit ?? null, "TEXT", 5],
-  ["picoshare_dirty", (r) => flag(r.picoshare_dirty ?? null), "INTEGER", 5],
-  ["harness_commit", (r) => r.harness_commit ?? null, "TEXT", 5],
-  ["harness_dirty", (r) => flag(r.harness_dirty ?? null), "INTEGER", 5],
-  ["go_runtime_env_json", (r) => (r.go_runtime_env ? JSON.stringify(r.go_runtime_env) : null), "TEXT", 5],
-  ["cgroup_version", (r) => r.cgroup_version ?? null, "TEXT", 5],
-  ["cpu_seconds", (r) => r.cpu_seconds ?? null, "REAL", 5],
-  ["instructions", (r) => r.instructions ?? null, "INTEGER", 5],
-  ["caches_dropped", (r) => flag(r.caches_dropped ?? false), "INTEGER NOT NULL DEFAULT 0", 5],
-  ["environment_probe_json", (r) => (r.environment_probe ? JSON.stringify(r.environment_probe) : null), "TEXT", 5],
-  ["download_duration_seconds", (r) => r.download_duration_seconds ?? null, "REAL", 6],
-  ["download_throughput_mbps", (r) => r.download_throughput_mbps ?? null, "REAL", 6],
-  ["download_peak_memory_bytes", (r) => r.download_peak_memory_bytes ?? null, "INTEGER", 6],
-  ["download_counters_json", (r) => (r.download_counters ? JSON.stringify(r.download_counters) : null), "TEXT", 6],
-  ["download_exit_reason", (r) => r.download_exit_reason ?? null, "TEXT", 6],
-  ["download_error", (r) => r.download_error ?? null, "TEXT", 6],
-  ["upload_transfer_seconds", (r) => r.upload_transfer_seconds ?? null, "REAL", 7],
-  ["upload_processing_seconds", (r) => r.upload_processing_seconds ?? null, "REAL", 7],
-  ["upload_body_sent_seconds", (r) => r.upload_body_sent_seconds ?? null, "REAL", 7],
-  ["concurrency", (r) => r.concurrency ?? 1, "INTEGER NOT NULL DEFAULT 1", 7],
-  ["timeline_file", (r) => r.timeline_file ?? null, "TEXT", 7],
-  ["recovery_json", (r) => (r.recovery ? JSON.stringify(r.recovery) : null), "TEXT", 7],
-  ["proxy_json", (r) => (r.proxy ? JSON.stringify(r.proxy) : null), "TEXT", 7],
-];
+export const RESULT_COLUMNS: Column[] = [
+  ...(FIELDS as readonly Field[])
+    .filter((f) => f.migration !== undefined)
+    .map((f): Column => [sqlColumn(f), (r) => sqlValue(f, (r as Record<string, unknown>)[f.name] ?? f.missing), sqlDeclaration(f), f.migration!]),
+  ["result_file", (_r, resultFile) => resultFile, "TEXT", 0] satisfies Column,
+  ["raw_json", (r) => JSON.stringify(r), "TEXT NOT NULL", 0] satisfies Column,
+].sort((x, y) => x[3] - y[3]);
 
 /** The results columns a migration added (0: the table's first shape). */
-const addedBy = (migration: number) => RESULT_COLUMNS.filter(([, , , m]) => (m ?? 0) === migration);
+const addedBy = (migration: number) => RESULT_COLUMNS.filter(([, , , m]) => m === migration);
 /** The first shape's column lines of CREATE TABLE results. */
 const firstColumns = () => addedBy(0).map(([name, , sql]) => `     ${name} ${sql}`).join(",\n");
 /** A later migration's ADD COLUMN statements for the results table. */
@@ -143,7 +74,7 @@ const addedColumns = (migration: number) =>
 
 // Each entry moves the schema one version up; PRAGMA user_version says how
 // many have been applied. Never edit an applied entry: add a new one (the
-// results columns it adds go in RESULT_COLUMNS with its number).
+// result fields it adds name its number in their declaration).
 const MIGRATIONS: string[] = [
   `CREATE TABLE runs (
      id INTEGER PRIMARY KEY,
@@ -419,7 +350,7 @@ export class ResultsDb {
         )
         .get(
           runId, floor.file_size, parseSize(floor.file_size).bytes, floor.lowest_passing_mb, floor.highest_failing_mb, floor.failure,
-          flag(!floor.finished), floor.probes.length, floor.seconds, JSON.stringify(floor),
+          floor.finished ? 0 : 1, floor.probes.length, floor.seconds, JSON.stringify(floor),
         ) as { id: number };
       return row.id;
     }).immediate();

@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { HostFacts } from "../upload/host.ts";
 import { UsageError } from "../core/errors.ts";
 import { runFingerprint, type Fingerprint } from "../stats/fingerprint.ts";
-import type { TestResult } from "../upload/result.ts";
+import { readResult, type TestResult } from "../upload/result.ts";
 import { ResultsDb, type FloorRow, type HarnessErrorRow, type PairedRunRow } from "./results-db.ts";
 import type { SideInput } from "../stats/comparison.ts";
 import { command } from "../core/paths.ts";
@@ -43,7 +43,8 @@ export function loadRun(db: ResultsDb, id: number, dbPath: string): StoredRun {
   }
   // Warm-up runs are recorded but never counted: they stay out of every statistic.
   const rows = db.results(id).filter((row) => !row.warmup);
-  const results = rows.map((row) => JSON.parse(row.raw_json) as TestResult);
+  // Records written before a field existed read as today's, with the value declared for them.
+  const results = rows.map((row) => readResult(JSON.parse(row.raw_json)));
   const resultFiles = new Map(results.map((r, i) => [r, rows[i].result_file]));
   const harnessErrors = db.harnessErrors(id).filter((e) => !e.warmup);
   let host: Partial<HostFacts> = {};

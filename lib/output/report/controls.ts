@@ -9,7 +9,7 @@ import { CONTROL_KIND, controlRecord, judgeControls, type ControlOptions, type C
 import { STATE_FILE } from "../../matrix/state.ts";
 import type { PairedRunRow, ResultsDb } from "../../store/results-db.ts";
 import type { StoredRun } from "../../store/stored-runs.ts";
-import type { TestResult } from "../../upload/result.ts";
+import { readResult } from "../../upload/result.ts";
 import { DRIFT_BASELINE, DRIFT_MIN_BAND } from "../../upload/noise.ts";
 import { displayPath } from "../../core/paths.ts";
 import { CAPTIONS, CONTROL_STATES, controlSpec, renderSvg, type ControlPoint } from "./charts.ts";
@@ -36,7 +36,7 @@ function controlSeries(db: ResultsDb, matrix: StoredRun, control: PairedRunRow):
   const rows = db.results(matrix.run.id);
   const errors = db.harnessErrors(matrix.run.id);
   const records = db.results(control.id).map((row) => {
-    const r = JSON.parse(row.raw_json) as TestResult;
+    const r = readResult(JSON.parse(row.raw_json));
     const after = rows.filter((x) => x.id < row.id).length + errors.filter((e) => e.timestamp <= r.timestamp).length;
     return controlRecord(after, r.timestamp, r, row.result_file);
   });
