@@ -46,7 +46,7 @@ export interface Phases {
  * the request's start to its response), what the upload left on disk, and
  * the whole test's counters; null where the backend cannot read them (the
  * VM backends have no cgroup to read anon, memory_at_peak and PSI from).
- * See the README's "Kernel counters".
+ * See docs/result-fields.md, "Kernel counters".
  */
 export interface UploadCounters {
   cpu_user_seconds: number | null;
