@@ -203,7 +203,7 @@ test("--reuse-vm keeps the VM for the next test; the guest takes the key only, a
     server.close();
   }
 
-  // The README's way to end a kept VM by hand.
+  // The way to end a kept VM by hand that docs/backends.md gives.
   const destroyed = await ns!.exec(["env", `VAGRANT_HOME=${home}`, `VAGRANT_CWD=${folder}`, "vagrant", "destroy", "-f"], { timeoutMs: 300_000 });
   expect(destroyed.code).toBe(0);
   rmSync(join(folder, ".vagrant", STATE_FILE));
