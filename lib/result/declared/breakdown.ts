@@ -6,7 +6,9 @@ import { int, json, jsonOrNull, realOrNull, textOrNull } from "../field.ts";
 
 export const BREAKDOWN_FIELDS = [
   realOrNull("upload_transfer_seconds", {
-    doc: "from the request's start to the end of the body's transfer (see `upload_transfer_end`); with processing it adds up to `duration_seconds`",
+    doc:
+      "from the request's start to the end of the body's transfer (see `upload_transfer_end`); with processing it adds up to `duration_seconds`. " +
+      "See [where the upload's time goes](methodology.md#where-the-uploads-time-goes)",
     unit: "s", phase: "upload", source: "PicoShare's multipart temp files polled every 10 ms, or the client's last byte", migration: 7, csv: "counters",
   }),
   realOrNull("upload_processing_seconds", {
@@ -33,11 +35,15 @@ export const BREAKDOWN_FIELDS = [
     doc: "the memory timeline beside the result (`timeline-{RAM}MB-{SIZE}-{STAMP}.csv`)", phase: "teardown", source: "the memory monitor", migration: 7,
   }),
   jsonOrNull<Recovery>()("recovery", {
-    doc: "after `oom_killed`, `timeout` or `process_died`: what a restart on the same data found (integrity_check, the earlier entry, temp files left, restart seconds); null otherwise",
+    doc:
+      "after `oom_killed`, `timeout` or `process_died`: what a restart on the same data found (integrity_check, the earlier entry, temp files left, " +
+      "restart seconds); null otherwise. See [recovery](run-test.md#after-a-failure-recovery)",
     phase: "recovery", source: "PicoShare restarted on the same data dir", migration: 7,
   }),
   jsonOrNull<ProxyFacts>()("proxy", {
-    doc: "with --proxy nginx: the proxy, its version and settings, its peak RSS and the most it held on disk while buffering the request; null without one",
+    doc:
+      "with --proxy nginx: `proxy`, `version`, the `settings` it ran with, `peak_rss_bytes` (master and worker, summed VmHWM) and " +
+      "`body_temp_peak_bytes` (the most it held on disk while buffering the request); null without one",
     phase: "upload", source: "the proxy's `/proc/PID/status` and its temp folder", migration: 7,
   }),
 ] as const;

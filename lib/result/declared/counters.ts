@@ -14,7 +14,10 @@ const count = (key: string, name: string, higher: string, lower: string) =>
 export const COUNTER_FIELDS = [
   realOrNull("cpu_user_seconds", {
     doc: "CPU time in user mode during the upload", unit: "s", phase: "upload", migration: 4, csv: "counters",
-    source: "the test cgroup's CPU account (v2 `cpu.stat` user_usec; v1 `cpuacct.usage_user`), else `/proc/PID/stat` utime ticks; `backend_settings.cpu_source` says which",
+    source:
+      "the test cgroup's own CPU account, which keeps what an ended process used: v2 `cpu.stat` `user_usec` (there without the cpu controller), v1 a `cpuacct` " +
+      "cgroup of the same name beside the memory one (`cpuacct.usage_user`, or `cpuacct.stat`); where neither can be had, `/proc/PID/stat` utime in 10 ms ticks. " +
+      "`backend_settings.cpu_source` says which (`cpu.stat`, `cpuacct`, `process ticks`)",
   }),
   realOrNull("cpu_system_seconds", {
     doc: "CPU time in the kernel during the upload", unit: "s", phase: "upload", migration: 4, csv: "counters",
@@ -35,7 +38,8 @@ export const COUNTER_FIELDS = [
     },
   }),
   intOrNull("disk_write_bytes", {
-    doc: "bytes PicoShare's processes caused to be written to storage, counted when they dirtied the pages (so also on cgroup v1)", unit: "bytes",
+    doc: "bytes PicoShare's processes caused to be written to storage, counted when they dirtied the pages (so also on cgroup v1, whose blkio never sees buffered writeback)",
+    unit: "bytes",
     phase: "upload", source: `\`write_bytes\` of ${PROC}`, migration: 4, csv: "counters",
     compare: {
       key: "disk_write_bytes", family: "primary", name: "disk bytes written", unit: "MiB", higherIsBetter: false, higher: "writes more", lower: "writes less",
@@ -73,8 +77,11 @@ export const COUNTER_FIELDS = [
     compare: count("read_syscalls", "read syscalls", "more read calls", "fewer read calls"),
   }),
   intOrNull("instructions", {
-    doc: "instructions retired by PicoShare's processes during the upload; null where the host has no hardware counters or PicoShare runs in a VM",
-    phase: "upload", source: "`perf stat -x, -e instructions -p PIDS`, started at the request and stopped at the response", migration: 5, csv: "counters",
+    doc:
+      "instructions retired by PicoShare's processes during the upload (local backend only); null where the host has no hardware performance counters " +
+      "(`perf stat -e instructions` says `<not supported>`: this kind of machine, most VMs and containers; the log says so once per run-test)",
+    phase: "upload", source: "`perf stat -x, -e instructions -p PIDS` (Debian's `linux-perf`), started at the request and stopped with SIGINT at the response",
+    migration: 5, csv: "counters",
     compare: count("instructions", "instructions", "more instructions", "fewer instructions"),
   }),
   intOrNull("major_faults", {
@@ -102,7 +109,7 @@ export const COUNTER_FIELDS = [
     unit: "bytes", phase: "upload", source: "`memory.stat` (v1: `total_*`, kernel and sockets from `memory.kmem.*`)", migration: 4,
   }),
   jsonOrNull<MemoryPressure>()("memory_pressure", {
-    doc: "cgroup v2 only: `some_seconds` / `full_seconds`, how long some / all of the test's tasks stalled waiting for memory during the upload",
+    doc: "cgroup v2 only: `some_seconds` / `full_seconds`, how long some / all of the test's tasks stalled waiting for memory during the upload; near the floor it grows before an OOM kill",
     unit: "s", phase: "upload", source: "the growth of `memory.pressure` totals", migration: 4,
   }),
 ] as const;
