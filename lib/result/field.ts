@@ -73,7 +73,11 @@ export interface FieldSpec<T> {
   /** What measures it (a file, a counter, a clock, a flag). */
   source: string;
   unit?: string;
-  /** The migration that added its column (0: the first shape); absent: kept in the JSON only. */
+  /**
+   * The schema migration that added its column (0: the first shape); a new
+   * field takes the number after the highest in use, and the results log
+   * gets that migration when next opened. Absent: kept in the JSON only.
+   */
   migration?: number;
   /** Its SQL declaration when not the kind's own (run_id's foreign key). */
   sqlDecl?: string;

@@ -73,9 +73,11 @@ const addedColumns = (migration: number) =>
   addedBy(migration).map(([name, , sql]) => `ALTER TABLE results ADD COLUMN ${name} ${sql};`).join("\n   ");
 
 // Each entry moves the schema one version up; PRAGMA user_version says how
-// many have been applied. Never edit an applied entry: add a new one (the
-// result fields it adds name its number in their declaration).
-const MIGRATIONS: string[] = [
+// many have been applied. Never edit an applied entry: add a new one. The
+// result fields an entry adds name its number in their declaration; a field
+// that names the next number past this list gets a migration of its own
+// (ADDED_FIELDS below), so a new field needs no entry here.
+const WRITTEN: string[] = [
   `CREATE TABLE runs (
      id INTEGER PRIMARY KEY,
      kind TEXT NOT NULL,
@@ -155,6 +157,10 @@ ${firstColumns()}
    );`,
 ];
 
+/** Past the written migrations: one per number the declared fields name, adding their columns. */
+const LAST_FIELD_MIGRATION = Math.max(...RESULT_COLUMNS.map(([, , , m]) => m));
+const ADDED_FIELDS = Array.from({ length: Math.max(0, LAST_FIELD_MIGRATION + 1 - WRITTEN.length) }, (_, i) => addedColumns(WRITTEN.length + i));
+const MIGRATIONS = [...WRITTEN, ...ADDED_FIELDS];
 
 const INSERT_RESULT =
   `INSERT INTO results (${RESULT_COLUMNS.map(([c]) => c).join(", ")}) ` +
