@@ -13,6 +13,8 @@ import { parseBackend } from "../backends/index.ts";
 import { PROXIES, parseProxySetting, type ProxyKind } from "../upload/proxy.ts";
 import { DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, parseFileSizes, parseMemoryLimits } from "../matrix/plan.ts";
 import { DEFAULT_SEED } from "../stats/stats.ts";
+import { DEFAULT_ALPHA } from "../stats/verdict.ts";
+import { DEFAULT_CV_THRESHOLD } from "../stats/cells.ts";
 
 export const FLAG = {
   // ------------------------------------------------ what is tested
@@ -115,16 +117,16 @@ export const FLAG = {
   json: switchFlag("json", "The output as JSON on stdout, every field, instead of the table"),
   out: valueFlag("out", { value: "FILE", help: "Where the output goes (written atomically)" }),
   alpha: valueFlag("alpha", {
-    value: "A", default: "0.05",
+    value: "A", default: String(DEFAULT_ALPHA),
     help: "Significance level of the comparison's Mann-Whitney U test",
   }, (t) => {
-    const alpha = positiveNumber("--alpha", t ?? "0.05", "0.05");
+    const alpha = positiveNumber("--alpha", t ?? String(DEFAULT_ALPHA), "0.05");
     if (alpha >= 0.5) throw new UsageError(`--alpha must be below 0.5, got "${t}" (e.g. --alpha 0.05)`);
     return alpha;
   }),
   /** In per cent; the scripts hand on a fraction. */
   cvThreshold: numberFlag("cv-threshold", positiveNumber, {
-    value: "PCT", example: "10", default: "10",
+    value: "PCT", example: "10", default: String(DEFAULT_CV_THRESHOLD * 100),
     help: "Flag a cell whose coefficient of variation is above PCT %",
   }),
   seed: numberFlag("seed", nonNegativeInt, {
