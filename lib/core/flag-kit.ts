@@ -107,7 +107,7 @@ export const HELP_FLAG = switchFlag("help", "Show this text");
 export function optionLines(f: Flag<any>): string[] {
   const head = `  --${f.name}${f.value ? ` ${f.value}` : ""}`;
   const shown = f.shown ?? f.default;
-  const words = `${f.help}${shown === undefined ? "" : ` (default: ${shown})`}`.split(/\s+/);
+  const words = `${f.help}${shown === undefined ? "" : ` (default: ${shown})`}`.split(" ");
   const lines: string[] = [];
   for (const word of words) {
     const last = lines.length - 1;
@@ -123,12 +123,13 @@ export function optionLines(f: Flag<any>): string[] {
 
 /**
  * A script's usage text: its own synopsis and description, then its options
- * in groups (a heading and the flags' lines; --help closes the last group),
- * then its examples and the rest.
+ * in groups (a heading and the flags' lines; --help closes the last group
+ * unless a group has it), then its examples and the rest.
  */
-export function usageText(head: string, groups: Array<[heading: string, flags: readonly Flag<any, string>[]]>, tail: string): string {
+export function usageText(head: string, groups: Array<[heading: string, flags: readonly Flag<any>[]]>, tail: string): string {
+  const placed = groups.some(([, flags]) => flags.includes(HELP_FLAG));
   const blocks = groups.map(([heading, flags], i) =>
-    [heading, ...[...flags, ...(i === groups.length - 1 ? [HELP_FLAG] : [])].flatMap(optionLines)].join("\n"),
+    [heading, ...[...flags, ...(i === groups.length - 1 && !placed ? [HELP_FLAG] : [])].flatMap(optionLines)].join("\n"),
   );
   return `${head.trimEnd()}\n\n${blocks.join("\n\n")}\n\n${tail.trimStart()}`;
 }

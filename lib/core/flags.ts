@@ -127,7 +127,7 @@ export const FLAG = {
   /** In per cent; the scripts hand on a fraction. */
   cvThreshold: numberFlag("cv-threshold", positiveNumber, {
     value: "PCT", example: "10", default: String(DEFAULT_CV_THRESHOLD * 100),
-    help: "Flag a cell whose coefficient of variation is above PCT %",
+    help: "Flag a cell whose coefficient of variation, in per cent, is above PCT",
   }),
   seed: numberFlag("seed", nonNegativeInt, {
     value: "N", example: "1", default: String(DEFAULT_SEED),
