@@ -15,7 +15,7 @@ import { formatDuration } from "../lib/core/durations.ts";
 import { formatTable } from "../lib/output/table.ts";
 import { RUN_TEST_OPTIONS, childEnv, matrixPassedArgs, passedByMatrix, runTestArgs } from "../lib/upload/options.ts";
 import { FLAG } from "../lib/core/flags.ts";
-import { flagSpec, flagsOf, numberFlag, switchFlag, usageText, valueFlag, valueOf, type Flag } from "../lib/core/flag-kit.ts";
+import { flagSpec, flagsOf, numberFlag, switchFlag, usageText, valueOf, type Flag } from "../lib/core/flag-kit.ts";
 import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { hostFacts } from "../lib/upload/host.ts";
@@ -27,7 +27,6 @@ import { ResultsDb } from "../lib/store/results-db.ts";
 import { RAM_FLOOR_KIND, bracketEnds, findFloor, probeVerdict, thrashLimitSeconds, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
 
 const OWN = {
-  fileSize: valueFlag("file-size", { value: "SIZE", help: "The file size to search (e.g. 100M)" }),
   min: numberFlag("min", positiveInt, { value: "MB", example: "16", default: "16", help: "Lowest limit tried" }),
   max: numberFlag("max", positiveInt, { value: "MB", example: "2048", default: "2048", help: "Highest limit, which must pass" }),
   resolution: numberFlag("resolution", positiveInt, { value: "MB", example: "8", default: "8", help: "Stop narrowing when the bracket is this narrow" }),
@@ -46,19 +45,18 @@ const OWN = {
   withDownload: switchFlag("with-download",
     "Each probe also downloads the entry, under the same limit, and passes only when both do (a failed download: " +
       "\"download oom_killed\", \"download thrashing\", ...); default: the upload only (the probes' results have null download fields)"),
-  json: switchFlag("json", "The floors as JSON on stdout: {\"floors\": [...]}"),
 };
 const P = RUN_TEST_OPTIONS;
 const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Options:", [
-    OWN.fileSize, FLAG.fileSizes, OWN.min, OWN.max, OWN.resolution, OWN.repeat, OWN.thrashFactor, OWN.minThrashSeconds,
+    FLAG.fileSize, FLAG.fileSizes, OWN.min, OWN.max, OWN.resolution, OWN.repeat, OWN.thrashFactor, OWN.minThrashSeconds,
     OWN.maxMinutes, FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef,
   ]],
   ["Passed to each probe, as run-test takes them (--timeout is the reference\nprobe's limit and the cap of the thrash limit):", [
     P.timeoutSec, P.testFiles, P.backend, P.verify, P.dropCaches, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
     P.noRecovery, P.proxy, P.proxySettings,
   ]],
-  ["The search:", [OWN.withDownload, FLAG.workDir, FLAG.resultsDir, FLAG.db, OWN.json]],
+  ["The search:", [OWN.withDownload, FLAG.workDir, FLAG.resultsDir, FLAG.db, FLAG.json]],
 ];
 const FLAGS = flagsOf(GROUPS);
 
@@ -88,7 +86,9 @@ failing limit's failing run ended (oom_killed, thrashing, ...), the probes made
 and the time taken. Stored in the results log as a run of kind ram-floor (its
 probes as results, each size's floor in table floors as soon as it is found;
 bun scripts/report.ts RUN draws it); the tests' results and logs, and
-floors.json, go to RESULTS_DIR/ram-floor-STAMP/.
+floors.json, go to RESULTS_DIR/ram-floor-STAMP/. With --json, stdout has the
+floors as JSON: {"floors": [...]}. --file-size SIZE searches one file size,
+--file-sizes LIST several.
 `,
   GROUPS,
   `Exit status: 0 the search ran (whatever it found, an unfinished search too),
