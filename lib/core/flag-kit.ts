@@ -78,11 +78,6 @@ export function requiredFlag<T, N extends string>(f: Flag<T, N>, example = f.exa
   return { ...f, required: true, example } as Flag<NonNullable<T>, N>;
 }
 
-/** The same flag read another way by one script (its description stays the one declared). */
-export function readAs<T, U, N extends string>(f: Flag<T, N>, read: (text: string | undefined) => U): Flag<U, N> {
-  return { ...f, read, text: f.text as unknown as (value: NonNullable<U>) => string };
-}
-
 /** The flag's value from what parseCli gave for it. */
 export function valueOf<T>(f: Flag<T, string>, given: string | boolean | string[] | undefined): T {
   if (f.type === "boolean") return f.read(given as string | undefined);
