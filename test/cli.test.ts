@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { parseSize } from "../lib/core/sizes.ts";
+import { numberFlag, optionLines, requiredFlag, switchFlag, valueOf, withDefault } from "../lib/core/flag-kit.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -201,6 +202,34 @@ describe("oneOf", () => {
     expect(oneOf("VM_LIBVIRT_DRIVER", "qemu", ["kvm", "qemu"] as const)).toBe("qemu");
     expect(usageError(() => oneOf("--backend", "docker", ["local", "qemu"])).message).toBe('--backend must be one of local, qemu, got "docker"');
     expect(usageError(() => oneOf("X", "", ["a"], " for the test")).message).toBe('X must be one of a for the test, got ""');
+  });
+});
+
+// ---------------------------------------------------------------- a flag's declaration
+
+describe("a declared flag (flag-kit.ts)", () => {
+  const ram = numberFlag("ram", positiveInt, { value: "MB", example: "512", help: "Memory limit in MiB" });
+  test("its value: the text given, else the default, else undefined; required: refused when missing", () => {
+    expect(valueOf(ram, "64")).toBe(64);
+    expect(valueOf(ram, undefined)).toBeUndefined();
+    expect(valueOf(withDefault(ram, "256"), undefined)).toBe(256);
+    expect(usageError(() => valueOf(requiredFlag(ram), undefined)).message).toBe("--ram is required (e.g. --ram 512)");
+  });
+  test("a script's own default and example reach its messages", () => {
+    expect(usageError(() => valueOf(withDefault(ram, "2048", "2048"), "x")).message).toBe('--ram must be a whole number above 0, got "x" (e.g. --ram 2048)');
+    expect(usageError(() => valueOf(ram, "x")).message).toContain("(e.g. --ram 512)");
+  });
+  test("its usage lines: the description beside the flag, or under it when the flag is long, wrapped, the default last", () => {
+    expect(optionLines(withDefault(ram, "256"))).toEqual(["  --ram MB              Memory limit in MiB (default: 256)"]);
+    const long = switchFlag("a-very-long-flag-name", "word ".repeat(30).trim());
+    const lines = optionLines(long);
+    expect(lines[0]).toBe("  --a-very-long-flag-name");
+    expect(lines.length).toBeGreaterThan(2);
+    for (const l of lines.slice(1)) {
+      expect(l.startsWith(`${" ".repeat(24)}word`)).toBe(true);
+      expect(l.length).toBeLessThanOrEqual(80);
+    }
+    expect(lines.slice(1).join(" ").replace(/\s+/g, " ").trim()).toBe(long.help);
   });
 });
 

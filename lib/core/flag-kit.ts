@@ -23,8 +23,12 @@ export interface Flag<T = unknown, N extends string = string> {
   required?: boolean;
   /** A good value, for error messages: "e.g. --timeout 600". */
   example: string;
-  /** The value of the flag's text (given, else the default; undefined when neither); a bad one is a UsageError. */
-  read: (text: string | undefined) => T;
+  /**
+   * The value of the flag's text (given, else the default; undefined when
+   * neither); a bad one is a UsageError. `as` is the flag as the script has it
+   * (its example).
+   */
+  read: (text: string | undefined, as: { example: string }) => T;
   /** The flag's text for a value, on a child's command line. */
   text: (value: NonNullable<T>) => string;
 }
@@ -45,7 +49,7 @@ interface Described {
 export function valueFlag<N extends string, T = string | undefined>(
   name: N,
   o: Described & { value: string },
-  read: (text: string | undefined) => T = (t) => t as T,
+  read: (text: string | undefined, as: { example: string }) => T = (t) => t as T,
   text: (value: NonNullable<T>) => string = String,
 ): Flag<T, N> {
   return { name, type: "string", example: o.value, ...o, read, text };
@@ -55,7 +59,7 @@ export function valueFlag<N extends string, T = string | undefined>(
 export function numberFlag<N extends string>(name: N, parse: NumberParser, o: Described & { value: string; example: string; default: string }): Flag<number, N>;
 export function numberFlag<N extends string>(name: N, parse: NumberParser, o: Described & { value: string; example: string }): Flag<number | undefined, N>;
 export function numberFlag<N extends string>(name: N, parse: NumberParser, o: Described & { value: string; example: string }): Flag<any, N> {
-  return valueFlag(name, o, (t) => (t === undefined ? undefined : parse(`--${name}`, t, o.example)));
+  return valueFlag(name, o, (t, as) => (t === undefined ? undefined : parse(`--${name}`, t, as.example)));
 }
 
 /** A flag without a value: true when given. */
@@ -80,9 +84,9 @@ export function requiredFlag<T, N extends string>(f: Flag<T, N>, example = f.exa
 
 /** The flag's value from what parseCli gave for it. */
 export function valueOf<T>(f: Flag<T, string>, given: string | boolean | string[] | undefined): T {
-  if (f.type === "boolean") return f.read(given as string | undefined);
+  if (f.type === "boolean") return f.read(given as string | undefined, f);
   if (given === undefined && f.required) required(`--${f.name}`, undefined, f.example);
-  return f.read((given as string | undefined) ?? f.default);
+  return f.read((given as string | undefined) ?? f.default, f);
 }
 
 /** parseCli's table for these flags. */
