@@ -7,17 +7,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
-import { nonNegativeInt, parseCli, positiveInt } from "../lib/core/cli.ts";
+import { parseCli, positiveInt } from "../lib/core/cli.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, numberFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { onCleanup } from "../lib/core/cleanup.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { RESULTS_DIR } from "../lib/core/paths.ts";
-import { parseSize } from "../lib/core/sizes.ts";
 import { formatTable } from "../lib/output/table.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
-import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
 import { DEFAULT_VERSION, moduleSource, resolvePicoShareChoice, resolvePicoShareVersion, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { KNOWN_PATCHES, patchedCopy, type SourcePatch } from "../lib/bench/patches.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
@@ -29,7 +30,24 @@ import { runsForMde } from "../lib/stats/power.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { fmtPercent, type MetricComparison } from "../lib/stats/verdict.ts";
 
-const USAGE = `Usage: bun scripts/bench-detection.ts [OPTIONS]
+const OWN = {
+  runs: numberFlag("runs", positiveInt, { value: "N", example: "8", default: "8", help: "Measured runs per side of each comparison" }),
+  patches: withDefault(valueFlag("patches", { value: "LIST", help: "Which known patches" }), KNOWN_PATCHES.map((p) => p.name).join(",")),
+};
+const RAM = withDefault(FLAG.ram, "256", "256");
+const FILE_SIZE = withDefault(FLAG.fileSize, "100M");
+const WARMUP = withDefault(FLAG.warmup, "1");
+const P = RUN_TEST_OPTIONS;
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Options:", [RAM, FILE_SIZE, OWN.runs, WARMUP, OWN.patches, FLAG.workDir, FLAG.resultsDir]],
+  ["Passed to each test, as run-test takes them:", [
+    P.timeoutSec, P.testFiles, P.backend, P.dropCaches, P.verify, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
+    P.noRecovery, P.proxy, P.proxySettings,
+  ]],
+];
+
+const USAGE = usageText(
+  `Usage: bun scripts/bench-detection.ts [OPTIONS]
 
 Checks that the harness finds real changes and only those. In one invocation:
   A/A   PicoShare ${DEFAULT_VERSION} against itself: the reference; no primary metric may be flagged
@@ -39,38 +57,16 @@ each a live comparison (as scripts/compare.ts runs one: interleaved, warm-ups
 first). Prints, per metric: the coefficient of variation of A's runs, the
 minimum detectable effect at the runs given, what A/A flagged, and each
 patch's ratio and verdict; then whether each known change was found.
-
-Options:
-  --ram MB              Memory limit of every test (default: 256)
-  --file-size SIZE      Test file (default: 100M; must exist, see generate-test-files)
-  --runs N              Measured runs per side of each comparison (default: 8)
-  --warmup N            Uncounted runs per side first (default: 1)
-  --patches LIST        Which known patches (default: ${KNOWN_PATCHES.map((p) => p.name).join(",")})
-  --work-dir DIR        Where PicoShare's data and temp files go (as compare)
-  --results-dir DIR     Where the comparisons' folders and results.db go (default: ./results)
-  --timeout SEC, --test-files DIR, --backend NAME, --drop-caches, --verify,
-  --allow-memory-backed-work-dir, --reuse-vm
-                        As run-test (passed to each test)
-  --help                Show this text
-
-About (2 + patches) x (warmup + runs) x 2 tests: with the defaults about 6
+`,
+  GROUPS,
+  `About (2 + patches) x (warmup + runs) x 2 tests: with the defaults about 6
 minutes here.
 
 Examples:
   bun scripts/bench-detection.ts
   bun scripts/bench-detection.ts --runs 5 --file-size 16M --patches chunk-4m
-`;
-
-const FLAGS = {
-  ram: { type: "string" },
-  "file-size": { type: "string" },
-  runs: { type: "string" },
-  warmup: { type: "string" },
-  patches: { type: "string" },
-  "work-dir": { type: "string" },
-  "results-dir": { type: "string" },
-  ...passedFlagSpec(),
-} as const;
+`,
+);
 
 interface Case {
   name: string;
@@ -91,13 +87,13 @@ function verdictCell(m: MetricComparison): string {
 }
 
 await runMain(async () => {
-  const { values: v } = parseCli(FLAGS, USAGE);
+  const { values: v } = parseCli(flagSpec(flagsOf(GROUPS)), USAGE);
   const passed = passedByMatrix(v);
-  const ram = positiveInt("--ram", (v.ram as string | undefined) ?? "256", "256");
-  const size = parseSize((v["file-size"] as string | undefined) ?? "100M", "--file-size");
-  const runs = positiveInt("--runs", (v.runs as string | undefined) ?? "8", "8");
-  const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "1", "1");
-  const names = ((v.patches as string | undefined) ?? KNOWN_PATCHES.map((p) => p.name).join(",")).split(",");
+  const ram = valueOf(RAM, v.ram);
+  const size = valueOf(FILE_SIZE, v["file-size"]);
+  const runs = valueOf(OWN.runs, v.runs);
+  const warmup = valueOf(WARMUP, v.warmup);
+  const names = valueOf(OWN.patches, v.patches).split(",");
   const patches = names.map((n) => {
     const p = KNOWN_PATCHES.find((x) => x.name === n);
     if (!p) throw new UsageError(`--patches: no known patch "${n}" (known: ${KNOWN_PATCHES.map((x) => x.name).join(", ")})`);

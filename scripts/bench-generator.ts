@@ -3,8 +3,9 @@
 // by `dd if=/dev/zero ... conv=fsync` (the disk's own pace) and by
 // writeTestFile (which fsyncs too), in one invocation.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { parseCli } from "../lib/core/cli.ts";
+import { join } from "node:path";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagsOf, parseFlags, usageText, valueFlag, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { run } from "../lib/core/exec.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
@@ -12,10 +13,15 @@ import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
 import { Fatal } from "../lib/core/errors.ts";
 import { ensureWritableDir, partialPath, requireFreeSpace } from "../lib/core/files.ts";
 import { MiB, formatBytes, parseSize, toMiB } from "../lib/core/sizes.ts";
-import { TEST_FILES_DIR } from "../lib/core/paths.ts";
 import { writeTestFile } from "../lib/upload/testfiles.ts";
 
-const USAGE = `Usage: bun scripts/bench-generator.ts [OPTIONS]
+const SIZE = withDefault(valueFlag("size", {
+  value: "SIZE", help: "Size of each file, binary units; accepted form: 512K, 100M, 1G, 5G",
+}, (t) => parseSize(t!, "--size"), (s) => s.label), "1G");
+const GROUPS: Array<[string, Flag<any>[]]> = [["Options:", [SIZE, FLAG.dir]]];
+
+const USAGE = usageText(
+  `Usage: bun scripts/bench-generator.ts [OPTIONS]
 
 Measures how fast the test-file generator writes compared with the disk
 itself. Writes the same size three times, one file at a time, each removed
@@ -23,19 +29,14 @@ before the next: dd from /dev/zero (bs=16M, conv=fsync), the generator
 (writeTestFile, fsynced), dd again. Prints both throughputs in MiB/s (dd as
 the mean of its two runs), the ratio generator/dd, and the generator's peak
 RSS. Needs free space for one file at a time in DIR.
-
-Options:
-  --size SIZE   Size of each file, binary units (default: 1G). Accepted form:
-                512K, 100M, 1G, 5G.
-  --dir DIR     Where to write (default: ./test-files; use a folder on the
-                disk the tests use, not a tmpfs)
-  --help        Show this text
-
-Examples:
+`,
+  GROUPS,
+  `Examples:
   bun scripts/bench-generator.ts
   bun scripts/bench-generator.ts --size 2G
   bun scripts/bench-generator.ts --size 512M --dir /var/tmp
-`;
+`,
+);
 
 const DD_BLOCK = 16 * MiB;
 
@@ -63,9 +64,9 @@ function mibPerSec(bytes: number, ms: number): number {
 }
 
 await runMain(async () => {
-  const { values } = parseCli({ size: { type: "string" }, dir: { type: "string" } }, USAGE);
-  const size = parseSize(values.size ?? "1G", "--size");
-  const parent = resolve(values.dir ?? TEST_FILES_DIR);
+  const opt = parseFlags(flagsOf(GROUPS), USAGE);
+  const size = opt(SIZE);
+  const parent = opt(FLAG.dir);
   ensureWritableDir(parent, "--dir");
   // One file at a time; a little headroom for the file system's own use.
   requireFreeSpace(parent, size.bytes + 64 * MiB, `one ${size.label} file`, "free some space or choose another --dir");

@@ -3,14 +3,15 @@
 // same PicoShare, in one invocation, alternating which goes first.
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { parseCli, positiveInt } from "../lib/core/cli.ts";
+import { positiveInt } from "../lib/core/cli.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { HELP_FLAG, flagsOf, numberFlag, parseFlags, switchFlag, usageText, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain, die } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
-import { parseSize, toMiB, formatBytes } from "../lib/core/sizes.ts";
-import { TEST_FILES_DIR } from "../lib/core/paths.ts";
+import { toMiB, formatBytes } from "../lib/core/sizes.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { defaultWorkDir } from "../lib/core/files.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
@@ -19,29 +20,31 @@ import { login, waitUntilReady } from "../lib/upload/session.ts";
 import { uploadFile } from "../lib/upload/api.ts";
 import { run } from "../lib/core/exec.ts";
 
-const USAGE = `Usage: bun scripts/bench-upload.ts [OPTIONS]
+const FILE_SIZE = withDefault(FLAG.fileSize, "100M");
+const RAM = withDefault(FLAG.ram, "2048", "2048");
+const ROUNDS = numberFlag("rounds", positiveInt, { value: "N", example: "5", default: "5", help: "Uploads per client" });
+const CLIENT = switchFlag("client",
+  "The harness's side of one round: --client URL FILE uploads FILE to URL, the session cookie in PERF_COOKIE");
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Options:", [FILE_SIZE, ROUNDS, RAM, FLAG.testFiles, FLAG.picoshare, HELP_FLAG]],
+  ["Internal:", [CLIENT]],
+];
+
+const USAGE = usageText(
+  `Usage: bun scripts/bench-upload.ts [OPTIONS]
 
 Uploads the same test file to one PicoShare (local backend) with the
 harness's own streaming client and with \`curl -F file=@...\`, alternating
 which goes first, and prints the median upload time of each, their ratio
 (harness / curl; 1.00 means as fast as curl) and each client's peak RSS.
 Each upload runs in its own process so that both RSS figures mean the same.
-
-Options:
-  --file-size SIZE    Test file to upload (default: 100M)
-  --rounds N          Uploads per client (default: 5)
-  --ram MB            PicoShare's memory limit in MiB (default: 2048)
-  --test-files DIR    Where the test files are (default: ./test-files)
-  --picoshare PATH    PicoShare binary (default: as run-test)
-  --help              Show this text
-
-Internal (the harness's side of one round; the session cookie comes in
-PERF_COOKIE): --client URL FILE
-
-Examples:
+`,
+  GROUPS,
+  `Examples:
   bun scripts/bench-upload.ts
   bun scripts/bench-upload.ts --file-size 1G --rounds 3
-`;
+`,
+);
 
 interface Round {
   seconds: number;
@@ -87,20 +90,9 @@ async function curlRound(url: string, cookie: string, file: string): Promise<Rou
 }
 
 await runMain(async () => {
-  const { values: v, positionals } = parseCli(
-    {
-      "file-size": { type: "string" },
-      rounds: { type: "string" },
-      ram: { type: "string" },
-      "test-files": { type: "string" },
-      picoshare: { type: "string" },
-      client: { type: "boolean" },
-    },
-    USAGE,
-    process.argv.slice(2),
-    2,
-  );
-  if (v.client) {
+  const opt = parseFlags(flagsOf(GROUPS), USAGE, process.argv.slice(2), 2);
+  const positionals = opt.positionals;
+  if (opt(CLIENT)) {
     const [url, file] = positionals;
     const t0 = performance.now();
     const res = await uploadFile(url, process.env.PERF_COOKIE ?? "", file);
@@ -108,14 +100,14 @@ await runMain(async () => {
     process.stdout.write(JSON.stringify({ seconds, status: res.status }));
     return res.status === 200 ? 0 : 1;
   }
-  const size = parseSize(v["file-size"] ?? "100M", "--file-size");
-  const rounds = positiveInt("--rounds", v.rounds ?? "5", "5");
-  const ramMiB = positiveInt("--ram", v.ram ?? "2048", "2048");
-  const file = requireTestFile(size, resolve(v["test-files"] ?? TEST_FILES_DIR));
+  const size = opt(FILE_SIZE);
+  const rounds = opt(ROUNDS);
+  const ramMiB = opt(RAM);
+  const file = requireTestFile(size, opt(FLAG.testFiles));
   for (const [tool, pkg] of [["curl", "curl"], ["/usr/bin/time", "time"]]) {
     if ((await run([tool, "--version"])).code !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
   }
-  const picoshare = await resolvePicoShare(v.picoshare);
+  const picoshare = await resolvePicoShare(opt(FLAG.picoshare));
   const spec = { ramMiB, workDir: defaultWorkDir(), picoshare, uploadBytes: size.bytes * rounds * 2, signal: interruptSignal };
   await localBackend.preflight(spec);
   const env = await localBackend.create(spec);

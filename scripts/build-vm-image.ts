@@ -2,12 +2,20 @@
 // Builds the test VM image (Debian, debootstrap) once per content key, into
 // a cache outside the repository clone. stdout: the image's folder, alone.
 import { parseCli } from "../lib/core/cli.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, switchFlag, usageText, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success } from "../lib/core/log.ts";
 import { EXIT } from "../lib/core/errors.ts";
 import { ensureImage, findImage, imageKey, pruneImages, vmCacheRoot, IMAGE_PACKAGES, IMAGE_SUITE } from "../lib/vm/image/index.ts";
 
-const USAGE = `Usage: bun scripts/build-vm-image.ts [OPTIONS]
+const CHECK = switchFlag("check", "Build nothing: print the folder and exit 0 when the image exists, exit 1 when it does not");
+const PRUNE = switchFlag("prune",
+  "Also remove the images of other content keys (older builds) from the cache, except one being built right now");
+const GROUPS: Array<[string, Flag<any>[]]> = [["Options:", [FLAG.force, CHECK, PRUNE]]];
+
+const USAGE = usageText(
+  `Usage: bun scripts/build-vm-image.ts [OPTIONS]
 
 Builds the VM image the qemu and vagrant backends boot: Debian ${IMAGE_SUITE} made with
 debootstrap from Debian packages only (minbase + ${IMAGE_PACKAGES.join(", ")}), with sshd,
@@ -24,24 +32,18 @@ http://deb.debian.org/debian). About 2-4 minutes.
 
 stdout: the image's folder, alone. Exit status: 0 done (or already built),
 1 the build failed, 2 a missing prerequisite.
-
-Options:
-  --force     Build again even when the image for this key exists
-  --check     Build nothing: print the folder and exit 0 when the image exists,
-              exit 1 when it does not
-  --prune     Also remove the images of other content keys (older builds) from
-              the cache, except one being built right now
-  --help      Show this text
-
-Examples:
+`,
+  GROUPS,
+  `Examples:
   bun scripts/build-vm-image.ts
   PERF_VM_CACHE=$HOME/.cache/picoshare-perf/vm bun scripts/build-vm-image.ts
   bun scripts/build-vm-image.ts --check
   bun scripts/build-vm-image.ts --prune
-`;
+`,
+);
 
 await runMain(async () => {
-  const { values: v } = parseCli({ force: { type: "boolean" }, check: { type: "boolean" }, prune: { type: "boolean" } }, USAGE);
+  const { values: v } = parseCli(flagSpec(flagsOf(GROUPS)), USAGE);
   if (v.check) {
     const found = findImage();
     if (found) process.stdout.write(`${found.dir}\n`);

@@ -4,7 +4,7 @@
 // results log. stdout: the comparison (table, --json or --markdown) alone.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseCli, positiveInt, positiveNumber } from "../lib/core/cli.ts";
+import { parseCli } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { error, log, warn } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
@@ -14,7 +14,9 @@ import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { VERSION_FORM, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
 import { matrixCells, parseFileSizes, parseMemoryLimits, testCellName, type Cell } from "../lib/matrix/plan.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
-import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
+import { FILE_SIZES_DEFAULT, FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, switchFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { buildComparisons, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
 import { candidateLabels, runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
@@ -26,8 +28,7 @@ import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts"
 import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
 import { DEFAULT_ALPHA, runsNeeded } from "../lib/stats/verdict.ts";
 import { PRIMARY_METRICS } from "../lib/stats/metrics.ts";
-import { DEFAULT_CV_THRESHOLD, MIN_RUNS_FOR_CV, cellKeyOf } from "../lib/stats/cells.ts";
-import { DEFAULT_SEED } from "../lib/stats/stats.ts";
+import { MIN_RUNS_FOR_CV, cellKeyOf } from "../lib/stats/cells.ts";
 import { RAM_FLOOR_KIND } from "../lib/floor/search.ts";
 import {
   GATE_HELP, evaluateGate, gateLines, mergeGates, parseThresholds, plannedBlindSpots, type CellHistory, type Threshold,
@@ -36,7 +37,68 @@ import { ResultsDb } from "../lib/store/results-db.ts";
 import type { SideInput } from "../lib/stats/comparison.ts";
 import { EXIT } from "../lib/core/errors.ts";
 
-const USAGE = `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source DIR [--a-ref REF]
+const OWN = {
+  a: valueFlag("a", { value: "PATH", help: "PicoShare binary A (the baseline)" }),
+  aVersion: valueFlag("a-version", { value: "V", help: "or a release / commit of PicoShare, built and cached (e.g. v1.5.4)" }),
+  aSource: valueFlag("a-source", {
+    value: "DIR",
+    help: "or a PicoShare source tree (a checkout), built and cached by its content and the Go version (commit and \"dirty\" recorded)",
+  }),
+  aRef: valueFlag("a-ref", {
+    value: "REF",
+    help: "with --a-source: the git ref REF of that checkout instead, built from a clean export (the working tree is not touched)",
+  }),
+  // Several candidates: each of these may be given more than once.
+  b: { ...valueFlag("b", { value: "PATH", help: "PicoShare binary B (the candidate)" }), multiple: true },
+  bVersion: { ...valueFlag("b-version", { value: "V", help: "or a release / commit for B" }), multiple: true },
+  bSource: { ...valueFlag("b-source", { value: "DIR", help: "or a source tree for B, as --a-source" }), multiple: true },
+  bRef: valueFlag("b-ref", {
+    value: "REF",
+    help: "with --b-source: a git ref of it, as --a-ref. Several candidates: give --b, --b-version and --b-source " +
+      "as often as needed (--b-ref only with one --b-source); they are B1, B2... (--b paths first, then versions, " +
+      "then sources), all run interleaved with A in each cell (the order rotates every round), each compared with A; " +
+      "the output is one table per metric with a column per build and a geomean row over the cells",
+  }),
+  runA: valueFlag("run-a", { value: "ID", help: "Run of the results log as side A" }),
+  runB: valueFlag("run-b", { value: "ID", help: "Run as side B; several as --run-b 13,14,15 (B1, B2, B3)" }),
+  markdown: switchFlag("markdown", "The comparison as Markdown tables, ready for a pull request"),
+  failOn: valueFlag("fail-on", {
+    value: "LIST",
+    help: "Thresholds, comma-separated: METRIC<-N% (a fall) or METRIC>+N% (a rise) on a metric's ratio B/A, " +
+      "breached in a cell when its verdict is significant (Holm for the primary family) and the ratio lies beyond; " +
+      "oom>N / failures>N, breached when B has more than N more OOM kills / failures than A. Each breach is named " +
+      "first in the output; where the runs could not have seen a threshold (its MDE is larger), a NOTE says so and " +
+      "how many runs would. Live, the same is told before the run, from the spread of the newest stored run of " +
+      "each cell on this backend (--db).",
+    verbatim: [GATE_HELP],
+  }),
+  export: valueFlag("export", {
+    value: "FORMAT",
+    help: "Also write the candidate's figures as results.ts export does: bmf, gab-bigger or gab-smaller " +
+      "(with several candidates each benchmark is prefixed with its build: B2 256MB/1G)",
+  }),
+  exportOut: valueFlag("export-out", { value: "FILE", help: "Where (required with --export; stdout keeps the comparison)" }),
+};
+const ITERATIONS = withDefault(FLAG.iterations, "5");
+const WARMUP = withDefault(FLAG.warmup, "1");
+const P = RUN_TEST_OPTIONS;
+
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Live (one of each pair):", [
+    OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
+    withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    FLAG.resultsDir, P.backend,
+  ]],
+  ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
+  ["Output and statistics:", [FLAG.json, OWN.markdown, FLAG.alpha, FLAG.seed, FLAG.cvThreshold]],
+  ["Gate (for CI):", [OWN.failOn]],
+  ["Export (for continuous-benchmarking tools):", [OWN.export, OWN.exportOut]],
+];
+const FLAGS = flagsOf(GROUPS);
+
+const USAGE = usageText(
+  `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source DIR [--a-ref REF]
                               --b PATH|--b-version V|--b-source DIR [--b-ref REF] [OPTIONS]
        bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]
 
@@ -55,85 +117,16 @@ Live: runs both builds over the same cells, each test a run-test process,
 A and B interleaved within each cell (A B, B A, A B, ...) so that drift on the
 host hits both alike. Warm-up runs are not counted. Both sides are stored as
 runs (kind compare-a / compare-b) in the results log; results go to
-RESULTS_DIR/compare-STAMP/{a,b,warmup}/.
+RESULTS_DIR/compare-STAMP/{a,b,warmup}/. At least 5 measured runs per side
+(--iterations) are needed for a verdict on the 4 primary metrics at --alpha
+0.05, 8 for a minimum detectable effect of a few per cent.
 
 Stored: compares two runs already in the results log, cells matched by RAM,
 file size and uploads at once. Warns when the two runs' environments differ
 (CPU, governor, kernel, disk, backend...).
-
-Live (one of each pair):
-  --a PATH              PicoShare binary A (the baseline)
-  --a-version V         or a release / commit of PicoShare, built and cached (e.g. v1.5.4)
-  --b PATH              PicoShare binary B (the candidate)
-  --b-version V         or a release / commit for B
-  --a-source DIR        or a PicoShare source tree (a checkout), built and cached by
-                        its content and the Go version (commit and "dirty" recorded)
-  --a-ref REF           with --a-source: the git ref REF of that checkout instead,
-                        built from a clean export (the working tree is not touched)
-  --b-source DIR, --b-ref REF
-                        the same for B
-                        Several candidates: give --b, --b-version and --b-source
-                        as often as needed (--b-ref only with one --b-source);
-                        they are B1, B2... (--b paths first, then versions, then
-                        sources), all run interleaved with A in each cell (the
-                        order rotates every round), each compared with A; the
-                        output is one table per metric with a column per build
-                        and a geomean row over the cells
-  --memory-limits LIST  RAM limits in MiB (default: 2048,1024,512,256)
-  --file-sizes LIST     File sizes (default: 100M,500M,1G,2G,5G)
-  --iterations N        Measured runs per side and cell (default: 5; at least
-                        5 are needed for a verdict on the 4 primary metrics
-                        at --alpha 0.05, 8 for a minimum detectable effect
-                        of a few per cent)
-  --warmup N            Uncounted runs per side and cell first (default: 1)
-  --timeout SEC         Upload timeout per test (default: 600)
-  --test-files DIR      Where the test files are (default: ./test-files)
-  --work-dir DIR        Where PicoShare's data and temp files go (default: system temp, or
-                        /var/tmp where that is in memory); refused on tmpfs
-  --allow-memory-backed-work-dir
-                        local: a --work-dir on tmpfs is used, not refused (run-test's)
-  --verify              Download each entry and compare it with the file (run-test's)
-  --drop-caches         Root: sync and drop the page cache before each test (run-test's)
-  --no-download         Skip the measured download after each upload (run-test's)
-  --reuse-vm            vagrant: one VM per memory limit (run-test's --reuse-vm)
-  --results-dir DIR     Where the comparison's folder goes (default: ./results)
-  --backend NAME        Test environment: local (default), vagrant or qemu
-  --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
-
-Stored:
-  --run-a ID            Run of the results log as side A
-  --run-b ID            Run as side B; several as --run-b 13,14,15 (B1, B2, B3)
-  --db PATH             SQLite results log (default: ./results/results.db)
-
-Output and statistics:
-  --json                The comparison as JSON
-  --markdown            The comparison as Markdown tables, ready for a pull request
-  --alpha A             Significance level of the Mann-Whitney U test (default: 0.05)
-  --seed N              Seed of the bootstrap (default: 1); same seed, same intervals
-  --cv-threshold PCT    Warn when a cell's coefficient of variation is above PCT % (default: 10)
-  --help                Show this text
-
-Gate (for CI):
-  --fail-on LIST        Thresholds, comma-separated: METRIC<-N% (a fall) or
-                        METRIC>+N% (a rise) on a metric's ratio B/A, breached in a
-                        cell when its verdict is significant (Holm for the primary
-                        family) and the ratio lies beyond; oom>N / failures>N,
-                        breached when B has more than N more OOM kills / failures
-                        than A. Each breach is named first in the output; where
-                        the runs could not have seen a threshold (its MDE is
-                        larger), a NOTE says so and how many runs would. Live,
-                        the same is told before the run, from the spread of
-                        the newest stored run of each cell on this backend
-                        (--db).
-                        ${GATE_HELP}
-
-Export (for continuous-benchmarking tools):
-  --export FORMAT       Also write the candidate's figures as results.ts export
-                        does: bmf, gab-bigger or gab-smaller (with several
-                        candidates each benchmark is prefixed with its build: B2 256MB/1G)
-  --export-out FILE     Where (required with --export; stdout keeps the comparison)
-
-Exit status: 0 the comparison was made (whatever it says) and no --fail-on
+`,
+  GROUPS,
+  `Exit status: 0 the comparison was made (whatever it says) and no --fail-on
 threshold was breached, 3 a threshold was breached, 2 bad usage or a set-up
 problem, 1 anything else (the harness failed).
 
@@ -146,59 +139,13 @@ Examples:
   bun scripts/compare.ts --a-version v1.5.4 --b-version v1.5.3 --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
   bun scripts/compare.ts --run-a 12 --run-b 13,14 --markdown
   bun scripts/compare.ts --run-a 12 --run-b 13 --fail-on "throughput<-5%,picoshare_peak_rss>+10%,disk_write_bytes>+2%,oom>0"
-`;
+`,
+);
 
-const FLAGS = {
-  a: { type: "string" },
-  // Several candidates: each of these may be given more than once.
-  b: { type: "string", multiple: true },
-  "a-version": { type: "string" },
-  "b-version": { type: "string", multiple: true },
-  "a-source": { type: "string" },
-  "b-source": { type: "string", multiple: true },
-  "a-ref": { type: "string" },
-  "b-ref": { type: "string" },
-  "memory-limits": { type: "string" },
-  "file-sizes": { type: "string" },
-  iterations: { type: "string" },
-  warmup: { type: "string" },
-  "work-dir": { type: "string" },
-  "results-dir": { type: "string" },
-  db: { type: "string" },
-  "run-a": { type: "string" },
-  "run-b": { type: "string" },
-  json: { type: "boolean" },
-  markdown: { type: "boolean" },
-  alpha: { type: "string" },
-  seed: { type: "string" },
-  "cv-threshold": { type: "string" },
-  "fail-on": { type: "string" },
-  export: { type: "string" },
-  "export-out": { type: "string" },
-} as const;
+const LIVE_ONLY = GROUPS[0][1].map((f) => f.name);
 
-/** With run-test's flags that a parent passes to each test (--timeout, --backend, --test-files, --verify...). */
-const ALL_FLAGS = { ...FLAGS, ...passedFlagSpec() };
-const PASSED_FLAGS = Object.keys(passedFlagSpec());
-
-const LIVE_ONLY = [
-  "a", "b", "a-version", "b-version", "a-source", "b-source", "a-ref", "b-ref", "memory-limits", "file-sizes", "iterations", "warmup",
-  "work-dir", "results-dir", ...PASSED_FLAGS,
-];
-
-function wholeNumber(flag: string, text: string | undefined, fallback: number, example: string): number {
-  if (text === undefined) return fallback;
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(`${flag} must be a whole number (0 or more), got "${text}" (e.g. ${flag} ${example})`);
-  }
-  return Number(text);
-}
-
-function statsOptions(v: { alpha?: string; seed?: string; "cv-threshold"?: string }): ComparisonOptions {
-  const alpha = v.alpha === undefined ? DEFAULT_ALPHA : positiveNumber("--alpha", v.alpha, "0.05");
-  if (alpha >= 0.5) throw new UsageError(`--alpha must be below 0.5, got "${v.alpha}" (e.g. --alpha 0.05)`);
-  const cv = v["cv-threshold"] === undefined ? DEFAULT_CV_THRESHOLD * 100 : positiveNumber("--cv-threshold", v["cv-threshold"], "10");
-  return { alpha, seed: wholeNumber("--seed", v.seed, DEFAULT_SEED, "1"), cvThreshold: cv / 100 };
+function statsOptions(v: Values): ComparisonOptions {
+  return { alpha: valueOf(FLAG.alpha, v.alpha), seed: valueOf(FLAG.seed, v.seed), cvThreshold: valueOf(FLAG.cvThreshold, v["cv-threshold"]) / 100 };
 }
 
 /**
@@ -224,7 +171,7 @@ function candidateFlags(v: Values): PicoShareChoice[] {
 
 /** Checks one side's flags before anything is built or run: exactly one of --X PATH / --X-version V / --X-source DIR. */
 function sideFlags(v: Values, side: "a" | "b"): PicoShareChoice {
-  const get = (k: string) => v[k as keyof typeof FLAGS] as string | undefined;
+  const get = (k: string) => v[k] as string | undefined;
   const c: PicoShareChoice = { path: get(side), version: get(`${side}-version`), source: get(`${side}-source`), ref: get(`${side}-ref`) };
   if (c.ref !== undefined && c.source === undefined) throw new UsageError(`--${side}-ref needs --${side}-source DIR: the checkout the ref is taken from`);
   if (c.path === undefined && c.version === undefined && c.source === undefined) {
@@ -248,7 +195,7 @@ async function binary(c: PicoShareChoice, side: "a" | "b"): Promise<PicoShareBin
   });
 }
 
-type Values = Partial<Record<keyof typeof ALL_FLAGS, string | boolean>> & Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** A comparison with the two sides it was made from (the gate reads their values). */
 interface Compared {
@@ -321,14 +268,14 @@ function reachBeforeRun(alpha: number, iterations: number, gate: Threshold[] | n
 }
 
 async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | null): Promise<Compared> {
-  const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
+  const s = (k: string) => v[k] as string | undefined;
   const passed = passedByMatrix(v);
   const flagsA = sideFlags(v, "a");
   const flagsB = candidateFlags(v);
   const memory = parseMemoryLimits(s("memory-limits"));
   const sizes = parseFileSizes(s("file-sizes"));
-  const iterations = positiveInt("--iterations", s("iterations") ?? "5", "5");
-  const warmup = wholeNumber("--warmup", s("warmup"), 1, "1");
+  const iterations = valueOf(ITERATIONS, s("iterations"));
+  const warmup = valueOf(WARMUP, s("warmup"));
   passed.get("timeout");
   const backend = passed.get("backend");
   const testFiles = passed.get("test_files");
@@ -396,7 +343,7 @@ function stored(v: Values, stats: ComparisonOptions): Compared {
 }
 
 await runMain(async () => {
-  const { values: v } = parseCli(ALL_FLAGS, USAGE);
+  const { values: v } = parseCli(flagSpec(FLAGS), USAGE);
   if (v.json && v.markdown) throw new UsageError("give --json or --markdown, not both");
   const stats = statsOptions(v);
   // Checked before anything runs: a bad threshold is bad usage.

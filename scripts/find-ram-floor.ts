@@ -13,7 +13,9 @@ import { defaultWorkDir, ensureWritableDir, makeFreeDir } from "../lib/core/file
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { formatDuration } from "../lib/core/durations.ts";
 import { formatTable } from "../lib/output/table.ts";
-import { childEnv, matrixPassedArgs, passedByMatrix, passedFlagSpec, runTestArgs } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, childEnv, matrixPassedArgs, passedByMatrix, runTestArgs } from "../lib/upload/options.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, numberFlag, switchFlag, usageText, valueOf, type Flag } from "../lib/core/flag-kit.ts";
 import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { hostFacts } from "../lib/upload/host.ts";
@@ -24,7 +26,42 @@ import { runTestChild } from "../lib/matrix/run-test-child.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
 import { RAM_FLOOR_KIND, bracketEnds, findFloor, probeVerdict, thrashLimitSeconds, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
 
-const USAGE = `Usage: bun scripts/find-ram-floor.ts --file-size SIZE | --file-sizes LIST [OPTIONS]
+const OWN = {
+  min: numberFlag("min", positiveInt, { value: "MB", example: "16", default: "16", help: "Lowest limit tried" }),
+  max: numberFlag("max", positiveInt, { value: "MB", example: "2048", default: "2048", help: "Highest limit, which must pass" }),
+  resolution: numberFlag("resolution", positiveInt, { value: "MB", example: "8", default: "8", help: "Stop narrowing when the bracket is this narrow" }),
+  repeat: numberFlag("repeat", nonNegativeInt, { value: "N", example: "3", default: "3", help: "Re-runs of each end of the final bracket" }),
+  thrashFactor: numberFlag("thrash-factor", positiveNumber, {
+    value: "X", example: "5", default: "5", help: "A probe slower than X times the upload at --max is \"thrashing\"",
+  }),
+  minThrashSeconds: numberFlag("min-thrash-seconds", positiveNumber, {
+    value: "SEC", example: "5", default: "5", help: "The thrash limit is never below SEC seconds",
+  }),
+  maxMinutes: numberFlag("max-minutes", positiveNumber, {
+    value: "M", example: "30", shown: "no limit",
+    help: "Stop a size's search once M minutes have passed (checked before each probe, so the probe under way " +
+      "ends first) and report the bracket it has, \"finished\": false (text: UNFINISHED)",
+  }),
+  withDownload: switchFlag("with-download",
+    "Each probe also downloads the entry, under the same limit, and passes only when both do (a failed download: " +
+      "\"download oom_killed\", \"download thrashing\", ...); default: the upload only (the probes' results have null download fields)"),
+};
+const P = RUN_TEST_OPTIONS;
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Options:", [
+    FLAG.fileSize, FLAG.fileSizes, OWN.min, OWN.max, OWN.resolution, OWN.repeat, OWN.thrashFactor, OWN.minThrashSeconds,
+    OWN.maxMinutes, FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef,
+  ]],
+  ["Passed to each probe, as run-test takes them (--timeout is the reference\nprobe's limit and the cap of the thrash limit):", [
+    P.timeoutSec, P.testFiles, P.backend, P.verify, P.dropCaches, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
+    P.noRecovery, P.proxy, P.proxySettings,
+  ]],
+  ["The search:", [OWN.withDownload, FLAG.workDir, FLAG.resultsDir, FLAG.db, FLAG.json]],
+];
+const FLAGS = flagsOf(GROUPS);
+
+const USAGE = usageText(
+  `Usage: bun scripts/find-ram-floor.ts --file-size SIZE | --file-sizes LIST [OPTIONS]
 
 For each file size, the smallest memory limit (MiB) at which the upload
 passes: first one test at --max (which must pass; its upload time is the
@@ -49,39 +86,12 @@ failing limit's failing run ended (oom_killed, thrashing, ...), the probes made
 and the time taken. Stored in the results log as a run of kind ram-floor (its
 probes as results, each size's floor in table floors as soon as it is found;
 bun scripts/report.ts RUN draws it); the tests' results and logs, and
-floors.json, go to RESULTS_DIR/ram-floor-STAMP/.
-
-Options:
-  --file-size SIZE      The file size to search (e.g. 100M)
-  --file-sizes LIST     Or several, comma-separated (e.g. 100M,1G)
-  --min MB              Lowest limit tried (default: 16)
-  --max MB              Highest limit, which must pass (default: 2048)
-  --resolution MB       Stop narrowing when the bracket is this narrow (default: 8)
-  --repeat N            Re-runs of each end of the final bracket (default: 3)
-  --thrash-factor X     A probe slower than X times the upload at --max is "thrashing" (default: 5)
-  --min-thrash-seconds SEC
-                        The thrash limit is never below SEC seconds (default: 5)
-  --max-minutes M       Stop a size's search once M minutes have passed (checked before
-                        each probe, so the probe under way ends first) and report the
-                        bracket it has, "finished": false (text: UNFINISHED)
-                        (default: no limit)
-  --picoshare PATH, --picoshare-source DIR, --picoshare-ref REF
-                        The build to test, as run-test takes it (built once)
-  --timeout SEC, --test-files DIR, --backend NAME, --verify, --drop-caches,
-  --allow-memory-backed-work-dir, --reuse-vm
-                        As run-test (passed to each probe; --timeout is the reference
-                        probe's limit and the cap of the thrash limit)
-  --with-download       Each probe also downloads the entry, under the same limit, and
-                        passes only when both do (a failed download: "download
-                        oom_killed", "download thrashing", ...); default: the upload only
-                        (the probes' results have null download fields)
-  --work-dir DIR        Where PicoShare's data and temp files go (as run-test)
-  --results-dir DIR     Where the search's folder goes (default: ./results)
-  --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
-  --json                The floors as JSON on stdout: {"floors": [...]}
-  --help                Show this text
-
-Exit status: 0 the search ran (whatever it found, an unfinished search too),
+floors.json, go to RESULTS_DIR/ram-floor-STAMP/. With --json, stdout has the
+floors as JSON: {"floors": [...]}. --file-size SIZE searches one file size,
+--file-sizes LIST several.
+`,
+  GROUPS,
+  `Exit status: 0 the search ran (whatever it found, an unfinished search too),
 2 bad usage or set-up, 1 anything else.
 
 Examples:
@@ -90,43 +100,23 @@ Examples:
   bun scripts/find-ram-floor.ts --file-size 5G --max-minutes 30 --picoshare-source ~/picoshare
   bun scripts/find-ram-floor.ts --file-size 64M --thrash-factor 2 --min-thrash-seconds 3
   bun scripts/find-ram-floor.ts --file-size 100M --with-download
-`;
-
-const FLAGS = {
-  "file-size": { type: "string" },
-  "file-sizes": { type: "string" },
-  min: { type: "string" },
-  max: { type: "string" },
-  resolution: { type: "string" },
-  repeat: { type: "string" },
-  "thrash-factor": { type: "string" },
-  "min-thrash-seconds": { type: "string" },
-  "max-minutes": { type: "string" },
-  picoshare: { type: "string" },
-  "picoshare-source": { type: "string" },
-  "picoshare-ref": { type: "string" },
-  "work-dir": { type: "string" },
-  "results-dir": { type: "string" },
-  db: { type: "string" },
-  json: { type: "boolean" },
-  "with-download": { type: "boolean" },
-  ...passedFlagSpec(),
-} as const;
+`,
+);
 
 await runMain(async () => {
-  const { values: v } = parseCli(FLAGS, USAGE);
-  const s = (k: keyof typeof FLAGS) => v[k] as string | undefined;
+  const { values: v } = parseCli(flagSpec(FLAGS), USAGE);
+  const s = (k: string) => v[k] as string | undefined;
   if (s("file-size") !== undefined && s("file-sizes") !== undefined) throw new UsageError("give --file-size SIZE or --file-sizes LIST, not both");
   if (s("file-size") === undefined && s("file-sizes") === undefined) throw new UsageError("give the file size to search: --file-size SIZE (e.g. --file-size 100M)", true);
   const sizes = parseFileSizes(s("file-size") ?? s("file-sizes"));
-  const minMb = positiveInt("--min", s("min") ?? "16", "16");
-  const maxMb = positiveInt("--max", s("max") ?? "2048", "2048");
+  const minMb = valueOf(OWN.min, v.min);
+  const maxMb = valueOf(OWN.max, v.max);
   if (minMb >= maxMb) throw new UsageError(`--min ${minMb} must be below --max ${maxMb}`);
-  const resolutionMb = positiveInt("--resolution", s("resolution") ?? "8", "8");
-  const repeat = nonNegativeInt("--repeat", s("repeat") ?? "3", "3");
-  const thrashFactor = positiveNumber("--thrash-factor", s("thrash-factor") ?? "5", "5");
-  const minThrashSec = positiveNumber("--min-thrash-seconds", s("min-thrash-seconds") ?? "5", "5");
-  const maxMinutes = s("max-minutes") === undefined ? null : positiveNumber("--max-minutes", s("max-minutes")!, "30");
+  const resolutionMb = valueOf(OWN.resolution, v.resolution);
+  const repeat = valueOf(OWN.repeat, v.repeat);
+  const thrashFactor = valueOf(OWN.thrashFactor, v["thrash-factor"]);
+  const minThrashSec = valueOf(OWN.minThrashSeconds, v["min-thrash-seconds"]);
+  const maxMinutes = valueOf(OWN.maxMinutes, v["max-minutes"]) ?? null;
   const passed = passedByMatrix(v);
   const timeoutSec = passed.get("timeout");
   const backend = passed.get("backend");

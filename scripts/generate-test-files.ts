@@ -1,53 +1,49 @@
 #!/usr/bin/env bun
 // Makes the test files: incompressible, identical on every machine, written
 // under a temporary name and renamed only when complete.
-import { parseCli, list } from "../lib/core/cli.ts";
+import { list } from "../lib/core/cli.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagsOf, parseFlags, switchFlag, usageText, valueFlag, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success } from "../lib/core/log.ts";
 import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
 import { ensureWritableDir, fileSha256, partialPath, requireFreeSpace } from "../lib/core/files.ts";
 import { byteProgress } from "../lib/core/progress.ts";
 import { formatBytes, parseSize, toMiB } from "../lib/core/sizes.ts";
-import { TEST_FILES_DIR } from "../lib/core/paths.ts";
 import {
   DEFAULT_SIZES, hasExpectedContent, removeStalePartials, testFilePath, writeTestFile,
 } from "../lib/upload/testfiles.ts";
 import { rmSync, existsSync } from "node:fs";
-import { resolve } from "node:path";
 
-const USAGE = `Usage: bun scripts/generate-test-files.ts [OPTIONS]
+const OWN = {
+  sizes: withDefault(valueFlag("sizes", {
+    value: "LIST", help: "Comma-separated sizes, binary units; accepted form: 512K, 100M, 1G, 5G",
+  }), DEFAULT_SIZES.join(","), "100M,1G"),
+  checksums: switchFlag("checksums", "Print \"SHA-256  FILE\" for each file on stdout (sha256sum format)"),
+};
+const GROUPS: Array<[string, Flag<any>[]]> = [["Options:", [OWN.sizes, FLAG.dir, FLAG.force, OWN.checksums]]];
+
+const USAGE = usageText(
+  `Usage: bun scripts/generate-test-files.ts [OPTIONS]
 
 Makes the binary test files that uploads send: pseudo-random, incompressible
 bytes from a fixed seed, so every machine gets byte-identical files.
 A file that already has the right size and content is kept; a wrong-sized,
-corrupt or partial one is made again.
-
-Options:
-  --sizes LIST   Comma-separated sizes, binary units (default: ${DEFAULT_SIZES.join(",")},
-                 about 8.6 GiB in all). Accepted form: 512K, 100M, 1G, 5G.
-  --dir DIR      Where to write the files (default: ./test-files)
-  --force        Make every file again, even one that is already correct
-  --checksums    Print "SHA-256  FILE" for each file on stdout (sha256sum format)
-  --help         Show this text
-
-Examples:
+corrupt or partial one is made again. The default sizes make about 8.6 GiB.
+`,
+  GROUPS,
+  `Examples:
   bun scripts/generate-test-files.ts
   bun scripts/generate-test-files.ts --sizes 100M,1G
   bun scripts/generate-test-files.ts --sizes 512K --dir /tmp/files --checksums
-`;
+`,
+);
 
 await runMain(async () => {
-  const { values } = parseCli(
-    {
-      sizes: { type: "string" },
-      dir: { type: "string" },
-      force: { type: "boolean" },
-      checksums: { type: "boolean" },
-    },
-    USAGE,
-  );
-  const sizes = list("--sizes", values.sizes ?? DEFAULT_SIZES.join(","), (s) => parseSize(s, "--sizes item"), "100M,1G");
-  const dir = resolve(values.dir ?? TEST_FILES_DIR);
+  const opt = parseFlags(flagsOf(GROUPS), USAGE);
+  const values = opt.values;
+  const sizes = list("--sizes", opt(OWN.sizes), (s) => parseSize(s, "--sizes item"), OWN.sizes.example);
+  const dir = opt(FLAG.dir);
   ensureWritableDir(dir, "--dir");
 
   for (const name of removeStalePartials(dir)) log(`Removed ${name}, left by an interrupted run`);

@@ -4,7 +4,9 @@
 // B / A for a comparison, RAM floors, trends over the stored runs) and the
 // per-cell statistics. stdout: the report's path, alone.
 import { dirname, join, resolve } from "node:path";
-import { list, parseCli, positiveNumber } from "../lib/core/cli.ts";
+import { list, parseCli } from "../lib/core/cli.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, shownAs, switchFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { UsageError } from "../lib/core/errors.ts";
@@ -13,10 +15,26 @@ import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { openExistingDb, parseRunId } from "../lib/store/stored-runs.ts";
 import { buildReport, type TrendOptions } from "../lib/output/report/build.ts";
 import { parseSince, parseTrendCell, parseTrendMetric } from "../lib/stats/trend.ts";
-import { DEFAULT_CV_THRESHOLD } from "../lib/stats/cells.ts";
-import { DEFAULT_ALPHA } from "../lib/stats/verdict.ts";
 
-const USAGE = `Usage: bun scripts/report.ts RUN [RUN ...] [--db PATH] [--out FILE]
+const OWN = {
+  trend: valueFlag("trend", {
+    value: "CELL,...", help: "Trends of these cells instead (spelt 256MB/1G, 256MB/1G/x3), each drawn however few runs measured it",
+  }),
+  trendMetric: withDefault(valueFlag("trend-metric", {
+    value: "M,...",
+    help: "The trends' metrics, of compare: throughput, picoshare_peak_rss, cpu_seconds, disk_write_bytes, peak_memory, ...",
+  }), "throughput"),
+  noTrend: switchFlag("no-trend", "No trends"),
+};
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Options:", [
+    shownAs(FLAG.db, "./results/results.db"), shownAs(FLAG.out, "report-RUN[-RUN...].html beside the results log"), FLAG.alpha,
+    FLAG.cvThreshold, OWN.trend, OWN.trendMetric, FLAG.since, OWN.noTrend,
+  ]],
+];
+
+const USAGE = usageText(
+  `Usage: bun scripts/report.ts RUN [RUN ...] [--db PATH] [--out FILE]
                              [--trend CELL,... | --no-trend] [--trend-metric M,...] [--since DATE]
 
 Writes one self-contained HTML report (inline SVG charts, no scripts, nothing
@@ -42,26 +60,9 @@ when the run started, with its 95 % interval, labelled with the PicoShare
 version and commit where the build changes, marked where the environment or
 the harness differs from the run before, the reported runs ringed; and the
 same as a table (as bun scripts/results.ts trend prints it).
-
-Options:
-  --db PATH           SQLite results log (default: ./results/results.db)
-  --out FILE          Where the report goes (default: report-RUN[-RUN...].html
-                      beside the results log)
-  --alpha A           Significance level of the comparison (default: 0.05)
-  --cv-threshold PCT  Flag cells whose coefficient of variation is above PCT % (default: 10)
-  --trend CELL,...    Trends of these cells instead (spelt 256MB/1G, 256MB/1G/x3),
-                      each drawn however few runs measured it
-  --trend-metric M,...
-                      The trends' metrics, of compare: throughput,
-                      picoshare_peak_rss, cpu_seconds, disk_write_bytes,
-                      peak_memory, ... (default: throughput)
-  --since DATE        Trends: only runs started on or after DATE: 2026-11-01
-                      (local midnight) or an ISO 8601 time (2026-11-01T14:30,
-                      local; 2026-11-01T14:30:00+01:00)
-  --no-trend          No trends
-  --help              Show this text
-
-Examples:
+`,
+  GROUPS,
+  `Examples:
   bun scripts/report.ts 7
   bun scripts/report.ts 12 13 --out pr-1234.html
   bun scripts/report.ts 20 21          # two find-ram-floor runs: their floors side by side
@@ -69,7 +70,8 @@ Examples:
   bun scripts/report.ts 31 --trend 256MB/1G --since 2026-11-01
   bun scripts/report.ts 31 --trend 256MB/1G,256MB/1G/x3 --trend-metric throughput,picoshare_peak_rss
   bun scripts/report.ts 31 --no-trend
-`;
+`,
+);
 
 /** The trend flags, checked (exit 2 naming the bad value); undefined: --no-trend. */
 function trendOptions(v: { trend?: string; "trend-metric"?: string; since?: string; "no-trend"?: boolean }): TrendOptions | undefined {
@@ -80,23 +82,14 @@ function trendOptions(v: { trend?: string; "trend-metric"?: string; since?: stri
   }
   return {
     cells: v.trend === undefined ? null : list("--trend", v.trend, (c) => parseTrendCell("--trend", c), "256MB/1G,256MB/1G/x3"),
-    metrics: list("--trend-metric", v["trend-metric"] ?? "throughput", (m) => parseTrendMetric("--trend-metric", m), "throughput,picoshare_peak_rss"),
+    metrics: list("--trend-metric", valueOf(OWN.trendMetric, v["trend-metric"]), (m) => parseTrendMetric("--trend-metric", m), "throughput,picoshare_peak_rss"),
     since: v.since === undefined ? null : { at: parseSince("--since", v.since), text: v.since },
   };
 }
 
 await runMain(async () => {
   const { values: v, positionals } = parseCli(
-    {
-      db: { type: "string" },
-      out: { type: "string" },
-      alpha: { type: "string" },
-      "cv-threshold": { type: "string" },
-      trend: { type: "string" },
-      "trend-metric": { type: "string" },
-      since: { type: "string" },
-      "no-trend": { type: "boolean" },
-    },
+    flagSpec(flagsOf(GROUPS)),
     USAGE,
     process.argv.slice(2),
     Number.MAX_SAFE_INTEGER,
@@ -104,9 +97,8 @@ await runMain(async () => {
   if (positionals.length === 0) throw new UsageError("give at least one run id (e.g. bun scripts/report.ts 12)", true);
   const ids = positionals.map((p) => parseRunId(p, "RUN"));
   if (new Set(ids).size !== ids.length) throw new UsageError(`run ids are given twice in "${positionals.join(" ")}": give each once`);
-  const alpha = v.alpha === undefined ? DEFAULT_ALPHA : positiveNumber("--alpha", v.alpha, "0.05");
-  if (alpha >= 0.5) throw new UsageError(`--alpha must be below 0.5, got "${v.alpha}" (e.g. --alpha 0.05)`);
-  const cv = v["cv-threshold"] === undefined ? DEFAULT_CV_THRESHOLD * 100 : positiveNumber("--cv-threshold", v["cv-threshold"], "10");
+  const alpha = valueOf(FLAG.alpha, v.alpha);
+  const cv = valueOf(FLAG.cvThreshold, v["cv-threshold"]);
   const trend = trendOptions(v);
   const dbPath = resolve(v.db ?? join(RESULTS_DIR, "results.db"));
   const out = resolve(v.out ?? join(dirname(dbPath), `report-${ids.join("-")}.html`));

@@ -4,6 +4,8 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseCli, positiveInt } from "../lib/core/cli.ts";
+import { FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, numberFlag, shownAs, switchFlag, usageText, valueFlag, valueOf, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
@@ -23,7 +25,25 @@ import type { ComparedMetric } from "../lib/stats/metrics.ts";
 
 const DEFAULT_DB = join(RESULTS_DIR, "results.db");
 
-const USAGE = `Usage: bun scripts/results.ts list [--db PATH] [--limit N]
+const OWN = {
+  limit: numberFlag("limit", positiveInt, { value: "N", example: "20", default: "50", help: "list: at most N runs" }),
+  csv: switchFlag("csv", "show: the results as the matrix writes them (matrix-results.csv)"),
+  format: valueFlag("format", { value: "F", help: "export: bmf, gab-bigger or gab-smaller" }),
+  cell: valueFlag("cell", { value: "CELL", help: "trend: the cell, spelt as everywhere: 256MB/1G, 256MB/1G/x3" }),
+  metric: valueFlag("metric", {
+    value: "M", help: "trend: a metric of compare (throughput, picoshare_peak_rss, cpu_seconds, disk_write_bytes, peak_memory, ...)",
+  }),
+  into: valueFlag("into", { value: "DB", help: "merge: the results log the merged run goes to (made if missing)" }),
+};
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Options (show, trend: --json; export: --out):", [
+    shownAs(FLAG.db, "./results/results.db"), OWN.limit, OWN.csv, FLAG.json, OWN.format, shownAs(FLAG.out, "stdout"), OWN.cell,
+    OWN.metric, FLAG.since, OWN.into,
+  ]],
+];
+
+const USAGE = usageText(
+  `Usage: bun scripts/results.ts list [--db PATH] [--limit N]
        bun scripts/results.ts show RUN [--db PATH] [--csv | --json]
        bun scripts/results.ts export RUN --format bmf|gab-bigger|gab-smaller [--db PATH] [--out FILE]
        bun scripts/results.ts trend --cell CELL --metric METRIC [--since DATE] [--db PATH] [--json]
@@ -57,24 +77,9 @@ Commands:
                 split; each result keeps its host, the run lists which host
                 ran which shard; missing shards are named (the run is then
                 "interrupted")
-
-Options:
-  --db PATH     The results log (default: ./results/results.db)
-  --limit N     list: at most N runs (default: 50)
-  --csv         show: the results as the matrix writes them (matrix-results.csv)
-  --json        show: the run and its full result records as JSON
-  --format F    export: bmf, gab-bigger or gab-smaller
-  --out FILE    export: write there (atomically) instead of stdout
-  --cell CELL   trend: the cell, spelt as everywhere: 256MB/1G, 256MB/1G/x3
-  --metric M    trend: a metric of compare (throughput, picoshare_peak_rss,
-                cpu_seconds, disk_write_bytes, peak_memory, ...)
-  --since DATE  trend: only runs started on or after DATE: 2026-11-01 (local
-                midnight) or an ISO 8601 time (2026-11-01T14:30, local;
-                2026-11-01T14:30:00+01:00); other forms are refused
-  --into DB     merge: the results log the merged run goes to (made if missing)
-  --help        Show this text
-
-The results log is a plain SQLite file: the sqlite3 command-line tool reads
+`,
+  GROUPS,
+  `The results log is a plain SQLite file: the sqlite3 command-line tool reads
 it too. Tables: runs (one row per matrix run), results (one row per test,
 run_id = the run, NULL for a lone run-test; iteration = which of a cell's
 repeated tests, warm-ups first; warmup = 1 for a warm-up run, never counted)
@@ -92,7 +97,8 @@ Examples:
   bun scripts/results.ts merge shard-1.db shard-2.db --into results/results.db
 
 Exit status: 0 done, 2 bad usage, an unknown run or no results log.
-`;
+`,
+);
 
 function openDb(path: string): ResultsDb {
   if (!existsSync(path)) {
@@ -217,18 +223,7 @@ function runIdArg(arg: string | undefined, cmd: string): number {
 
 await runMain(async () => {
   const { values: v, positionals } = parseCli(
-    {
-      db: { type: "string" },
-      limit: { type: "string" },
-      csv: { type: "boolean" },
-      json: { type: "boolean" },
-      format: { type: "string" },
-      out: { type: "string" },
-      cell: { type: "string" },
-      metric: { type: "string" },
-      since: { type: "string" },
-      into: { type: "string" },
-    },
+    flagSpec(flagsOf(GROUPS)),
     USAGE,
     process.argv.slice(2),
     64,
@@ -249,7 +244,7 @@ await runMain(async () => {
   if (cmd === "list") {
     if (arg !== undefined) throw new UsageError(`list takes no argument, got "${arg}"`, true);
     if (v.csv || v.json) throw new UsageError("--csv and --json go with show RUN, not list", true);
-    const limit = positiveInt("--limit", v.limit ?? "50", "20");
+    const limit = valueOf(OWN.limit, v.limit);
     const db = openDb(dbPath);
     try {
       list(db, limit);

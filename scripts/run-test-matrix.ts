@@ -5,7 +5,7 @@
 import { join, resolve } from "node:path";
 import { mkdirSync } from "node:fs";
 import { isoTimestamp } from "../lib/upload/result.ts";
-import { nonNegativeInt, parseCli, positiveInt } from "../lib/core/cli.ts";
+import { parseCli } from "../lib/core/cli.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log, success, failure, warn } from "../lib/core/log.ts";
 import { interruptSignal, interrupted, onCleanup } from "../lib/core/cleanup.ts";
@@ -15,11 +15,13 @@ import { hostFacts } from "../lib/upload/host.ts";
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { resolvePicoShare, resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { loadBackend } from "../lib/backends/index.ts";
-import { passedByMatrix, passedFlagSpec } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
+import { FILE_SIZES_DEFAULT, FLAG } from "../lib/core/flags.ts";
+import { flagSpec, flagsOf, switchFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runProjectScript } from "../lib/core/child-script.ts";
 import { formatDuration } from "../lib/core/durations.ts";
 import {
-  DEFAULT_FILE_SIZES, DEFAULT_MEMORY_LIMITS, generateCommand, parseConcurrencyLevels, parseFileSizes, parseMemoryLimits, testCellName, testFileProblems,
+  generateCommand, parseConcurrencyLevels, parseFileSizes, parseMemoryLimits, testCellName, testFileProblems,
 } from "../lib/matrix/plan.ts";
 import { levelsOf, pendingTests, type MatrixOptions } from "../lib/matrix/state.ts";
 import { parseShard } from "../lib/matrix/shard.ts";
@@ -32,7 +34,56 @@ import { matrixProgress } from "../lib/matrix/progress.ts";
 import { formatOverhead } from "../lib/output/summary.ts";
 import { parseSize, type Size } from "../lib/core/sizes.ts";
 
-const USAGE = `Usage: bun scripts/run-test-matrix.ts [OPTIONS]
+
+const OWN = {
+  stopOnFailure: switchFlag("stop-on-failure", "Stop the matrix at the first failed measured test"),
+  concurrencyLevels: valueFlag("concurrency-levels", {
+    value: "LIST", default: "1",
+    help: "Uploads at once, a third axis of cells: each cell is RAM x size x level, spelt 256MB/1G and " +
+      "256MB/1G/x3; run-test's --concurrency (aggregate throughput, each upload's time); the CSV keeps " +
+      "the original's header, the level is in matrix-counters.csv and matrix.json",
+  }),
+  shard: valueFlag("shard", {
+    value: "I/N|auto",
+    help: "Run only shard I of N (1-based) of the cells: a share the same on every host, balanced by the " +
+      "bytes each cell uploads, a cell's iterations together; its own folder and results log (merge them " +
+      "with results.ts merge). auto: the index an engine gives the job (Slurm SLURM_ARRAY_TASK_ID/_MIN/_COUNT, " +
+      "Kubernetes JOB_COMPLETION_INDEX with JOB_COMPLETIONS, CI CI_NODE_INDEX/CI_NODE_TOTAL), logged with what it read",
+  }),
+  controlCell: valueFlag("control-cell", {
+    value: "CELL",
+    help: "The drift sentinel: re-run this cell (spelt 256MB/100M) before the first test and after every " +
+      "--control-every K tests, as control runs (DIR/control/, a \"control\" run in the results log; never " +
+      "the cell's measurements). When a control's throughput, CPU seconds or environment probe leaves the " +
+      "first 3 controls' spread (widened to 25 % of their median), it warns at once",
+  }),
+  controlEvery: valueFlag("control-every", { value: "K", default: "5", help: "Tests between control runs" }),
+  stopOnDrift: switchFlag("stop-on-drift", "With --control-cell: stop at the first drift, exit 4, resumable with --resume"),
+  generate: switchFlag("generate", "Make missing test files first (with generate-test-files)"),
+  resume: valueFlag("resume", {
+    value: "DIR",
+    help: "Continue an interrupted matrix in DIR: runs only the tests (each iteration and warm-up of a cell " +
+      "on its own) that have no result (never run, interrupted, or whose run-test crashed) with the options " +
+      "stored in DIR/matrix.json, adding to the same CSV, summary and database run. Only --timeout and " +
+      "--stop-on-failure may be given with it (they replace the stored ones); any other option is refused. " +
+      "A matrix stopped by --stop-on-failure is recorded as interrupted and can be resumed the same way.",
+  }),
+};
+const ITERATIONS = withDefault(FLAG.iterations, "1");
+const WARMUP = withDefault(FLAG.warmup, "0");
+const P = RUN_TEST_OPTIONS;
+
+const GROUPS: Array<[string, Flag<any>[]]> = [
+  ["Options:", [
+    P.timeoutSec, OWN.stopOnFailure, ITERATIONS, WARMUP, FLAG.memoryLimits, withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT),
+    OWN.concurrencyLevels, OWN.shard, OWN.controlCell, OWN.controlEvery, OWN.stopOnDrift, FLAG.resultsDir, P.backend,
+    FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef, OWN.generate, P.testFiles, FLAG.workDir,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    FLAG.db, OWN.resume,
+  ]],
+];
+const USAGE = usageText(
+  `Usage: bun scripts/run-test-matrix.ts [OPTIONS]
 
 Runs the test matrix: every memory limit (outer loop) with every file size
 (inner loop), in the order given, each test a run-test process of its own.
@@ -48,105 +99,18 @@ bun scripts/results.ts --help).
 Exit status: 0 every measured test passed, 1 a measured test failed, 2 bad
 usage or a set-up problem (nothing run), 130 interrupted (resume with --resume).
 
-Options:
-  --timeout SEC         Upload timeout per test in seconds (default: 600)
-  --stop-on-failure     Stop the matrix at the first failed measured test
-  --iterations N        Measured tests per cell (default: 1); above 1, summary.txt
-                        gets each cell's median, CV and 95 % CI and CV warnings
-  --warmup N            Warm-up tests per cell before the measured ones (default: 0):
-                        recorded (result files, database rows with warmup = 1)
-                        but never in the CSV, the statistics or the pass/fail counts
-  --memory-limits LIST  Memory limits in MiB, comma-separated
-                        (default: ${DEFAULT_MEMORY_LIMITS.join(",")})
-  --file-sizes LIST     File sizes, comma-separated (default: ${DEFAULT_FILE_SIZES.join(",")})
-  --concurrency-levels LIST
-                        Uploads at once, a third axis of cells (default: 1): each
-                        cell is RAM x size x level, spelt 256MB/1G and 256MB/1G/x3;
-                        run-test's --concurrency (aggregate throughput, each
-                        upload's time); the CSV keeps the original's header, the
-                        level is in matrix-counters.csv and matrix.json
-  --shard I/N|auto      Run only shard I of N (1-based) of the cells: a share the same
-                        on every host, balanced by the bytes each cell uploads, a
-                        cell's iterations together; its own folder and results log
-                        (merge them with results.ts merge). auto: the index an
-                        engine gives the job (Slurm SLURM_ARRAY_TASK_ID/_MIN/_COUNT,
-                        Kubernetes JOB_COMPLETION_INDEX with JOB_COMPLETIONS, CI
-                        CI_NODE_INDEX/CI_NODE_TOTAL), logged with what it read
-  --control-cell CELL   The drift sentinel: re-run this cell (spelt 256MB/100M) before
-                        the first test and after every --control-every K tests
-                        (default 5), as control runs (DIR/control/, a "control"
-                        run in the results log; never the cell's measurements).
-                        When a control's throughput, CPU seconds or environment
-                        probe leaves the first 3 controls' spread (widened to 25 %
-                        of their median), it warns at once
-  --control-every K     Tests between control runs (default: 5)
-  --stop-on-drift       With --control-cell: stop at the first drift, exit 4,
-                        resumable with --resume
-  --results-dir DIR     Where the matrix folder goes (default: ./results)
-  --backend NAME        local (default: a memory cgroup on this host), vagrant or qemu
-  --picoshare PATH      PicoShare binary (default: $PICOSHARE_BIN, else a build of
-                        $PICOSHARE_VERSION, default v1.5.4); resolved once, and
-                        every test runs that same binary
-  --picoshare-source DIR
-                        Or build PicoShare from a source tree (a checkout) first:
-                        go build ./cmd/picoshare on a copy, cached by the tree's
-                        content and the Go version; commit, "dirty" and Go version
-                        go into every result
-  --picoshare-ref REF   With --picoshare-source: build the git ref REF of that
-                        checkout (from a clean export; the working tree is not touched)
-  --generate            Make missing test files first (with generate-test-files)
-  --test-files DIR      Where the test files are (default: ./test-files)
-  --work-dir DIR        Where PicoShare's data and temp files go (run-test's --work-dir)
-  --allow-memory-backed-work-dir
-                        local: a --work-dir on tmpfs is used, not refused (run-test's)
-  --verify              Download each entry and compare it with the file (run-test's --verify)
-  --drop-caches         Root: sync and drop the page cache before each test (run-test's)
-  --no-download         Skip the measured download after each upload (run-test's)
-  --reuse-vm            vagrant: one VM per memory limit, kept across that limit's tests
-                        (run-test's --reuse-vm); destroyed when the matrix ends
-  --db PATH             SQLite results log (default: RESULTS_DIR/results.db)
-  --resume DIR          Continue an interrupted matrix in DIR: runs only the tests
-                        (each iteration and warm-up of a cell on its own) that have
-                        no result (never run, interrupted, or whose run-test
-                        crashed) with the options stored in DIR/matrix.json,
-                        adding to the same CSV, summary and database run.
-                        Only --timeout and --stop-on-failure may be given with it
-                        (they replace the stored ones); any other option is refused.
-                        A matrix stopped by --stop-on-failure is recorded as
-                        interrupted and can be resumed the same way.
-  --help                Show this text
-
-Examples:
+`,
+  GROUPS,
+  `Examples:
   bun scripts/run-test-matrix.ts
   bun scripts/run-test-matrix.ts --memory-limits 2048,1024 --file-sizes 100M,500M
   bun scripts/run-test-matrix.ts --file-sizes 100M,1G --generate --stop-on-failure
   bun scripts/run-test-matrix.ts --memory-limits 512,256 --file-sizes 100M --iterations 5 --warmup 1
   bun scripts/run-test-matrix.ts --memory-limits 256 --file-sizes 1G --concurrency-levels 1,3
   bun scripts/run-test-matrix.ts --resume results/matrix-20260129-120000
-`;
+`,
+);
 
-/** The matrix's own flags; the ones it passes on to each test as they are come from run-test's table. */
-const FLAGS = {
-  "stop-on-failure": { type: "boolean" },
-  "memory-limits": { type: "string" },
-  "file-sizes": { type: "string" },
-  "concurrency-levels": { type: "string" },
-  shard: { type: "string" },
-  "control-cell": { type: "string" },
-  "control-every": { type: "string" },
-  "stop-on-drift": { type: "boolean" },
-  "results-dir": { type: "string" },
-  picoshare: { type: "string" },
-  "picoshare-source": { type: "string" },
-  "picoshare-ref": { type: "string" },
-  resume: { type: "string" },
-  generate: { type: "boolean" },
-  db: { type: "string" },
-  "work-dir": { type: "string" },
-  iterations: { type: "string" },
-  warmup: { type: "string" },
-} as const;
-const ALL_FLAGS = { ...FLAGS, ...passedFlagSpec() };
 type Values = Partial<Record<string, string | boolean>>;
 
 /** Flags that --resume accepts besides itself: they replace the stored values. */
@@ -187,8 +151,8 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const control = parseControl(v["control-cell"] as string | undefined, v["control-every"] as string | undefined, Boolean(v["stop-on-drift"]));
   if (shard) log(`Shard ${shard.index} of ${shard.count} (${shard.source})`);
   passed.get("timeout");
-  const iterations = positiveInt("--iterations", (v.iterations as string | undefined) ?? "1", "5");
-  const warmup = nonNegativeInt("--warmup", (v.warmup as string | undefined) ?? "0", "1");
+  const iterations = valueOf(ITERATIONS, v.iterations);
+  const warmup = valueOf(WARMUP, v.warmup);
   const backendName = passed.get("backend");
   const testFiles = passed.get("test_files");
   const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
@@ -285,7 +249,7 @@ function closingBlock(run: MatrixRun, status: EndStatus): void {
 
 await runMain(async () => {
   const t0 = performance.now();
-  const { values: v } = parseCli(ALL_FLAGS, USAGE);
+  const { values: v } = parseCli(flagSpec(flagsOf(GROUPS)), USAGE);
   const resuming = v.resume !== undefined;
   const run = resuming ? await resume(v, t0) : await startNew(v, t0);
   const o = run.state.options;

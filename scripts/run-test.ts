@@ -14,14 +14,17 @@ import { proxyPreflight } from "../lib/upload/proxy.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest } from "../lib/upload/runner.ts";
 import { recordResult } from "../lib/upload/record.ts";
-import { parseRunTestCli, readChildContext } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, parseRunTestCli, readChildContext } from "../lib/upload/options.ts";
+import { usageText } from "../lib/core/flag-kit.ts";
 import { displayPath } from "../lib/core/paths.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { summarizeCell } from "../lib/stats/cells.ts";
 import { statisticsBlock } from "../lib/stats/text.ts";
 import { MiB, formatBytes } from "../lib/core/sizes.ts";
 
-const USAGE = `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
+const O = RUN_TEST_OPTIONS;
+const USAGE = usageText(
+  `Usage: bun scripts/run-test.ts --ram MB --file-size SIZE [OPTIONS]
 
 Runs one measured upload: starts PicoShare with a hard memory limit, uploads
 test-files/SIZE.bin, and records duration, throughput and memory. Logs go to
@@ -34,68 +37,16 @@ stdout then has every result file's path, one per line, in the order run.
 Exit status: 0 passed (every measured test), 1 a test failed (a result is
 written), 2 bad usage or a set-up problem (nothing is written).
 
-Required:
-  --ram MB            Memory limit in MiB (e.g. 2048, 1024, 512, 256)
-  --file-size SIZE    Test file to upload: 512K, 100M, 500M, 1G, 2G, 5G ...
-                      (binary units; made by bun scripts/generate-test-files.ts)
-
-Optional:
-  --timeout SEC       Upload timeout in seconds (default: 600)
-  --iterations N      Measured tests to run, one after another (default: 1);
-                      above 1, their statistics are logged at the end
-  --warmup N          Warm-up tests to run first (default: 0): measured and
-                      recorded (result file, database row with warmup = 1) but
-                      left out of the statistics and the exit status
-  --keep-vm           Leave the environment running after the test and print how
-                      to reach it and how to stop it (local: PicoShare keeps running);
-                      with --iterations/--warmup, only the last test's
-  --results-dir DIR   Where results go (default: ./results)
-  --reuse-vm          vagrant: keep the VM up after the test for the next test with
-                      the same --ram (data dir and temp files wiped, PicoShare
-                      restarted); default is a fresh VM per test
-  --backend NAME      local (default: a cgroup on this host), vagrant or qemu
-  --picoshare PATH    PicoShare binary to test (default: $PICOSHARE_BIN, else a
-                      build of $PICOSHARE_VERSION, default v1.5.4, cached in .cache/)
-  --picoshare-source DIR
-                      Or build PicoShare from a source tree (a checkout): go build
-                      ./cmd/picoshare on a copy of it, cached by the tree's content
-                      and the Go version; the result records commit, "dirty", Go version
-  --picoshare-ref REF With --picoshare-source: build the git ref REF of that checkout
-                      (a clean export; the working tree is not touched)
-  --verify            Download the entry after the upload and compare its SHA-256
-                      with the test file (a mismatch fails the test as "corrupt")
-  --no-download       Skip the measured download of the entry after a successful
-                      upload (its time, throughput, peak memory and counters)
-  --concurrency N     Start N uploads of the file together, each on its own
-                      connection (default: 1); throughput is all their bytes over
-                      the time from the first start to the last response, each
-                      upload's time is in upload_durations_seconds, the first
-                      entry is the one downloaded
-  --no-recovery       Do not upload the small entry first, nor restart PicoShare
-                      after an OOM kill, timeout or death to see what survived
-                      (recovery: integrity_check, the earlier entry, temp files)
-  --proxy nginx       Send the uploads and the download through Debian's nginx,
-                      started on 127.0.0.1 for the test with a typical deployment's
-                      settings (request buffering on, no body size limit, 60 s
-                      proxy timeouts); the result records its memory and disk use
-  --proxy-settings LIST
-                      With --proxy: NAME=VALUE,... to override those settings, e.g.
-                      proxy_read_timeout=300s,proxy_request_buffering=off
-  --drop-caches       Root: sync and drop the page cache before each test, so that
-                      every test starts cold (the test file is read from disk); the
-                      result says so (caches_dropped)
-  --work-dir DIR      Where PicoShare's data dir and temp files go; needs about twice
-                      the file size free (default: the system temp folder, or
-                      /var/tmp where that is in memory). local: a folder on tmpfs
-                      is refused (the file would count against the limit)
-  --allow-memory-backed-work-dir
-                      local: use a --work-dir on tmpfs anyway; the result says so
-                      (backend_settings.work_dir_memory_backed)
-  --test-files DIR    Where the test files are (default: ./test-files)
-  --db PATH           SQLite results log (default: RESULTS_DIR/results.db)
-  --help              Show this text
-
-Examples:
+`,
+  [
+    ["Required:", [O.ram, O.size]],
+    ["Optional:", [
+      O.timeoutSec, O.iterations, O.warmup, O.keepVm, O.resultsDir, O.reuseVm, O.backend, O.picoshare, O.picoshareSource,
+      O.picoshareRef, O.verify, O.noDownload, O.concurrency, O.noRecovery, O.proxy, O.proxySettings, O.dropCaches, O.workDir,
+      O.allowMemoryBackedWorkDir, O.testFiles, O.db,
+    ]],
+  ],
+  `Examples:
   bun scripts/run-test.ts --ram 512 --file-size 1G
   bun scripts/run-test.ts --ram 256 --file-size 100M --verify
   bun scripts/run-test.ts --ram 512 --file-size 100M --iterations 5 --warmup 1
@@ -104,7 +55,8 @@ Examples:
   bun scripts/run-test.ts --ram 256 --file-size 100M --picoshare-source ~/picoshare --picoshare-ref main
   bun scripts/run-test.ts --ram 256 --file-size 1G --concurrency 3
   bun scripts/run-test.ts --ram 256 --file-size 1G --proxy nginx --proxy-settings proxy_read_timeout=10s
-`;
+`,
+);
 
 await runMain(async () => {
   const opt = parseRunTestCli(USAGE);

@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { parseSize } from "../lib/core/sizes.ts";
+import { numberFlag, optionLines, requiredFlag, switchFlag, valueOf, withDefault } from "../lib/core/flag-kit.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -88,19 +89,25 @@ describe("generate-test-files.ts refuses bad usage (exit 2, one ERROR line, noth
 
 describe("parseCli in process", () => {
   const spec = { name: { type: "string" }, on: { type: "boolean" } } as const;
+  const usage = "Usage: x [OPTIONS]\n\nOptions:\n  --name X    a name\n  --on        on\n";
   test("parses known flags", () => {
-    const p = parseCli(spec, "usage", ["--name", "x", "--on"]);
+    const p = parseCli(spec, usage, ["--name", "x", "--on"]);
     expect(p.values.name).toBe("x");
     expect(p.values.on).toBe(true);
     expect(p.positionals).toEqual([]);
   });
   test("positionals up to the maximum", () => {
-    expect(parseCli(spec, "usage", ["a", "b"], 2).positionals).toEqual(["a", "b"]);
-    expect(() => parseCli(spec, "usage", ["a", "b", "c"], 2)).toThrow(/unexpected argument "c"/);
+    expect(parseCli(spec, usage, ["a", "b"], 2).positionals).toEqual(["a", "b"]);
+    expect(() => parseCli(spec, usage, ["a", "b", "c"], 2)).toThrow(/unexpected argument "c"/);
+  });
+  test("a flag its usage text does not describe is a fault of the script, found before anything is parsed", () => {
+    expect(() => parseCli(spec, "Usage: x\n\n  --name X    a name\n", ["--help"])).toThrow("the usage text does not describe --on");
+    // Named in prose only: not described.
+    expect(() => parseCli(spec, "Usage: x --on\n\n  --name X    a name\n", [])).toThrow("does not describe --on");
   });
   test("errors are UsageErrors that ask for the usage text", () => {
     try {
-      parseCli(spec, "usage", ["--nope"]);
+      parseCli(spec, usage, ["--nope"]);
       throw new Error("no error");
     } catch (err) {
       expect(err).toBeInstanceOf(UsageError);
@@ -195,5 +202,147 @@ describe("oneOf", () => {
     expect(oneOf("VM_LIBVIRT_DRIVER", "qemu", ["kvm", "qemu"] as const)).toBe("qemu");
     expect(usageError(() => oneOf("--backend", "docker", ["local", "qemu"])).message).toBe('--backend must be one of local, qemu, got "docker"');
     expect(usageError(() => oneOf("X", "", ["a"], " for the test")).message).toBe('X must be one of a for the test, got ""');
+  });
+});
+
+// ---------------------------------------------------------------- a flag's declaration
+
+describe("a declared flag (flag-kit.ts)", () => {
+  const ram = numberFlag("ram", positiveInt, { value: "MB", example: "512", help: "Memory limit in MiB" });
+  test("its value: the text given, else the default, else undefined; required: refused when missing", () => {
+    expect(valueOf(ram, "64")).toBe(64);
+    expect(valueOf(ram, undefined)).toBeUndefined();
+    expect(valueOf(withDefault(ram, "256"), undefined)).toBe(256);
+    expect(usageError(() => valueOf(requiredFlag(ram), undefined)).message).toBe("--ram is required (e.g. --ram 512)");
+  });
+  test("a script's own default and example reach its messages", () => {
+    expect(usageError(() => valueOf(withDefault(ram, "2048", "2048"), "x")).message).toBe('--ram must be a whole number above 0, got "x" (e.g. --ram 2048)');
+    expect(usageError(() => valueOf(ram, "x")).message).toContain("(e.g. --ram 512)");
+  });
+  test("its usage lines: the description beside the flag, or under it when the flag is long, wrapped, the default last", () => {
+    expect(optionLines(withDefault(ram, "256"))).toEqual(["  --ram MB              Memory limit in MiB (default: 256)"]);
+    const long = switchFlag("a-very-long-flag-name", "word ".repeat(30).trim());
+    const lines = optionLines(long);
+    expect(lines[0]).toBe("  --a-very-long-flag-name");
+    expect(lines.length).toBeGreaterThan(2);
+    for (const l of lines.slice(1)) {
+      expect(l.startsWith(`${" ".repeat(24)}word`)).toBe(true);
+      expect(l.length).toBeLessThanOrEqual(80);
+    }
+    expect(lines.slice(1).join(" ").replace(/\s+/g, " ").trim()).toBe(long.help);
+  });
+});
+
+// ---------------------------------------------------------------- every script's flags and --help
+
+interface Documented {
+  /** The value's placeholder, "" for a flag without one. */
+  value: string;
+  /** The description as one line, its "(default: ...)" apart. */
+  description: string;
+  shownDefault: string | null;
+}
+
+/** The option entries of a usage text: "  --name VALUE  description" and the lines under it. */
+function documentedFlags(usage: string): Map<string, Documented> {
+  const found = new Map<string, Documented>();
+  let current: { name: string; value: string; text: string[] } | null = null;
+  const close = () => {
+    if (!current) return;
+    const text = current.text.join(" ").replace(/\s+/g, " ").trim();
+    const at = text.lastIndexOf(" (default: ");
+    const hasDefault = at >= 0 && text.endsWith(")");
+    found.set(current.name, {
+      value: current.value,
+      description: hasDefault ? text.slice(0, at) : text,
+      shownDefault: hasDefault ? text.slice(at + " (default: ".length, -1) : null,
+    });
+    current = null;
+  };
+  for (const line of usage.split("\n")) {
+    const head = /^ {2}--([a-z][\w-]*)(?: (\S+))?(?: {2,}(.*))?$/.exec(line);
+    if (head) {
+      close();
+      current = { name: head[1], value: head[2] ?? "", text: [head[3] ?? ""] };
+    } else if (current && /^ {10,}\S/.test(line)) {
+      current.text.push(line.trim());
+    } else {
+      close();
+    }
+  }
+  close();
+  return found;
+}
+
+const SCRIPTS = readdirSync(join(ROOT, "scripts")).filter((f) => f.endsWith(".ts")).map((f) => f.replace(/\.ts$/, "")).sort();
+
+function runScriptSync(name: string, args: string[]) {
+  const p = Bun.spawnSync([process.execPath, join(ROOT, "scripts", `${name}.ts`), ...args], {
+    cwd: work,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+describe("every script's --help documents the flags it takes, each shared flag described alike", () => {
+  const helps = new Map<string, Map<string, Documented>>();
+  beforeAll(() => {
+    for (const name of SCRIPTS) {
+      // parseCli refuses (exit 1) a usage text that leaves out a flag of the script's table.
+      const r = runScriptSync(name, ["--help"]);
+      expect({ name, code: r.code, stderr: r.stderr }).toEqual({ name, code: 0, stderr: "" });
+      expect(r.stdout).toContain("Examples:");
+      helps.set(name, documentedFlags(r.stdout));
+    }
+  });
+
+  test("the scripts are all there, each with its options", () => {
+    expect(SCRIPTS).toContain("run-test");
+    expect(SCRIPTS).toContain("compare");
+    expect(SCRIPTS.length).toBeGreaterThanOrEqual(11);
+    for (const name of SCRIPTS) expect(helps.get(name)!.has("help")).toBe(true);
+    expect([...helps.get("run-test")!.keys()]).toContain("allow-memory-backed-work-dir");
+  });
+
+  test("every flag a script documents, its parser takes", () => {
+    for (const name of SCRIPTS) {
+      // Each documented flag once, with a value where it has one, then an unknown one:
+      // the parser names the first flag it does not know.
+      const args = [...helps.get(name)!].filter(([flag]) => flag !== "help").flatMap(([flag, d]) => (d.value ? [`--${flag}`, "1"] : [`--${flag}`]));
+      const r = runScriptSync(name, [...args, "--zz-not-a-flag"]);
+      expect({ name, code: r.code, error: r.stderr.split("\n")[0] }).toEqual({
+        name, code: 2, error: expect.stringContaining("unknown option --zz-not-a-flag") as unknown as string,
+      });
+    }
+  });
+
+  test("a flag that several scripts take has one description and one placeholder (the default may differ)", () => {
+    const byFlag = new Map<string, { script: string; d: Documented }[]>();
+    for (const [script, flags] of helps) {
+      for (const [flag, d] of flags) byFlag.set(flag, [...(byFlag.get(flag) ?? []), { script, d }]);
+    }
+    const shared = [...byFlag].filter(([, uses]) => uses.length > 1);
+    // --timeout and --db, described once each for all the scripts that take them.
+    expect(byFlag.get("timeout")!.map((u) => u.script).sort()).toEqual(["bench-detection", "compare", "find-ram-floor", "run-test", "run-test-matrix"]);
+    expect(byFlag.get("db")!.length).toBe(6);
+    for (const [flag, uses] of shared) {
+      const first = uses[0];
+      for (const u of uses.slice(1)) {
+        expect({ flag, script: u.script, value: u.d.value, description: u.d.description }).toEqual({
+          flag, script: u.script, value: first.d.value, description: first.d.description,
+        });
+      }
+    }
+  });
+
+  test("each script shows its own default for a shared flag", () => {
+    expect(helps.get("run-test")!.get("iterations")!.shownDefault).toBe("1");
+    expect(helps.get("compare")!.get("iterations")!.shownDefault).toBe("5");
+    expect(helps.get("compare")!.get("warmup")!.shownDefault).toBe("1");
+    expect(helps.get("run-test-matrix")!.get("warmup")!.shownDefault).toBe("0");
+    expect(helps.get("run-test")!.get("ram")!.shownDefault).toBeNull();
+    expect(helps.get("bench-upload")!.get("ram")!.shownDefault).toBe("2048");
   });
 });

@@ -27,6 +27,9 @@ export function parseCli<S extends FlagSpec>(
   argv: string[] = process.argv.slice(2),
   maxPositionals = 0,
 ): Parsed<S> {
+  // A flag the script takes has its own line in the usage text (usageText makes it from its declaration).
+  const undocumented = Object.keys(spec).filter((name) => !new RegExp(`^ +--${name}(?=[ ,]|$)`, "m").test(usage));
+  if (undocumented.length > 0) throw new Error(`the usage text does not describe ${undocumented.map((n) => `--${n}`).join(", ")}`);
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${usage.trimEnd()}\n`);
     process.exit(0);

@@ -5,103 +5,67 @@
 // this table and runTestArgs builds children's command lines from it, so a
 // flag a parent passes on is one entry here. The PERF_* variables say which
 // results-log run and which of a cell's tests a child is.
-import { resolve } from "node:path";
-import { nonNegativeInt, parseCli, positiveInt, positiveNumber, required, type FlagSpec } from "../core/cli.ts";
-import { defaultWorkDir } from "../core/files.ts";
-import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "../core/paths.ts";
-import { parseSize, type Size } from "../core/sizes.ts";
-import { parseBackend } from "../backends/index.ts";
-import { PROXIES, parseProxySetting, type ProxyKind } from "./proxy.ts";
-import { UsageError } from "../core/errors.ts";
+import { positiveInt } from "../core/cli.ts";
+import { FLAG } from "../core/flags.ts";
+import { flagSpec, numberFlag, parseFlags, requiredFlag, switchFlag, valueOf, withDefault, type Flag } from "../core/flag-kit.ts";
+import type { FlagSpec } from "../core/cli.ts";
+import type { Size } from "../core/sizes.ts";
 
-interface ValueOption<T, F extends string = string> {
-  flag: F;
-  type: "string";
-  /** The value of the flag's text (undefined when not given); a bad one is a UsageError. */
-  parse: (text: string | undefined) => T;
-  /** The flag's text for a value, on a child's command line. */
-  text: (value: NonNullable<T>) => string;
-  /** run-test-matrix takes the flag too and hands its value to every test (see passedByMatrix). */
-  matrix?: true;
-}
-
-interface SwitchOption<F extends string = string> {
-  flag: F;
-  type: "boolean";
-  parse: (given: boolean | undefined) => boolean;
-  matrix?: true;
-}
-
-function value<T, F extends string>(flag: F, parse: (text: string | undefined) => T, text: (value: NonNullable<T>) => string = String): ValueOption<T, F> {
-  return { flag, type: "string", parse, text };
-}
-
-function toggle<F extends string>(flag: F): SwitchOption<F> {
-  return { flag, type: "boolean", parse: (given) => Boolean(given) };
-}
-
-/** Marks a flag that run-test-matrix takes as it is and passes on to each test. */
+/** Marks a flag that run-test-matrix takes as it is and passes on to each test (see passedByMatrix). */
 // (any: an option of any value type; `text` takes the value, so unknown would not fit.)
-function passedOn<O extends ValueOption<any> | SwitchOption>(o: O): O & { matrix: true } {
+function passedOn<O extends Flag<any>>(o: O): O & { matrix: true } {
   return { ...o, matrix: true };
 }
 
-/** run-test's flags, in the order a child's command line has them. */
+/** run-test's flags, in the order a child's command line has them; each is its declaration in lib/core/flags.ts. */
 export const RUN_TEST_OPTIONS = {
-  ram: value("ram", (t) => positiveInt("--ram", required("--ram", t, "512"), "512")),
-  size: value("file-size", (t) => parseSize(required("--file-size", t, "100M"), "--file-size"), (s: Size) => s.label),
-  timeoutSec: passedOn(value("timeout", (t) => positiveNumber("--timeout", t ?? "600", "600"))),
+  ram: requiredFlag(FLAG.ram),
+  size: requiredFlag(FLAG.fileSize),
+  timeoutSec: passedOn(FLAG.timeout),
   // A parent runs one test per child (which one goes in PERF_*): never passed.
-  iterations: value("iterations", (t) => positiveInt("--iterations", t ?? "1", "5")),
-  warmup: value("warmup", (t) => nonNegativeInt("--warmup", t ?? "0", "1")),
-  resultsDir: value("results-dir", (t) => t ?? displayPath(RESULTS_DIR)),
+  iterations: withDefault(FLAG.iterations, "1"),
+  warmup: withDefault(FLAG.warmup, "0"),
+  resultsDir: FLAG.resultsDir,
   /** Its default goes by --results-dir: run-test fills it in. */
-  db: value("db", (t) => t),
-  backend: passedOn(value("backend", parseBackend)),
+  db: FLAG.db,
+  backend: passedOn(FLAG.backend),
   /** Checked when resolved (resolvePicoShare), which also has its default. */
-  picoshare: value("picoshare", (t) => t),
+  picoshare: FLAG.picoshare,
   /** A source tree to build (resolvePicoShareChoice checks it); a parent passes the built binary as --picoshare. */
-  picoshareSource: value("picoshare-source", (t) => t),
-  picoshareRef: value("picoshare-ref", (t) => t),
-  testFiles: passedOn(value("test-files", (t) => resolve(t ?? TEST_FILES_DIR))),
-  workDir: value("work-dir", (t) => resolve(t ?? defaultWorkDir())),
-  verify: passedOn(toggle("verify")),
-  noDownload: passedOn(toggle("no-download")),
-  reuseVm: passedOn(toggle("reuse-vm")),
-  keepVm: toggle("keep-vm"),
-  allowMemoryBackedWorkDir: passedOn(toggle("allow-memory-backed-work-dir")),
-  dropCaches: passedOn(toggle("drop-caches")),
+  picoshareSource: FLAG.picoshareSource,
+  picoshareRef: FLAG.picoshareRef,
+  testFiles: passedOn(FLAG.testFiles),
+  workDir: FLAG.workDir,
+  verify: passedOn(FLAG.verify),
+  noDownload: passedOn(FLAG.noDownload),
+  reuseVm: passedOn(FLAG.reuseVm),
+  keepVm: switchFlag("keep-vm",
+    "Leave the environment running after the test and print how to reach it and how to stop it " +
+      "(local: PicoShare keeps running); with --iterations/--warmup, only the last test's"),
+  allowMemoryBackedWorkDir: passedOn(FLAG.allowMemoryBackedWorkDir),
+  dropCaches: passedOn(FLAG.dropCaches),
   // A cell's third axis in the matrix (--concurrency-levels), so not passed on as it is.
-  concurrency: value("concurrency", (t) => positiveInt("--concurrency", t ?? "1", "3")),
-  noRecovery: passedOn(toggle("no-recovery")),
-  proxy: passedOn(value("proxy", parseProxyKind)),
-  proxySettings: passedOn(value("proxy-settings", parseProxySettings, proxySettingsText)),
+  concurrency: numberFlag("concurrency", positiveInt, {
+    value: "N", example: "3", default: "1",
+    help: "Start N uploads of the file together, each on its own connection; throughput is all their bytes " +
+      "over the time from the first start to the last response, each upload's time is in " +
+      "upload_durations_seconds, the first entry is the one downloaded",
+  }),
+  noRecovery: passedOn(FLAG.noRecovery),
+  proxy: passedOn(FLAG.proxy),
+  proxySettings: passedOn(FLAG.proxySettings),
 };
-
-/** --proxy's value: one of PROXIES, or none. */
-function parseProxyKind(t: string | undefined): ProxyKind | null {
-  if (t === undefined) return null;
-  if (!(PROXIES as readonly string[]).includes(t)) throw new UsageError(`--proxy ${t}: unknown proxy; use ${PROXIES.join(" or ")}`);
-  return t as ProxyKind;
-}
-
-/** --proxy-settings NAME=VALUE,...: the proxy's settings that differ from PROXY_DEFAULTS. */
-function parseProxySettings(t: string | undefined): Record<string, string> | null {
-  if (t === undefined) return null;
-  return Object.fromEntries(t.split(",").filter((x) => x !== "").map(parseProxySetting));
-}
-
-function proxySettingsText(s: Record<string, string>): string {
-  return Object.entries(s).map(([k, v]) => `${k}=${v}`).join(",");
-}
 
 type Options = typeof RUN_TEST_OPTIONS;
 export type RunTestKey = keyof Options;
-export type RunTestValue<K extends RunTestKey> = ReturnType<Options[K]["parse"]>;
+export type RunTestValue<K extends RunTestKey> = ReturnType<Options[K]["read"]>;
 
 /** What a parent gives for a flag; undefined, null or false leave it out. */
-type ArgOf<O> = O extends ValueOption<infer T> ? NonNullable<T> : boolean;
+type ArgOf<O> = O extends Flag<infer T> ? (T extends boolean ? boolean : NonNullable<T>) : never;
 export type RunTestArgs = { [K in RunTestKey]?: ArgOf<Options[K]> | null } & { ram: number; size: Size };
+
+/** run-test's flags, for its usage text. */
+export const RUN_TEST_FLAGS: Flag<any>[] = Object.values(RUN_TEST_OPTIONS);
 
 /**
  * Parses run-test's command line: an unknown flag or a missing value stops
@@ -109,12 +73,8 @@ export type RunTestArgs = { [K in RunTestKey]?: ArgOf<Options[K]> | null } & { r
  * the script decides the order in which its checks refuse.
  */
 export function parseRunTestCli(usage: string, argv?: string[]): <K extends RunTestKey>(key: K) => RunTestValue<K> {
-  const spec: FlagSpec = Object.fromEntries(Object.values(RUN_TEST_OPTIONS).map((o) => [o.flag, { type: o.type }]));
-  const { values } = parseCli(spec, usage, argv);
-  return (key) => {
-    const o = RUN_TEST_OPTIONS[key];
-    return (o.parse as (given: string | boolean | undefined) => RunTestValue<typeof key>)(values[o.flag]);
-  };
+  const opt = parseFlags(RUN_TEST_FLAGS, usage, argv);
+  return (key) => opt(RUN_TEST_OPTIONS[key] as Flag<any>);
 }
 
 /** run-test's command line for a child: each flag given a value, in the table's order. */
@@ -122,8 +82,8 @@ export function runTestArgs(args: RunTestArgs): string[] {
   return (Object.keys(RUN_TEST_OPTIONS) as RunTestKey[]).flatMap((key) => {
     const given = args[key];
     if (given === undefined || given === null || given === false) return [];
-    const o = RUN_TEST_OPTIONS[key];
-    return o.type === "boolean" ? [`--${o.flag}`] : [`--${o.flag}`, (o.text as (v: unknown) => string)(given)];
+    const o = RUN_TEST_OPTIONS[key] as Flag<any>;
+    return o.type === "boolean" ? [`--${o.name}`] : [`--${o.name}`, o.text(given)];
   });
 }
 
@@ -133,15 +93,18 @@ type Snake<S extends string> = S extends `${infer A}-${infer B}` ? `${A}_${Snake
 type PassedKey = { [K in RunTestKey]: Options[K] extends { matrix: true } ? K : never }[RunTestKey];
 
 /** The values of the flags the matrix passes on, as matrix.json stores them (the flag's name in snake_case). */
-export type MatrixPassed = { [K in PassedKey as Snake<Options[K]["flag"]>]: RunTestValue<K> };
+export type MatrixPassed = { [K in PassedKey as Snake<Options[K]["name"]>]: RunTestValue<K> };
 
 const PASSED = (Object.keys(RUN_TEST_OPTIONS) as RunTestKey[])
   .filter((k) => (RUN_TEST_OPTIONS[k] as { matrix?: true }).matrix)
-  .map((key) => ({ key, name: RUN_TEST_OPTIONS[key].flag.replace(/-/g, "_") }));
+  .map((key) => ({ key, name: RUN_TEST_OPTIONS[key].name.replace(/-/g, "_") }));
+
+/** The passed-on flags, for a parent's own flags and usage text. */
+export const PASSED_FLAGS: Flag<any>[] = PASSED.map(({ key }) => RUN_TEST_OPTIONS[key]);
 
 /** The passed-on flags, for the matrix's own flag table. */
 export function passedFlagSpec(): FlagSpec {
-  return Object.fromEntries(PASSED.map(({ key }) => [RUN_TEST_OPTIONS[key].flag, { type: RUN_TEST_OPTIONS[key].type }]));
+  return flagSpec(PASSED_FLAGS);
 }
 
 /**
@@ -149,13 +112,13 @@ export function passedFlagSpec(): FlagSpec {
  * checked as run-test checks it: `get(name)` reads one (so the matrix keeps
  * the order of its checks), `all()` every one (those read already as they were).
  */
-export function passedByMatrix(values: Record<string, string | boolean | undefined>) {
+export function passedByMatrix(values: Record<string, string | boolean | string[] | undefined>) {
   const read = new Map<string, unknown>();
   const get = <N extends keyof MatrixPassed & string>(name: N): MatrixPassed[N] => {
     if (!read.has(name)) {
       const { key } = PASSED.find((p) => p.name === name)!;
-      const o = RUN_TEST_OPTIONS[key];
-      read.set(name, (o.parse as (given: string | boolean | undefined) => unknown)(values[o.flag]));
+      const o = RUN_TEST_OPTIONS[key] as Flag<any>;
+      read.set(name, valueOf(o, values[o.name]));
     }
     return read.get(name) as MatrixPassed[N];
   };
