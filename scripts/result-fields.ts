@@ -2,28 +2,30 @@
 // Prints the results-field reference made from the declared fields
 // (lib/result/declared/), or writes it into docs/result-fields.md.
 import { readFileSync, writeFileSync } from "node:fs";
-import { parseCli } from "../lib/core/cli.ts";
+import { flagsOf, parseFlags, switchFlag, usageText, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { REFERENCE_PAGE, referenceTable, withReference } from "../lib/result/reference.ts";
 
-const USAGE = `Usage: bun scripts/result-fields.ts [--write]
+const WRITE = switchFlag("write", "Replace the table in docs/result-fields.md (between its markers) instead of printing it");
+const GROUPS: Array<[string, Flag<any>[]]> = [["Options:", [WRITE]]];
+
+const USAGE = usageText(
+  `Usage: bun scripts/result-fields.ts [--write]
 
 Prints the table of every result field (name, type, unit, phase, what measures it,
 what it means, where else it goes), made from the declarations in lib/result/declared/.
-
-Options:
-  --write   replace the table in docs/result-fields.md (between its markers) instead
-  -h, --help
-
-Examples:
+`,
+  GROUPS,
+  `Examples:
   bun scripts/result-fields.ts
   bun scripts/result-fields.ts --write
-`;
+`,
+);
 
 await runMain(async () => {
-  const { values } = parseCli({ write: { type: "boolean" } }, USAGE);
-  if (!values.write) {
+  const opt = parseFlags(flagsOf(GROUPS), USAGE);
+  if (!opt(WRITE)) {
     process.stdout.write(`${referenceTable()}\n`);
     return;
   }
