@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { parseSize } from "../lib/core/sizes.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -20,7 +21,7 @@ afterAll(() => {
 });
 
 function run(args: string[], cwd: string) {
-  const p = Bun.spawnSync([process.execPath, GENERATOR, ...args], {
+  const p = Bun.spawnSync([BUN, GENERATOR, ...args], {
     cwd,
     env: { ...process.env, NO_COLOR: "1" },
     stdout: "pipe",

@@ -23,6 +23,7 @@ import { fmtPercent } from "../lib/stats/verdict.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { HOST, fakeCell, fakeResult, mergedRun } from "./helpers/results.ts";
 import { runScript } from "./helpers/run.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 setDefaultTimeout(120_000);
 
@@ -809,7 +810,7 @@ describe("output through a pipe", () => {
     const file = join(root, "pipe.json");
     const compare = `"$0" scripts/compare.ts --run-a ${runs[0]} --run-b ${runs[1]},${runs[2]} --db "$1" --json`;
     const sh = async (cmd: string) => {
-      const p = Bun.spawn(["sh", "-c", cmd, process.execPath, dbPath, file], { cwd: join(import.meta.dir, ".."), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const p = Bun.spawn(["sh", "-c", cmd, BUN, dbPath, file], { cwd: join(import.meta.dir, ".."), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
       const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
       if (code !== 0) throw new Error(`${cmd}: exit ${code}: ${stderr}`);
       return stdout;
