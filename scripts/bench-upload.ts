@@ -12,6 +12,7 @@ import { runMain, die } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
 import { toMiB, formatBytes } from "../lib/core/sizes.ts";
+import { BUN } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { defaultWorkDir } from "../lib/core/files.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
@@ -73,7 +74,7 @@ async function measured(argv: string[], env?: Record<string, string>): Promise<{
 
 /** One harness upload in a child process; it reports its own upload time. */
 async function harnessRound(url: string, cookie: string, file: string): Promise<Round> {
-  const r = await measured(["bun", import.meta.path, "--client", url, file], { PERF_COOKIE: cookie });
+  const r = await measured([BUN, import.meta.path, "--client", url, file], { PERF_COOKIE: cookie });
   if (!r.ok) die(`harness upload failed: ${r.out}`);
   return { seconds: JSON.parse(r.out).seconds, maxRssBytes: r.maxRssBytes };
 }

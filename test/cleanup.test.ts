@@ -1,10 +1,12 @@
 // lib/core/cleanup.ts + lib/core/main.ts: the cleanups run once each, newest first,
-// however the script ends. Exercised through a real child process.
+// however the script ends; and all of its output reaches a pipe before it
+// exits. Exercised through real child processes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { BUN } from "../lib/core/paths.ts";
 
 const CHILD = resolve(import.meta.dir, "fixtures", "cleanup-child.ts");
 const ALL = ["third", "second", "first"];
@@ -30,7 +32,7 @@ interface Child {
 
 function start(mode: string, arg?: string): Child {
   const log = join(work, `log-${++n}`);
-  const proc = Bun.spawn([process.execPath, CHILD, log, mode, ...(arg ? [arg] : [])], {
+  const proc = Bun.spawn([BUN, CHILD, log, mode, ...(arg ? [arg] : [])], {
     env: { ...process.env, NO_COLOR: "1" },
     stdin: "ignore",
     stdout: "pipe",
@@ -180,5 +182,39 @@ describe("signals while cleaning up", () => {
     expect(r.code).toBe(130);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(750);
     expect(r.ran).toEqual(["third", "second:start", "second", "first"]);
+  });
+});
+
+describe("output through a pipe", () => {
+  const PRINT = resolve(import.meta.dir, "fixtures", "print-child.ts");
+  const BYTES = 1 << 20;
+
+  /** All of a stream, read only after `delayMs`: by then the pipe is full and the rest waits in the child. */
+  async function readLate(stream: ReadableStream<Uint8Array>, delayMs: number): Promise<number> {
+    await sleep(delayMs);
+    let n = 0;
+    for await (const chunk of stream) n += chunk.length;
+    return n;
+  }
+
+  test("1 MiB on stdout and on stderr reaches a slow reader whole before the exit, with the script's code", async () => {
+    const proc = Bun.spawn([BUN, PRINT, String(BYTES), "3"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([readLate(proc.stdout, 300), readLate(proc.stderr, 300), proc.exited]);
+    expect({ out, err, code }).toEqual({ out: BYTES, err: BYTES, code: 3 });
+  });
+
+  test("through `| cat` as a shell pipes it, cat starting once the pipe is full", async () => {
+    const sh = Bun.spawn(["sh", "-c", `"$0" "$1" ${BYTES} 0 2>/dev/null | { sleep 0.3; cat; }`, BUN, PRINT], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(sh.stdout).text(), sh.exited]);
+    expect(code).toBe(0);
+    expect(out.length).toBe(BYTES);
+  });
+
+  test("a reader that goes away early does not keep the script from exiting", async () => {
+    const sh = Bun.spawn(["sh", "-c", `"$0" "$1" ${BYTES} 0 2>/dev/null | head -c 10`, BUN, PRINT], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const code = await Promise.race([sh.exited, sleep(10_000).then(() => "timeout" as const)]);
+    if (code === "timeout") sh.kill("SIGKILL");
+    expect(code).toBe(0);
+    expect(await new Response(sh.stdout).text()).toBe("x".repeat(10));
   });
 });

@@ -8,6 +8,7 @@ import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "..
 import { UsageError } from "../lib/core/errors.ts";
 import { parseSize } from "../lib/core/sizes.ts";
 import { numberFlag, optionLines, requiredFlag, switchFlag, valueOf, withDefault } from "../lib/core/flag-kit.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -21,7 +22,7 @@ afterAll(() => {
 });
 
 function run(args: string[], cwd: string) {
-  const p = Bun.spawnSync([process.execPath, GENERATOR, ...args], {
+  const p = Bun.spawnSync([BUN, GENERATOR, ...args], {
     cwd,
     env: { ...process.env, NO_COLOR: "1" },
     stdout: "pipe",

@@ -23,6 +23,7 @@ import { fmtPercent } from "../lib/stats/verdict.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { HOST, fakeCell, fakeResult, mergedRun } from "./helpers/results.ts";
 import { runScript } from "./helpers/run.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 setDefaultTimeout(120_000);
 
@@ -789,5 +790,38 @@ describe("a live A/A comparison of two real PicoShare builds", () => {
     expect(md.stdout).toContain("### PicoShare comparison: B against A");
     expect(md.stdout).toContain("A and B are the same PicoShare binary");
     expect(existsSync(join(results, dir, "a"))).toBe(true);
+  });
+});
+
+describe("output through a pipe", () => {
+  test("more than 128 KiB of compare --json comes through a pipe to `cat` whole, the same as written to a file", async () => {
+    // Three stored runs of 9 cells, B against A and C against A: about 280 KB of JSON.
+    const dbPath = join(root, "pipe.db");
+    const db = ResultsDb.open(dbPath);
+    const start = () =>
+      db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: null, picoshareVersion: "v1.5.4", picoshareSha256: "ab".repeat(32), options: {}, host: HOST });
+    const runs = [start(), start(), start()];
+    for (const [i, run] of runs.entries()) {
+      for (const ram of [1024, 512, 256]) {
+        for (const size of ["10M", "100M", "1G"]) for (const t of [100, 101, 99, 102, 98]) db.addResult(fakeResult({ ram, size, throughput: t * (1 - i * 0.1), runId: run }), null);
+      }
+    }
+    db.close();
+    const file = join(root, "pipe.json");
+    const compare = `"$0" scripts/compare.ts --run-a ${runs[0]} --run-b ${runs[1]},${runs[2]} --db "$1" --json`;
+    const sh = async (cmd: string) => {
+      const p = Bun.spawn(["sh", "-c", cmd, BUN, dbPath, file], { cwd: join(import.meta.dir, ".."), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      if (code !== 0) throw new Error(`${cmd}: exit ${code}: ${stderr}`);
+      return stdout;
+    };
+    await sh(`${compare} > "$2"`);
+    const written = readFileSync(file, "utf8");
+    expect(written.length).toBeGreaterThan(128 * 1024);
+    // cat starts reading once the pipe is full, as a slower reader (jq) would: the rest must wait in compare, not be dropped.
+    const piped = await sh(`${compare} | { sleep 0.5; cat; }`);
+    expect(piped.length).toBe(written.length);
+    expect(piped).toBe(written);
+    expect(JSON.parse(piped).comparisons).toHaveLength(2);
   });
 });

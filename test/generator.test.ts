@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { expectedSha256 } from "../lib/upload/testfiles.ts";
 import { KiB, MiB } from "../lib/core/sizes.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -29,7 +30,7 @@ function newDir(name: string): string {
 }
 
 function gen(args: string[]) {
-  const p = Bun.spawnSync([process.execPath, GENERATOR, ...args], {
+  const p = Bun.spawnSync([BUN, GENERATOR, ...args], {
     cwd: work,
     env: ENV,
     stdout: "pipe",
@@ -50,7 +51,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts a generator run on a big size; resolves once its partial file exists and has grown. */
 async function startBigWrite(dir: string, label: string) {
-  const proc = Bun.spawn([process.execPath, GENERATOR, "--sizes", label, "--dir", dir], {
+  const proc = Bun.spawn([BUN, GENERATOR, "--sizes", label, "--dir", dir], {
     cwd: work,
     env: ENV,
     stdout: "pipe",

@@ -8,6 +8,7 @@ import { ResultsDb } from "../lib/store/results-db.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { alive, testCgroups, cgroupPids } from "./helpers/cgroups.ts";
 import { leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture } from "./helpers/matrix.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 setDefaultTimeout(120_000);
 
@@ -31,7 +32,7 @@ describe("a writer killed with SIGKILL", () => {
     const c = newCase(f);
     const dbPath = join(c.base, "results.db");
     const fixture = resolve(import.meta.dir, "fixtures", "results-db-writer.ts");
-    const proc = Bun.spawn([process.execPath, fixture, dbPath], { stdout: "pipe", stderr: "inherit" });
+    const proc = Bun.spawn([BUN, fixture, dbPath], { stdout: "pipe", stderr: "inherit" });
     let out = "";
     const reading = (async () => {
       for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);

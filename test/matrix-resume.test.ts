@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "../lib/core/paths.ts";
+import { ROOT, scriptArgv } from "../lib/core/paths.ts";
 import { runScript, startScript, uploadStarted, waitFor, type Ran } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { leftovers, makeFixture, matrixArgs, matrixDirs, newCase, query, readCsv, type Fixture, type Case } from "./helpers/matrix.ts";
@@ -105,7 +105,8 @@ describe("interrupted in the middle of the second test, then resumed", () => {
   test("SIGINT to the matrix's process group, as a terminal's Ctrl-C sends it: the same, one signal, no forced exit", async () => {
     const c = newCase(f);
     // A process group of its own, like a shell job.
-    const child = spawn("bun", [join(ROOT, "scripts", "run-test-matrix.ts"), ...matrixArgs(f, c, ...ARGS)], {
+    const [bun, ...argv] = scriptArgv("run-test-matrix", matrixArgs(f, c, ...ARGS));
+    const child = spawn(bun, argv, {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],

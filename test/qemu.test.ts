@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
-import { ROOT } from "../lib/core/paths.ts";
+import { BUN, ROOT, scriptArgv } from "../lib/core/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { interruptRun, newVmCase, readResult, vmRunArgs, type VmCase } from "./helpers/vm-case.ts";
 import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
@@ -292,11 +292,12 @@ describe("run-test --backend qemu", () => {
     // A PATH with bun and a shell only.
     const bin = join(root, "bin-bun-only");
     mkdirSync(bin, { recursive: true });
-    for (const [name, target] of [["bun", process.execPath], ["bash", "/bin/bash"], ["sh", "/bin/sh"]]) {
+    for (const [name, target] of [["bun", BUN], ["bash", "/bin/bash"], ["sh", "/bin/sh"]]) {
       if (!existsSync(join(bin, name))) symlinkSync(target, join(bin, name));
     }
     const ran = await new Promise<Ran>((resolve) => {
-      const child = spawn(process.execPath, [join(ROOT, "scripts", "run-test.ts"), ...args(c, "--ram", "512", "--file-size", "8M")], {
+      const [bun, ...argv] = scriptArgv("run-test", args(c, "--ram", "512", "--file-size", "8M"));
+      const child = spawn(bun, argv, {
         cwd: ROOT,
         env: { ...process.env, PATH: bin, NO_COLOR: "1", TMPDIR: c.tmp },
       });

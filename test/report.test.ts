@@ -15,12 +15,14 @@ import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { RAM_FLOOR_KIND, type Floor, type FloorProbe, type FloorSearchSettings } from "../lib/floor/search.ts";
 import { TIMELINE_PHASES, timelineCsv, type TimelinePhase, type TimelineSample } from "../lib/upload/timeline.ts";
-import { TIMELINE_MAX_POINTS, thinTimeline } from "../lib/output/report/charts.ts";
+import { TIMELINE_MAX_POINTS, thinTimeline } from "../lib/output/report/timeline-chart.ts";
 import { runScript } from "./helpers/run.ts";
 import { HOST, fakeResult, mergedRun } from "./helpers/results.ts";
 import { cellName } from "../lib/stats/cells.ts";
 import { CONTROL_KIND, controlRecord, controlWatch, type ControlRecord } from "../lib/matrix/sentinel.ts";
-import { CAPTIONS, CONTROL_STATES, TREND_STATES } from "../lib/output/report/charts.ts";
+import { CAPTIONS } from "../lib/output/report/charts.ts";
+import { CONTROL_STATES } from "../lib/output/report/control-chart.ts";
+import { TREND_STATES } from "../lib/output/report/trend-chart.ts";
 
 setDefaultTimeout(120_000);
 

@@ -12,6 +12,7 @@ import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { cgroupMounts } from "../lib/backends/cgroup-place.ts";
 import { instructionsUnavailable } from "../lib/upload/perf-events.ts";
 import { readTimeline } from "../lib/upload/timeline.ts";
+import { BUN } from "../lib/core/paths.ts";
 
 setDefaultTimeout(120_000);
 
@@ -537,9 +538,8 @@ describe("where memory cannot be limited", () => {
   // An unprivileged user may not create cgroups under the harness's own: the
   // harness must refuse, never run without a limit. Needs the project and
   // Bun to be readable by `nobody` (they are in a clone under /tmp or /work).
-  const bun = process.execPath;
   const readable = (() => {
-    const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/bin/sh", "-c", 'test -r "$0" && test -x "$1"', join(import.meta.dir, "..", "package.json"), bun]);
+    const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/bin/sh", "-c", 'test -r "$0" && test -x "$1"', join(import.meta.dir, "..", "package.json"), BUN]);
     return r.exitCode === 0;
   })();
   test.skipIf(!readable)("a user who may not create cgroups gets one clear line and exit 2", async () => {
@@ -547,7 +547,7 @@ describe("where memory cannot be limited", () => {
     chmodSync(base, 0o777);
     try {
       const script = join(import.meta.dir, "..", "scripts", "run-test.ts");
-      const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bun, script,
+      const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BUN, script,
         "--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"),
         "--work-dir", base, "--picoshare", picoshare], { env: { ...process.env, NO_COLOR: "1" } });
       const stderr = r.stderr.toString();
@@ -558,7 +558,7 @@ describe("where memory cannot be limited", () => {
       expect(r.stdout.toString()).toBe("");
       expect(readdirSync(join(base, "results"))).toEqual([]);
       // --drop-caches needs root too: refused by name before anything runs.
-      const dc = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bun, script,
+      const dc = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BUN, script,
         "--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"),
         "--work-dir", base, "--picoshare", picoshare, "--drop-caches"], { env: { ...process.env, NO_COLOR: "1" } });
       expect(dc.exitCode).toBe(2);

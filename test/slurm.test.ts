@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { shq } from "../lib/core/exec.ts";
-import { ROOT } from "../lib/core/paths.ts";
+import { ROOT, scriptArgv } from "../lib/core/paths.ts";
 import { runScript } from "./helpers/run.ts";
 import { makeFixture, matrixArgs, newCase, query, type Fixture } from "./helpers/matrix.ts";
 import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
@@ -57,7 +57,7 @@ describe.skipIf(missing !== null)("a matrix as a Slurm job array", () => {
         'm=$(grep ":memory:" /proc/self/cgroup | cut -d: -f3)',
         `echo "$m" > ${c.base}/cgroup-$SLURM_ARRAY_TASK_ID`,
         `cat "/sys/fs/cgroup/memory\${m%/step_batch/*}/memory.limit_in_bytes" > ${c.base}/limit-$SLURM_ARRAY_TASK_ID`,
-        `exec ${process.execPath} ${join(ROOT, "scripts", "run-test-matrix.ts")} ${shardArgs.join(" ")}`,
+        `exec ${scriptArgv("run-test-matrix", shardArgs).join(" ")}`,
         "",
       ].join("\n"),
     );

@@ -13,7 +13,7 @@ import { freePort } from "../lib/core/net.ts";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
-import { ROOT } from "../lib/core/paths.ts";
+import { BUN, ROOT } from "../lib/core/paths.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { descendants, running, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
@@ -245,7 +245,7 @@ describe("a real upload through ssh", () => {
     const c = newCase();
     expectPassed(await runScript("run-test", args(c, "--ram", "512", "--file-size", "4M", "--reuse-vm"), env(c)));
     expect(guestDirs(c)).toHaveLength(1);
-    const proc = Bun.spawn(["bun", "-e", `import { destroyKeptVm } from ${JSON.stringify(join(ROOT, "lib/backends/vagrant/index.ts"))}; console.log(await destroyKeptVm(), await destroyKeptVm());`], {
+    const proc = Bun.spawn([BUN, "-e", `import { destroyKeptVm } from ${JSON.stringify(join(ROOT, "lib/backends/vagrant/index.ts"))}; console.log(await destroyKeptVm(), await destroyKeptVm());`], {
       env: { ...process.env, ...env(c) },
       stdout: "pipe",
       stderr: "pipe",

@@ -7,10 +7,9 @@
 // signal makes its trap exit without cleaning up. A child left running when
 // this process dies without cleaning up (SIGKILL, SIGHUP) finishes its own
 // test and exits.
-import { join } from "node:path";
 import { interrupted, onCleanup } from "./cleanup.ts";
 import { start } from "./exec.ts";
-import { ROOT } from "./paths.ts";
+import { scriptArgv } from "./paths.ts";
 export interface ChildOptions {
   /** Extra environment on top of this process's own. */
   env?: Record<string, string>;
@@ -39,7 +38,7 @@ export const STOP_GRACE_MS = 60_000;
 export async function runProjectScript(script: string, args: string[], opts: ChildOptions = {}): Promise<ChildRun> {
   if (interrupted()) throw new Error(`not starting ${script}: interrupted`);
   const t0 = performance.now();
-  const child = start([process.execPath, join(ROOT, "scripts", `${script}.ts`), ...args], {
+  const child = start(scriptArgv(script, args), {
     cwd: process.cwd(),
     env: opts.env,
     stdout: opts.captureStdout ? "capture" : "inherit",

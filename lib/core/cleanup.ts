@@ -3,6 +3,7 @@
 // A second Ctrl-C while cleaning up forces the exit.
 import { log, warn } from "./log.ts";
 import { EXIT, errorMessage } from "./errors.ts";
+import { exitFlushed } from "./exit.ts";
 
 type CleanupFn = () => void | Promise<void>;
 interface Entry {
@@ -64,7 +65,7 @@ export function installTrap(): void {
       }
       log(`Caught ${sig}, cleaning up (Ctrl-C again to force)`);
       interrupt.abort(new Error(`interrupted by ${sig}`));
-      void runCleanups().finally(() => process.exit(SIGNAL_EXIT[sig]));
+      void runCleanups().finally(() => exitFlushed(SIGNAL_EXIT[sig]));
     });
   }
 }

@@ -1,7 +1,7 @@
 // Strict command-line parsing: an unknown flag, a flag without its value or
 // a stray argument stops the script with the usage text and exit 2.
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { EXIT, Exit, UsageError } from "./errors.ts";
 
 export type FlagSpec = Record<
   string,
@@ -18,7 +18,8 @@ export interface Parsed<S extends FlagSpec> {
 }
 
 /**
- * Parses argv against `spec`. `--help` prints `usage` to stdout and exits 0.
+ * Parses argv against `spec`. `--help` prints `usage` to stdout and ends the
+ * script with exit 0 (an `Exit` that runMain takes).
  * `maxPositionals` bounds the arguments that are not flags (default none).
  */
 export function parseCli<S extends FlagSpec>(
@@ -32,7 +33,8 @@ export function parseCli<S extends FlagSpec>(
   if (undocumented.length > 0) throw new Error(`the usage text does not describe ${undocumented.map((n) => `--${n}`).join(", ")}`);
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${usage.trimEnd()}\n`);
-    process.exit(0);
+    // Not process.exit(): runMain ends the script once the usage is written out.
+    throw new Exit(EXIT.ok);
   }
   let parsed;
   try {

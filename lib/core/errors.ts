@@ -29,6 +29,17 @@ export class UsageError extends Fatal {
   }
 }
 
+/**
+ * Ends the script at once with `exitCode` and no message (--help, once the
+ * usage is printed): runMain exits when the output is written out.
+ */
+export class Exit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.name = "Exit";
+  }
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

@@ -1,8 +1,10 @@
 // The frame every script runs in: installs the trap, turns errors into one
-// `ERROR:` line and an exit code, and runs the cleanups before exiting.
+// `ERROR:` line and an exit code, and runs the cleanups before exiting once
+// the output is written out.
 import { installTrap, interrupted, runCleanups } from "./cleanup.ts";
 import { error } from "./log.ts";
-import { EXIT, Fatal, UsageError, errorMessage } from "./errors.ts";
+import { EXIT, Exit, Fatal, UsageError, errorMessage } from "./errors.ts";
+import { exitFlushed } from "./exit.ts";
 
 /** Fatal error: logs `ERROR: message`, runs the cleanups and exits with `code`. */
 export function die(message: string, code: number = EXIT.failed): never {
@@ -27,7 +29,9 @@ export async function runMain(
       // The signal handler is already cleaning up and will exit.
       return new Promise<never>(() => {});
     }
-    if (err instanceof Fatal) {
+    if (err instanceof Exit) {
+      code = err.exitCode;
+    } else if (err instanceof Fatal) {
       error(err.message);
       if (err.usage && usage) process.stderr.write(`\n${usage.trimEnd()}\n`);
       code = err.exitCode;
@@ -40,7 +44,7 @@ export async function runMain(
   await runCleanups();
   // A signal that came in while cleaning up decides the exit code itself.
   if (interrupted()) return new Promise<never>(() => {});
-  process.exit(code);
+  return exitFlushed(code);
 }
 
 export { UsageError };

@@ -6,7 +6,7 @@
 import { chmodSync, copyFileSync, cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../lib/core/net.ts";
-import { ROOT } from "../../lib/core/paths.ts";
+import { BUN, ROOT } from "../../lib/core/paths.ts";
 import { runSync, stopGroup, type Started } from "../../lib/core/exec.ts";
 import { createOverlay, imageSshTarget, sshBanner, startQemu, vmFiles, type Accel } from "../../lib/vm/qemu.ts";
 import { SshConnection, shq, type ExecResult } from "../../lib/vm/ssh.ts";
@@ -41,7 +41,7 @@ export function projectDisk(dir: string, picoshare: string, testFiles: string[])
     recursive: true,
     filter: (src) => !LEFT_OUT.has(src.slice(join(ROOT, "node_modules").length + 1).split("/")[0]),
   });
-  copyFileSync(process.execPath, join(stage, "bin", "bun"));
+  copyFileSync(BUN, join(stage, "bin", "bun"));
   copyFileSync(picoshare, join(stage, "bin", "picoshare"));
   copyFileSync(join(ROOT, "test", "fixtures", "guest-bg-run"), join(stage, "bin", "guest-bg-run"));
   for (const f of ["bun", "picoshare", "guest-bg-run"]) chmodSync(join(stage, "bin", f), 0o755);

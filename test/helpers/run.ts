@@ -2,7 +2,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { start } from "../../lib/core/exec.ts";
-import { ROOT } from "../../lib/core/paths.ts";
+import { ROOT, scriptArgv } from "../../lib/core/paths.ts";
 
 export interface Ran {
   code: number | null;
@@ -24,7 +24,7 @@ export interface Running {
  * is the script's own).
  */
 export function startScript(name: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []): Running {
-  const argv = [...wrap, process.execPath, join(ROOT, "scripts", `${name}.ts`), ...args];
+  const argv = [...wrap, ...scriptArgv(name, args)];
   // In the test's own process group, as a command typed at a shell would be.
   const child = start(argv, { cwd: ROOT, env: { NO_COLOR: "1", ...env }, stdout: "capture", group: false });
   const done = child.exited.then(({ code, signal }): Ran => ({ code, signal, stdout: child.stdout(), stderr: child.stderr() }));

@@ -12,7 +12,8 @@ import type { StoredRun } from "../../store/stored-runs.ts";
 import { readResult } from "../../upload/result.ts";
 import { DRIFT_BASELINE, DRIFT_MIN_BAND } from "../../upload/noise.ts";
 import { displayPath } from "../../core/paths.ts";
-import { CAPTIONS, CONTROL_STATES, controlSpec, renderSvg, type ControlPoint } from "./charts.ts";
+import { CAPTIONS, renderSvg } from "./charts.ts";
+import { CONTROL_STATES, controlSpec, type ControlPoint } from "./control-chart.ts";
 import { chartHtml, escapeHtml, notesHtml, scrollHtml, tableHtml, warningsHtml } from "./html.ts";
 
 /** The figures drawn; the table has all four the sentinel watches. */
