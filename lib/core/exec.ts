@@ -71,7 +71,7 @@ export interface Command {
 
 const STDERR_KEEP = 32768;
 
-function environment(opts: { env?: Record<string, string | undefined>; cleanEnv?: boolean }): Record<string, string> {
+export function environment(opts: { env?: Record<string, string | undefined>; cleanEnv?: boolean }): Record<string, string> {
   const merged = opts.cleanEnv ? { ...opts.env } : { ...process.env, ...opts.env };
   return Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => e[1] !== undefined));
 }
