@@ -191,8 +191,8 @@ export function runSync(
   return { code: r.error ? 127 : r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? (r.error ? String(r.error) : "") };
 }
 
-/** Where a started process's output goes: nowhere, this process's own, kept in memory, or appended to a file. */
-export type Sink = "ignore" | "inherit" | "capture" | { file: string; /** for a new file; default 0600 */ mode?: number };
+/** Where a started process's output goes: nowhere, this process's own, kept in memory, a pipe the caller reads (child.stdout), or appended to a file. */
+export type Sink = "ignore" | "inherit" | "capture" | "pipe" | { file: string; /** for a new file; default 0600 */ mode?: number };
 
 export interface StartOptions {
   cwd?: string;
@@ -245,10 +245,14 @@ export function start(argv: string[], opts: StartOptions = {}): Started {
   let done = false;
   let stdout = "";
   let stderr = "";
-  child.stdout?.setEncoding("utf8");
-  child.stderr?.setEncoding("utf8");
-  child.stdout?.on("data", (d: string) => (stdout += d));
-  child.stderr?.on("data", (d: string) => (stderr += d));
+  if (outSink === "capture") {
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on("data", (d: string) => (stdout += d));
+  }
+  if (errSink === "capture") {
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (d: string) => (stderr += d));
+  }
   if (opts.input !== undefined) {
     child.stdin!.on("error", () => {});
     child.stdin!.end(opts.input);
