@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { list, oneOf, parseCli, positiveInt, positiveNumber, required } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { parseSize } from "../lib/core/sizes.ts";
+import { $ } from "../lib/core/shell.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -20,13 +21,8 @@ afterAll(() => {
 });
 
 function run(args: string[], cwd: string) {
-  const p = Bun.spawnSync([process.execPath, GENERATOR, ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  const p = $({ cwd, env: { NO_COLOR: "1" }, nothrow: true }).sync`${process.execPath} ${GENERATOR} ${args}`;
+  return { code: p.exitCode, stdout: p.stdout, stderr: p.stderr };
 }
 
 describe("generate-test-files.ts refuses bad usage (exit 2, one ERROR line, nothing written)", () => {
