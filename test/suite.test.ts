@@ -18,12 +18,15 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** `$` in the project folder with `env` as the whole environment. */
-const clean = (env: Record<string, string>) => $({ cwd: ROOT, env, cleanEnv: true, nothrow: true });
+/** Runs argv in the project folder with `env` as the whole environment. */
+function run(argv: string[], env: Record<string, string>) {
+  const r = $({ cwd: ROOT, env, cleanEnv: true, nothrow: true }).sync`${argv}`;
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
 
 test("not root: exit 2, one line saying the suite needs root", () => {
-  const r = clean({ PATH: "/usr/bin:/bin" }).sync`setpriv --reuid=nobody --regid=nogroup --clear-groups /bin/bash ${SUITE}`;
-  expect(r.exitCode).toBe(2);
+  const r = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/bin/bash", SUITE], { PATH: "/usr/bin:/bin" });
+  expect(r.code).toBe(2);
   expect(r.stderr.trim()).toBe("[test] ERROR: the tests need root (memory cgroups, VMs, network namespaces): run sudo npm test");
   expect(r.stdout).toBe("");
 });
@@ -35,8 +38,8 @@ test("packages missing and no apt-get: exit 2, one line naming them, nothing ins
   for (const tool of ["bash", "id", "grep", "dirname"]) symlinkSync(Bun.which(tool)!, join(bin, tool));
   writeFileSync(join(bin, "dpkg-query"), "#!/bin/bash\nexit 1\n");
   chmodSync(join(bin, "dpkg-query"), 0o755);
-  const r = clean({ PATH: bin }).sync`${join(bin, "bash")} ${SUITE}`;
-  expect(r.exitCode).toBe(2);
+  const r = run([join(bin, "bash"), SUITE], { PATH: bin });
+  expect(r.code).toBe(2);
   const lines = r.stderr.trim().split("\n");
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(/^\[test\] ERROR: missing Debian packages curl gzip sqlite3 .* vagrant vagrant-libvirt slurmctld slurmd slurm-client munge and no apt-get to install them: install them by hand$/);
