@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { FLAG } from "../lib/core/flags.ts";
 import { flagsOf, parseFlags, usageText, valueFlag, withDefault, type Flag } from "../lib/core/flag-kit.ts";
-import { run } from "../lib/core/exec.ts";
+import { $ } from "../lib/core/shell.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { interruptSignal, onCleanup } from "../lib/core/cleanup.ts";
@@ -78,11 +78,11 @@ await runMain(async () => {
   const count = size.bytes % DD_BLOCK === 0 ? [`count=${size.bytes / DD_BLOCK}`] : [`count=${size.bytes}`, "iflag=count_bytes"];
   async function ddRun(n: number): Promise<number> {
     const out = join(dir, `dd-${n}.bin`);
-    await run(["sync"], { signal: interruptSignal });
+    await $({ signal: interruptSignal, nothrow: true })`sync`;
     const t0 = performance.now();
-    const res = await run(["dd", "if=/dev/zero", `of=${out}`, "bs=16M", ...count, "conv=fsync"], { signal: interruptSignal });
+    const res = await $({ signal: interruptSignal, nothrow: true })`dd if=/dev/zero ${`of=${out}`} bs=16M ${count} conv=fsync`;
     const ms = performance.now() - t0;
-    if (res.code !== 0) throw new Fatal(`dd failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split("\n").pop()}`);
+    if (res.exitCode !== 0) throw new Fatal(`dd failed (exit ${res.exitCode ?? res.signal}): ${res.stderr.trim().split("\n").pop()}`);
     rmSync(out, { force: true });
     const rate = mibPerSec(size.bytes, ms);
     log(`dd run ${n}: ${(ms / 1000).toFixed(2)} s, ${rate.toFixed(1)} MiB/s (dd says: ${res.stderr.trim().split("\n").pop()})`);
@@ -91,7 +91,7 @@ await runMain(async () => {
 
   async function generatorRun(): Promise<{ rate: number; peak: number; before: number; reset: boolean }> {
     const out = join(dir, `${size.label}.bin`);
-    await run(["sync"], { signal: interruptSignal });
+    await $({ signal: interruptSignal, nothrow: true })`sync`;
     const reset = resetPeakRss();
     const before = peakRss();
     const t0 = performance.now();

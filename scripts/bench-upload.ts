@@ -19,7 +19,7 @@ import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { localBackend } from "../lib/backends/local.ts";
 import { login, waitUntilReady } from "../lib/upload/session.ts";
 import { uploadFile } from "../lib/upload/api.ts";
-import { run } from "../lib/core/exec.ts";
+import { $ } from "../lib/core/shell.ts";
 
 const FILE_SIZE = withDefault(FLAG.fileSize, "100M");
 const RAM = withDefault(FLAG.ram, "2048", "2048");
@@ -65,10 +65,10 @@ const rssFile = join(mkdtempSync(join(tmpdir(), "bench-upload-")), "rss");
 onCleanup("remove the RSS file", () => rmSync(dirname(rssFile), { recursive: true, force: true }));
 
 async function measured(argv: string[], env?: Record<string, string>): Promise<{ out: string; ok: boolean; maxRssBytes: number }> {
-  const r = await run(["/usr/bin/time", "-f", "%M", "-o", rssFile, ...argv], { env });
+  const r = await $({ env, nothrow: true })`/usr/bin/time -f %M -o ${rssFile} ${argv}`;
   process.stderr.write(r.stderr);
   const out = r.stdout;
-  const ok = r.code === 0;
+  const ok = r.exitCode === 0;
   return { out, ok, maxRssBytes: Number(readFileSync(rssFile, "utf8").trim().split("\n").pop()) * 1024 };
 }
 
@@ -106,7 +106,7 @@ await runMain(async () => {
   const ramMiB = opt(RAM);
   const file = requireTestFile(size, opt(FLAG.testFiles));
   for (const [tool, pkg] of [["curl", "curl"], ["/usr/bin/time", "time"]]) {
-    if ((await run([tool, "--version"])).code !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
+    if ((await $`${tool} --version`.nothrow()).exitCode !== 0) die(`${tool} is not installed: apt-get install ${pkg}`, 2);
   }
   const picoshare = await resolvePicoShare(opt(FLAG.picoshare));
   const spec = { ramMiB, workDir: defaultWorkDir(), picoshare, uploadBytes: size.bytes * rounds * 2, signal: interruptSignal };

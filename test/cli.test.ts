@@ -9,6 +9,7 @@ import { UsageError } from "../lib/core/errors.ts";
 import { parseSize } from "../lib/core/sizes.ts";
 import { numberFlag, optionLines, requiredFlag, switchFlag, valueOf, withDefault } from "../lib/core/flag-kit.ts";
 import { BUN } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -22,13 +23,8 @@ afterAll(() => {
 });
 
 function run(args: string[], cwd: string) {
-  const p = Bun.spawnSync([BUN, GENERATOR, ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  const p = $({ cwd, env: { NO_COLOR: "1" }, nothrow: true }).sync`${BUN} ${GENERATOR} ${args}`;
+  return { code: p.exitCode, stdout: p.stdout, stderr: p.stderr };
 }
 
 describe("generate-test-files.ts refuses bad usage (exit 2, one ERROR line, nothing written)", () => {

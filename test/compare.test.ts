@@ -24,6 +24,7 @@ import type { TestResult } from "../lib/upload/result.ts";
 import { HOST, fakeCell, fakeResult, mergedRun } from "./helpers/results.ts";
 import { runScript } from "./helpers/run.ts";
 import { BUN } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 
 setDefaultTimeout(120_000);
 
@@ -277,7 +278,7 @@ describe("the command line", () => {
 
   test("a work dir on tmpfs is refused before any test, as run-test refuses it; run-test's flags are compare's", async () => {
     const mnt = mkdtempSync(join(root, "tmpfs-"));
-    const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt], { stderr: "pipe" });
+    const m = $({ nothrow: true }).sync`mount -t tmpfs -o size=16m tmpfs ${mnt}`;
     if (m.exitCode !== 0) throw new Error(`mount tmpfs: ${m.stderr}`);
     try {
       const files = join(root, "tmpfs-files");
@@ -291,7 +292,7 @@ describe("the command line", () => {
       // run-test's own flags, read by the same table: a bad --timeout is refused as run-test refuses it.
       await refused([...args, "--timeout", "soon"], /--timeout must be a number above 0/);
     } finally {
-      Bun.spawnSync(["umount", mnt]);
+      $({ nothrow: true }).sync`umount ${mnt}`;
       rmSync(mnt, { recursive: true, force: true });
     }
   });

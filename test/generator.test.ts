@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { expectedSha256 } from "../lib/upload/testfiles.ts";
 import { KiB, MiB } from "../lib/core/sizes.ts";
 import { BUN } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const GENERATOR = join(ROOT, "scripts", "generate-test-files.ts");
@@ -30,13 +31,8 @@ function newDir(name: string): string {
 }
 
 function gen(args: string[]) {
-  const p = Bun.spawnSync([BUN, GENERATOR, ...args], {
-    cwd: work,
-    env: ENV,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  const p = $({ cwd: work, env: ENV, nothrow: true }).sync`${BUN} ${GENERATOR} ${args}`;
+  return { code: p.exitCode, stdout: p.stdout, stderr: p.stderr };
 }
 
 function sha256(path: string): string {
@@ -205,11 +201,11 @@ describe("keeping and remaking", () => {
       expect(line).toMatch(/^[0-9a-f]{64} {2}\S.*$/);
       expect(line.slice(66)).toBe(paths[i]);
     });
-    const ref = Bun.spawnSync(["sha256sum", ...paths], { stdout: "pipe" });
+    const ref = $({ nothrow: true }).sync`sha256sum ${paths}`;
     expect(ref.exitCode).toBe(0);
-    expect(r.stdout).toBe(ref.stdout.toString());
+    expect(r.stdout).toBe(ref.stdout);
     // And `sha256sum -c` accepts the output as it is.
-    const check = Bun.spawnSync(["sha256sum", "-c", "-"], { stdin: Buffer.from(r.stdout), stdout: "pipe" });
+    const check = $({ input: r.stdout, nothrow: true }).sync`sha256sum -c -`;
     expect(check.exitCode).toBe(0);
     // Kept files are listed too.
     const again = gen(["--sizes", "512K,1M", "--dir", dir, "--checksums"]);
@@ -279,7 +275,7 @@ describe("interruptions", () => {
 describe("disk space", () => {
   test("refuses (exit 2) when the files would not fit, writing nothing", () => {
     const mnt = newDir("tmpfs");
-    const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt], { stderr: "pipe" });
+    const mount = $({ nothrow: true }).sync`mount -t tmpfs -o size=8m tmpfs ${mnt}`;
     expect(mount.exitCode).toBe(0);
     try {
       const r = gen(["--sizes", "16M", "--dir", mnt]);
@@ -298,21 +294,21 @@ describe("disk space", () => {
       expect(ok.code).toBe(0);
       expect(readdirSync(mnt)).toEqual(["1M.bin"]);
     } finally {
-      const um = Bun.spawnSync(["umount", mnt]);
+      const um = $({ nothrow: true }).sync`umount ${mnt}`;
       expect(um.exitCode).toBe(0);
     }
   }, 30_000);
 
   test("the space check counts every file to be written, not each alone", () => {
     const mnt = newDir("tmpfs-sum");
-    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).exitCode).toBe(0);
+    expect($({ nothrow: true }).sync`mount -t tmpfs -o size=8m tmpfs ${mnt}`.exitCode).toBe(0);
     try {
       const r = gen(["--sizes", "5M,6M", "--dir", mnt]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("needs 11.0 MiB");
       expect(readdirSync(mnt)).toEqual([]);
     } finally {
-      expect(Bun.spawnSync(["umount", mnt]).exitCode).toBe(0);
+      expect($({ nothrow: true }).sync`umount ${mnt}`.exitCode).toBe(0);
     }
   }, 30_000);
 });

@@ -3,12 +3,13 @@
 // start, SIGINT and parse as for instructions), and what this host says about
 // instructions.
 import { expect, test } from "bun:test";
-import { run, start, stopGroup } from "../lib/core/exec.ts";
+import { start, stopGroup } from "../lib/core/exec.ts";
+import { $ } from "../lib/core/shell.ts";
 import { countEvent, instructionsUnavailable, parsePerfStat } from "../lib/upload/perf-events.ts";
 
 test("perf stat's CSV: a counted event gives its value; one the host cannot count gives null", async () => {
-  const r = await run(["perf", "stat", "-x,", "-e", "task-clock,instructions", "--", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"]);
-  expect(r.code).toBe(0);
+  const r = await $`perf stat -x, -e task-clock,instructions -- sh -c ${"i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"}`.nothrow();
+  expect(r.exitCode).toBe(0);
   expect(parsePerfStat(r.stderr, "task-clock")).toBeGreaterThan(0);
   const why = await instructionsUnavailable();
   if (why === null) expect(parsePerfStat(r.stderr, "instructions")).toBeGreaterThan(0);

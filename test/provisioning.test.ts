@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { DEFAULT_VERSION, cachedBinaryPath, resolvePicoShare, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { UsageError } from "../lib/core/errors.ts";
+import { $ } from "../lib/core/shell.ts";
 
 const BUILD_TIMEOUT = 600_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,9 +37,9 @@ afterAll(async () => {
 });
 
 function sha256sum(path: string): string {
-  const r = Bun.spawnSync(["sha256sum", path], { stdout: "pipe" });
+  const r = $({ nothrow: true }).sync`sha256sum ${path}`;
   expect(r.exitCode).toBe(0);
-  return r.stdout.toString().split(/\s+/)[0];
+  return r.stdout.split(/\s+/)[0];
 }
 
 function freePort(): Promise<number> {

@@ -12,6 +12,7 @@ import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { BUN, ROOT, scriptArgv } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { interruptRun, newVmCase, readResult, vmRunArgs, type VmCase } from "./helpers/vm-case.ts";
 import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
@@ -104,19 +105,9 @@ describe("build-vm-image", () => {
   });
 
   test("the box is a libvirt box of the same image; the image allows key logins only", async () => {
-    const list = await new Promise<string>((resolve) => {
-      const p = spawn("tar", ["-tf", join(imageDir, "picoshare-perf.box")]);
-      let out = "";
-      p.stdout.on("data", (d) => (out += d));
-      p.on("close", () => resolve(out));
-    });
+    const list = (await $`tar -tf ${join(imageDir, "picoshare-perf.box")}`.nothrow()).stdout;
     expect(list.split("\n").filter(Boolean).sort()).toEqual(["Vagrantfile", "box.img", "initrd-fast.img", "metadata.json", "vmlinux"]);
-    const sshd = await new Promise<string>((resolve) => {
-      const p = spawn("debugfs", ["-R", "cat /etc/ssh/sshd_config.d/picoshare-perf.conf", join(imageDir, "disk.img")]);
-      let out = "";
-      p.stdout.on("data", (d) => (out += d));
-      p.on("close", () => resolve(out));
-    });
+    const sshd = (await $`debugfs -R ${"cat /etc/ssh/sshd_config.d/picoshare-perf.conf"} ${join(imageDir, "disk.img")}`.nothrow()).stdout;
     expect(sshd).toContain("PasswordAuthentication no");
     expect(sshd).toContain("KbdInteractiveAuthentication no");
     expect(sshd).toContain("PermitRootLogin no");

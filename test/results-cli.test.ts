@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { $ } from "zx";
+import { $ } from "../lib/core/shell.ts";
 import { runScript, startScript, waitFor } from "./helpers/run.ts";
 import { CSV_HEADER, makeFixture, matrixArgs, matrixDirs, newCase, parseCsv, type Case, type Fixture } from "./helpers/matrix.ts";
 

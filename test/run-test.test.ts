@@ -13,6 +13,7 @@ import { cgroupMounts } from "../lib/backends/cgroup-place.ts";
 import { instructionsUnavailable } from "../lib/upload/perf-events.ts";
 import { readTimeline } from "../lib/upload/timeline.ts";
 import { BUN } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 
 setDefaultTimeout(120_000);
 
@@ -442,11 +443,11 @@ describe("a work dir in memory (tmpfs)", () => {
   let mnt: string;
   beforeAll(() => {
     mnt = mkdtempSync(join(root, "tmpfs-"));
-    const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", mnt], { stderr: "pipe" });
+    const r = $({ nothrow: true }).sync`mount -t tmpfs -o size=128m tmpfs ${mnt}`;
     if (r.exitCode !== 0) throw new Error(`mount tmpfs: ${r.stderr}`);
   });
   afterAll(() => {
-    expect(Bun.spawnSync(["umount", mnt]).exitCode).toBe(0);
+    expect($({ nothrow: true }).sync`umount ${mnt}`.exitCode).toBe(0);
     rmdirSync(mnt);
   });
 
@@ -539,7 +540,7 @@ describe("where memory cannot be limited", () => {
   // harness must refuse, never run without a limit. Needs the project and
   // Bun to be readable by `nobody` (they are in a clone under /tmp or /work).
   const readable = (() => {
-    const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/bin/sh", "-c", 'test -r "$0" && test -x "$1"', join(import.meta.dir, "..", "package.json"), BUN]);
+    const r = $({ nothrow: true }).sync`setpriv --reuid=nobody --regid=nogroup --clear-groups /bin/sh -c ${'test -r "$0" && test -x "$1"'} ${join(import.meta.dir, "..", "package.json")} ${BUN}`;
     return r.exitCode === 0;
   })();
   test.skipIf(!readable)("a user who may not create cgroups gets one clear line and exit 2", async () => {
@@ -547,22 +548,20 @@ describe("where memory cannot be limited", () => {
     chmodSync(base, 0o777);
     try {
       const script = join(import.meta.dir, "..", "scripts", "run-test.ts");
-      const r = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BUN, script,
-        "--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"),
-        "--work-dir", base, "--picoshare", picoshare], { env: { ...process.env, NO_COLOR: "1" } });
-      const stderr = r.stderr.toString();
+      const nobody = $({ env: { NO_COLOR: "1" }, nothrow: true });
+      const args = ["--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"), "--work-dir", base, "--picoshare", picoshare];
+      const r = nobody.sync`setpriv --reuid=nobody --regid=nogroup --clear-groups ${BUN} ${script} ${args}`;
+      const stderr = r.stderr;
       if (r.exitCode !== 2) console.error(stderr);
       expect(r.exitCode).toBe(2);
       expect(stderr.split("\n").filter((l) => l.includes("ERROR:"))).toHaveLength(1);
       expect(stderr).toMatch(/ERROR: cannot create memory cgroups under \S+ \(cgroup v1\): run as root/);
-      expect(r.stdout.toString()).toBe("");
+      expect(r.stdout).toBe("");
       expect(readdirSync(join(base, "results"))).toEqual([]);
       // --drop-caches needs root too: refused by name before anything runs.
-      const dc = Bun.spawnSync(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BUN, script,
-        "--ram", "256", "--file-size", "8M", "--test-files", files, "--results-dir", join(base, "results"),
-        "--work-dir", base, "--picoshare", picoshare, "--drop-caches"], { env: { ...process.env, NO_COLOR: "1" } });
+      const dc = nobody.sync`setpriv --reuid=nobody --regid=nogroup --clear-groups ${BUN} ${script} ${args} --drop-caches`;
       expect(dc.exitCode).toBe(2);
-      expect(dc.stderr.toString()).toMatch(/ERROR: --drop-caches needs root \(it writes \/proc\/sys\/vm\/drop_caches\)/);
+      expect(dc.stderr).toMatch(/ERROR: --drop-caches needs root \(it writes \/proc\/sys\/vm\/drop_caches\)/);
     } finally {
       rmSync(base, { recursive: true, force: true });
     }

@@ -64,8 +64,8 @@ describe.skipIf(missing !== null)("a matrix as a Slurm job array", () => {
     chmodSync(script, 0o755);
     const sb = await slurm.sbatch(["--wait", "--array=0-1", `--mem=${JOB_MEM_MB}`, "--exclusive", `--output=${c.base}/task-%a.log`, `--chdir=${ROOT}`, script]);
     const logs = ["0", "1"].map((t) => (existsSync(join(c.base, `task-${t}.log`)) ? readFileSync(join(c.base, `task-${t}.log`), "utf8") : ""));
-    if (sb.code !== 0) console.error(sb.stderr, logs.join("\n----\n"));
-    expect(sb.code).toBe(0);
+    if (sb.exitCode !== 0) console.error(sb.stderr, logs.join("\n----\n"));
+    expect(sb.exitCode).toBe(0);
 
     for (const [i, log] of logs.entries()) {
       // --shard auto says where its index came from.

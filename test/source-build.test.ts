@@ -11,7 +11,7 @@ import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { CHUNK_SIZE_PATCH, patchedCopy } from "../lib/bench/patches.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
-import { run } from "../lib/core/exec.ts";
+import { $ } from "../lib/core/shell.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { runScript } from "./helpers/run.ts";
 
@@ -25,8 +25,8 @@ let goVersion: string;
 let v154: string;
 
 const git = async (...args: string[]) => {
-  const r = await run(["git", "-C", repo, "-c", "user.email=perf@test", "-c", "user.name=perf", ...args]);
-  if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+  const r = await $`git -C ${repo} -c user.email=perf@test -c user.name=perf ${args}`.nothrow();
+  if (r.exitCode !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
   return r.stdout.trim();
 };
 
@@ -48,7 +48,7 @@ beforeAll(async () => {
   await git("commit", "-q", "-am", "4 MiB chunks");
   // A cache of this test's own: the first build must be a build.
   cache = join(root, "cache");
-  goVersion = (await run(["go", "env", "GOVERSION"])).stdout.trim();
+  goVersion = (await $`go env GOVERSION`.nothrow()).stdout.trim();
 }, 600_000);
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 
 const SUITE = join(ROOT, "test", "suite.sh");
 let dir: string;
@@ -18,9 +19,10 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Runs argv in the project folder with `env` as the whole environment. */
 function run(argv: string[], env: Record<string, string>) {
-  const r = Bun.spawnSync(argv, { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
-  return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  const r = $({ cwd: ROOT, env, cleanEnv: true, nothrow: true }).sync`${argv}`;
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
 test("not root: exit 2, one line saying the suite needs root", () => {
@@ -33,7 +35,7 @@ test("not root: exit 2, one line saying the suite needs root", () => {
 test("packages missing and no apt-get: exit 2, one line naming them, nothing installed or run", () => {
   // A PATH with what the script itself uses, a dpkg-query that knows no package, and no apt-get.
   const bin = join(dir, "bin");
-  Bun.spawnSync(["mkdir", "-p", bin]);
+  $.sync`mkdir -p ${bin}`;
   for (const tool of ["bash", "id", "grep", "dirname"]) symlinkSync(Bun.which(tool)!, join(bin, tool));
   writeFileSync(join(bin, "dpkg-query"), "#!/bin/bash\nexit 1\n");
   chmodSync(join(bin, "dpkg-query"), 0o755);

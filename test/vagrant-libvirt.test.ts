@@ -6,7 +6,6 @@
 // network namespace the tests make (ip netns) and remove; the harness reaches
 // the VM over that network, and nothing on the host is reached.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -17,6 +16,7 @@ import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { ROOT } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 import { STATE_FILE } from "../lib/backends/vagrant/config.ts";
 import { readVmState } from "../lib/backends/vagrant/state.ts";
 import { startScript, waitFor, type Ran } from "./helpers/run.ts";
@@ -95,7 +95,7 @@ function lines(text: string): string[] {
 
 /** Processes of the namespace by name: libvirtd and virtlogd, plus qemu and dnsmasq while a VM is up. */
 function nsCommands(): string[] {
-  const pids = lines(spawnSync("ip", ["netns", "pids", ns!.name], { encoding: "utf8" }).stdout);
+  const pids = lines($({ nothrow: true }).sync`ip netns pids ${ns!.name}`.stdout);
   return pids.map((p) => {
     try {
       return readFileSync(`/proc/${p}/comm`, "utf8").trim();
@@ -245,7 +245,7 @@ test("the namespace goes with libvirtd: no netns, no process, no folder; the hos
   const dir = ns!.dir;
   await ns!.stop();
   ns = null;
-  expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toContain(name);
+  expect($({ nothrow: true }).sync`ip netns list`.stdout).not.toContain(name);
   expect(existsSync(dir)).toBe(false);
   const after = hostState();
   // The packaged `default` network, where the host has one, is still there.

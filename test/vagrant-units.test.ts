@@ -3,6 +3,7 @@
 // exit statuses, the lock file, and the Vagrantfile itself (under Ruby).
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { $ } from "../lib/core/shell.ts";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -143,11 +144,11 @@ describe("the start script run in the guest", () => {
       const r = withListener((busy) => {
         const cmd = startCommand("systemd-run", { ...g.spec, candidatePorts: [busy, 23456] });
         expect(cmd).not.toContain(SECRET);
-        expect(spawnSync("sh", ["-n", "-c", cmd]).status).toBe(0);
-        return spawnSync("sh", ["-c", cmd], { input: SECRET, encoding: "utf8", env: { PATH: `${g.fakeBin}:${process.env.PATH}` } });
+        expect($({ nothrow: true }).sync`sh -n -c ${cmd}`.exitCode).toBe(0);
+        return $({ input: SECRET, env: { PATH: `${g.fakeBin}:${process.env.PATH}` }, nothrow: true }).sync`sh -c ${cmd}`;
       });
       expect(r.stderr).toBe("");
-      expect(r.status).toBe(0);
+      expect(r.exitCode).toBe(0);
       // The guest's uptime before the start, to date its kernel log lines by.
       const up = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
       const m = /^port=23456\npid=4242\nuptime=(\d+\.\d+)\n$/.exec(r.stdout);
@@ -178,10 +179,10 @@ describe("the start script run in the guest", () => {
     try {
       const r = withListener((busy) => {
         const cmd = startCommand("setsid", { ...g.spec, unit: null, candidatePorts: [busy] });
-        expect(spawnSync("sh", ["-n", "-c", cmd]).status).toBe(0);
-        return spawnSync("sh", ["-c", cmd], { input: SECRET, encoding: "utf8" });
+        expect($({ nothrow: true }).sync`sh -n -c ${cmd}`.exitCode).toBe(0);
+        return $({ input: SECRET, nothrow: true }).sync`sh -c ${cmd}`;
       });
-      expect(r.status).not.toBe(0);
+      expect(r.exitCode).not.toBe(0);
       expect(r.stderr).toContain("no free TCP port found in the VM");
     } finally {
       rmSync(g.dir, { recursive: true, force: true });
@@ -248,17 +249,17 @@ describe("the Vagrantfile", () => {
   const vagrantfile = join(ROOT, "Vagrantfile");
   const probe = resolve(import.meta.dir, "fixtures", "fake-vagrant-vagrantfile-probe.rb");
   const evaluate = (env: Record<string, string>) =>
-    spawnSync("ruby", [probe, vagrantfile], { encoding: "utf8", env: { PATH: process.env.PATH!, ...env } });
+    $({ env: { PATH: process.env.PATH!, ...env }, cleanEnv: true, nothrow: true }).sync`ruby ${probe} ${vagrantfile}`;
 
   test("parses (ruby -c)", () => {
-    const r = spawnSync("ruby", ["-c", vagrantfile], { encoding: "utf8" });
+    const r = $({ nothrow: true }).sync`ruby -c ${vagrantfile}`;
     expect(r.stderr).toBe("");
     expect(r.stdout.trim()).toBe("Syntax OK");
   });
 
   test("RAM from VM_MEMORY, one CPU, both providers, no synced folder, the box from VM_BOX", () => {
     const r = evaluate({ VM_MEMORY: "777" });
-    expect(r.status).toBe(0);
+    expect(r.exitCode).toBe(0);
     const c = JSON.parse(r.stdout);
     expect(c.box).toBe("generic/ubuntu2204");
     expect(c.providers).toEqual({ libvirt: { memory: 777, cpus: 1, driver: "kvm" }, virtualbox: { memory: 777, cpus: 1 } });
@@ -266,22 +267,22 @@ describe("the Vagrantfile", () => {
     expect(c.provisions).toHaveLength(1);
     expect(c.provisions[0].inline).toContain("swapoff -a");
     // The provisioning script is valid shell.
-    const sh = spawnSync("sh", ["-n"], { input: c.provisions[0].inline, encoding: "utf8" });
-    expect(sh.status).toBe(0);
+    const sh = $({ input: c.provisions[0].inline, nothrow: true }).sync`sh -n`;
+    expect(sh.exitCode).toBe(0);
     expect(JSON.parse(evaluate({ VM_MEMORY: "256", VM_BOX: "debian/bookworm64" }).stdout).box).toBe("debian/bookworm64");
     expect(JSON.parse(evaluate({}).stdout).providers.libvirt.memory).toBe(2048);
   });
 
   test("a VM_MEMORY that is not a number stops Vagrant", () => {
     const r = evaluate({ VM_MEMORY: "lots" });
-    expect(r.status).not.toBe(0);
+    expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain("invalid value for Integer");
   });
 
   test("the libvirt driver from VM_LIBVIRT_DRIVER: qemu (TCG) or kvm, nothing else", () => {
     expect(JSON.parse(evaluate({ VM_LIBVIRT_DRIVER: "qemu" }).stdout).providers.libvirt.driver).toBe("qemu");
     const r = evaluate({ VM_LIBVIRT_DRIVER: "xen" });
-    expect(r.status).not.toBe(0);
+    expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain("VM_LIBVIRT_DRIVER must be kvm or qemu, got xen");
   });
 });

@@ -14,6 +14,7 @@ import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { BUN, ROOT } from "../lib/core/paths.ts";
+import { $ } from "../lib/core/shell.ts";
 import { runScript, startScript, waitFor, type Ran } from "./helpers/run.ts";
 import { descendants, running, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { hostState, hostStateChanges, type HostState } from "./helpers/host-state.ts";
@@ -245,13 +246,10 @@ describe("a real upload through ssh", () => {
     const c = newCase();
     expectPassed(await runScript("run-test", args(c, "--ram", "512", "--file-size", "4M", "--reuse-vm"), env(c)));
     expect(guestDirs(c)).toHaveLength(1);
-    const proc = Bun.spawn([BUN, "-e", `import { destroyKeptVm } from ${JSON.stringify(join(ROOT, "lib/backends/vagrant/index.ts"))}; console.log(await destroyKeptVm(), await destroyKeptVm());`], {
-      env: { ...process.env, ...env(c) },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    expect((await new Response(proc.stdout).text()).trim()).toBe("true false");
-    expect(await proc.exited).toBe(0);
+    const code = `import { destroyKeptVm } from ${JSON.stringify(join(ROOT, "lib/backends/vagrant/index.ts"))}; console.log(await destroyKeptVm(), await destroyKeptVm());`;
+    const proc = await $({ env: env(c), nothrow: true })`${BUN} -e ${code}`;
+    expect(proc.stdout.trim()).toBe("true false");
+    expect(proc.exitCode).toBe(0);
     expect(calls(c).at(-1)).toBe("destroy -f");
     expect(guestDirs(c)).toEqual([]);
     expect(existsSync(join(c.folder, ".vagrant", "picoshare-perf-state.json"))).toBe(false);
@@ -409,7 +407,7 @@ describe("the OOM killer in the VM", () => {
       expect(r.exit_reason).toBe("oom_killed");
       expect(r.oom_kills).toBe(1);
       expect(r.error).toContain("OOM killer");
-      const kernelLog = Bun.spawnSync(["dmesg"]).stdout.toString();
+      const kernelLog = $.sync`dmesg`.stdout;
       expect(kernelLog).toMatch(new RegExp(`Killed process ${pid} \\(picoshare\\)`));
       expect(guestDirs(c)).toEqual([]);
     } finally {
@@ -480,7 +478,9 @@ describe("locks", () => {
   test("a stale lock (its pid gone) is taken over", async () => {
     const c = newCase();
     mkdirSync(join(c.folder, ".vagrant"));
-    const dead = Bun.spawnSync(["true"]).pid;
+    const gone = $`true`;
+    const dead = gone.pid!;
+    await gone;
     writeFileSync(
       join(c.folder, ".vagrant", "picoshare-perf.lock"),
       JSON.stringify({ pid: dead, start: "1", host: hostname(), since: "2026-01-01T00:00:00Z", command: "scripts/run-test.ts" }),

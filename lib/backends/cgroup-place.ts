@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "n
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { UsageError } from "../core/errors.ts";
-import { command } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 
 /** The leaf the harness moves itself into, inside a subtree it may organise. */
 export const HARNESS_LEAF = "picoshare-perf-harness";
@@ -210,18 +210,18 @@ async function askSystemd(mount: string, manager: "system" | "user", runtimeDir:
   ];
   // The holder's pid is systemd-run's own (it becomes sleep in the scope); it ends by
   // itself should this process die before it can end it.
-  const holder = command(["systemd-run", ...flags, "--", "sleep", "120"], { env: { XDG_RUNTIME_DIR: runtimeDir } });
+  const holder = $({ env: { XDG_RUNTIME_DIR: runtimeDir }, nothrow: true })`systemd-run ${flags} -- sleep 120`;
   let scopePath = "";
   for (let i = 0; i < 1000 && !scopePath; i++) {
     const at = holder.pid ? cgroupsOf(holder.pid).v2 ?? "" : "";
     if (basename(at) === unit) scopePath = at;
-    else if (!holder.running()) break;
+    else if (holder.stage !== "running") break;
     else await Bun.sleep(10);
   }
   if (!scopePath) {
     if (holder.pid) process.kill(holder.pid, "SIGKILL");
-    const done = await holder.done;
-    const said = done.stderr.trim().split("\n").pop() || `exit ${done.code}`;
+    const done = await holder;
+    const said = done.stderr.trim().split("\n").pop() || `exit ${done.exitCode}`;
     return `systemd's ${manager} manager would not make a delegated scope (systemd-run${manager === "user" ? " --user" : ""} --scope: ${said})`;
   }
   const scope = join(mount, scopePath);
@@ -229,7 +229,7 @@ async function askSystemd(mount: string, manager: "system" | "user", runtimeDir:
     organise(scope, [process.pid, holder.pid!], `the scope ${unit}`, manager === "user" ? USER_FIX : ROOT_FIX);
   } finally {
     process.kill(holder.pid!, "SIGKILL");
-    await holder.done;
+    await holder;
   }
   return {
     kind: 2,

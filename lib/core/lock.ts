@@ -10,7 +10,7 @@
 //   clean up. util-linux's flock takes it on a descriptor of this process.
 import { linkSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
-import { runSync } from "./exec.ts";
+import { $ } from "./shell.ts";
 import { parentPid, processRuns, processStart } from "./proc.ts";
 import { readText, writeFileAtomic } from "./files.ts";
 import { log } from "./log.ts";
@@ -225,10 +225,10 @@ export async function acquireLock(path: string, what: string, waitMs: number, op
 
 /** Tries flock(2) on an open descriptor, through util-linux's flock. */
 function flockFd(fd: number): boolean {
-  const r = runSync(["flock", "--exclusive", "--nonblock", "3"], { fds: [fd] });
-  if (r.code === 0) return true;
-  if (r.code === 1) return false;
-  throw new Error(`flock failed (${r.signal ?? `exit ${r.code}`}): ${r.stderr.trim() || "is util-linux installed?"}`);
+  const r = $({ fds: [fd], nothrow: true }).sync`flock --exclusive --nonblock 3`;
+  if (r.exitCode === 0) return true;
+  if (r.exitCode === 1) return false;
+  throw new Error(`flock failed (${r.signal ?? `exit ${r.exitCode}`}): ${r.stderr.trim() || "is util-linux installed?"}`);
 }
 
 /** Takes the flock on `path` only if nobody holds it: its release, or null when someone does. */

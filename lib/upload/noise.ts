@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, openSync, rmSync, writeFileSync, writeSync } from
 import { join } from "node:path";
 import { median } from "simple-statistics";
 import { UsageError } from "../core/errors.ts";
-import { runSync } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 
 /** What the probe measured just before a test. */
 export interface EnvironmentProbe {
@@ -46,7 +46,7 @@ function fastestSeconds(fn: () => void): number {
  * 570-720 MiB/s right after a 64M test without it).
  */
 export function probeEnvironment(workDir: string): EnvironmentProbe {
-  runSync(["sync"]);
+  $({ nothrow: true }).sync`sync`;
   const chunk = Buffer.alloc(1024 * 1024, 0x5a);
   const path = join(workDir, `.probe-${process.pid}`);
   let diskSeconds: number;
@@ -84,7 +84,7 @@ export function checkDropCaches(): void {
 /** sync, then drop the page cache, dentries and inodes: every test starts with the same cold cache. Root only. */
 export function dropCaches(): void {
   checkDropCaches();
-  runSync(["sync"]);
+  $({ nothrow: true }).sync`sync`;
   writeFileSync("/proc/sys/vm/drop_caches", "3\n");
 }
 

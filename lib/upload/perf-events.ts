@@ -7,7 +7,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, start, stopGroup } from "../core/exec.ts";
+import { start, stopGroup } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 import { onCleanup } from "../core/cleanup.ts";
 import { log } from "../core/log.ts";
 
@@ -60,13 +61,13 @@ let support: Promise<string | null> | null = null;
  */
 export function instructionsUnavailable(): Promise<string | null> {
   support ??= (async () => {
-    const r = await run(["perf", "stat", "-x,", "-e", "instructions", "--", "true"]);
-    if (r.code === 127 || (r.code !== 0 && /not found|No such file/i.test(r.stderr))) {
+    const r = await $`perf stat -x, -e instructions -- true`.nothrow();
+    if (r.exitCode === 127 || (r.exitCode !== 0 && /not found|No such file/i.test(r.stderr))) {
       return "perf is not installed (apt-get install linux-perf)";
     }
     if (/<not supported>/.test(r.stderr)) return "this host has no hardware performance counters (perf stat -e instructions: not supported)";
     if (parsePerfStat(r.stderr, "instructions") === null) {
-      return `perf cannot count instructions here (${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`})`;
+      return `perf cannot count instructions here (${r.stderr.trim().split("\n").pop() ?? `exit ${r.exitCode}`})`;
     }
     return null;
   })();

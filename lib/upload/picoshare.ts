@@ -2,7 +2,7 @@
 // One place decides: --picoshare PATH, or a build of --picoshare-source DIR
 // (at --picoshare-ref REF), else $PICOSHARE_BIN, else a build of
 // $PICOSHARE_VERSION (default v1.5.4) cached per version under .cache/.
-import { run } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UsageError, errorMessage } from "../core/errors.ts";
@@ -49,13 +49,13 @@ function requireExecutable(path: string, from: string): void {
 }
 
 async function hasGo(): Promise<boolean> {
-  return (await run(["go", "version"])).code === 0;
+  return (await $`go version`.nothrow()).exitCode === 0;
 }
 
 /** The module version and Go release recorded in a Go binary's build info, where Go is here to read it. */
 async function buildInfo(path: string): Promise<{ version: string; go: string | null }> {
   if (!(await hasGo())) return { version: "unknown", go: null };
-  const out = await run(["go", "version", "-m", path]);
+  const out = await $`go version -m ${path}`.nothrow();
   const go = /^[^\n]*:\s+(go\S+)/.exec(out.stdout)?.[1] ?? null;
   const m = /^\s*mod\s+\S+\s+(\S+)/m.exec(out.stdout);
   if (!m) return { version: "unknown", go };
@@ -89,13 +89,13 @@ async function build(version: string): Promise<string> {
   try {
     log(`Building PicoShare ${version} with go install (the first build compiles SQLite: a minute or two)`);
     const env = { GOBIN: work, CGO_ENABLED: "1" };
-    let res = await run(["go", "install", `${PICOSHARE_MODULE}/cmd/picoshare@${version}`], { env });
-    if (res.code !== 0) {
+    let res = await $({ env, nothrow: true })`go install ${`${PICOSHARE_MODULE}/cmd/picoshare@${version}`}`;
+    if (res.exitCode !== 0) {
       log(`go install failed (${res.stderr.trim().split("\n").pop()}); building ${version} through a module that requires it`);
       writeFileSync(join(work, "go.mod"), `module picoshare-perf-build\n\ngo 1.22\n\nrequire ${PICOSHARE_MODULE} ${version}\n`);
-      res = await run(["go", "build", "-o", join(work, "picoshare"), `${PICOSHARE_MODULE}/cmd/picoshare`], { cwd: work, env: { ...env, GOFLAGS: "-mod=mod" } });
+      res = await $({ cwd: work, env: { ...env, GOFLAGS: "-mod=mod" }, nothrow: true })`go build -o ${join(work, "picoshare")} ${`${PICOSHARE_MODULE}/cmd/picoshare`}`;
     }
-    if (res.code !== 0 || !existsSync(join(work, "picoshare"))) {
+    if (res.exitCode !== 0 || !existsSync(join(work, "picoshare"))) {
       throw new UsageError(
         `could not build PicoShare ${version}: ${res.stderr.trim().split("\n").slice(-3).join(" / ")}; ` +
           `check the version (PICOSHARE_VERSION) or pass a built binary with --picoshare PATH`,
@@ -185,15 +185,15 @@ export async function resolvePicoShareVersion(version: string, flag = "version")
  */
 export async function moduleSource(version = DEFAULT_VERSION): Promise<string> {
   await resolvePicoShareVersion(version);
-  const cache = (await run(["go", "env", "GOMODCACHE"])).stdout.trim();
+  const cache = (await $`go env GOMODCACHE`.nothrow()).stdout.trim();
   const dir = join(cache, `${PICOSHARE_MODULE}@${version}`);
   if (!existsSync(join(dir, "go.mod"))) {
     // Built by go install into a cache that was cleaned since: fetch the module alone.
     const work = mkdtempSync(join(CACHE_DIR, ".modsrc-"));
     try {
       writeFileSync(join(work, "go.mod"), "module picoshare-perf-source\n\ngo 1.22\n");
-      const got = await run(["go", "mod", "download", `${PICOSHARE_MODULE}@${version}`], { cwd: work });
-      if (got.code !== 0) throw new UsageError(`could not fetch the source of PicoShare ${version}: ${got.stderr.trim().split("\n").pop()}`);
+      const got = await $({ cwd: work, nothrow: true })`go mod download ${`${PICOSHARE_MODULE}@${version}`}`;
+      if (got.exitCode !== 0) throw new UsageError(`could not fetch the source of PicoShare ${version}: ${got.stderr.trim().split("\n").pop()}`);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

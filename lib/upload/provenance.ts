@@ -3,7 +3,7 @@
 // and the Go runtime settings PicoShare runs with. GOGC, GOMEMLIMIT, GOMAXPROCS and
 // GODEBUG are passed from the harness's environment to PicoShare on every
 // backend (and nothing else of it): set them to test their effect.
-import { run } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 import { ROOT } from "../core/paths.ts";
 
 /** The Go runtime variables PicoShare gets from the harness's environment. */
@@ -34,11 +34,11 @@ let harness: Promise<HarnessVersion> | null = null;
 /** The harness's own version, read once per process. */
 export function harnessVersion(): Promise<HarnessVersion> {
   harness ??= (async () => {
-    const head = await run(["git", "-C", ROOT, "rev-parse", "--verify", "--quiet", "HEAD"]);
-    if (head.code !== 0) return { commit: null, dirty: null };
+    const head = await $`git -C ${ROOT} rev-parse --verify --quiet HEAD`.nothrow();
+    if (head.exitCode !== 0) return { commit: null, dirty: null };
     // Tracked files only: results/, test-files/ and .cache/ are the harness's output, not its code.
-    const status = await run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]);
-    return { commit: head.stdout.trim(), dirty: status.code === 0 ? status.stdout.trim() !== "" : null };
+    const status = await $`git -C ${ROOT} status --porcelain --untracked-files=no`.nothrow();
+    return { commit: head.stdout.trim(), dirty: status.exitCode === 0 ? status.stdout.trim() !== "" : null };
   })();
   return harness;
 }

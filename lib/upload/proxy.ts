@@ -8,7 +8,8 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, statSync, 
 import { join } from "node:path";
 import { onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
-import { run, start, stopGroup, type Started } from "../core/exec.ts";
+import { start, stopGroup, type Started } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 import { readText } from "../core/files.ts";
 import { log } from "../core/log.ts";
 import { LOOPBACK, canConnect, freePort } from "../core/net.ts";
@@ -192,7 +193,7 @@ export function proxyPreflight(kind: ProxyKind): void {
 
 /** nginx's version ("1.22.1"), from `nginx -v` (which prints to stderr). */
 export async function nginxVersion(): Promise<string> {
-  const r = await run([NGINX, "-v"], { timeoutMs: 10_000 });
+  const r = await $({ timeout: 10_000, nothrow: true })`${NGINX} -v`;
   const m = /nginx\/(\S+)/.exec(r.stderr + r.stdout);
   if (!m) throw new Error(`${NGINX} -v said nothing of a version: ${(r.stderr + r.stdout).trim()}`);
   return m[1];

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { run } from "../core/exec.ts";
+import { $ } from "../core/shell.ts";
 import { UsageError } from "../core/errors.ts";
 import { CACHE_DIR } from "../core/paths.ts";
 import { log } from "../core/log.ts";
@@ -30,8 +30,8 @@ export interface SourceBuildInfo {
 const SIDECAR = "build.json";
 
 async function git(dir: string, args: string[]): Promise<{ ok: boolean; out: string; err: string }> {
-  const r = await run(["git", "-C", dir, ...args]);
-  return { ok: r.code === 0, out: r.stdout.trim(), err: r.stderr.trim() };
+  const r = await $`git -C ${dir} ${args}`.nothrow();
+  return { ok: r.exitCode === 0, out: r.stdout.trim(), err: r.stderr.trim() };
 }
 
 /** Every file of a tree outside git, relative paths, sorted. */
@@ -49,7 +49,7 @@ function walk(root: string, dir = root, out: string[] = []): string[] {
 async function treeFiles(dir: string): Promise<{ files: string[]; inGit: boolean }> {
   const inside = await git(dir, ["rev-parse", "--show-toplevel"]);
   if (!inside.ok) return { files: walk(dir), inGit: false };
-  const listed = await run(["git", "-C", dir, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."]);
+  const listed = await $`git -C ${dir} ls-files -z --cached --others --exclude-standard -- .`.nothrow();
   const files = listed.stdout.split("\0").filter((f) => f !== "" && existsSync(join(dir, f)) && statSync(join(dir, f)).isFile());
   return { files: files.sort(), inGit: true };
 }
@@ -75,8 +75,8 @@ function copyFiles(dir: string, files: string[], to: string): void {
 }
 
 async function goVersion(): Promise<string> {
-  const r = await run(["go", "env", "GOVERSION"]);
-  if (r.code !== 0) throw new UsageError("go is not on PATH: building PicoShare from source needs Go (https://go.dev/dl)");
+  const r = await $`go env GOVERSION`.nothrow();
+  if (r.exitCode !== 0) throw new UsageError("go is not on PATH: building PicoShare from source needs Go (https://go.dev/dl)");
   return r.stdout.trim();
 }
 
@@ -139,19 +139,19 @@ export async function buildFromSource(dirGiven: string, ref: string | null, flag
       const tar = join(exportDir, ".export.tar");
       const archived = await git(dir, ["archive", "--format=tar", "-o", tar, ref]);
       if (!archived.ok) throw new UsageError(`${flag} ${dir}: git archive ${ref} failed: ${archived.err}`);
-      const untar = await run(["tar", "-xf", tar, "-C", exportDir]);
+      const untar = await $`tar -xf ${tar} -C ${exportDir}`.nothrow();
       rmSync(tar, { force: true });
-      if (untar.code !== 0) throw new UsageError(`${flag} ${dir}: could not unpack ${ref}: ${untar.stderr.trim()}`);
+      if (untar.exitCode !== 0) throw new UsageError(`${flag} ${dir}: could not unpack ${ref}: ${untar.stderr.trim()}`);
     }
     if (!existsSync(join(exportDir, "go.mod")) || !existsSync(join(exportDir, "cmd", "picoshare"))) {
       throw new UsageError(`${flag} ${dirGiven}${ref ? ` at ${ref}` : ""} is not a PicoShare source tree (no go.mod and cmd/picoshare): give the checkout's top folder`);
     }
     log(`Building PicoShare from ${dir}${ref ? ` at ${ref}` : ""} (${go}; the first build compiles SQLite: a minute or two)`);
     const out = join(exportDir, ".picoshare");
-    const res = await run(["go", "build", "-o", out, "./cmd/picoshare"], { cwd: exportDir, env: { CGO_ENABLED: "1" } });
-    if (res.code !== 0 || !existsSync(out)) {
+    const res = await $({ cwd: exportDir, env: { CGO_ENABLED: "1" }, nothrow: true })`go build -o ${out} ./cmd/picoshare`;
+    if (res.exitCode !== 0 || !existsSync(out)) {
       const last = `${res.stderr}\n${res.stdout}`.trim().split("\n").filter(Boolean).slice(-3).join(" / ");
-      throw new UsageError(`could not build PicoShare from ${flag} ${dirGiven}${ref ? ` at ${ref}` : ""}: ${last || `go build exited ${res.code}`}`);
+      throw new UsageError(`could not build PicoShare from ${flag} ${dirGiven}${ref ? ` at ${ref}` : ""}: ${last || `go build exited ${res.exitCode}`}`);
     }
     const staged = mkdtempSync(join(work, ".staged-"));
     renameSync(out, join(staged, "picoshare"));

@@ -13,6 +13,7 @@ import { log } from "../core/log.ts";
 import { LOOPBACK } from "../core/net.ts";
 import * as exec from "../core/exec.ts";
 import type { Started } from "../core/exec.ts";
+import { $, stopReason } from "../core/shell.ts";
 import { vmCacheRoot, type VmImage } from "./image/index.ts";
 import type { SshTarget } from "./ssh.ts";
 
@@ -32,21 +33,18 @@ export interface AccelChoice {
 }
 
 /**
- * A short qemu or qemu-img command: its output (stdout, then stderr), its
- * group killed at the timeout or on a Ctrl-C (e.g. during the KVM probe).
+ * `$` for a short qemu or qemu-img command: its group killed at once at the
+ * timeout or on a Ctrl-C (e.g. during the KVM probe); resolves whatever the exit.
  */
-async function run(argv: string[], timeoutMs: number): Promise<{ code: number | null; out: string; stopped: string | null }> {
-  const r = await exec.run(argv, { timeoutMs, stopOnCleanup: argv[0], graceMs: 0 });
-  return { code: r.code, out: r.stdout + r.stderr, stopped: r.stopped };
-}
+const quick = (timeoutMs: number) => $({ timeout: timeoutMs, grace: 0, nothrow: true });
 
 export function onPath(cmd: string): boolean {
   return (process.env.PATH ?? "").split(":").some((p) => p && existsSync(join(p, cmd)));
 }
 
 export async function qemuVersion(): Promise<string> {
-  const r = await run([QEMU, "--version"], 10_000);
-  return /version (\S+)/.exec(r.out)?.[1] ?? "unknown";
+  const r = await quick(10_000)`${QEMU} --version`;
+  return /version (\S+)/.exec(r.stdout + r.stderr)?.[1] ?? "unknown";
 }
 
 let accelChoice: Promise<AccelChoice> | null = null;
@@ -92,18 +90,13 @@ async function probeKvm(image: VmImage): Promise<AccelChoice> {
   const forget = onCleanup("remove the KVM probe's folder", () => rmSync(dir, { recursive: true, force: true }));
   const console = join(dir, "console.log");
   try {
-    const r = await run(
-      [
-        QEMU, "-nodefaults", "-no-user-config", "-machine", "pc,accel=kvm", "-cpu", "host", "-m", "256",
-        "-display", "none", "-kernel", image.fastKernel, "-append", "console=ttyS0 panic=-1 root=/dev/nonexistent",
-        "-serial", `file:${console}`, "-no-reboot",
-      ],
-      10_000,
-    );
+    const append = "console=ttyS0 panic=-1 root=/dev/nonexistent";
+    const r = await quick(10_000)`${QEMU} -nodefaults -no-user-config -machine pc,accel=kvm -cpu host -m 256 -display none -kernel ${image.fastKernel} -append ${append} -serial ${`file:${console}`} -no-reboot`;
     const text = existsSync(console) ? readFileSync(console, "utf8") : "";
     if (/Linux version/.test(text)) return { accel: "kvm", reason: "/dev/kvm runs a test guest" };
     // Stopped at the timeout: qemu may exit 0 on the SIGTERM that comes first.
-    const why = r.stopped || r.code === null || r.code === 137 ? "a test guest made no progress in 10 s" : `qemu said: ${r.out.trim().split("\n").pop()}`;
+    const why =
+      stopReason(r) || r.exitCode === null || r.exitCode === 137 ? "a test guest made no progress in 10 s" : `qemu said: ${(r.stdout + r.stderr).trim().split("\n").pop()}`;
     return { accel: "tcg", reason: `/dev/kvm is present but unusable (${why})` };
   } finally {
     forget();
@@ -145,8 +138,8 @@ export function vmFiles(dir: string): VmFiles {
 
 /** A copy-on-write overlay over the image's disk: the base is never written to. */
 export async function createOverlay(image: VmImage, overlay: string): Promise<void> {
-  const r = await run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", image.disk, "-F", image.diskFormat, overlay], 30_000);
-  if (r.code !== 0) throw new Error(`qemu-img create failed: ${r.out.trim()}`);
+  const r = await quick(30_000)`${QEMU_IMG} create -q -f qcow2 -b ${image.disk} -F ${image.diskFormat} ${overlay}`;
+  if (r.exitCode !== 0) throw new Error(`qemu-img create failed: ${(r.stdout + r.stderr).trim()}`);
 }
 
 export function qemuArgv(o: VmOptions, files: VmFiles): string[] {

@@ -7,9 +7,10 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { errorMessage } from "../core/errors.ts";
-import { command, shq, start } from "../core/exec.ts";
+import { shq, start, type ExitInfo } from "../core/exec.ts";
 import { processRuns } from "../core/proc.ts";
 import { retry, StopRetrying } from "../core/retry.ts";
+import { $, stopReason, type ProcessOutput } from "../core/shell.ts";
 
 /** The name the generated config gives the VM. */
 export const SSH_ALIAS = "picoshare-vm";
@@ -61,8 +62,11 @@ export function parseSshConfig(text: string, host = "default"): SshTarget {
   return { hostName, port, user, options: block.lines };
 }
 
-export type { RunResult as ExecResult } from "../core/exec.ts";
-import type { RunResult as ExecResult } from "../core/exec.ts";
+/** How a command run through ssh (or scp) ended, with its output. */
+export interface ExecResult extends ExitInfo {
+  stdout: string;
+  stderr: string;
+}
 
 /** A remote command that failed; `code` 255 means ssh itself could not get through. */
 export class RemoteError extends Error {
@@ -98,11 +102,18 @@ function tail(s: string, n = 400): string {
   return t.length > n ? `...${t.slice(-n)}` : t;
 }
 
-/** Runs a local program (ssh, scp) with captured output, a timeout and an abort signal; in this process's group, as an ssh typed at the terminal. */
-function run(argv: string[], opts: ExecOptions & { onStdout?: (chunk: string) => void; keepStdout?: boolean } = {}) {
-  const cmd = command(argv, { ...opts, env: { LC_ALL: "C" }, group: false });
-  const done = cmd.done.then((r) => (r.stopped ? { ...r, stderr: `${r.stderr}${r.stderr ? "\n" : ""}(${argv[0]} ${r.stopped})` } : r));
-  return { done, kill: () => cmd.stop("stopped") };
+/** `$` for ssh and scp: in this process's group, as typed at a terminal; C locale (its messages are read); resolves whatever the exit. */
+function local(opts: ExecOptions = {}) {
+  return $({ env: { LC_ALL: "C" }, group: false, nothrow: true, input: opts.input, timeout: opts.timeoutMs, signal: opts.signal });
+}
+
+/** Its result, with why the harness stopped it (a timeout, an abort) added to stderr. */
+function ended(program: string, r: { code: number | null; signal: string | null; stdout: string; stderr: string }, why: string | null): ExecResult {
+  return { code: r.code, signal: r.signal, stdout: r.stdout, stderr: why ? `${r.stderr}${r.stderr ? "\n" : ""}(${program} ${why})` : r.stderr };
+}
+
+function endedOf(program: string, out: ProcessOutput): ExecResult {
+  return ended(program, { code: out.exitCode, signal: out.signal, stdout: out.stdout, stderr: out.stderr }, stopReason(out));
 }
 
 /** One shared ssh connection to a VM, described by the output of `vagrant ssh-config`. */
@@ -201,7 +212,7 @@ export class SshConnection {
 
   /** The master's pid while it runs, else null. */
   async checkMaster(): Promise<number | null> {
-    const r = await run(this.sshArgs("-O", "check", SSH_ALIAS), { timeoutMs: 10_000 }).done;
+    const r = endedOf("ssh", await local({ timeoutMs: 10_000 })`ssh -F ${this.configPath} -O check ${SSH_ALIAS}`);
     const m = /pid=(\d+)/.exec(r.stderr + r.stdout);
     return r.code === 0 && m ? Number(m[1]) : null;
   }
@@ -214,8 +225,8 @@ export class SshConnection {
   }
 
   /** Runs `command` through the remote user's shell; resolves whatever its exit status. */
-  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    return run(this.sshArgs(SSH_ALIAS, command), { timeoutMs: 60_000, ...opts }).done;
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return endedOf("ssh", await local({ timeoutMs: 60_000, ...opts })`ssh -F ${this.configPath} ${SSH_ALIAS} ${command}`);
   }
 
   /**
@@ -238,55 +249,57 @@ export class SshConnection {
 
   /** Runs a long-lived command, handing each line of its stdout to `onLine`. */
   stream(command: string, onLine: (line: string) => void): RemoteStream {
+    // Long-lived: started, its stdout read as it comes and not kept.
+    const spawned = start(this.sshArgs(SSH_ALIAS, command), { env: { LC_ALL: "C" }, group: false, stdout: "pipe", stderr: "capture" });
     let rest = "";
-    const spawned = run(this.sshArgs(SSH_ALIAS, command), {
-      keepStdout: false,
-      onStdout: (chunk) => {
-        rest += chunk;
-        let i: number;
-        while ((i = rest.indexOf("\n")) >= 0) {
-          const line = rest.slice(0, i);
-          rest = rest.slice(i + 1);
-          onLine(line);
-        }
-      },
+    spawned.child.stdout!.setEncoding("utf8");
+    spawned.child.stdout!.on("data", (chunk: string) => {
+      rest += chunk;
+      let i: number;
+      while ((i = rest.indexOf("\n")) >= 0) {
+        const line = rest.slice(0, i);
+        rest = rest.slice(i + 1);
+        onLine(line);
+      }
     });
+    let stopped: string | null = null;
+    const done = spawned.exited.then((e) => ended("ssh", { ...e, stdout: "", stderr: spawned.stderr() }, stopped));
     return {
-      done: spawned.done,
+      done,
       stop: async () => {
-        spawned.kill();
-        await spawned.done;
+        if (spawned.running()) {
+          stopped = "stopped";
+          spawned.child.kill("SIGTERM");
+          const timer = setTimeout(() => spawned.child.kill("SIGKILL"), 2000);
+          await spawned.exited;
+          clearTimeout(timer);
+        }
+        await done;
       },
     };
   }
 
   /** Copies a host file into the VM (scp over the shared connection). */
   async copy(localPath: string, remotePath: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
-    const r = await run(["scp", "-F", this.configPath, "-q", "-p", localPath, `${SSH_ALIAS}:${remotePath}`], {
-      timeoutMs: opts.timeoutMs ?? 600_000,
-      signal: opts.signal,
-    }).done;
+    const r = endedOf("scp", await local({ timeoutMs: opts.timeoutMs ?? 600_000, signal: opts.signal })`scp -F ${this.configPath} -q -p ${localPath} ${`${SSH_ALIAS}:${remotePath}`}`);
     if (r.code !== 0) throw new RemoteError(`scp ${localPath} to the VM failed (exit ${r.code ?? r.signal}): ${tail(r.stderr) || "no message"}`, r.code, r.stderr);
   }
 
   /** Copies files from the VM into the host folder `localDir` (scp; `remotePath` may be a glob, expanded in the guest). */
   async fetch(remotePath: string, localDir: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
-    const r = await run(["scp", "-F", this.configPath, "-q", "-p", `${SSH_ALIAS}:${remotePath}`, localDir], {
-      timeoutMs: opts.timeoutMs ?? 600_000,
-      signal: opts.signal,
-    }).done;
+    const r = endedOf("scp", await local({ timeoutMs: opts.timeoutMs ?? 600_000, signal: opts.signal })`scp -F ${this.configPath} -q -p ${`${SSH_ALIAS}:${remotePath}`} ${localDir}`);
     if (r.code !== 0) throw new RemoteError(`scp ${remotePath} from the VM failed (exit ${r.code ?? r.signal}): ${tail(r.stderr) || "no message"}`, r.code, r.stderr);
   }
 
   /** Forwards 127.0.0.1:hostPort on this host to 127.0.0.1:guestPort in the VM, through the master. */
   async forward(hostPort: number, guestPort: number): Promise<void> {
     const spec = `127.0.0.1:${hostPort}:127.0.0.1:${guestPort}`;
-    const r = await run(this.sshArgs("-O", "forward", "-L", spec, SSH_ALIAS), { timeoutMs: 15_000 }).done;
+    const r = endedOf("ssh", await local({ timeoutMs: 15_000 })`ssh -F ${this.configPath} -O forward -L ${spec} ${SSH_ALIAS}`);
     if (r.code !== 0) throw new RemoteError(`could not forward ${spec}: ${tail(r.stderr) || `exit ${r.code}`}`, r.code, r.stderr);
   }
 
   async cancelForward(hostPort: number, guestPort: number): Promise<void> {
-    await run(this.sshArgs("-O", "cancel", "-L", `127.0.0.1:${hostPort}:127.0.0.1:${guestPort}`, SSH_ALIAS), { timeoutMs: 10_000 }).done;
+    await local({ timeoutMs: 10_000 })`ssh -F ${this.configPath} -O cancel -L ${`127.0.0.1:${hostPort}:127.0.0.1:${guestPort}`} ${SSH_ALIAS}`;
   }
 
   /** Closes the master (and with it every forward) and removes the private folder. Safe to call twice. */
@@ -294,7 +307,7 @@ export class SshConnection {
     if (this.closed) return;
     this.closed = true;
     const pid = (await this.checkMaster().catch(() => null)) ?? this.masterPid;
-    await run(this.sshArgs("-O", "exit", SSH_ALIAS), { timeoutMs: 10_000 }).done.catch(() => {});
+    await local({ timeoutMs: 10_000 })`ssh -F ${this.configPath} -O exit ${SSH_ALIAS}`.catch(() => {});
     if (pid !== null) {
       // The master is a process this harness started: end it by its pid if it lingers.
       for (let i = 0; i < 50 && processRuns(pid); i++) await Bun.sleep(20);

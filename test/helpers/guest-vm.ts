@@ -7,7 +7,8 @@ import { chmodSync, copyFileSync, cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../lib/core/net.ts";
 import { BUN, ROOT } from "../../lib/core/paths.ts";
-import { runSync, stopGroup, type Started } from "../../lib/core/exec.ts";
+import { stopGroup, type Started } from "../../lib/core/exec.ts";
+import { $ } from "../../lib/core/shell.ts";
 import { createOverlay, imageSshTarget, sshBanner, startQemu, vmFiles, type Accel } from "../../lib/vm/qemu.ts";
 import { SshConnection, shq, type ExecResult } from "../../lib/vm/ssh.ts";
 import type { VmImage } from "../../lib/vm/image/index.ts";
@@ -46,13 +47,13 @@ export function projectDisk(dir: string, picoshare: string, testFiles: string[])
   copyFileSync(join(ROOT, "test", "fixtures", "guest-bg-run"), join(stage, "bin", "guest-bg-run"));
   for (const f of ["bun", "picoshare", "guest-bg-run"]) chmodSync(join(stage, "bin", f), 0o755);
   for (const f of testFiles) copyFileSync(f, join(stage, "files", f.split("/").pop()!));
-  const du = runSync(["du", "-sb", stage]);
+  const du = $({ nothrow: true }).sync`du -sb ${stage}`;
   const bytes = Number(du.stdout.split(/\s/)[0]);
   const image = join(dir, "project.ext4");
   // Room for the file system's own metadata (inodes, journal) on top of the files.
   const mib = Math.ceil((bytes * 1.3) / 2 ** 20) + 64;
-  const made = runSync(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "pperf", "-d", stage, image, `${mib}M`]);
-  if (made.code !== 0) throw new Error(`mke2fs -d ${stage}: ${made.stderr.trim()}`);
+  const made = $({ nothrow: true }).sync`mke2fs -q -F -t ext4 -L pperf -d ${stage} ${image} ${`${mib}M`}`;
+  if (made.exitCode !== 0) throw new Error(`mke2fs -d ${stage}: ${made.stderr.trim()}`);
   return image;
 }
 

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { runSync } from "../../lib/core/exec.ts";
+import { $, type ProcessOutput } from "../../lib/core/shell.ts";
 
 /** Trees compared byte for byte: a recursive listing with sizes and checksums. */
 export const CHECKSUMMED = ["/etc/libvirt", "/var/lib/libvirt"];
@@ -60,9 +60,9 @@ export function treeListing(root: string, withContent = true, skip: string[] = [
   return out;
 }
 
-function commandLines(argv: string[]): string[] {
-  const r = runSync(argv);
-  if (r.code === 127) return [`(${argv[0]} not available)`];
+/** A command's output lines (run with nothrow), sorted; `program` names it when it is missing. */
+function commandLines(program: string, r: ProcessOutput): string[] {
+  if (r.exitCode === 127) return [`(${program} not available)`];
   return r.stdout
     .split("\n")
     .map((l) => l.trim())
@@ -97,12 +97,12 @@ export function hostState(opts: { cgroups?: boolean } = {}): HostState {
     .map((l) => l.split(" ").slice(3, 5).join(" "))
     .sort();
   state.interfaces = readdirSync("/sys/class/net").sort();
-  state.netns = commandLines(["ip", "netns", "list"]);
+  state.netns = commandLines("ip", $({ nothrow: true }).sync`ip netns list`);
   state.loop = readdirSync("/sys/block")
     .filter((n) => n.startsWith("loop") && existsSync(`/sys/block/${n}/loop/backing_file`))
     .map((n) => `${n} ${readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim()}`)
     .sort();
-  state.iptables = existsSync("/usr/sbin/iptables-save") ? commandLines(["iptables-save"]) : [];
+  state.iptables = existsSync("/usr/sbin/iptables-save") ? commandLines("iptables-save", $({ nothrow: true }).sync`iptables-save`) : [];
   return state;
 }
 

@@ -13,7 +13,8 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { run as runCommand, runSync, start } from "../../lib/core/exec.ts";
+import { start } from "../../lib/core/exec.ts";
+import { $ } from "../../lib/core/shell.ts";
 import type { Ran } from "./run.ts";
 
 const LAUNCH = `
@@ -44,10 +45,10 @@ exec libvirtd -p "$d/libvirtd.pid"
 const HOST_RUN_DIRS = ["/run/netns", "/run/libvirt"];
 
 function removeHostRunDirs(made: string[]): void {
-  if (made.includes("/run/netns") && runSync(["ip", "netns", "list"]).stdout.trim() === "") {
+  if (made.includes("/run/netns") && $({ nothrow: true }).sync`ip netns list`.stdout.trim() === "") {
     // ip netns bind-mounts /run/netns onto itself (shared propagation) the first time.
     while (readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === "/run/netns")) {
-      if (runSync(["umount", "/run/netns"]).code !== 0) break;
+      if ($({ nothrow: true }).sync`umount /run/netns`.exitCode !== 0) break;
     }
   }
   for (const d of made) {
@@ -84,15 +85,11 @@ export function libvirtMissing(): string[] {
   return missing;
 }
 
-async function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
-  const { code, signal, stdout, stderr } = await runCommand(argv, { input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000, graceMs: 0 });
-  return { code, signal, stdout, stderr };
-}
 
 /** Processes in network namespace `name`. */
 function nsPids(name: string): number[] {
-  const r = runSync(["ip", "netns", "pids", name]);
-  return r.code === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
+  const r = $({ nothrow: true }).sync`ip netns pids ${name}`;
+  return r.exitCode === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
 }
 
 export async function startLibvirtNs(base: string, cacheDir: string, opts: { hideKvm?: boolean } = {}): Promise<LibvirtNs> {
@@ -104,14 +101,16 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
   const dir = mkdtempSync(join(base, "libvirt-"));
   chmodSync(dir, 0o755);
   for (const sub of ["etc", "lib/qemu", "lib/images", "lib/dnsmasq", "lib/network", "log/qemu"]) mkdirSync(join(dir, sub), { recursive: true });
-  const added = runSync(["ip", "netns", "add", name]);
-  if (added.code !== 0) throw new Error(`ip netns add ${name}: ${added.stderr.trim()}`);
+  const added = $({ nothrow: true }).sync`ip netns add ${name}`;
+  if (added.exitCode !== 0) throw new Error(`ip netns add ${name}: ${added.stderr.trim()}`);
   const child = start(["ip", "netns", "exec", name, "unshare", "-m", "--propagation", "private", "sh", "-c", LAUNCH, "sh", dir, cacheDir, opts.hideKvm ? "hide-kvm" : ""], {
     stdout: { file: join(dir, "libvirtd.log"), mode: 0o644 },
   });
   const pid = child.pid!;
-  const exec = (argv: string[], opts?: { input?: string; timeoutMs?: number }) =>
-    run(["nsenter", "-t", String(pid), "-m", "-n", ...argv], opts);
+  const exec = async (argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> => {
+    const r = await $({ input: opts.input, timeout: opts.timeoutMs ?? 120_000, grace: 0, nothrow: true })`nsenter -t ${pid} -m -n ${argv}`;
+    return { code: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  };
   const virsh = (...args: string[]) => exec(["virsh", "-q", "-c", "qemu:///system", ...args]);
   let stopped = false;
   const ns: LibvirtNs = {
@@ -144,7 +143,7 @@ export async function startLibvirtNs(base: string, cacheDir: string, opts: { hid
         }
         await Bun.sleep(100);
       }
-      runSync(["ip", "netns", "del", name]);
+      $({ nothrow: true }).sync`ip netns del ${name}`;
       rmSync(dir, { recursive: true, force: true });
       removeHostRunDirs(madeHere);
     },

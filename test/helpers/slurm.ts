@@ -11,7 +11,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { LOOPBACK, freePort } from "../../lib/core/net.ts";
-import { run, runSync, start, stopGroup, type RunResult, type Started } from "../../lib/core/exec.ts";
+import { start, stopGroup, type Started } from "../../lib/core/exec.ts";
+import { $, type ProcessOutput } from "../../lib/core/shell.ts";
 import { processRuns } from "../../lib/core/proc.ts";
 
 /** The controllers Slurm's cgroup plugins use here: freezer (proctrack), memory (task, ConstrainRAMSpace). */
@@ -43,7 +44,7 @@ export interface TestSlurm {
   env: Record<string, string>;
   /** The folder beneath this process's memory cgroup that slurmd sees as its hierarchy's root. */
   memoryRoot: string;
-  sbatch(args: string[]): Promise<RunResult>;
+  sbatch(args: string[]): Promise<ProcessOutput>;
   stop(): Promise<void>;
 }
 
@@ -84,7 +85,7 @@ export async function startSlurm(): Promise<TestSlurm> {
     stopped = true;
     // Jobs first (scancel asks slurmd to end their steps), then the daemons, slurmd last of all.
     if (daemons.length === 3) {
-      runSync(["scancel", "--full", "--quiet", "--user=root"], { env });
+      $({ env, nothrow: true }).sync`scancel --full --quiet --user=root`;
       const end = Date.now() + 15_000;
       while (Date.now() < end && pidsBelow(made[0] ?? "").length > 0) await Bun.sleep(100);
     }
@@ -104,8 +105,8 @@ export async function startSlurm(): Promise<TestSlurm> {
   };
 
   try {
-    const k = runSync(["mungekey", "--create", `--keyfile=${key}`]);
-    if (k.code !== 0) throw new Error(`mungekey failed: ${k.stderr}`);
+    const k = $({ nothrow: true }).sync`mungekey --create ${`--keyfile=${key}`}`;
+    if (k.exitCode !== 0) throw new Error(`mungekey failed: ${k.stderr}`);
     const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
     const mem = Math.min(4096, Math.floor((totalmem() / 1048576) * 0.8));
     writeFileSync(
@@ -163,8 +164,8 @@ export async function startSlurm(): Promise<TestSlurm> {
     daemons.push(start(["unshare", "--mount", "--propagation", "private", "sh", "-c", `${binds.join(" && ")} && exec slurmd -D`], { env, stdout: log("slurmd") }));
     const ready = Date.now() + 30_000;
     for (;;) {
-      const s = runSync(["sinfo", "--noheader", "--format=%T"], { env });
-      if (s.code === 0 && s.stdout.trim() === "idle") break;
+      const s = $({ env, nothrow: true }).sync`sinfo --noheader --format=%T`;
+      if (s.exitCode === 0 && s.stdout.trim() === "idle") break;
       if (daemons.some((d) => !d.running()) || Date.now() > ready) {
         const logs = ["slurmctld", "slurmd"].map((n) => readFileSync(join(dir, "log", `${n}.out`), "utf8").trim().split("\n").slice(-5).join("\n"));
         throw new Error(`Slurm did not come up (sinfo: ${s.stdout.trim() || s.stderr.trim()}):\n${logs.join("\n")}`);
@@ -177,6 +178,6 @@ export async function startSlurm(): Promise<TestSlurm> {
   }
   return {
     dir, node, env, memoryRoot: made[0], stop,
-    sbatch: (args) => run(["sbatch", ...args], { env }),
+    sbatch: (args) => $({ env, nothrow: true })`sbatch ${args}`,
   };
 }

@@ -8,7 +8,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LOOPBACK, canConnect, freePort } from "../../lib/core/net.ts";
-import { runSync, start } from "../../lib/core/exec.ts";
+import { start } from "../../lib/core/exec.ts";
+import { $ } from "../../lib/core/shell.ts";
 import { processRuns } from "../../lib/core/proc.ts";
 
 export const SSHD = "/usr/sbin/sshd";
@@ -26,8 +27,8 @@ export interface TestSshd {
 }
 
 function keygen(path: string, comment: string): void {
-  const r = runSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
-  if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  const r = $({ nothrow: true }).sync`ssh-keygen -q -t ed25519 -N ${""} -C ${comment} -f ${path}`;
+  if (r.exitCode !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
 }
 
 /** Pids of the descendants of `pid`, from /proc (the sshd children that serve connections). */

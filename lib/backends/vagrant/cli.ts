@@ -4,8 +4,8 @@
 // process is already executing an action") waited for with a bound.
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { command } from "../../core/exec.ts";
 import { log, timestamp } from "../../core/log.ts";
+import { $, stopReason } from "../../core/shell.ts";
 
 /** What Vagrant prints when another vagrant process holds the machine's lock. */
 export const VAGRANT_LOCKED_RE = /another process is already executing an action/i;
@@ -74,27 +74,26 @@ export class VagrantCli {
     // Its own process group (as every command): Ctrl-C reaches the harness
     // alone, which ends vagrant (and what it started) by group id, then
     // destroys the VM.
-    const cmd = command(["vagrant", ...args], {
+    const cmd = $({
       cwd: this.folder,
       env: { VAGRANT_CWD: this.folder, VAGRANT_NO_COLOR: "1", ...this.env },
-      onStdout: (d) => this.record(d),
-      onStderr: (d) => this.record(d),
+      timeout: opts.timeoutMs,
+      signal: opts.signal,
       // Anything vagrant left in its group goes too.
       endGroupAtExit: true,
-      graceMs: 10_000,
-    });
-    const timer = opts.timeoutMs ? setTimeout(() => cmd.stop(`timed out after ${Math.round(opts.timeoutMs! / 1000)} s`), opts.timeoutMs) : null;
-    const onAbort = () => cmd.stop("interrupted");
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    if (opts.signal?.aborted) onAbort();
-    const done = cmd.done.then((r) => {
-      if (timer) clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      const why = r.stopped;
+      grace: 10_000,
+      nothrow: true,
+    })`vagrant ${args}`;
+    cmd.stdout.on("data", (d: Buffer) => this.record(d.toString()));
+    cmd.stderr.on("data", (d: Buffer) => this.record(d.toString()));
+    const done = (async (): Promise<VagrantResult> => {
+      const r = await cmd;
+      const stopped = stopReason(r);
+      const why = stopped === null ? null : stopped.startsWith("timed out") ? `timed out after ${Math.round(opts.timeoutMs! / 1000)} s` : "interrupted";
       const stderr = why ? `${r.stderr}\n(vagrant ${args[0]} ${why})` : r.stderr;
-      this.record(`[${timestamp()}] exit ${r.code ?? r.signal}${why ? ` (${why})` : ""}\n`);
-      return { code: why ? null : r.code, signal: r.signal, stdout: r.stdout, stderr };
-    });
+      this.record(`[${timestamp()}] exit ${r.exitCode ?? r.signal}${why ? ` (${why})` : ""}\n`);
+      return { code: why ? null : r.exitCode, signal: r.signal, stdout: r.stdout, stderr };
+    })();
     this.running.add(done);
     void done.finally(() => this.running.delete(done));
     return done;

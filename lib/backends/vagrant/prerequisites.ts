@@ -2,7 +2,7 @@
 // Vagrant (new enough), the provider and its plugin, the host's
 // virtualisation, and the OpenSSH client.
 import { accessSync, constants as fsConstants, existsSync } from "node:fs";
-import { run } from "../../core/exec.ts";
+import { $ } from "../../core/shell.ts";
 import { UsageError } from "../../core/errors.ts";
 import { lastLines, parseVagrantVersion, versionAtLeast, type VagrantCli } from "./cli.ts";
 import { MIN_VAGRANT_VERSION, SKIP_HOST_CHECKS, type VagrantConfig } from "./config.ts";
@@ -72,7 +72,7 @@ export async function checkPrerequisites(cfg: VagrantConfig, cli: VagrantCli): P
       throw new UsageError(`${tool} is not on PATH: install the OpenSSH client (apt-get install openssh-client); the vagrant backend talks to the VM with plain ssh and scp`);
     }
   }
-  const sshV = await run(["ssh", "-V"], { timeoutMs: 10_000 });
+  const sshV = await $({ timeout: 10_000, nothrow: true })`ssh -V`;
   const sshText = (sshV.stderr + sshV.stdout).trim().split(/[\s,]/)[0] || "ssh";
   checkedVersion = vtext;
   return `vagrant ${vtext}, provider ${providerText}, ${hostText}, ${sshText}`;

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, st
 import { dirname, join } from "node:path";
 import { interruptSignal } from "../../core/cleanup.ts";
 import { errorMessage } from "../../core/errors.ts";
-import { run } from "../../core/exec.ts";
+import { $ } from "../../core/shell.ts";
 import { log } from "../../core/log.ts";
 import { makeBox } from "./box.ts";
 import type { ImageManifest } from "./cache.ts";
@@ -187,7 +187,7 @@ function mountsUnder(dir: string): string[] {
 /** Removes a build folder, unmounting anything a step left mounted inside it first. */
 export async function removeBuildDir(dir: string): Promise<void> {
   for (const m of mountsUnder(dir)) {
-    await run(["umount", "-l", m]);
+    await $`umount -l ${m}`.nothrow();
   }
   if (mountsUnder(dir).length > 0) throw new Error(`could not unmount everything under ${dir}; remove it by hand`);
   rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runSync } from "../../core/exec.ts";
+import { $ } from "../../core/shell.ts";
 import { FAST_INITRD_MODULES } from "./recipe.ts";
 
 /** Module files (relative to /lib/modules/VERSION) to load for `names`, dependencies first. */
@@ -61,8 +61,8 @@ function stage(path: string, e: ArchiveEntry): void {
   else if (type === S_IFREG) writeFileSync(path, e.data ?? new Uint8Array());
   else if (type === S_IFCHR || type === S_IFBLK) {
     const [major, minor] = e.rdev ?? [0, 0];
-    const r = runSync(["mknod", path, type === S_IFCHR ? "c" : "b", String(major), String(minor)]);
-    if (r.code !== 0) throw new Error(`mknod ${e.name} failed (${r.signal ?? `exit ${r.code}`}): ${r.stderr.trim() || "it needs root"}`);
+    const r = $({ nothrow: true }).sync`mknod ${path} ${type === S_IFCHR ? "c" : "b"} ${major} ${minor}`;
+    if (r.exitCode !== 0) throw new Error(`mknod ${e.name} failed (${r.signal ?? `exit ${r.exitCode}`}): ${r.stderr.trim() || "it needs root"}`);
   } else throw new Error(`${e.name}: only folders, files and device nodes go into the initramfs`);
   chmodSync(path, e.mode & 0o7777);
 }
@@ -80,8 +80,9 @@ export function newcArchive(entries: ArchiveEntry[]): Buffer {
     for (const e of entries) stage(join(tree, e.name), e);
     // Times of 0 once everything is made (making an entry touches its folder): the same inputs, the same archive.
     for (const e of entries) utimesSync(join(tree, e.name), 0, 0);
-    const r = runSync([...CPIO_ARGV, `--file=${archive}`], { cwd: tree, input: entries.map((e) => `${e.name}\n`).join("") });
-    if (r.code !== 0) throw new Error(`cpio failed (${r.signal ?? `exit ${r.code}`}): ${r.stderr.trim()}`);
+    const names = entries.map((e) => `${e.name}\n`).join("");
+    const r = $({ cwd: tree, input: names, nothrow: true }).sync`${CPIO_ARGV} ${`--file=${archive}`}`;
+    if (r.exitCode !== 0) throw new Error(`cpio failed (${r.signal ?? `exit ${r.exitCode}`}): ${r.stderr.trim()}`);
     return readFileSync(archive);
   } finally {
     rmSync(dir, { recursive: true, force: true });
