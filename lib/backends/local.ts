@@ -5,7 +5,7 @@ import { goRuntimeVarsSet } from "../upload/provenance.ts";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, MemoryPoint, StorageFacts, TestEnvironment } from "./types.ts";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, MemoryPoint, StorageReading, TestEnvironment } from "./types.ts";
 import { CounterTracker, roundCounter } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, memoryCeiling, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
@@ -284,11 +284,11 @@ class LocalEnvironment implements TestEnvironment {
     return safe(() => this.cgroup.pressure(), null);
   }
 
-  async storage(): Promise<StorageFacts> {
+  async storage(): Promise<StorageReading> {
     const data = join(this.dir, "data");
     const dataDirBytes = readdirSync(data).reduce((sum, f) => sum + safe(() => statSync(join(data, f)).size, 0), 0);
     const { files, bytes } = this.spill();
-    return { dataDirBytes, tempFiles: files, tempBytes: bytes };
+    return { facts: { data_dir_bytes: dataDirBytes, temp_files_left: files }, tempBytes: bytes };
   }
 
   keepInstructions(baseUrl: string): string[] {

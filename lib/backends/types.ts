@@ -32,10 +32,24 @@ export interface MemoryPressure {
   full_seconds: number;
 }
 
+/**
+ * What PicoShare's storage holds after the upload, named as the result's
+ * fields: the result gets them whole (spread), so that a new fact needs only
+ * its reading in each backend.
+ */
 export interface StorageFacts {
-  dataDirBytes: number;
-  tempFiles: number;
-  /** The multipart temp files' total size. */
+  /** PicoShare's data folder (database, WAL, shared memory), bytes. */
+  data_dir_bytes: number;
+  /** Go's multipart-* spill files left in PicoShare's TMPDIR. */
+  temp_files_left: number;
+}
+
+/** The storage facts where the backend could not read them. */
+export const NO_STORAGE: { [K in keyof StorageFacts]: null } = { data_dir_bytes: null, temp_files_left: null };
+
+/** A reading of PicoShare's storage: its facts, and the spill files' bytes (what recovery reports as temp_bytes_left). */
+export interface StorageReading {
+  facts: StorageFacts;
   tempBytes: number;
 }
 
@@ -89,7 +103,7 @@ export interface TestEnvironment {
   /** PicoShare's processes on this host, for counting their hardware events (perf); absent where they run elsewhere (a VM). */
   processIds?(): number[];
   /** PicoShare's data folder (database, WAL) in bytes and the multipart temp files in its TMPDIR, now. */
-  storage?(): Promise<StorageFacts | null>;
+  storage?(): Promise<StorageReading | null>;
   /**
    * Bytes in PicoShare's multipart temp files now, read cheaply enough to
    * poll every few ms: where the end of an upload's transfer is seen from the

@@ -5,7 +5,7 @@
 // figures; the result is made from them in one place. The result says how
 // the test ended; only bad usage or an interrupt stop it without one.
 // Writing it down is recordResult's job.
-import type { Backend } from "../backends/types.ts";
+import { NO_STORAGE, type Backend } from "../backends/types.ts";
 import { peakRss } from "../core/proc.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { NO_COUNTER_VALUES } from "./counters.ts";
@@ -167,8 +167,8 @@ function resultOf(
     ...(up?.counters ?? NO_COUNTER_VALUES),
     write_amplification: up?.counters && opts.size.bytes > 0 ? round(up.counters.disk_write_bytes / opts.size.bytes, 3) : null,
     instructions: up?.instructions ?? null,
-    data_dir_bytes: up?.storage?.dataDirBytes ?? null,
-    temp_files_left: up?.storage?.tempFiles ?? null,
+    // What the upload left in PicoShare's storage, each fact as the backend named it.
+    ...(up?.storage ?? NO_STORAGE),
     test_counters: t.last?.testCounters ?? null,
     anon_peak_bytes: up?.anonPeak ?? null,
     memory_at_peak: up?.atPeak ?? null,

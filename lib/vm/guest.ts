@@ -7,6 +7,7 @@ import { constants as osConstants } from "node:os";
 import { shq, type ExitInfo } from "../core/exec.ts";
 import type { CounterReading } from "../core/proc.ts";
 import type { SshConnection } from "./ssh.ts";
+import type { StorageReading } from "../backends/types.ts";
 
 export interface OomKill {
   pid: number;
@@ -135,7 +136,7 @@ export function storageScript(dataDir: string, tmpDir: string): string {
 }
 
 /** What storageScript printed. */
-export function parseStorage(out: string): { dataDirBytes: number; tempFiles: number; tempBytes: number } {
+export function parseStorage(out: string): StorageReading {
   let dataDirBytes = 0;
   let tempFiles = 0;
   let tempBytes = 0;
@@ -146,7 +147,7 @@ export function parseStorage(out: string): { dataDirBytes: number; tempFiles: nu
       tempBytes += Number(line.split(" ")[1]) || 0;
     }
   }
-  return { dataDirBytes, tempFiles, tempBytes };
+  return { facts: { data_dir_bytes: dataDirBytes, temp_files_left: tempFiles }, tempBytes };
 }
 
 /**

@@ -5,7 +5,7 @@
 // OOM kills. Powered off and its folder removed on every exit path.
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, MemoryPoint, StorageFacts, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, MemoryPoint, StorageReading, TestEnvironment } from "../types.ts";
 import { errorMessage } from "../../core/errors.ts";
 import type { Started } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
@@ -354,7 +354,7 @@ export class QemuEnvironment implements TestEnvironment {
     return this.tracker.total();
   }
 
-  async storage(): Promise<StorageFacts | null> {
+  async storage(): Promise<StorageReading | null> {
     if (!this.ssh || this.torn) return null;
     try {
       const out = await this.ssh.run(STORAGE_COMMAND, { what: "PicoShare's data folder", timeoutMs: 10_000 });

@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageReading, TestEnvironment } from "../types.ts";
 import { interrupted, onCleanup } from "../../core/cleanup.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { shq } from "../../core/exec.ts";
@@ -344,7 +344,7 @@ export class VagrantEnvironment implements TestEnvironment {
     this.countersAt = performance.now();
   }
 
-  async storage(): Promise<StorageFacts | null> {
+  async storage(): Promise<StorageReading | null> {
     if (!this.vm.ssh || !this.vm.guestDir) return null;
     const r = await this.vm.ssh.exec(storageScript(`${this.vm.guestDir}/data`, `${this.vm.guestDir}/tmp`), { timeoutMs: 15_000 }).catch(() => null);
     return r && r.code === 0 ? parseStorage(r.stdout) : null;

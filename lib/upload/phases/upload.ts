@@ -149,7 +149,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   const countersAfter = await optional(() => env.counters?.());
   const counted = (await instructions?.stop()) ?? null;
   const pressureAfter = await optional(() => env.memoryPressure?.());
-  const storage = await optional(() => env.storage?.());
+  const storage = (await optional(() => env.storage?.()))?.facts ?? null;
   // Where the transfer ended: seen by the server where it can be, else the last byte handed to the socket.
   const clientEnd = uploads.every((u) => u?.bodySentAt != null) ? Math.max(...uploads.map((u) => u!.bodySentAt!)) : null;
   const transferEnd = serverEnd ?? clientEnd;
