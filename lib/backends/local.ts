@@ -1,7 +1,7 @@
 // The local backend (the default): PicoShare as a process on this host, in a
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
-import { goRuntimeVarsSet } from "../upload/provenance.ts";
+import { goRuntimeEnvOf, goRuntimeVarsSet } from "../upload/provenance.ts";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -13,7 +13,7 @@ import { memoryBackedFs, requireFreeSpace } from "../core/files.ts";
 import { UsageError } from "../core/errors.ts";
 import { LOOPBACK, freePort } from "../core/net.ts";
 import { start, stopGroup, type Started } from "../core/exec.ts";
-import { peakRss, processRuns } from "../core/proc.ts";
+import { peakRss, processEnviron, processRuns } from "../core/proc.ts";
 import { log, warn } from "../core/log.ts";
 import { MiB } from "../core/sizes.ts";
 
@@ -265,6 +265,12 @@ class LocalEnvironment implements TestEnvironment {
 
   async picosharePeakRss() {
     return this.proc ? peakRss(this.proc.pid) : null;
+  }
+
+  async goRuntimeEnv() {
+    // The launcher execs PicoShare in its own process: the pid is PicoShare's.
+    const environ = this.proc ? processEnviron(this.proc.pid) : null;
+    return environ === null ? null : goRuntimeEnvOf(environ);
   }
 
   async counters() {

@@ -6,6 +6,7 @@ import type { Counters } from "../upload/counters.ts";
 import type { MemoryBreakdown } from "./cgroup.ts";
 export type { MemoryBreakdown } from "./cgroup.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
+import type { GoRuntimeEnv } from "../upload/provenance.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -94,6 +95,12 @@ export interface TestEnvironment {
   kernelPeakBytes(): Promise<number | null>;
   /** PicoShare's peak resident set (VmHWM), if it can be read. */
   picosharePeakRss(): Promise<number | null>;
+  /**
+   * GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as PicoShare's running process
+   * received them (its /proc/PID/environ, on this host or in the guest);
+   * null where that cannot be read (PicoShare gone, the guest unreachable).
+   */
+  goRuntimeEnv(): Promise<GoRuntimeEnv | null>;
   /**
    * The kernel's counters of PicoShare's processes since the environment was
    * made (a process that has ended counts with its last reading); absent or

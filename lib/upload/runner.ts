@@ -12,7 +12,7 @@ import { NO_COUNTER_VALUES } from "./counters.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
-import { goRuntimeEnv, harnessVersion, type HarnessVersion } from "./provenance.ts";
+import { harnessVersion, type HarnessVersion } from "./provenance.ts";
 import type { ProxyFacts, ProxyKind } from "./proxy.ts";
 import type { Measurement } from "./record.ts";
 import { NO_DOWNLOAD, isoTimestamp, type Recovery, type TestResult } from "./result.ts";
@@ -153,7 +153,7 @@ function resultOf(
     picoshare_dirty: opts.picoshare.build?.dirty ?? null,
     harness_commit: t.harness.commit,
     harness_dirty: t.harness.dirty,
-    go_runtime_env: goRuntimeEnv(),
+    go_runtime_env: ran.readiness?.goRuntimeEnv ?? null,
     cgroup_version: typeof settings.cgroup_version === "string" ? settings.cgroup_version : null,
     caches_dropped: opts.dropCaches ?? false,
     environment_probe: t.probe,

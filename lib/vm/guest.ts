@@ -8,6 +8,7 @@ import { shq, type ExitInfo } from "../core/exec.ts";
 import type { CounterReading } from "../core/proc.ts";
 import type { SshConnection } from "./ssh.ts";
 import type { StorageReading } from "../backends/types.ts";
+import { goRuntimeEnvOf, type GoRuntimeEnv } from "../upload/provenance.ts";
 
 export interface OomKill {
   pid: number;
@@ -148,6 +149,16 @@ export function parseStorage(out: string): StorageReading {
     }
   }
   return { facts: { data_dir_bytes: dataDirBytes, temp_files_left: tempFiles }, tempBytes };
+}
+
+/**
+ * GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as the guest's process `pid`
+ * received them (its /proc/PID/environ, read as root where `sudo` is given:
+ * PicoShare may run as another user); null where it cannot be read.
+ */
+export async function guestGoRuntimeEnv(ssh: SshConnection, pid: number, sudo: string): Promise<GoRuntimeEnv | null> {
+  const environ = await ssh.run(`${sudo}cat /proc/${pid}/environ`, { what: "read PicoShare's environment", timeoutMs: 10_000 }).catch(() => "");
+  return environ ? goRuntimeEnvOf(environ) : null;
 }
 
 /**

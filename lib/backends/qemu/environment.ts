@@ -13,9 +13,10 @@ import { LOOPBACK, freePort } from "../../core/net.ts";
 import { onCleanup } from "../../core/cleanup.ts";
 import { SshConnection, type RemoteStream } from "../../vm/ssh.ts";
 import type { VmImage } from "../../vm/image/index.ts";
-import { MEM_FN, fetchGuestDatabase, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
+import { MEM_FN, fetchGuestDatabase, guestGoRuntimeEnv, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
 import { vmHwmBytes } from "../../core/proc.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
+import type { GoRuntimeEnv } from "../../upload/provenance.ts";
 import {
   bootFailureInConsole, createOverlay, fileTail, imageSshTarget, sshBanner, startQemu, stopQemu, vmFiles,
   type AccelChoice, type VmFiles,
@@ -372,6 +373,11 @@ export class QemuEnvironment implements TestEnvironment {
     } catch {
       return null;
     }
+  }
+
+  async goRuntimeEnv(): Promise<GoRuntimeEnv | null> {
+    if (!this.ssh || !(this.mainPid > 0) || this.exitInfo || this.torn) return null;
+    return guestGoRuntimeEnv(this.ssh, this.mainPid, "sudo ");
   }
 
   keepInstructions(baseUrl: string): string[] {

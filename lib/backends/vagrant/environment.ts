@@ -18,8 +18,9 @@ import { shq } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
 import { freePort, LOOPBACK } from "../../core/net.ts";
 import { retry } from "../../core/retry.ts";
-import { COUNTERS_FN, PICOSHARE_OOM_LINES, fetchGuestDatabase, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
+import { COUNTERS_FN, PICOSHARE_OOM_LINES, fetchGuestDatabase, guestGoRuntimeEnv, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
+import type { GoRuntimeEnv } from "../../upload/provenance.ts";
 import { vmHwmBytes, type CounterReading } from "../../core/proc.ts";
 import type { RemoteStream } from "../../vm/ssh.ts";
 import type { VagrantConfig } from "./config.ts";
@@ -348,6 +349,11 @@ export class VagrantEnvironment implements TestEnvironment {
     if (!this.vm.ssh || !this.vm.guestDir) return null;
     const r = await this.vm.ssh.exec(storageScript(`${this.vm.guestDir}/data`, `${this.vm.guestDir}/tmp`), { timeoutMs: 15_000 }).catch(() => null);
     return r && r.code === 0 ? parseStorage(r.stdout) : null;
+  }
+
+  async goRuntimeEnv(): Promise<GoRuntimeEnv | null> {
+    if (!this.vm.ssh || !this.picoPid || this.exitInfo || this.tearing) return null;
+    return guestGoRuntimeEnv(this.vm.remote(), this.picoPid, this.facts.sudo);
   }
 
   keepInstructions(baseUrl: string): string[] {
