@@ -250,7 +250,7 @@ class LocalEnvironment implements TestEnvironment {
       stop: async () => {
         clearInterval(timer);
         sample();
-        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak, points };
+        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak, points, intervalMs };
       },
     };
   }

@@ -68,9 +68,10 @@ export interface MemoryMonitor {
   /**
    * Stops sampling; the highest working set seen and the sample count, and
    * where the backend can tell, the highest anonymous memory and what the
-   * memory was made of at the working set's peak.
+   * memory was made of at the working set's peak; and the interval it
+   * sampled at (a VM's guest may keep its own rather than the one asked).
    */
-  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null; points: MemoryPoint[] }>;
+  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null; points: MemoryPoint[]; intervalMs: number }>;
 }
 
 export interface TestEnvironment {

@@ -161,7 +161,7 @@ function resultOf(
     picoshare_peak_rss_bytes: t.last?.picoRss ?? null,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,
     memory_samples: up?.samples ?? 0,
-    memory_sample_interval_ms: SAMPLE_INTERVAL_MS,
+    memory_sample_interval_ms: up?.sampleIntervalMs ?? SAMPLE_INTERVAL_MS,
     oom_kills: t.last?.ooms ?? up?.ooms ?? 0,
     // The upload's counters, named as the result's fields (null each where the backend has none).
     ...(up?.counters ?? NO_COUNTER_VALUES),

@@ -321,7 +321,7 @@ export class QemuEnvironment implements TestEnvironment {
         // One more sample period, so that the last moment of the upload is in.
         await Bun.sleep(this.sampleMs + 20);
         this.listeners.delete(listener);
-        return { peakBytes: peak, samples, points };
+        return { peakBytes: peak, samples, points, intervalMs: this.sampleMs };
       },
     };
   }

@@ -46,6 +46,8 @@ export interface TransferFigures {
   bodySentSeconds: number | null;
   peak: number;
   samples: number;
+  /** The interval the backend sampled the working set at (what was asked, when no sampling began). */
+  sampleIntervalMs: number;
   anonPeak: number | null;
   atPeak: MemoryBreakdown | null;
   /** The monitor's samples and the moments that bound the phases, for the timeline. */
@@ -69,7 +71,7 @@ export interface UploadFigures extends TransferFigures, Outcome {
 /** An upload that did not get as far as its first request. */
 export const NO_TRANSFER: TransferFigures = {
   initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, deadline: null, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
-  peak: 0, samples: 0, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, pressure: null, storage: null,
+  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, pressure: null, storage: null,
 };
 
 /** The proxy asked for (--proxy) started in front of PicoShare; readiness and login went straight to PicoShare. */
@@ -166,6 +168,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     bodySentSeconds: clientEnd !== null ? round((clientEnd - t0) / 1000, 3) : null,
     peak: watched.peakBytes,
     samples: watched.samples,
+    sampleIntervalMs: watched.intervalMs,
     anonPeak: watched.anonPeakBytes ?? null,
     atPeak: watched.atPeak ?? null,
     points: watched.points,
