@@ -1,5 +1,6 @@
 // What /proc says of a process: whether it runs (a reused pid is told apart
-// by its start time), when it started, its peak resident set.
+// by its start time), when it started, its peak resident set, the environment
+// it was started with.
 import { readFileSync } from "node:fs";
 import { readText } from "./files.ts";
 

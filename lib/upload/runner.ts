@@ -5,7 +5,7 @@
 // figures; the result is made from them in one place. The result says how
 // the test ended; only bad usage or an interrupt stop it without one.
 // Writing it down is recordResult's job.
-import { NO_STORAGE, type Backend } from "../backends/types.ts";
+import { NO_STORAGE, type Backend, type TestEnvironment } from "../backends/types.ts";
 import { peakRss } from "../core/proc.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { NO_COUNTER_VALUES } from "./counters.ts";
@@ -77,7 +77,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   if (opts.dropCaches) dropCaches();
   const made = await setup(opts);
   const env = made.env;
-  const ran = env && !made.failure ? await exercise(made, opts) : NOT_EXERCISED;
+  const ran = env && !made.failure ? await exercise(env, made, opts) : NOT_EXERCISED;
   const ending = await endingOf(made.failure ?? ran.failure, env);
   // The failed test's own readings are taken before a restart looks at what survived.
   const last = env ? await lastReadings(env, ran.upload?.ooms ?? 0) : null;
@@ -95,8 +95,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
 }
 
 /** From a started PicoShare to a checked (and downloaded) upload; the first phase that fails ends it. */
-async function exercise(made: SetupFigures, opts: TestOptions): Promise<Exercised> {
-  const env = made.env!;
+async function exercise(env: TestEnvironment, made: SetupFigures, opts: TestOptions): Promise<Exercised> {
   const ready = await readiness(env, made.baseUrl);
   const session = await after(ready, () => auth(made.baseUrl, made.secret));
   const cookie = session?.cookie ?? "";
