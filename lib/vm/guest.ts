@@ -157,8 +157,8 @@ export function parseStorage(out: string): StorageReading {
  * PicoShare may run as another user); null where it cannot be read.
  */
 export async function guestGoRuntimeEnv(ssh: SshConnection, pid: number, sudo: string): Promise<GoRuntimeEnv | null> {
-  const environ = await ssh.run(`${sudo}cat /proc/${pid}/environ`, { what: "read PicoShare's environment", timeoutMs: 10_000 }).catch(() => "");
-  return environ ? goRuntimeEnvOf(environ) : null;
+  const r = await ssh.exec(`${sudo}cat /proc/${pid}/environ`, { timeoutMs: 10_000 }).catch(() => null);
+  return r && r.code === 0 && r.stdout ? goRuntimeEnvOf(r.stdout) : null;
 }
 
 /**
