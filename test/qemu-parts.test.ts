@@ -2,7 +2,11 @@
 // the guest's console, ordering kernel modules, the initramfs archive format.
 import { describe, expect, test } from "bun:test";
 import { bootFailureInConsole } from "../lib/vm/qemu.ts";
-import { oomKills as oomKillsInConsole } from "../lib/vm/guest.ts";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { $ } from "../lib/core/shell.ts";
+import { oomKills as oomKillsInConsole, parseStorage, storageScript } from "../lib/vm/guest.ts";
 import { imageKey, moduleLoadOrder, newcArchive } from "../lib/vm/image/index.ts";
 
 describe("the guest's serial console", () => {
@@ -24,6 +28,26 @@ describe("the guest's serial console", () => {
     expect(bootFailureInConsole("[ 1.2] Kernel panic - not syncing: System is deadlocked on memory\n")).toBe("Kernel panic - not syncing: System is deadlocked on memory");
     expect(bootFailureInConsole("initramfs: no /dev/vda after 10 s\n")).toBe("initramfs: no /dev/vda after 10 s");
     expect(bootFailureInConsole("[ 1.0] Run /init as init process\n")).toBeNull();
+  });
+});
+
+describe("the guest's storage script", () => {
+  test("run by a real shell: the data folder's bytes and the multipart temp files, facts named as the result's fields", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "guest-storage-"));
+    try {
+      mkdirSync(join(dir, "data"));
+      mkdirSync(join(dir, "tmp"));
+      writeFileSync(join(dir, "data", "store.db"), Buffer.alloc(4096));
+      writeFileSync(join(dir, "data", "store.db-wal"), Buffer.alloc(1000));
+      writeFileSync(join(dir, "tmp", "multipart-123"), Buffer.alloc(300));
+      writeFileSync(join(dir, "tmp", "multipart-456"), Buffer.alloc(200));
+      writeFileSync(join(dir, "tmp", "other"), Buffer.alloc(50));
+      const out = await $({ nothrow: true })`sh -c ${storageScript(join(dir, "data"), join(dir, "tmp"))}`;
+      expect(out.exitCode).toBe(0);
+      expect(parseStorage(out.stdout)).toEqual({ facts: { data_dir_bytes: 5096, temp_files_left: 2 }, tempBytes: 500 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -151,13 +151,16 @@ describe("run-test --backend qemu", () => {
   test("an 8M upload in a VM passes; boot, accelerator and guest memory are in the result; the base image is untouched", async () => {
     const c = newCase();
     const before = baseImageStamp();
-    const run = startScript("run-test", args(c, "--ram", "512", "--file-size", "8M", "--verify"), { TMPDIR: c.tmp });
+    const run = startScript("run-test", args(c, "--ram", "512", "--file-size", "8M", "--verify"), { TMPDIR: c.tmp, GODEBUG: "madvdontneed=1" });
     const ran = await run.done;
     if (ran.code !== 0) console.error(ran.stderr);
     expect(ran.code).toBe(0);
     const r = readResult(ran);
     expect(r).toMatchObject({ backend: "qemu", exit_reason: "success", success: true, verified: true, ram_mb: 512, http_status: "200" });
     const s = r.backend_settings;
+    // What the guest's unit got (its process's /proc/PID/environ), and the interval the guest sampled at.
+    expect(r.go_runtime_env).toEqual({ GOGC: null, GOMEMLIMIT: null, GODEBUG: "madvdontneed=1", GOMAXPROCS: null });
+    expect(r.memory_sample_interval_ms).toBe(s.guest_memory_sample_interval_ms);
     expect(["kvm", "tcg"]).toContain(s.accel);
     expect(ran.stderr).toMatch(s.accel === "kvm" ? /qemu: KVM/ : /qemu: TCG \(software emulation, no KVM\)/);
     expect(s.vm_ram_mb).toBe(512);

@@ -135,9 +135,11 @@ function expectPassed(ran: Ran) {
 describe("a real upload through ssh", () => {
   test("passes: sane result, setsid start, one ssh-config, no vagrant ssh, everything removed", async () => {
     const c = newCase();
-    const ran = await runScript("run-test", args(c, "--ram", "512", "--file-size", "4M", "--verify"), env(c));
+    const ran = await runScript("run-test", args(c, "--ram", "512", "--file-size", "4M", "--verify"), env(c, { GODEBUG: "madvdontneed=1" }));
     const r = expectPassed(ran);
     expect(r).toMatchObject({ backend: "vagrant", ram_mb: 512, file_size: "4M", http_status: "200", exit_reason: "success", success: true, verified: true });
+    // The Go runtime variables as PicoShare's process in the guest got them (its /proc/PID/environ over ssh).
+    expect(r.go_runtime_env).toEqual({ GOGC: null, GOMEMLIMIT: null, GODEBUG: "madvdontneed=1", GOMAXPROCS: null });
     expect(r.initial_memory_bytes).toBeGreaterThan(0);
     expect(r.peak_memory_bytes).toBeGreaterThanOrEqual(r.initial_memory_bytes);
     expect(r.memory_samples).toBeGreaterThan(0);

@@ -1,11 +1,11 @@
 // The local backend (the default): PicoShare as a process on this host, in a
 // fresh memory cgroup with a hard limit. Starts in milliseconds; the kernel
 // accounts the memory exactly.
-import { goRuntimeVarsSet } from "../upload/provenance.ts";
+import { goRuntimeEnvOf, goRuntimeVarsSet } from "../upload/provenance.ts";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, MemoryPoint, StorageFacts, TestEnvironment } from "./types.ts";
+import type { Backend, EnvironmentSpec, ExitInfo, MemoryBreakdown, MemoryMonitor, MemoryPoint, StorageReading, TestEnvironment } from "./types.ts";
 import { CounterTracker, roundCounter } from "../upload/counters.ts";
 import { createMemoryCgroup, type MemoryCgroup } from "./cgroup.ts";
 import { NAME_PREFIX, cgroupProcs, memoryCeiling, placeCgroups, type CgroupSupport } from "./cgroup-place.ts";
@@ -13,7 +13,7 @@ import { memoryBackedFs, requireFreeSpace } from "../core/files.ts";
 import { UsageError } from "../core/errors.ts";
 import { LOOPBACK, freePort } from "../core/net.ts";
 import { start, stopGroup, type Started } from "../core/exec.ts";
-import { peakRss, processRuns } from "../core/proc.ts";
+import { peakRss, processEnviron, processRuns } from "../core/proc.ts";
 import { log, warn } from "../core/log.ts";
 import { MiB } from "../core/sizes.ts";
 
@@ -250,7 +250,7 @@ class LocalEnvironment implements TestEnvironment {
       stop: async () => {
         clearInterval(timer);
         sample();
-        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak, points };
+        return { peakBytes: peak, samples, anonPeakBytes: samples > 0 ? anonPeak : null, atPeak, points, intervalMs };
       },
     };
   }
@@ -265,6 +265,12 @@ class LocalEnvironment implements TestEnvironment {
 
   async picosharePeakRss() {
     return this.proc ? peakRss(this.proc.pid) : null;
+  }
+
+  async goRuntimeEnv() {
+    // The launcher execs PicoShare in its own process: the pid is PicoShare's.
+    const environ = this.proc ? processEnviron(this.proc.pid) : null;
+    return environ === null ? null : goRuntimeEnvOf(environ);
   }
 
   async counters() {
@@ -284,11 +290,11 @@ class LocalEnvironment implements TestEnvironment {
     return safe(() => this.cgroup.pressure(), null);
   }
 
-  async storage(): Promise<StorageFacts> {
+  async storage(): Promise<StorageReading> {
     const data = join(this.dir, "data");
     const dataDirBytes = readdirSync(data).reduce((sum, f) => sum + safe(() => statSync(join(data, f)).size, 0), 0);
     const { files, bytes } = this.spill();
-    return { dataDirBytes, tempFiles: files, tempBytes: bytes };
+    return { facts: { data_dir_bytes: dataDirBytes, temp_files_left: files }, tempBytes: bytes };
   }
 
   keepInstructions(baseUrl: string): string[] {

@@ -6,6 +6,7 @@ import type { Counters } from "../upload/counters.ts";
 import type { MemoryBreakdown } from "./cgroup.ts";
 export type { MemoryBreakdown } from "./cgroup.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
+import type { GoRuntimeEnv } from "../upload/provenance.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -32,10 +33,24 @@ export interface MemoryPressure {
   full_seconds: number;
 }
 
+/**
+ * What PicoShare's storage holds after the upload, named as the result's
+ * fields: the result gets them whole (spread), so that a new fact needs only
+ * its reading in each backend.
+ */
 export interface StorageFacts {
-  dataDirBytes: number;
-  tempFiles: number;
-  /** The multipart temp files' total size. */
+  /** PicoShare's data folder (database, WAL, shared memory), bytes. */
+  data_dir_bytes: number;
+  /** Go's multipart-* spill files left in PicoShare's TMPDIR. */
+  temp_files_left: number;
+}
+
+/** The storage facts where the backend could not read them. */
+export const NO_STORAGE: { [K in keyof StorageFacts]: null } = { data_dir_bytes: null, temp_files_left: null };
+
+/** A reading of PicoShare's storage: its facts, and the spill files' bytes (what recovery reports as temp_bytes_left). */
+export interface StorageReading {
+  facts: StorageFacts;
   tempBytes: number;
 }
 
@@ -53,9 +68,10 @@ export interface MemoryMonitor {
   /**
    * Stops sampling; the highest working set seen and the sample count, and
    * where the backend can tell, the highest anonymous memory and what the
-   * memory was made of at the working set's peak.
+   * memory was made of at the working set's peak; and the interval it
+   * sampled at (a VM's guest may keep its own rather than the one asked).
    */
-  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null; points: MemoryPoint[] }>;
+  stop(): Promise<{ peakBytes: number; samples: number; anonPeakBytes?: number | null; atPeak?: MemoryBreakdown | null; points: MemoryPoint[]; intervalMs: number }>;
 }
 
 export interface TestEnvironment {
@@ -81,6 +97,12 @@ export interface TestEnvironment {
   /** PicoShare's peak resident set (VmHWM), if it can be read. */
   picosharePeakRss(): Promise<number | null>;
   /**
+   * GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as PicoShare's running process
+   * received them (its /proc/PID/environ, on this host or in the guest);
+   * null where that cannot be read (PicoShare gone, the guest unreachable).
+   */
+  goRuntimeEnv(): Promise<GoRuntimeEnv | null>;
+  /**
    * The kernel's counters of PicoShare's processes since the environment was
    * made (a process that has ended counts with its last reading); absent or
    * null where the backend cannot read them.
@@ -89,7 +111,7 @@ export interface TestEnvironment {
   /** PicoShare's processes on this host, for counting their hardware events (perf); absent where they run elsewhere (a VM). */
   processIds?(): number[];
   /** PicoShare's data folder (database, WAL) in bytes and the multipart temp files in its TMPDIR, now. */
-  storage?(): Promise<StorageFacts | null>;
+  storage?(): Promise<StorageReading | null>;
   /**
    * Bytes in PicoShare's multipart temp files now, read cheaply enough to
    * poll every few ms: where the end of an upload's transfer is seen from the

@@ -1,5 +1,7 @@
 // What /proc says of a process: whether it runs (a reused pid is told apart
-// by its start time), when it started, its peak resident set.
+// by its start time), when it started, its peak resident set, the environment
+// it was started with.
+import { readFileSync } from "node:fs";
 import { readText } from "./files.ts";
 
 /** Field 22 of /proc/<pid>/stat (clock ticks after boot), "" when the process is gone. */
@@ -20,6 +22,31 @@ export function processRuns(pid: number, recorded = ""): boolean {
   if (start === "") return false;
   if (!/^State:\s+[^Z]/m.test(readText(`/proc/${pid}/status`))) return false;
   return recorded === "" || recorded === start;
+}
+
+/**
+ * The environment a process was started with, as the kernel keeps it
+ * (/proc/PID/environ: NAME=VALUE entries, each ended by a NUL); null when it
+ * cannot be read (the process is gone, or is not ours) or is empty (a zombie).
+ */
+export function processEnviron(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8") || null;
+  } catch {
+    return null;
+  }
+}
+
+/** /proc/PID/environ text (this host's, or a guest's read over ssh) as variables; the first of a repeated name wins, as getenv finds it. */
+export function parseEnviron(text: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const entry of text.split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq <= 0) continue;
+    const name = entry.slice(0, eq);
+    if (!Object.hasOwn(vars, name)) vars[name] = entry.slice(eq + 1);
+  }
+  return vars;
 }
 
 /** A process's peak resident set (VmHWM) in bytes, or null once it is gone. */

@@ -86,3 +86,6 @@ export class CounterTracker {
 export function counterDelta(before: Counters, after: Counters): Counters {
   return Object.fromEntries(COUNTER_NAMES.map((n) => [n, roundCounter(n, after[n] - before[n])])) as unknown as Counters;
 }
+
+/** Each counter null: a result's counters where the backend has none. */
+export const NO_COUNTER_VALUES = Object.fromEntries(COUNTER_NAMES.map((n) => [n, null])) as { [K in keyof Counters]: null };

@@ -66,7 +66,7 @@ export async function recover(env: TestEnvironment, o: { secret: string; canary:
   try {
     const storage = await env.storage?.();
     if (storage) {
-      rec.temp_files_left = storage.tempFiles;
+      rec.temp_files_left = storage.facts.temp_files_left;
       rec.temp_bytes_left = storage.tempBytes;
     }
   } catch (err) {

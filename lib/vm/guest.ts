@@ -7,6 +7,8 @@ import { constants as osConstants } from "node:os";
 import { shq, type ExitInfo } from "../core/exec.ts";
 import type { CounterReading } from "../core/proc.ts";
 import type { SshConnection } from "./ssh.ts";
+import type { StorageReading } from "../backends/types.ts";
+import { goRuntimeEnvOf, type GoRuntimeEnv } from "../upload/provenance.ts";
 
 export interface OomKill {
   pid: number;
@@ -135,7 +137,7 @@ export function storageScript(dataDir: string, tmpDir: string): string {
 }
 
 /** What storageScript printed. */
-export function parseStorage(out: string): { dataDirBytes: number; tempFiles: number; tempBytes: number } {
+export function parseStorage(out: string): StorageReading {
   let dataDirBytes = 0;
   let tempFiles = 0;
   let tempBytes = 0;
@@ -146,7 +148,17 @@ export function parseStorage(out: string): { dataDirBytes: number; tempFiles: nu
       tempBytes += Number(line.split(" ")[1]) || 0;
     }
   }
-  return { dataDirBytes, tempFiles, tempBytes };
+  return { facts: { data_dir_bytes: dataDirBytes, temp_files_left: tempFiles }, tempBytes };
+}
+
+/**
+ * GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as the guest's process `pid`
+ * received them (its /proc/PID/environ, read as root where `sudo` is given:
+ * PicoShare may run as another user); null where it cannot be read.
+ */
+export async function guestGoRuntimeEnv(ssh: SshConnection, pid: number, sudo: string): Promise<GoRuntimeEnv | null> {
+  const r = await ssh.exec(`${sudo}cat /proc/${pid}/environ`, { timeoutMs: 10_000 }).catch(() => null);
+  return r && r.code === 0 && r.stdout ? goRuntimeEnvOf(r.stdout) : null;
 }
 
 /**

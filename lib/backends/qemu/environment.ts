@@ -5,7 +5,7 @@
 // OOM kills. Powered off and its folder removed on every exit path.
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, MemoryPoint, StorageFacts, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, MemoryPoint, StorageReading, TestEnvironment } from "../types.ts";
 import { errorMessage } from "../../core/errors.ts";
 import type { Started } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
@@ -13,9 +13,10 @@ import { LOOPBACK, freePort } from "../../core/net.ts";
 import { onCleanup } from "../../core/cleanup.ts";
 import { SshConnection, type RemoteStream } from "../../vm/ssh.ts";
 import type { VmImage } from "../../vm/image/index.ts";
-import { MEM_FN, fetchGuestDatabase, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
+import { MEM_FN, fetchGuestDatabase, guestGoRuntimeEnv, oomKills as consoleOomKills, parseCountersLine, parseMemLine, parseStorage, systemdExit, type MemSample } from "../../vm/guest.ts";
 import { vmHwmBytes } from "../../core/proc.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
+import type { GoRuntimeEnv } from "../../upload/provenance.ts";
 import {
   bootFailureInConsole, createOverlay, fileTail, imageSshTarget, sshBanner, startQemu, stopQemu, vmFiles,
   type AccelChoice, type VmFiles,
@@ -320,7 +321,7 @@ export class QemuEnvironment implements TestEnvironment {
         // One more sample period, so that the last moment of the upload is in.
         await Bun.sleep(this.sampleMs + 20);
         this.listeners.delete(listener);
-        return { peakBytes: peak, samples, points };
+        return { peakBytes: peak, samples, points, intervalMs: this.sampleMs };
       },
     };
   }
@@ -354,7 +355,7 @@ export class QemuEnvironment implements TestEnvironment {
     return this.tracker.total();
   }
 
-  async storage(): Promise<StorageFacts | null> {
+  async storage(): Promise<StorageReading | null> {
     if (!this.ssh || this.torn) return null;
     try {
       const out = await this.ssh.run(STORAGE_COMMAND, { what: "PicoShare's data folder", timeoutMs: 10_000 });
@@ -372,6 +373,11 @@ export class QemuEnvironment implements TestEnvironment {
     } catch {
       return null;
     }
+  }
+
+  async goRuntimeEnv(): Promise<GoRuntimeEnv | null> {
+    if (!this.ssh || !(this.mainPid > 0) || this.exitInfo || this.torn) return null;
+    return guestGoRuntimeEnv(this.ssh, this.mainPid, "sudo ");
   }
 
   keepInstructions(baseUrl: string): string[] {

@@ -11,15 +11,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageFacts, TestEnvironment } from "../types.ts";
+import type { EnvironmentSpec, ExitInfo, MemoryMonitor, StorageReading, TestEnvironment } from "../types.ts";
 import { interrupted, onCleanup } from "../../core/cleanup.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { shq } from "../../core/exec.ts";
 import { log, warn } from "../../core/log.ts";
 import { freePort, LOOPBACK } from "../../core/net.ts";
 import { retry } from "../../core/retry.ts";
-import { COUNTERS_FN, PICOSHARE_OOM_LINES, fetchGuestDatabase, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
+import { COUNTERS_FN, PICOSHARE_OOM_LINES, fetchGuestDatabase, guestGoRuntimeEnv, oomKilledPids, parseCountersLine, parseStorage, storageScript } from "../../vm/guest.ts";
 import { CounterTracker, type Counters } from "../../upload/counters.ts";
+import type { GoRuntimeEnv } from "../../upload/provenance.ts";
 import { vmHwmBytes, type CounterReading } from "../../core/proc.ts";
 import type { RemoteStream } from "../../vm/ssh.ts";
 import type { VagrantConfig } from "./config.ts";
@@ -344,10 +345,15 @@ export class VagrantEnvironment implements TestEnvironment {
     this.countersAt = performance.now();
   }
 
-  async storage(): Promise<StorageFacts | null> {
+  async storage(): Promise<StorageReading | null> {
     if (!this.vm.ssh || !this.vm.guestDir) return null;
     const r = await this.vm.ssh.exec(storageScript(`${this.vm.guestDir}/data`, `${this.vm.guestDir}/tmp`), { timeoutMs: 15_000 }).catch(() => null);
     return r && r.code === 0 ? parseStorage(r.stdout) : null;
+  }
+
+  async goRuntimeEnv(): Promise<GoRuntimeEnv | null> {
+    if (!this.vm.ssh || !this.picoPid || this.exitInfo || this.tearing) return null;
+    return guestGoRuntimeEnv(this.vm.remote(), this.picoPid, this.facts.sudo);
   }
 
   keepInstructions(baseUrl: string): string[] {

@@ -35,7 +35,8 @@ export function monitorVmMemory(host: MemoryStreamHost, intervalMs: number): Mem
   let peak = 0;
   let samples = 0;
   let stopped = false;
-  const sleep = (Math.min(Math.max(intervalMs, 10), 100) / 1000).toFixed(3);
+  const everyMs = Math.min(Math.max(intervalMs, 10), 100);
+  const sleep = (everyMs / 1000).toFixed(3);
   // Runs until its output is closed, or its folder goes (teardown).
   const ctr = host.picoPid ? `; ctr ${host.picoPid}` : "";
   const cmd = `${MEM_FN}\n${COUNTERS_FN}\nwhile [ -d ${shq(host.guestDir)} ]; do mem${ctr}; sleep ${sleep}; done`;
@@ -86,7 +87,7 @@ export function monitorVmMemory(host: MemoryStreamHost, intervalMs: number): Mem
       } catch {
         // the VM is going away
       }
-      return { peakBytes: peak, samples, points };
+      return { peakBytes: peak, samples, points, intervalMs: everyMs };
     },
   };
 }

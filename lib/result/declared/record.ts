@@ -25,7 +25,10 @@ export const RECORD_FIELDS = [
     source: "the harness's `/proc/self/status` VmHWM", migration: 0,
   }),
   int("memory_samples", { doc: "working-set samples taken during the upload", phase: "upload", source: "the memory monitor", migration: 0 }),
-  int("memory_sample_interval_ms", { doc: "the memory monitor's interval", unit: "ms", phase: "upload", source: "the harness", migration: 0 }),
+  int("memory_sample_interval_ms", {
+    doc: "the interval the working set was sampled at (qemu's guest under TCG keeps its own, 100 ms)", unit: "ms", phase: "upload",
+    source: "the backend's memory monitor, as it sampled", migration: 0,
+  }),
   int("oom_kills", { doc: "OOM kills in the environment", phase: "upload", source: "cgroup `memory.oom_control` / `memory.events`; a VM's kernel log", migration: 0 }),
   textOrNull()("entry_id", { doc: "the uploaded entry's id (the first upload's with --concurrency)", phase: "upload", source: "the response", migration: 0 }),
   boolOrNull("verified", {
