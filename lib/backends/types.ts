@@ -7,6 +7,7 @@ import type { MemoryBreakdown } from "./cgroup.ts";
 export type { MemoryBreakdown } from "./cgroup.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
 import type { GoRuntimeEnv } from "../upload/provenance.ts";
+import type { StorageFacts } from "../result/fields.ts";
 
 export const BACKENDS = ["local", "vagrant", "qemu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -33,20 +34,10 @@ export interface MemoryPressure {
   full_seconds: number;
 }
 
-/**
- * What PicoShare's storage holds after the upload, named as the result's
- * fields: the result gets them whole (spread), so that a new fact needs only
- * its reading in each backend.
- */
-export interface StorageFacts {
-  /** PicoShare's data folder (database, WAL, shared memory), bytes. */
-  data_dir_bytes: number;
-  /** Go's multipart-* spill files left in PicoShare's TMPDIR. */
-  temp_files_left: number;
-}
-
-/** The storage facts where the backend could not read them. */
-export const NO_STORAGE: { [K in keyof StorageFacts]: null } = { data_dir_bytes: null, temp_files_left: null };
+// What PicoShare's storage holds after the upload is declared with the
+// result's fields (those read with "storage"): the result gets them whole
+// (spread), so that a new fact needs only its entry and its reading in each backend.
+export { NO_STORAGE, type StorageFacts } from "../result/fields.ts";
 
 /** A reading of PicoShare's storage: its facts, and the spill files' bytes (what recovery reports as temp_bytes_left). */
 export interface StorageReading {

@@ -83,6 +83,12 @@ export interface FieldSpec<T> {
   sqlDecl?: string;
   /** Its value in a record written before it existed (default: null for a nullable field). */
   missing?: T;
+  /**
+   * Read by the backend with others of its kind and spread into the result
+   * whole: "storage" is TestEnvironment.storage()'s reading after the
+   * upload (its type, StorageFacts, is made from the fields that say so).
+   */
+  reading?: "storage";
   /** A column of the original's matrix CSV (its header never changes) or of matrix-counters.csv. */
   csv?: "matrix" | "counters";
   summary?: SummarySpec;

@@ -9,7 +9,7 @@ import { DOWNLOAD_FIELDS } from "./declared/download.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
-import type { CellSpec, Field, RecordOf, SummarySpec } from "./field.ts";
+import type { CellSpec, Field, RecordOf, SummarySpec, ValueOf } from "./field.ts";
 
 export const FIELDS = [
   ...TEST_FIELDS,
@@ -39,6 +39,14 @@ export type Provenance = RecordOf<typeof PROVENANCE_FIELDS>;
 export type SummaryField = Extract<Declared, { summary: SummarySpec }>;
 export type CellField = Extract<Declared, { cell: CellSpec }>;
 export type CellMetric = CellField["name"];
+
+/** What a backend's storage reading gives: the fields declared as read with it. */
+type StorageField = Extract<Declared, { reading: "storage" }>;
+export type StorageFacts = { [F in StorageField as F["name"]]: NonNullable<ValueOf<F>> };
+/** The storage fields of a result where nothing was read. */
+export const NO_STORAGE = Object.fromEntries(
+  (FIELDS as readonly Field[]).filter((f) => f.reading === "storage").map((f) => [f.name, null]),
+) as { [K in keyof StorageFacts]: null };
 
 /** A declared field by name. */
 export function field(name: string): Field {

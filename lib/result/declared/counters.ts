@@ -94,11 +94,11 @@ export const COUNTER_FIELDS = [
   }),
   intOrNull("data_dir_bytes", {
     doc: "PicoShare's data folder (`store.db`, `-wal`, `-shm`) after the response", unit: "bytes", phase: "upload",
-    source: "the backend's storage reading", migration: 4, csv: "counters",
+    source: "the backend's storage reading", reading: "storage", migration: 4, csv: "counters",
   }),
   intOrNull("temp_files_left", {
     doc: "Go's `multipart-*` spill files still in PicoShare's TMPDIR after the response", phase: "upload",
-    source: "the backend's storage reading", migration: 4, csv: "counters",
+    source: "the backend's storage reading", reading: "storage", migration: 4, csv: "counters",
   }),
   jsonOrNull<Counters>()("test_counters", {
     doc: "the same counters (without the last three) from PicoShare's start to the end of the test: readiness, login and --verify included",
