@@ -113,6 +113,15 @@ export function startCommand(method: StartMethod, spec: StartSpec): string {
   return lines.join("\n");
 }
 
+/** What startCommand prints: PicoShare's port, its pid and the guest's uptime (s) just before it started (null: not known). */
+export function parseStartOutput(out: string): { port: number; pid: number | null; uptime: number | null } {
+  const port = Number(/^port=(\d+)$/m.exec(out)?.[1]);
+  const pid = Number(/^pid=(\d+)$/m.exec(out)?.[1]);
+  if (!port) throw new Error(`starting PicoShare in the VM printed no port: ${out.trim().slice(0, 200)}`);
+  const up = Number(/^uptime=(\d+(?:\.\d+)?)$/m.exec(out)?.[1]);
+  return { port, pid: Number.isInteger(pid) && pid > 0 ? pid : null, uptime: Number.isFinite(up) && up > 0 ? up : null };
+}
+
 /**
  * The exit watcher: one line once PicoShare (pid 0: none known) has ended,
  * "exit-status N" from the setsid wrapper or "systemd ExecMainCode=C
