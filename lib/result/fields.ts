@@ -8,12 +8,14 @@ import { COUNTER_FIELDS } from "./declared/counters.ts";
 import { DOWNLOAD_FIELDS } from "./declared/download.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
+import { SETTLE_FIELDS } from "./declared/settle.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
 import type { CellSpec, Field, RecordOf, SummarySpec, ValueOf } from "./field.ts";
 
 export const FIELDS = [
   ...TEST_FIELDS,
   ...PROVENANCE_FIELDS,
+  ...SETTLE_FIELDS,
   ...RECORD_FIELDS,
   ...COUNTER_FIELDS,
   ...DOWNLOAD_FIELDS,

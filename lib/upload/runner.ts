@@ -10,7 +10,7 @@ import { peakRss } from "../core/proc.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { NO_COUNTER_VALUES } from "./counters.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
-import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
+import { dropCaches, probeEnvironment, settleHost, type EnvironmentProbe, type Settled } from "./noise.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
 import { harnessVersion, type HarnessVersion } from "./provenance.ts";
 import type { ProxyFacts, ProxyKind } from "./proxy.ts";
@@ -72,7 +72,8 @@ const NOT_EXERCISED: Exercised = { readiness: null, auth: null, canary: null, fr
 export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const startedAt = new Date();
   const host = hostFacts(opts.workDir);
-  // Before anything of the test is in memory: the probe, then (asked) a cold page cache.
+  // Before anything of the test is in memory: the test before's writes flushed, the probe, then (asked) a cold page cache.
+  const settled = await settleHost();
   const probe = probeEnvironment(opts.workDir);
   if (opts.dropCaches) dropCaches();
   const made = await setup(opts);
@@ -87,7 +88,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const up = ran.upload;
   const points = [...(up?.points ?? []), ...(ran.download?.points ?? [])];
   return {
-    result: resultOf(opts, { startedAt, host, probe, harness: await harnessVersion(), made, ran, ending, last, recovered, proxy, ended }),
+    result: resultOf(opts, { startedAt, host, settled, probe, harness: await harnessVersion(), made, ran, ending, last, recovered, proxy, ended }),
     startedAt,
     picoshareLog: last ? last.log : null,
     timeline: up?.bounds && points.length > 0 ? timelineOf(points, { ...up.bounds, downloadStart: ran.download?.start ?? null }) : null,
@@ -115,7 +116,7 @@ async function exercise(env: TestEnvironment, made: SetupFigures, opts: TestOpti
 function resultOf(
   opts: TestOptions,
   t: {
-    startedAt: Date; host: HostFacts; probe: EnvironmentProbe; harness: HarnessVersion; made: SetupFigures; ran: Exercised; ending: Ending;
+    startedAt: Date; host: HostFacts; settled: Settled; probe: EnvironmentProbe; harness: HarnessVersion; made: SetupFigures; ran: Exercised; ending: Ending;
     last: LastReadings | null; recovered: Recovery | null; proxy: ProxyFacts | null; ended: TeardownFigures;
   },
 ): TestResult {
@@ -156,6 +157,7 @@ function resultOf(
     cgroup_version: typeof settings.cgroup_version === "string" ? settings.cgroup_version : null,
     caches_dropped: opts.dropCaches ?? false,
     environment_probe: t.probe,
+    ...t.settled,
     kernel_peak_memory_bytes: t.last?.kernelPeak ?? null,
     picoshare_peak_rss_bytes: t.last?.picoRss ?? null,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,

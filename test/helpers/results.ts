@@ -47,6 +47,8 @@ export function fakeResult(f: Fake = {}): TestResult {
     ...NO_PROVENANCE,
     ...NO_DOWNLOAD,
     ...NO_BREAKDOWN,
+    settle_seconds: null,
+    settle_dirty_bytes: null,
     concurrency: f.concurrency ?? 1,
     timestamp: "2026-01-29T12:00:00+00:00",
     ram_mb: f.ram ?? 512,
