@@ -56,7 +56,7 @@ const OWN = {
     value: "REF",
     help: "with --b-source: a git ref of it, as --a-ref. Several candidates: give --b, --b-version and --b-source " +
       "as often as needed (--b-ref only with one --b-source); they are B1, B2... (--b paths first, then versions, " +
-      "then sources), all run interleaved with A in each cell (the order rotates every round), each compared with A; " +
+      "then sources), all run interleaved with A in each cell (in a Williams design: each build follows every other equally often), each compared with A; " +
       "the output is one table per metric with a column per build and a geomean row over the cells",
   }),
   runA: valueFlag("run-a", { value: "ID", help: "Run of the results log as side A" }),
@@ -114,8 +114,8 @@ PicoShare peak RSS, CPU seconds, disk bytes written) are corrected together
 goes to stdout.
 
 Live: runs both builds over the same cells, each test a run-test process,
-A and B interleaved within each cell (A B, B A, A B, ...) so that drift on the
-host hits both alike. Warm-up runs are not counted. Both sides are stored as
+A and B interleaved within each cell (A B, B A, A B, ...: ABBA) so that drift
+on the host hits both alike. Warm-up runs are not counted. Both sides are stored as
 runs (kind compare-a / compare-b) in the results log; results go to
 RESULTS_DIR/compare-STAMP/{a,b,warmup}/. At least 5 measured runs per side
 (--iterations) are needed for a verdict on the 4 primary metrics at --alpha

@@ -61,14 +61,39 @@ export function candidateLabels(candidates: number): string[] {
 }
 
 /**
- * The sides' order in round `i` (warm-up or measured): rotated one place each
- * round (A B, B A, A B... for two; A B1 B2, B1 B2 A, B2 A B1... for three).
- * Each side runs in each position equally often, so an effect of going first
- * or after another (a cache the other side warmed) cancels out.
+ * The rounds of one cycle of a Williams design for n sides (a balanced Latin
+ * square), as indices: within a round, each side is preceded by every other
+ * side exactly once over the cycle (twice for odd n), and each side is in
+ * each place equally often. Even n: n rounds, row r = r, r+1, r-1, r+2, ...
+ * (mod n). Odd n has no such square of n rows: 2n rounds, each row followed
+ * by its reverse (A B1 B2, B2 B1 A, B1 B2 A, A B2 B1, ...). Two sides: A B,
+ * B A, i.e. A B B A A B B A: ABBA.
+ */
+export function williamsRounds(n: number): number[][] {
+  // r, r+1, r-1, r+2, r-2, ...: the steps 1, -2, 3, -4, ... are all different mod an even n.
+  const first = Array.from({ length: n }, (_, k) => (k % 2 === 1 ? (k + 1) / 2 : (n - k / 2) % n));
+  const row = (r: number) => first.map((x) => (x + r) % n);
+  if (n % 2 === 0) return Array.from({ length: n }, (_, r) => row(r));
+  return Array.from({ length: n }, (_, r) => [row(r), row(r).reverse()]).flat();
+}
+
+/**
+ * The sides' order in round `i` of a cell (warm-up or measured): the rounds
+ * of a Williams design (williamsRounds), over again after each cycle. A side
+ * that leaves something behind (writes still being flushed, a cache it
+ * warmed) then precedes every other side equally often instead of always the
+ * same one, and going first or last cancels out.
  */
 export function runOrder(i: number, sides: SideName[] = ["a", "b"]): SideName[] {
-  const k = i % sides.length;
-  return [...sides.slice(k), ...sides.slice(0, k)];
+  const rounds = williamsRounds(sides.length);
+  return rounds[i % rounds.length].map((k) => sides[k]);
+}
+
+/** The order as the runs' options keep it (`order`). */
+export function orderText(sides: string[]): string {
+  if (sides.length === 2) return `ABBA (${sides.join(" ")}, ${[...sides].reverse().join(" ")}, ...) within each cell`;
+  const cycle = williamsRounds(sides.length).length;
+  return `Williams design (${runOrder(0, sides).join(" ")}, ${runOrder(1, sides).join(" ")}, ...: a balanced Latin square over ${cycle} rounds, each build preceded by every other equally often) within each cell`;
 }
 
 export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveCompareOutcome> {
@@ -90,7 +115,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     file_sizes: [...new Set(opts.cells.map((c) => c.size.label))],
     iterations: opts.iterations,
     warmup: opts.warmup,
-    order: names.length === 2 ? "alternating (A B, B A, ...) within each cell" : `rotating (${names.map(label).join(" ")}, then shifted one place each round) within each cell`,
+    order: orderText(names.map(label)),
     ...opts.passed,
     work_dir: opts.workDir,
     dir,
