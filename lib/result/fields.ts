@@ -8,6 +8,7 @@ import { COUNTER_FIELDS } from "./declared/counters.ts";
 import { DOWNLOAD_FIELDS } from "./declared/download.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
+import { SYSCALL_FIELDS } from "./declared/syscalls.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
 import type { CellSpec, Field, RecordOf, SummarySpec, ValueOf } from "./field.ts";
 
@@ -16,6 +17,7 @@ export const FIELDS = [
   ...PROVENANCE_FIELDS,
   ...RECORD_FIELDS,
   ...COUNTER_FIELDS,
+  ...SYSCALL_FIELDS,
   ...DOWNLOAD_FIELDS,
   ...BREAKDOWN_FIELDS,
 ] as const;
@@ -28,6 +30,8 @@ export type FieldName = keyof TestResult;
 
 /** The upload's kernel counters and what they are made of (null where a backend cannot read them). */
 export type UploadCounters = RecordOf<typeof COUNTER_FIELDS>;
+/** System calls by kind during the upload and the download. */
+export type SyscallFields = RecordOf<typeof SYSCALL_FIELDS>;
 /** The measured download after the upload. */
 export type DownloadFields = RecordOf<typeof DOWNLOAD_FIELDS>;
 /** Where the upload's time went, uploads at once, recovery, proxy. */
@@ -62,6 +66,7 @@ function missingOf<L extends readonly Field[]>(fields: L): RecordOf<L> {
 
 export const NO_COUNTERS: UploadCounters = missingOf(COUNTER_FIELDS);
 export const NO_DOWNLOAD: DownloadFields = missingOf(DOWNLOAD_FIELDS);
+export const NO_SYSCALLS: SyscallFields = missingOf(SYSCALL_FIELDS);
 export const NO_BREAKDOWN: UploadBreakdown = missingOf(BREAKDOWN_FIELDS);
 export const NO_PROVENANCE: Provenance = missingOf(PROVENANCE_FIELDS);
 

@@ -6,8 +6,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TestResult } from "../result/fields.ts";
 export {
-  NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, readResult,
-  type DownloadFields, type TestResult, type UploadBreakdown, type UploadCounters,
+  NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, NO_SYSCALLS, readResult,
+  type DownloadFields, type SyscallFields, type TestResult, type UploadBreakdown, type UploadCounters,
 } from "../result/fields.ts";
 
 export const EXIT_REASONS = [
