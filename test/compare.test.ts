@@ -173,11 +173,20 @@ describe("a comparison of synthetic runs", () => {
     expect(json.cells[0].throughput.label).toBe("faster");
     expect(json.cells[0].metrics.map((m: { key: string }) => m.key)).toEqual([
       "throughput", "picoshare_peak_rss", "peak_memory", "cpu_seconds", "disk_write_bytes", "anon_peak", "write_syscalls", "read_syscalls", "instructions", "major_faults", "minor_faults",
+      "upload_fsync_calls",
     ]);
     expect(json.cells[0].metrics[3]).toMatchObject({ key: "cpu_seconds", verdict: "too_few", label: "not measured" });
     expect(json.cells).toHaveLength(2);
     // One host on both sides: no hosts per cell side.
     expect(json.cells.flatMap((x: { a: object; b: object }) => [x.a, x.b]).some((x: object) => "hosts" in x)).toBe(false);
+  });
+
+  test("fsync calls, the same count in every run: more on B is called, the same count is no difference", () => {
+    const runs = (fsyncs: number) => fakeCell([100, 101, 99, 102, 98]).map((r) => ({ ...r, upload_fsync_calls: fsyncs }));
+    const fsyncVerdict = (a: number, b: number) =>
+      JSON.parse(comparisonJson(buildComparison(side("A", runs(a)), side("B", runs(b))))).cells[0].metrics.find((m: { key: string }) => m.key === "upload_fsync_calls");
+    expect(fsyncVerdict(40, 48)).toMatchObject({ family: "secondary", label: "more fsyncs" });
+    expect(fsyncVerdict(40, 40).label).toMatch(/^no difference/);
   });
 
   test("environment differences come first in every rendering", () => {

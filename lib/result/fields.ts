@@ -9,6 +9,7 @@ import { DOWNLOAD_FIELDS } from "./declared/download.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
 import { SETTLE_FIELDS } from "./declared/settle.ts";
+import { SYSCALL_FIELDS } from "./declared/syscalls.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
 import type { CellSpec, Defaulted, Field, RecordOf, SummarySpec, ValueOf } from "./field.ts";
 
@@ -18,6 +19,7 @@ export const FIELDS = [
   ...SETTLE_FIELDS,
   ...RECORD_FIELDS,
   ...COUNTER_FIELDS,
+  ...SYSCALL_FIELDS,
   ...DOWNLOAD_FIELDS,
   ...BREAKDOWN_FIELDS,
 ] as const;
@@ -28,6 +30,8 @@ type Declared = (typeof FIELDS)[number];
 export type TestResult = RecordOf<typeof FIELDS>;
 export type FieldName = keyof TestResult;
 
+/** System calls by kind during the upload and the download. */
+export type SyscallFields = RecordOf<typeof SYSCALL_FIELDS>;
 /** The measured download after the upload. */
 export type DownloadFields = RecordOf<typeof DOWNLOAD_FIELDS>;
 /** Where the upload's time went, uploads at once, recovery, proxy. */

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { TestResult } from "../result/fields.ts";
 export {
   NO_DOWNLOAD, NO_VALUES, readResult,
-  type DownloadFields, type TestResult, type UploadBreakdown,
+  type DownloadFields, type SyscallFields, type TestResult, type UploadBreakdown,
 } from "../result/fields.ts";
 
 export const EXIT_REASONS = [

@@ -16,6 +16,7 @@ import { harnessVersion, type HarnessVersion } from "./provenance.ts";
 import type { ProxyFacts, ProxyKind } from "./proxy.ts";
 import type { Measurement } from "./record.ts";
 import { NO_DOWNLOAD, isoTimestamp, type Recovery, type TestResult } from "./result.ts";
+import { syscallFields } from "./syscalls.ts";
 import { timelineOf } from "./timeline.ts";
 import { auth, type AuthFigures } from "./phases/auth.ts";
 import { SAMPLE_INTERVAL_MS, after, endingOf, round, type Ending, type Failure } from "./phases/common.ts";
@@ -168,6 +169,7 @@ function resultOf(
     ...(up?.counters ?? NO_COUNTER_VALUES),
     write_amplification: up?.counters && opts.size.bytes > 0 ? round(up.counters.disk_write_bytes / opts.size.bytes, 3) : null,
     instructions: up?.instructions ?? null,
+    ...syscallFields(up?.syscalls ?? null, ran.download?.syscalls ?? null),
     // What the upload left in PicoShare's storage, each fact as the backend named it.
     ...(up?.storage ?? NO_STORAGE),
     test_counters: t.last?.testCounters ?? null,

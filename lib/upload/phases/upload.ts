@@ -11,6 +11,7 @@ import { byteProgress } from "../../core/progress.ts";
 import { uploadFile, type UploadResult } from "../api.ts";
 import { counterDelta, type Counters } from "../counters.ts";
 import { countInstructions } from "../perf-events.ts";
+import { countSyscalls, type SyscallCounts } from "../syscalls.ts";
 import { startProxy, type ProxyFacts, type RunningProxy } from "../proxy.ts";
 import type { UploadBreakdown } from "../result.ts";
 import type { TestOptions } from "../runner.ts";
@@ -57,6 +58,8 @@ export interface TransferFigures {
   counters: Counters | null;
   /** Instructions retired by PicoShare's processes during the upload (perf); null where the host cannot count them. */
   instructions: number | null;
+  /** System calls by kind of PicoShare's processes during the upload (perf); null where they cannot be counted. */
+  syscalls: SyscallCounts | null;
   /** Seconds some / all of the cgroup's tasks waited for memory during the upload. */
   pressure: MemoryPressure | null;
   /** What PicoShare's storage held after the response. */
@@ -71,7 +74,7 @@ export interface UploadFigures extends TransferFigures, Outcome {
 /** An upload that did not get as far as its first request. */
 export const NO_TRANSFER: TransferFigures = {
   initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, deadline: null, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
-  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, pressure: null, storage: null,
+  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, syscalls: null, pressure: null, storage: null,
 };
 
 /** The proxy asked for (--proxy) started in front of PicoShare; readiness and login went straight to PicoShare. */
@@ -108,6 +111,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   const countersBefore = await optional(() => env.counters?.());
   const pressureBefore = await optional(() => env.memoryPressure?.());
   const instructions = env.processIds ? await countInstructions(env.processIds()) : null;
+  const syscalls = await countSyscalls(env);
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress(n > 1 ? `upload x${n}` : "upload", n * opts.size.bytes);
   const sent = new Array<number>(n).fill(0);
@@ -150,6 +154,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   const watched = await monitor.stop();
   const countersAfter = await optional(() => env.counters?.());
   const counted = (await instructions?.stop()) ?? null;
+  const calls = (await syscalls?.stop()) ?? null;
   const pressureAfter = await optional(() => env.memoryPressure?.());
   const storage = (await optional(() => env.storage?.()))?.facts ?? null;
   // Where the transfer ended: seen by the server where it can be, else the last byte handed to the socket.
@@ -175,6 +180,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     bounds: { uploadStart: t0, transferEnd, response: tResponse, downloadStart: null },
     counters: countersBefore && countersAfter ? counterDelta(countersBefore, countersAfter) : null,
     instructions: counted,
+    syscalls: calls,
     pressure:
       pressureBefore && pressureAfter
         ? {
