@@ -61,8 +61,10 @@ test("a results log of the schema before floors gets the floors table when opene
     const db = ResultsDb.open(path);
     expect((db.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
     const run = db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: dir, picoshareVersion: null, picoshareSha256: null, options: {}, host: {} });
-    // Back to the schema as it was before the floors migration (the last one).
-    db.db.exec(`DROP TABLE floors; PRAGMA user_version = ${SCHEMA_VERSION - 1}`);
+    // Back to the schema as it was before the floors migration (number 8), without the columns added after it.
+    const FLOORS = 8;
+    const later = RESULT_COLUMNS.filter(([, , , m]) => m > FLOORS).map(([c]) => `ALTER TABLE results DROP COLUMN ${c};`).join(" ");
+    db.db.exec(`DROP TABLE floors; ${later} PRAGMA user_version = ${FLOORS}`);
     db.close();
     const again = ResultsDb.open(path);
     expect((again.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);

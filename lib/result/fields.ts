@@ -6,6 +6,7 @@
 import { BREAKDOWN_FIELDS } from "./declared/breakdown.ts";
 import { COUNTER_FIELDS } from "./declared/counters.ts";
 import { DOWNLOAD_FIELDS } from "./declared/download.ts";
+import { INSTRUCTION_FIELDS } from "./declared/instructions.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
@@ -18,6 +19,7 @@ export const FIELDS = [
   ...COUNTER_FIELDS,
   ...DOWNLOAD_FIELDS,
   ...BREAKDOWN_FIELDS,
+  ...INSTRUCTION_FIELDS,
 ] as const;
 
 type Declared = (typeof FIELDS)[number];
@@ -32,6 +34,8 @@ export type UploadCounters = RecordOf<typeof COUNTER_FIELDS>;
 export type DownloadFields = RecordOf<typeof DOWNLOAD_FIELDS>;
 /** Where the upload's time went, uploads at once, recovery, proxy. */
 export type UploadBreakdown = RecordOf<typeof BREAKDOWN_FIELDS>;
+/** Instructions counted in the test's instrumented twin (--count-instructions). */
+export type InstructionFields = RecordOf<typeof INSTRUCTION_FIELDS>;
 /** How PicoShare was built, the harness's commit, the runtime and the noise control. */
 export type Provenance = RecordOf<typeof PROVENANCE_FIELDS>;
 
@@ -64,6 +68,7 @@ export const NO_COUNTERS: UploadCounters = missingOf(COUNTER_FIELDS);
 export const NO_DOWNLOAD: DownloadFields = missingOf(DOWNLOAD_FIELDS);
 export const NO_BREAKDOWN: UploadBreakdown = missingOf(BREAKDOWN_FIELDS);
 export const NO_PROVENANCE: Provenance = missingOf(PROVENANCE_FIELDS);
+export const NO_INSTRUCTIONS: InstructionFields = missingOf(INSTRUCTION_FIELDS);
 
 /**
  * A stored result (a JSON file, raw_json) as today's record: a field added

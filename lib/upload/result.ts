@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TestResult } from "../result/fields.ts";
 export {
-  NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, readResult,
+  NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_INSTRUCTIONS, NO_PROVENANCE, readResult,
   type DownloadFields, type TestResult, type UploadBreakdown, type UploadCounters,
 } from "../result/fields.ts";
 

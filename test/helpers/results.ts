@@ -1,7 +1,7 @@
 // Synthetic test results for the statistics, comparison and report tests:
 // a complete TestResult with the given measurements, everything else fixed.
 import type { HostFacts } from "../../lib/upload/host.ts";
-import { NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
+import { NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_INSTRUCTIONS, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
 import { MiB, parseSize } from "../../lib/core/sizes.ts";
 import { ResultsDb } from "../../lib/store/results-db.ts";
 import { join } from "node:path";
@@ -47,6 +47,7 @@ export function fakeResult(f: Fake = {}): TestResult {
     ...NO_PROVENANCE,
     ...NO_DOWNLOAD,
     ...NO_BREAKDOWN,
+    ...NO_INSTRUCTIONS,
     concurrency: f.concurrency ?? 1,
     timestamp: "2026-01-29T12:00:00+00:00",
     ram_mb: f.ram ?? 512,
