@@ -65,6 +65,7 @@ export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutc
   const child = await runTestChild(args, {
     logFile,
     timeoutSec: ctx.options.timeout,
+    twin: ctx.options.count_instructions,
     env,
     header: (pid) => {
       // The pid names the test's cgroup (picoshare-perf-PID-...) should one need finding.

@@ -137,12 +137,15 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     const logFile = join(outDir, warm ? "run-test.log" : `run-test-${cell.ram}MB-${cell.size.label}.log`);
     const args = runTestArgs({
       ...matrixPassedArgs(opts.passed),
+      // A warm-up counts for nothing: no instrumented twin.
+      countInstructions: opts.passed.count_instructions && !warm,
       ram: cell.ram, size: cell.size, resultsDir: outDir,
       db: warm ? warmupDb : opts.dbPath, picoshare: binaries[side].path, workDir: opts.workDir,
     });
     const child = await runTestChild(args, {
       logFile,
       timeoutSec: opts.passed.timeout,
+      twin: opts.passed.count_instructions && !warm,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
       env: childEnv({ runId: warm ? null : runIds[side] }),
       header: (pid) => `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`,
