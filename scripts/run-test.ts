@@ -13,7 +13,7 @@ import { checkDropCaches } from "../lib/upload/noise.ts";
 import { proxyPreflight } from "../lib/upload/proxy.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest, type TestOptions } from "../lib/upload/runner.ts";
-import { checkCountInstructions } from "../lib/upload/instructions.ts";
+import { checkCountInstructions, twinFor } from "../lib/upload/instructions.ts";
 import { instrumentedTwin } from "../lib/upload/twin.ts";
 import { recordResult } from "../lib/upload/record.ts";
 import { RUN_TEST_OPTIONS, parseRunTestCli, readChildContext } from "../lib/upload/options.ts";
@@ -45,7 +45,7 @@ written), 2 bad usage or a set-up problem (nothing is written).
     ["Optional:", [
       O.timeoutSec, O.iterations, O.warmup, O.keepVm, O.resultsDir, O.reuseVm, O.backend, O.picoshare, O.picoshareSource,
       O.picoshareRef, O.verify, O.noDownload, O.concurrency, O.noRecovery, O.proxy, O.proxySettings, O.dropCaches, O.workDir,
-      O.allowMemoryBackedWorkDir, O.testFiles, O.db, O.countInstructions,
+      O.allowMemoryBackedWorkDir, O.testFiles, O.db, O.countInstructions, O.instructionTwins,
     ]],
   ],
   `Examples:
@@ -82,7 +82,8 @@ await runMain(async () => {
   if (proxySettings && !proxyKind) throw new UsageError("--proxy-settings without --proxy: add --proxy nginx, or leave the settings out");
   if (proxyKind) proxyPreflight(proxyKind);
   const countInstructions = opt("countInstructions");
-  if (countInstructions) checkCountInstructions(backendName);
+  const instructionTwins = opt("instructionTwins");
+  checkCountInstructions(backendName, countInstructions, instructionTwins);
   const resultsDir = opt("resultsDir");
   ensureWritableDir(resultsDir, "--results-dir");
   const workDir = opt("workDir");
@@ -127,7 +128,9 @@ await runMain(async () => {
     };
     const measurement = await measureTest(test);
     // The twin's counts join the measured test's result; nothing else of it does.
-    if (countInstructions && !warmup) measurement.result = { ...measurement.result, ...(await instrumentedTwin(test, measurement, resultsDir)) };
+    // A lone test's parent (the matrix, compare) decided already whether it gets one.
+    const twin = !warmup && twinFor(single ? 1 : i - warmups, countInstructions, instructionTwins);
+    if (twin) measurement.result = { ...measurement.result, ...(await instrumentedTwin(test, measurement, resultsDir)) };
     const { result, resultPath } = recordResult(measurement, { resultsDir, dbPath });
     reportTest(result, ramMiB);
     // Each path as soon as its test is done: an interrupted series still names what it wrote.

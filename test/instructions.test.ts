@@ -8,10 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
-import { MiB } from "../lib/core/sizes.ts";
 import { ROOT } from "../lib/core/paths.ts";
 import { dumpInstructions } from "../lib/upload/instructions.ts";
 import { runScript } from "./helpers/run.ts";
+import { cellArgs } from "../lib/matrix/cell.ts";
+import { MiB, parseSize } from "../lib/core/sizes.ts";
+import type { MatrixOptions } from "../lib/matrix/state.ts";
 
 setDefaultTimeout(300_000);
 
@@ -91,4 +93,19 @@ test("a callgrind dump's count is its totals line", () => {
   expect(dumpInstructions("version: 1\nevents: Ir\nsummary: 0\n\nfn=(1) main\n3 10\ntotals: 154668\n")).toBe(154668);
   expect(dumpInstructions("events: Ir\nsummary: 90\n")).toBe(90);
   expect(dumpInstructions("events: Ir\n")).toBeNull();
+});
+
+test("--instruction-twins N: the matrix gives --count-instructions to the first N measured tests of a cell only; without --count-instructions it is refused", async () => {
+  const o = { picoshare: { path: "/p" }, work_dir: "/w", warmup: 1, count_instructions: true, instruction_twins: 2 } as unknown as MatrixOptions;
+  const counted = [1, 2, 3, 4].map((iteration) =>
+    cellArgs({ index: iteration, ram: 256, size: parseSize("8M"), concurrency: 1, iteration, warmup: iteration === 1 }, { dir: "/d", db: "/d/r.db", options: o }),
+  );
+  // The warm-up's run-test skips its twin itself; the measured 1 and 2 get one, the 3rd none; no child is told N.
+  expect(counted.map((a) => a.includes("--count-instructions"))).toEqual([true, true, true, false]);
+  expect(counted.some((a) => a.includes("--instruction-twins"))).toBe(false);
+  const d = dirs();
+  const r = await runScript("run-test", ["--ram", "256", "--file-size", "8M", "--instruction-twins", "2", "--test-files", files, "--results-dir", d.results, "--work-dir", d.work]);
+  expect(r.code).toBe(2);
+  expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("--instruction-twins without --count-instructions")]);
+  expect(existsSync(d.results)).toBe(false);
 });

@@ -103,6 +103,11 @@ export const FLAG = {
     "Give each measured test an instrumented twin right after it: PicoShare under valgrind's callgrind (local backend; " +
       "apt-get install valgrind), its user-space instructions counted per phase into upload_instructions and " +
       "download_instructions; the twin's times and memory count for nothing"),
+  instructionTwins: numberFlag("instruction-twins", positiveInt, {
+    value: "N", example: "2",
+    help: "With --count-instructions: a twin for only the first N measured tests of each cell (per side in a comparison), " +
+      "for long matrices; the others' instruction fields stay null (default: every measured test)",
+  }),
   dropCaches: switchFlag("drop-caches",
     "Root: sync and drop the page cache before each test, so that every test starts cold " +
       "(the test file is read from disk); the result says so (caches_dropped)"),

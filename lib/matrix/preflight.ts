@@ -21,11 +21,11 @@ export async function preflight(
   dropCaches = false,
   /** The most uploads at once: the disk must hold that many copies. */
   concurrency = 1,
-  /** --count-instructions: valgrind here, and the local backend. */
-  countInstructions = false,
+  /** --count-instructions and --instruction-twins: valgrind here, and the local backend. */
+  instructions: { count?: boolean; twins?: number | null } = {},
 ): Promise<void> {
   if (dropCaches) checkDropCaches();
-  if (countInstructions) checkCountInstructions(backendName);
+  checkCountInstructions(backendName, instructions.count, instructions.twins);
   const backend = await loadBackend(backendName);
   const dir = workDir ?? defaultWorkDir();
   ensureWritableDir(dir, "--work-dir");

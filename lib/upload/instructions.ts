@@ -44,8 +44,21 @@ export const VALGRIND_EXTRA_MIB = 512;
 /** The twin runs about ten times slower: its uploads get this many times the --timeout. */
 export const TWIN_TIMEOUT_FACTOR = 20;
 
-/** --count-instructions can be had: the local backend, and valgrind installed (else one line, exit 2, before anything is written). */
-export function checkCountInstructions(backend: string): void {
+/**
+ * Whether the `measured`-th measured test of a cell (from 1) gets a twin:
+ * --count-instructions, and within --instruction-twins N where given.
+ */
+export function twinFor(measured: number, count: boolean | undefined, twins: number | null | undefined): boolean {
+  return Boolean(count) && (twins === null || twins === undefined || measured <= twins);
+}
+
+/**
+ * --count-instructions (with --instruction-twins) can be had: the local
+ * backend, and valgrind installed; else one line, exit 2, before anything is written.
+ */
+export function checkCountInstructions(backend: string, count: boolean | undefined, twins: number | null | undefined): void {
+  if (twins !== null && twins !== undefined && !count) throw new UsageError("--instruction-twins without --count-instructions: add --count-instructions, or leave it out");
+  if (!count) return;
   if (backend !== "local") throw new UsageError(`--count-instructions needs the local backend (not ${backend}): valgrind runs PicoShare on this host`);
   if (!Bun.which("valgrind") || !Bun.which("callgrind_control")) {
     throw new UsageError("--count-instructions needs valgrind: install the Debian package valgrind (apt-get install valgrind)");
