@@ -41,6 +41,8 @@ export interface InstructionSettings {
  * and its translations of PicoShare's code (measured: see docs/run-test.md).
  */
 export const VALGRIND_EXTRA_MIB = 512;
+/** What the twin's PicoShare gets in GODEBUG besides the harness's own. */
+export const TWIN_GODEBUG = "asyncpreemptoff=1";
 /** The twin runs about ten times slower: its uploads get this many times the --timeout. */
 export const TWIN_TIMEOUT_FACTOR = 20;
 
@@ -93,9 +95,20 @@ export class CallgrindProbe implements PhaseProbe {
     this.dir = mkdtempSync(join(workDir, `${NAME_PREFIX}${process.pid}-callgrind-`));
   }
 
-  /** valgrind's command line in front of PicoShare's: instrumentation off until a phase starts. */
-  wrapper(): string[] {
-    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet", `--callgrind-out-file=${join(this.dir, "callgrind.out")}`];
+  /**
+   * valgrind's command line in front of PicoShare's: instrumentation off
+   * until a phase starts; Go's asynchronous preemption off (its SIGURGs,
+   * sent at moments the host decides, trip an assertion in callgrind's signal
+   * handling and would make the count depend on timing), added to the GODEBUG PicoShare gets.
+   */
+  wrapper(env: NodeJS.ProcessEnv = process.env): string[] {
+    const godebug = [env.GODEBUG, TWIN_GODEBUG].filter(Boolean).join(",");
+    return ["env", `GODEBUG=${godebug}`, "valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet", `--callgrind-out-file=${join(this.dir, "callgrind.out")}`, this.vgdbPrefix()];
+  }
+
+  /** Where valgrind's control pipes go: by default its TMPDIR, which is PicoShare's spill folder, so named here for both ends. */
+  private vgdbPrefix(): string {
+    return `--vgdb-prefix=${join(this.dir, "vgdb-pipe")}`;
   }
 
   async start(phase: CountedPhase, env: TestEnvironment): Promise<void> {
@@ -119,7 +132,7 @@ export class CallgrindProbe implements PhaseProbe {
   private async control(env: TestEnvironment, args: string[], phase: CountedPhase): Promise<void> {
     const pid = env.processIds?.()[0];
     if (pid === undefined) throw new Error(`no valgrind process to switch for the ${phase}`);
-    const r = await $({ nothrow: true, timeout: 60_000 })`callgrind_control ${args} ${String(pid)}`;
+    const r = await $({ nothrow: true, timeout: 60_000 })`callgrind_control ${this.vgdbPrefix()} ${args} ${String(pid)}`;
     if (r.exitCode !== 0 || !/OK\./.test(r.stdout)) {
       throw new Error(`callgrind_control ${args.join(" ")} ${pid} failed for the ${phase}: ${(r.stdout + r.stderr).trim().split("\n").pop()}`);
     }
