@@ -87,7 +87,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Live (one of each pair):", [
     OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
     withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.resultsDir, P.backend,
   ]],
   ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
@@ -291,7 +291,9 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   const bs: PicoShareBinary[] = [];
   for (const f of flagsB) bs.push(await binary(f, "b"));
   // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
-  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
+  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, {
+    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
+  });
   const names = candidateLabels(bs.length);
   for (const [i, b] of bs.entries()) {
     if (a.sha256 === b.sha256) warn(`A and ${names[i]} are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);

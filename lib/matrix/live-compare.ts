@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runTestChild } from "./run-test-child.ts";
 import { childEnv, matrixPassedArgs, runTestArgs, type MatrixPassed } from "../upload/options.ts";
+import { twinFor } from "../upload/instructions.ts";
 import { recordHarnessError } from "../upload/record.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
@@ -157,17 +158,26 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   const results: Record<SideName, TestResult[]> = Object.fromEntries(names.map((n) => [n, []]));
   const harnessErrors: Record<SideName, { ram_mb: number; file_size: string }[]> = Object.fromEntries(names.map((n) => [n, []]));
 
+  // Measured tests so far per side and cell: which get an instrumented twin (--instruction-twins).
+  const measuredSoFar = new Map<string, number>();
   const runOne = async (side: SideName, cell: Cell, what: string, warm: boolean, prefix: string) => {
+    const seen = `${side} ${testCellName(cell)}`;
+    if (!warm) measuredSoFar.set(seen, (measuredSoFar.get(seen) ?? 0) + 1);
+    // A warm-up counts for nothing: no instrumented twin.
+    const twin = !warm && twinFor(measuredSoFar.get(seen)!, opts.passed.count_instructions, opts.passed.instruction_twins);
     const outDir = warm ? dirs.warmup : dirs[side];
     const logFile = join(outDir, warm ? "run-test.log" : `run-test-${cell.ram}MB-${cell.size.label}.log`);
     const args = runTestArgs({
       ...matrixPassedArgs(opts.passed),
+      countInstructions: twin,
+      instructionTwins: null,
       ram: cell.ram, size: cell.size, resultsDir: outDir,
       db: warm ? warmupDb : opts.dbPath, picoshare: binaries[side].path, workDir: opts.workDir,
     });
     const child = await runTestChild(args, {
       logFile,
       timeoutSec: opts.passed.timeout,
+      twin,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
       env: childEnv({ runId: warm ? null : runIds[side] }),
       header: (pid) => `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`,

@@ -6,6 +6,7 @@
 import { BREAKDOWN_FIELDS } from "./declared/breakdown.ts";
 import { COUNTER_FIELDS } from "./declared/counters.ts";
 import { DOWNLOAD_FIELDS } from "./declared/download.ts";
+import { INSTRUCTION_FIELDS } from "./declared/instructions.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
 import { SETTLE_FIELDS } from "./declared/settle.ts";
@@ -22,6 +23,7 @@ export const FIELDS = [
   ...SYSCALL_FIELDS,
   ...DOWNLOAD_FIELDS,
   ...BREAKDOWN_FIELDS,
+  ...INSTRUCTION_FIELDS,
 ] as const;
 
 type Declared = (typeof FIELDS)[number];
@@ -36,6 +38,8 @@ export type SyscallFields = RecordOf<typeof SYSCALL_FIELDS>;
 export type DownloadFields = RecordOf<typeof DOWNLOAD_FIELDS>;
 /** Where the upload's time went, uploads at once, recovery, proxy. */
 export type UploadBreakdown = RecordOf<typeof BREAKDOWN_FIELDS>;
+/** Instructions counted in the test's instrumented twin (--count-instructions). */
+export type InstructionFields = RecordOf<typeof INSTRUCTION_FIELDS>;
 
 /** The fields with summary.txt columns, the per-cell statistics, and their names as types. */
 export type SummaryField = Extract<Declared, { summary: SummarySpec }>;
@@ -66,6 +70,7 @@ function missingOf<L extends readonly Field[]>(fields: L): RecordOf<L> {
 export const NO_VALUES = missingOf(FIELDS) as { [F in Defaulted<typeof FIELDS> as F["name"]]: ValueOf<F> };
 
 export const NO_DOWNLOAD: DownloadFields = missingOf(DOWNLOAD_FIELDS);
+export const NO_INSTRUCTIONS: InstructionFields = missingOf(INSTRUCTION_FIELDS);
 
 /**
  * A stored result (a JSON file, raw_json) as today's record: a field added

@@ -9,6 +9,7 @@ import { NO_STORAGE, type Backend, type TestEnvironment } from "../backends/type
 import { peakRss } from "../core/proc.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { NO_COUNTER_VALUES } from "./counters.ts";
+import { NO_INSTRUCTIONS, type PhaseProbe } from "./instructions.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { dropCaches, probeEnvironment, settleHost, type EnvironmentProbe, type Settled } from "./noise.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
@@ -53,6 +54,8 @@ export interface TestOptions {
   recovery?: boolean;
   /** A reverse proxy the uploads and the download go through (--proxy), with its overridden settings. */
   proxy?: { kind: ProxyKind; settings: Record<string, string> } | null;
+  /** An instrumented twin's (--count-instructions): the command PicoShare runs under, and what the phases call at their bounds. */
+  instrument?: { wrapper: string[]; probe: PhaseProbe };
 }
 
 /** The figures of the phases between setup and teardown; null for a phase the test did not reach. */
@@ -205,5 +208,7 @@ function resultOf(
     run_id: opts.runId,
     iteration: opts.iteration ?? 1,
     warmup: opts.warmup ?? false,
+    // Counted in the test's twin, when asked (instrumentedTwin).
+    ...NO_INSTRUCTIONS,
   };
 }

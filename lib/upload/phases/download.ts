@@ -45,6 +45,7 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
   const syscalls = await countSyscalls(env);
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   // Before the monitor: its first sample is the download's.
+  await opts.instrument?.probe.start("download", env);
   const start = performance.now();
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const t0 = performance.now();
@@ -63,6 +64,7 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
     reason = timeout.aborted ? "timeout" : "http_error";
   }
   const seconds = (performance.now() - t0) / 1000;
+  await opts.instrument?.probe.stop("download", env);
   const watched = await monitor.stop();
   const after = await optional(() => env.counters?.());
   const calls = (await syscalls?.stop()) ?? null;

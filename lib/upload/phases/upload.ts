@@ -119,6 +119,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   // The upload's own clock: from here, not from the readings and counters set up before it.
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   const signal = AbortSignal.any([timeout, interruptSignal, died.signal]);
+  await opts.instrument?.probe.start("upload", env);
   const t0 = performance.now();
   // The server's side of the end of the transfer: PicoShare's temp files hold every byte of every upload.
   let serverEnd: number | null = null;
@@ -144,6 +145,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     }),
   );
   const tResponse = performance.now();
+  await opts.instrument?.probe.stop("upload", env);
   if (poll) clearInterval(poll);
   if (proxySampler) clearInterval(proxySampler);
   to.proxy?.sample();
