@@ -176,9 +176,11 @@ describe("set-ups that pass", () => {
 
   test("a user with a systemd user manager (user@UID.service): the user's manager delegates a scope", async () => {
     // The image masks logind (not needed to run PicoShare); lingering has it start the user's manager.
+    // Its socket comes before the unit is active (CI saw "activating" once): wait for both, 10 s at most.
     const started = await guest!.root(
       `systemctl unmask --quiet systemd-logind.service && systemctl start systemd-logind.service && loginctl enable-linger perf && ` +
-        `for i in $(seq 100); do [ -S /run/user/${UID}/systemd/private ] && break; sleep 0.1; done; systemctl is-active user@${UID}.service`,
+        `for i in $(seq 100); do [ -S /run/user/${UID}/systemd/private ] && [ "$(systemctl is-active user@${UID}.service)" = active ] && break; sleep 0.1; done; ` +
+        `systemctl is-active user@${UID}.service`,
     );
     if (started.stdout.trim() !== "active") console.error(started.stderr);
     expect(started.stdout.trim()).toBe("active");
