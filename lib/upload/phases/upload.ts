@@ -39,8 +39,8 @@ export interface TransferFigures {
   durations: number[];
   /** A request that failed (no answer at all); null when each got one. */
   error: unknown;
-  /** The uploads' --timeout, from their start (aborted once it has passed); null when none started. */
-  deadline: AbortSignal | null;
+  /** The uploads' --timeout (from their start) had passed when they ended: judged then, not after the readings that follow. */
+  timedOut: boolean;
   /** From the upload's start (seconds): to the end of the transfer, and how that end was found. */
   transferSeconds: number | null;
   transferEnd: UploadBreakdown["upload_transfer_end"];
@@ -73,7 +73,7 @@ export interface UploadFigures extends TransferFigures, Outcome {
 
 /** An upload that did not get as far as its first request. */
 export const NO_TRANSFER: TransferFigures = {
-  initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, deadline: null, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
+  initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, timedOut: false, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
   peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, syscalls: null, pressure: null, storage: null,
 };
 
@@ -145,6 +145,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     }),
   );
   const tResponse = performance.now();
+  const timedOut = timeout.aborted;
   await opts.instrument?.probe.stop("upload", env);
   if (poll) clearInterval(poll);
   if (proxySampler) clearInterval(proxySampler);
@@ -169,7 +170,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     upload: uploads.find((u) => u !== null && u.status !== 200) ?? uploads[0] ?? null,
     durations,
     error: settled.find((r) => r.status === "rejected")?.reason ?? null,
-    deadline: timeout,
+    timedOut,
     transferSeconds: transferEnd !== null ? round((Math.min(transferEnd, tResponse) - t0) / 1000, 3) : null,
     transferEnd: transferEnd === null ? null : serverEnd !== null ? "server" : "client",
     bodySentSeconds: clientEnd !== null ? round((clientEnd - t0) / 1000, 3) : null,
@@ -200,7 +201,7 @@ async function verdict(env: TestEnvironment, t: TransferFigures, ooms: number, t
   const upload = t.upload;
   const proxied = to.proxy ? ` (through ${opts.proxy!.kind})` : "";
   if (ooms > 0) throw new Failure("oom_killed", `the kernel's OOM killer ended PicoShare (${ooms} kill(s) in the cgroup)`);
-  if (t.deadline?.aborted) throw new Failure("timeout", `upload did not finish within ${opts.timeoutSec} s`);
+  if (t.timedOut) throw new Failure("timeout", `upload did not finish within ${opts.timeoutSec} s`);
   if (!running) {
     const how = await env.exited;
     throw new Failure("process_died", `PicoShare exited during the upload (${how.signal ?? `exit code ${how.code}`})`);
