@@ -41,7 +41,7 @@ const P = RUN_TEST_OPTIONS;
 const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Options:", [RAM, FILE_SIZE, OWN.runs, WARMUP, OWN.patches, FLAG.workDir, FLAG.resultsDir]],
   ["Passed to each test, as run-test takes them:", [
-    P.timeoutSec, P.testFiles, P.backend, P.dropCaches, P.verify, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
+    P.timeoutSec, P.testFiles, P.backend, P.dropCaches, P.countInstructions, P.instructionTwins, P.verify, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
     P.noRecovery, P.proxy, P.proxySettings,
   ]],
 ];
@@ -106,7 +106,9 @@ await runMain(async () => {
   const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;
 
   const a = await resolvePicoShareVersion(DEFAULT_VERSION);
-  await preflight(passed.get("backend"), a, [ram], [size], workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
+  await preflight(passed.get("backend"), a, [ram], [size], workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, {
+    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
+  });
   const source = await moduleSource();
   const scratch = mkdtempSync(join(tmpdir(), "bench-detection-"));
   onCleanup("remove the patched sources", () => rmSync(scratch, { recursive: true, force: true }));

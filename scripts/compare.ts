@@ -56,7 +56,7 @@ const OWN = {
     value: "REF",
     help: "with --b-source: a git ref of it, as --a-ref. Several candidates: give --b, --b-version and --b-source " +
       "as often as needed (--b-ref only with one --b-source); they are B1, B2... (--b paths first, then versions, " +
-      "then sources), all run interleaved with A in each cell (the order rotates every round), each compared with A; " +
+      "then sources), all run interleaved with A in each cell (in a Williams design: each build follows every other equally often), each compared with A; " +
       "the output is one table per metric with a column per build and a geomean row over the cells",
   }),
   runA: valueFlag("run-a", { value: "ID", help: "Run of the results log as side A" }),
@@ -87,7 +87,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Live (one of each pair):", [
     OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
     withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.resultsDir, P.backend,
   ]],
   ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
@@ -114,8 +114,8 @@ PicoShare peak RSS, CPU seconds, disk bytes written) are corrected together
 goes to stdout.
 
 Live: runs both builds over the same cells, each test a run-test process,
-A and B interleaved within each cell (A B, B A, A B, ...) so that drift on the
-host hits both alike. Warm-up runs are not counted. Both sides are stored as
+A and B interleaved within each cell (A B, B A, A B, ...: ABBA) so that drift
+on the host hits both alike. Warm-up runs are not counted. Both sides are stored as
 runs (kind compare-a / compare-b) in the results log; results go to
 RESULTS_DIR/compare-STAMP/{a,b,warmup}/. At least 5 measured runs per side
 (--iterations) are needed for a verdict on the 4 primary metrics at --alpha
@@ -291,7 +291,9 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   const bs: PicoShareBinary[] = [];
   for (const f of flagsB) bs.push(await binary(f, "b"));
   // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
-  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"));
+  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, {
+    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
+  });
   const names = candidateLabels(bs.length);
   for (const [i, b] of bs.entries()) {
     if (a.sha256 === b.sha256) warn(`A and ${names[i]} are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);

@@ -78,7 +78,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
     P.timeoutSec, OWN.stopOnFailure, ITERATIONS, WARMUP, FLAG.memoryLimits, withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT),
     OWN.concurrencyLevels, OWN.shard, OWN.controlCell, OWN.controlEvery, OWN.stopOnDrift, FLAG.resultsDir, P.backend,
     FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef, OWN.generate, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.db, OWN.resume,
   ]],
 ];
@@ -167,7 +167,9 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     "picoshare",
   );
   if (v.generate) await ensureTestFiles(allSizes, testFiles, true);
-  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), Math.max(...levels));
+  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), Math.max(...levels), {
+    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
+  });
   const options: MatrixOptions = {
     memory_limits: memory,
     file_sizes: sizes.map((s) => s.label),
@@ -219,7 +221,7 @@ async function resume(v: Values, t0: number): Promise<MatrixRun> {
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
     await preflight(
       o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches,
-      Math.max(...levelsOf(o)),
+      Math.max(...levelsOf(o)), { count: o.count_instructions, twins: o.instruction_twins },
     );
     return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
   } catch (err) {

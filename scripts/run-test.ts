@@ -12,7 +12,9 @@ import { resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { checkDropCaches } from "../lib/upload/noise.ts";
 import { proxyPreflight } from "../lib/upload/proxy.ts";
 import { loadBackend } from "../lib/backends/index.ts";
-import { measureTest } from "../lib/upload/runner.ts";
+import { measureTest, type TestOptions } from "../lib/upload/runner.ts";
+import { checkCountInstructions, twinFor } from "../lib/upload/instructions.ts";
+import { instrumentedTwin } from "../lib/upload/twin.ts";
 import { recordResult } from "../lib/upload/record.ts";
 import { RUN_TEST_OPTIONS, parseRunTestCli, readChildContext } from "../lib/upload/options.ts";
 import { usageText } from "../lib/core/flag-kit.ts";
@@ -43,7 +45,7 @@ written), 2 bad usage or a set-up problem (nothing is written).
     ["Optional:", [
       O.timeoutSec, O.iterations, O.warmup, O.keepVm, O.resultsDir, O.reuseVm, O.backend, O.picoshare, O.picoshareSource,
       O.picoshareRef, O.verify, O.noDownload, O.concurrency, O.noRecovery, O.proxy, O.proxySettings, O.dropCaches, O.workDir,
-      O.allowMemoryBackedWorkDir, O.testFiles, O.db,
+      O.allowMemoryBackedWorkDir, O.testFiles, O.db, O.countInstructions, O.instructionTwins,
     ]],
   ],
   `Examples:
@@ -79,6 +81,9 @@ await runMain(async () => {
   const proxySettings = opt("proxySettings");
   if (proxySettings && !proxyKind) throw new UsageError("--proxy-settings without --proxy: add --proxy nginx, or leave the settings out");
   if (proxyKind) proxyPreflight(proxyKind);
+  const countInstructions = opt("countInstructions");
+  const instructionTwins = opt("instructionTwins");
+  checkCountInstructions(backendName, countInstructions, instructionTwins);
   const resultsDir = opt("resultsDir");
   ensureWritableDir(resultsDir, "--results-dir");
   const workDir = opt("workDir");
@@ -109,7 +114,7 @@ await runMain(async () => {
   for (let i = 1; i <= total; i++) {
     const warmup = single ? envWarmup : i <= warmups;
     if (!single) log(warmup ? `Warm-up ${i}/${warmups}` : `Iteration ${i - warmups}/${iterations}`);
-    const measurement = await measureTest({
+    const test: TestOptions = {
       ramMiB, size, filePath, timeoutSec, workDir, runId, backend, picoshare,
       keep: opt("keepVm") && i === total,
       verify: opt("verify"),
@@ -120,7 +125,12 @@ await runMain(async () => {
       proxy: proxyKind ? { kind: proxyKind, settings: proxySettings ?? {} } : null,
       iteration: single ? (envIteration ?? 1) : i,
       warmup,
-    });
+    };
+    const measurement = await measureTest(test);
+    // The twin's counts join the measured test's result; nothing else of it does.
+    // A lone test's parent (the matrix, compare) decided already whether it gets one.
+    const twin = !warmup && twinFor(single ? 1 : i - warmups, countInstructions, instructionTwins);
+    if (twin) measurement.result = { ...measurement.result, ...(await instrumentedTwin(test, measurement, resultsDir)) };
     const { result, resultPath } = recordResult(measurement, { resultsDir, dbPath });
     reportTest(result, ramMiB);
     // Each path as soon as its test is done: an interrupted series still names what it wrote.
@@ -167,6 +177,9 @@ function reportTest(result: TestResult, ramMiB: number): void {
         ? `   Download: ${result.download_duration_seconds?.toFixed(2)}s, ${result.download_throughput_mbps?.toFixed(2)} MB/s, peak ${Math.round((result.download_peak_memory_bytes ?? 0) / MiB)}MB`
         : `   Download: FAILED (${result.download_exit_reason}): ${result.download_error}`,
     );
+  }
+  if (result.upload_instructions !== null || result.download_instructions !== null) {
+    log(`   Instructions (${result.instructions_source}, counted in the twin): upload ${result.upload_instructions ?? "-"}, download ${result.download_instructions ?? "-"}`);
   }
   if (result.proxy) {
     const p = result.proxy;

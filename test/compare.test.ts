@@ -14,7 +14,7 @@ import { geomean, nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporte
 import { GATE_COUNTS, parseThresholds, plannedBlindSpots } from "../lib/stats/gate.ts";
 import { COMPARED_METRICS, metricByKey } from "../lib/stats/metrics.ts";
 import { minimumDetectableEffect, runsForMde } from "../lib/stats/power.ts";
-import { runOrder } from "../lib/matrix/live-compare.ts";
+import { orderText, runOrder } from "../lib/matrix/live-compare.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
 import { resolvePicoShareVersion } from "../lib/upload/picoshare.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
@@ -173,11 +173,21 @@ describe("a comparison of synthetic runs", () => {
     expect(json.cells[0].throughput.label).toBe("faster");
     expect(json.cells[0].metrics.map((m: { key: string }) => m.key)).toEqual([
       "throughput", "picoshare_peak_rss", "peak_memory", "cpu_seconds", "disk_write_bytes", "anon_peak", "write_syscalls", "read_syscalls", "instructions", "major_faults", "minor_faults",
+      "upload_fsync_calls",
+      "upload_instructions", "download_instructions",
     ]);
     expect(json.cells[0].metrics[3]).toMatchObject({ key: "cpu_seconds", verdict: "too_few", label: "not measured" });
     expect(json.cells).toHaveLength(2);
     // One host on both sides: no hosts per cell side.
     expect(json.cells.flatMap((x: { a: object; b: object }) => [x.a, x.b]).some((x: object) => "hosts" in x)).toBe(false);
+  });
+
+  test("fsync calls, the same count in every run: more on B is called, the same count is no difference", () => {
+    const runs = (fsyncs: number) => fakeCell([100, 101, 99, 102, 98]).map((r) => ({ ...r, upload_fsync_calls: fsyncs }));
+    const fsyncVerdict = (a: number, b: number) =>
+      JSON.parse(comparisonJson(buildComparison(side("A", runs(a)), side("B", runs(b))))).cells[0].metrics.find((m: { key: string }) => m.key === "upload_fsync_calls");
+    expect(fsyncVerdict(40, 48)).toMatchObject({ family: "secondary", label: "more fsyncs" });
+    expect(fsyncVerdict(40, 40).label).toMatch(/^no difference/);
   });
 
   test("environment differences come first in every rendering", () => {
@@ -190,9 +200,45 @@ describe("a comparison of synthetic runs", () => {
 
   test("interleaving: each side goes first equally often", () => {
     expect([0, 1, 2, 3].map((i) => runOrder(i))).toEqual([["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]);
-    // Three builds: rotated, each in each place once every three rounds.
-    const three = [0, 1, 2, 3].map((i) => runOrder(i, ["a", "b1", "b2"]));
-    expect(three).toEqual([["a", "b1", "b2"], ["b1", "b2", "a"], ["b2", "a", "b1"], ["a", "b1", "b2"]]);
+    // Three builds: each round followed by its reverse, each in each place twice every six rounds.
+    const three = [0, 1, 2, 3, 6].map((i) => runOrder(i, ["a", "b1", "b2"]));
+    expect(three).toEqual([["a", "b1", "b2"], ["b2", "b1", "a"], ["b1", "b2", "a"], ["a", "b2", "b1"], ["a", "b1", "b2"]]);
+    expect(orderText(["A", "B"])).toBe("ABBA (A B, B A, ...) within each cell");
+    expect(orderText(["A", "B1", "B2", "B3"])).toContain("a balanced Latin square over 4 rounds");
+  });
+
+  test("Williams design: over a cycle, each build follows every other equally often (2 to 6 builds)", () => {
+    for (let n = 2; n <= 6; n++) {
+      const sides = Array.from({ length: n }, (_, k) => `s${k}`);
+      const cycle = n % 2 === 0 ? n : 2 * n;
+      const rounds = Array.from({ length: cycle }, (_, i) => runOrder(i, sides));
+      // The cycle starts over: round `cycle` is round 0.
+      expect(runOrder(cycle, sides)).toEqual(rounds[0]);
+      const within = new Map<string, number>();
+      const count = (m: Map<string, number>, from: string, to: string) => m.set(`${from}>${to}`, (m.get(`${from}>${to}`) ?? 0) + 1);
+      for (const r of rounds) {
+        expect([...r].sort()).toEqual(sides); // every build once a round
+        for (let k = 1; k < n; k++) count(within, r[k - 1], r[k]);
+      }
+      // Each place: every build equally often.
+      for (let k = 0; k < n; k++) {
+        const at = rounds.map((r) => r[k]);
+        for (const s of sides) expect(at.filter((x) => x === s).length).toBe(cycle / n);
+      }
+      // Within rounds: every ordered pair of different builds equally often (once for even n, twice for odd n).
+      for (const a of sides) for (const b of sides) expect(within.get(`${a}>${b}`) ?? 0).toBe(a === b ? 0 : cycle / n);
+      // Tests run back to back, so across a round boundary the round's first test follows the last of the round
+      // before: counting those too (over the cycle, wrapping into the next), each build gets one more predecessor per
+      // n rounds; for two builds that one is itself (A B | B A: ABBA), so their balance is exact.
+      const all = new Map<string, number>();
+      const seq = rounds.flat();
+      for (let t = 0; t < seq.length; t++) count(all, seq[(t + seq.length - 1) % seq.length], seq[t]);
+      for (const b of sides) {
+        const others = sides.filter((a) => a !== b).map((a) => all.get(`${a}>${b}`) ?? 0);
+        expect(Math.max(...others) - Math.min(...others)).toBeLessThanOrEqual(n === 2 ? 0 : 1);
+        expect(Math.min(...others)).toBe(cycle / n);
+      }
+    }
   });
 });
 

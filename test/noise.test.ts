@@ -1,11 +1,13 @@
 // The environment probe's judgements on synthetic probes: a matrix's drift
-// from its first tests, and two sides that probed differently. (The probe
-// itself runs for real in run-test.test.ts.)
+// from its first tests, and two sides that probed differently; settling the
+// host after a real large write, and the probe after it. (The probe also runs
+// for real in run-test.test.ts.)
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DriftWatch, probeDifferences, probeEnvironment } from "../lib/upload/noise.ts";
+import { MiB } from "../lib/core/sizes.ts";
+import { DriftWatch, SETTLE_THRESHOLD_BYTES, dirtyBytes, probeDifferences, probeEnvironment, settleHost } from "../lib/upload/noise.ts";
 
 const p = (disk: number, cpu: number) => ({ disk_write_mibps: disk, cpu_seconds: cpu });
 
@@ -52,4 +54,55 @@ test("the probe writes and removes one file", () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** Writes `mib` MiB to a file in `dir` without fsync: dirty pages the kernel has yet to write, as a test leaves them. */
+function writeUnsynced(dir: string, mib: number): void {
+  const chunk = Buffer.alloc(MiB, 0x33);
+  const fd = openSync(join(dir, "residue"), "w", 0o600);
+  try {
+    for (let i = 0; i < mib; i++) writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe("settling the host before a test", () => {
+  // On the disk the tests' temporary files go to, as a test's work dir would be.
+  const scratch = () => mkdtempSync(join(tmpdir(), "settle-"));
+
+  test("after a 256 MiB write left unsynced: the residue is found, flushed, and the wait timed", async () => {
+    const dir = scratch();
+    try {
+      writeUnsynced(dir, 256);
+      // Well above the threshold (another process's sync, as a test's probe does, may have flushed part of it already).
+      const before = dirtyBytes();
+      expect(before!).toBeGreaterThan(2 * SETTLE_THRESHOLD_BYTES);
+      const s = await settleHost();
+      const left = dirtyBytes();
+      // Settling found that residue (read at its start, microseconds later).
+      expect(s.settle_dirty_bytes!).toBeGreaterThan(before! / 2);
+      expect(s.settle_seconds).toBeGreaterThan(0);
+      expect(left).not.toBeNull();
+      expect(left!).toBeLessThanOrEqual(SETTLE_THRESHOLD_BYTES);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("the probe after a 256 MiB write and settling stays within the drift band of probes on a quiet host", async () => {
+    const dir = scratch();
+    try {
+      await settleHost();
+      const w = new DriftWatch();
+      for (let i = 0; i < 3; i++) expect(w.add(probeEnvironment(dir), `quiet probe ${i + 1}`)).toBeNull();
+      writeUnsynced(dir, 256);
+      await settleHost();
+      rmSync(join(dir, "residue"));
+      const after = probeEnvironment(dir);
+      expect(w.add(after, "the probe after the write")).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

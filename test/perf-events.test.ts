@@ -24,7 +24,7 @@ test("perf stat's CSV: a counted event gives its value; one the host cannot coun
 test("a count over a running process: started, stopped with SIGINT, read back", async () => {
   const busy = start(["sh", "-c", "while :; do :; done"]);
   try {
-    const count = countEvent([busy.pid], "task-clock");
+    const count = await countEvent([busy.pid], "task-clock");
     await Bun.sleep(400);
     const ms = await count.stop();
     // task-clock is in milliseconds of CPU: a busy loop gets most of 400 ms of one core.

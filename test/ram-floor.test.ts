@@ -117,6 +117,7 @@ describe("find-ram-floor against a real PicoShare", () => {
     mkdirSync(files);
     await writeTestFile(testFilePath("8M", files), 8 * MiB);
     await writeTestFile(testFilePath("64M", files), 64 * MiB);
+    await writeTestFile(testFilePath("100M", files), 100 * MiB);
   }, 600_000);
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -168,9 +169,10 @@ describe("find-ram-floor against a real PicoShare", () => {
   });
 
   test("a probe slower than the thrash limit is stopped there and fails as thrashing", async () => {
-    // Two probes: 128 MiB (64M in about 1.5 s), then 14 MiB, where 64M uploads for 12 s or more, or dies after as long
-    // (13 MiB: 12 s or more too, 15 MiB: 3.7 s or more), so a floor 1 MiB off still thrashes past the 3 s limit.
-    const nearFloor = ["--file-size", "64M", "--min", "14", "--max", "128", "--resolution", "114", "--repeat", "0"];
+    // Two probes: 128 MiB, then 14 MiB, where 100M ran out of a 3 s limit 3 times of 3 on a settled host (15 MiB: 2 of 3).
+    // 64M no longer serves: once the host is settled before each test it passed at 14 MiB in about 2 s; its
+    // 12 s and more were measured while the test file's own writeback was still going on.
+    const nearFloor = ["--file-size", "100M", "--min", "14", "--max", "128", "--resolution", "114", "--repeat", "0"];
     const { ran, stored, db } = await search("thrash", [...nearFloor, "--thrash-factor", "1", "--min-thrash-seconds", "3"]);
     expect(ran.code).toBe(0);
     const [f] = stored.floors;
@@ -181,8 +183,8 @@ describe("find-ram-floor against a real PicoShare", () => {
     expect(f.probes[1].upload_seconds).toBeGreaterThanOrEqual(f.thrash_limit_seconds - 0.05);
     expect(f.probes[1].upload_seconds).toBeLessThan(f.thrash_limit_seconds + 1);
     expect(resultOf(f.probes[1]).exit_reason).toBe("timeout");
-    expect(ran.stdout).toMatch(/^64M +14 +128 +thrashing +2 +\S+ +finished$/m);
-    expect(ran.stderr).toMatch(/64M at 14 MiB: thrashing, upload \d+\.\d\d s/);
+    expect(ran.stdout).toMatch(/^100M +14 +128 +thrashing +2 +\S+ +finished$/m);
+    expect(ran.stderr).toMatch(/100M at 14 MiB: thrashing, upload \d+\.\d\d s/);
     expect(query(db, "SELECT failure FROM floors WHERE run_id = ?", stored.run_id)).toEqual([{ failure: "thrashing" }]);
   });
 

@@ -3,7 +3,7 @@
 // docs' reference; the original's CSV header stays as it was; old records read.
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { FIELDS, NO_COUNTERS, readResult } from "../lib/result/fields.ts";
+import { FIELDS, NO_VALUES, readResult } from "../lib/result/fields.ts";
 import { REFERENCE_END, REFERENCE_PAGE, REFERENCE_START, referenceTable } from "../lib/result/reference.ts";
 import { COUNTERS_CSV_COLUMNS, MATRIX_CSV_HEADER, rowFromResult } from "../lib/store/csv.ts";
 import { COMPARED_METRICS, DERIVED_METRICS } from "../lib/stats/metrics.ts";
@@ -61,5 +61,8 @@ test("a record written before later fields existed reads with their declared val
   expect(r.throughput_mbps).toBe(512);
   // A field the record has keeps its value.
   expect(readResult({ ...old, concurrency: 3 }).concurrency).toBe(3);
-  expect(Object.values(NO_COUNTERS).every((v) => v === null)).toBe(true);
+  // The base records are built on: a value for every field a record may lack, and none for those it must have.
+  expect(NO_VALUES.cpu_seconds).toBeNull();
+  expect(NO_VALUES.concurrency).toBe(1);
+  expect("ram_mb" in NO_VALUES).toBe(false);
 });

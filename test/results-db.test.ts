@@ -54,6 +54,8 @@ test("floors: one row per run and size (a size found again replaces it), smalles
   }
 });
 
+const FLOORS_MIGRATION = 8;
+
 test("a results log of the schema before floors gets the floors table when opened, its runs kept", () => {
   const dir = mkdtempSync(join(tmpdir(), "results-db-spec-"));
   try {
@@ -61,8 +63,9 @@ test("a results log of the schema before floors gets the floors table when opene
     const db = ResultsDb.open(path);
     expect((db.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
     const run = db.startRun({ kind: "matrix", startedAt: "2026-01-29T12:00:00+00:00", backend: "local", resultsDir: dir, picoshareVersion: null, picoshareSha256: null, options: {}, host: {} });
-    // Back to the schema as it was before the floors migration (the last one).
-    db.db.exec(`DROP TABLE floors; PRAGMA user_version = ${SCHEMA_VERSION - 1}`);
+    // Back to the schema as it was before the floors migration: the columns of the fields added since go too.
+    for (const [column, , , m] of RESULT_COLUMNS) if (m > FLOORS_MIGRATION) db.db.exec(`ALTER TABLE results DROP COLUMN ${column}`);
+    db.db.exec(`DROP TABLE floors; PRAGMA user_version = ${FLOORS_MIGRATION}`);
     db.close();
     const again = ResultsDb.open(path);
     expect((again.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);

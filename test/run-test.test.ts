@@ -149,6 +149,10 @@ describe("a passing upload", () => {
     expect(r.environment_probe.disk_write_mibps).toBeGreaterThan(0);
     expect(r.environment_probe.cpu_seconds).toBeGreaterThan(0);
     expect(r.environment_probe.cpu_seconds).toBeLessThan(1);
+    // The host settled before the probe: the wait (sync at least) and what the kernel had dirty then.
+    expect(r.settle_seconds).toBeGreaterThan(0);
+    expect(r.settle_seconds).toBeLessThan(10);
+    expect(r.settle_dirty_bytes).toBeGreaterThanOrEqual(0);
     expect(r.caches_dropped).toBe(false);
     // Instructions where the host has hardware counters; here none: null, and said once.
     const why = await instructionsUnavailable();

@@ -172,7 +172,7 @@ test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare 
   expect(changed.indexOf(false) === -1 || changed.slice(changed.indexOf(false)).every((x: boolean) => !x)).toBe(true);
 }, 600_000);
 
-test("compare: three builds in one live comparison, interleaved in a rotating order, each stored and compared with A", async () => {
+test("compare: three builds in one live comparison, interleaved in a Williams design, each stored and compared with A", async () => {
   const results = join(root, "compare-3");
   const ran = await runScript(
     "compare",
@@ -189,9 +189,9 @@ test("compare: three builds in one live comparison, interleaved in a rotating or
     ["B1", "v1.5.4"], ["B2", `(source) ${(await git("rev-parse", "chunk")).slice(0, 12)}`],
   ]);
   expect(c.comparisons.map((x: { cells: { a: { runs: number }; b: { runs: number } }[] }) => [x.cells[0].a.runs, x.cells[0].b.runs])).toEqual([[3, 3], [3, 3]]);
-  // Rounds rotate: A B1 B2, B1 B2 A, B2 A B1.
+  // Rounds of a Williams design (each followed by its reverse): A B1 B2, B2 B1 A, B1 B2 A.
   const order = [...ran.stderr.matchAll(/\[1\/1 256MB\/16M\] (A|B1|B2) (\d)\/3:/g)].map((m) => m[1]);
-  expect(order).toEqual(["A", "B1", "B2", "B1", "B2", "A", "B2", "A", "B1"]);
+  expect(order).toEqual(["A", "B1", "B2", "B2", "B1", "A", "B1", "B2", "A"]);
   // Each side is a run of the log: A paired with B1, each B naming A.
   const db = new Database(join(results, "results.db"), { readonly: true });
   const runs = db.query("SELECT id, kind, label, paired_run_id p FROM runs ORDER BY id").all() as { id: number; kind: string; label: string; p: number }[];

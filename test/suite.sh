@@ -18,7 +18,7 @@ die() { say "ERROR: $*"; exit 2; }
 # their own inside a network namespace they make; the proxy tests run an nginx
 # of their own on 127.0.0.1, not the package's on port 80; the Slurm test runs a munged,
 # slurmctld and slurmd of its own, configured in a temporary folder).
-PACKAGES=(curl gzip sqlite3 time util-linux iproute2 linux-perf chromium fonts-dejavu-core openssh-server openssh-client ruby nginx
+PACKAGES=(curl gzip sqlite3 time util-linux iproute2 linux-perf valgrind chromium fonts-dejavu-core openssh-server openssh-client ruby nginx
   qemu-system-x86 qemu-utils debootstrap e2fsprogs xz-utils cpio
   libvirt-daemon-system libvirt-clients dnsmasq-base iptables vagrant vagrant-libvirt
   slurmctld slurmd slurm-client munge)

@@ -167,7 +167,7 @@ class LocalEnvironment implements TestEnvironment {
     const port = await freePort();
     const secretFile = join(this.dir, "secret");
     writeFileSync(secretFile, secret, { mode: 0o600 });
-    const argv = this.cgroup.launch([this.spec.picoshare.path, "-db", this.dbPath]);
+    const argv = this.cgroup.launch([...(this.spec.wrapper ?? []), this.spec.picoshare.path, "-db", this.dbPath]);
     this.proc = start(argv, {
       cwd: this.dir,
       stdout: { file: this.logPath },

@@ -24,6 +24,8 @@ export interface EnvironmentSpec {
   signal: AbortSignal;
   /** --allow-memory-backed-work-dir: a work dir on tmpfs is used (and the result says so) instead of refused. */
   allowMemoryBackedWorkDir?: boolean;
+  /** A command PicoShare runs under (an instrumented twin's valgrind); local backend only. */
+  wrapper?: string[];
 }
 
 export type { ExitInfo } from "../core/exec.ts";

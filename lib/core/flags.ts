@@ -99,6 +99,15 @@ export const FLAG = {
       "wiped, PicoShare restarted), destroyed when the run ends; default is a fresh VM per test"),
   allowMemoryBackedWorkDir: switchFlag("allow-memory-backed-work-dir",
     "local: use a --work-dir on tmpfs anyway; the result says so (backend_settings.work_dir_memory_backed)"),
+  countInstructions: switchFlag("count-instructions",
+    "Give each measured test an instrumented twin right after it: PicoShare under valgrind's callgrind (local backend; " +
+      "apt-get install valgrind), its user-space instructions counted per phase into upload_instructions and " +
+      "download_instructions; the twin's times and memory count for nothing"),
+  instructionTwins: numberFlag("instruction-twins", positiveInt, {
+    value: "N", example: "2",
+    help: "With --count-instructions: a twin for only the first N measured tests of each cell (per side in a comparison), " +
+      "for long matrices; the others' instruction fields stay null (default: every measured test)",
+  }),
   dropCaches: switchFlag("drop-caches",
     "Root: sync and drop the page cache before each test, so that every test starts cold " +
       "(the test file is read from disk); the result says so (caches_dropped)"),

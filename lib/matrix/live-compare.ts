@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runTestChild } from "./run-test-child.ts";
 import { childEnv, matrixPassedArgs, runTestArgs, type MatrixPassed } from "../upload/options.ts";
+import { twinFor } from "../upload/instructions.ts";
 import { recordHarnessError } from "../upload/record.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
@@ -61,14 +62,39 @@ export function candidateLabels(candidates: number): string[] {
 }
 
 /**
- * The sides' order in round `i` (warm-up or measured): rotated one place each
- * round (A B, B A, A B... for two; A B1 B2, B1 B2 A, B2 A B1... for three).
- * Each side runs in each position equally often, so an effect of going first
- * or after another (a cache the other side warmed) cancels out.
+ * The rounds of one cycle of a Williams design for n sides (a balanced Latin
+ * square), as indices: within a round, each side is preceded by every other
+ * side exactly once over the cycle (twice for odd n), and each side is in
+ * each place equally often. Even n: n rounds, row r = r, r+1, r-1, r+2, ...
+ * (mod n). Odd n has no such square of n rows: 2n rounds, each row followed
+ * by its reverse (A B1 B2, B2 B1 A, B1 B2 A, A B2 B1, ...). Two sides: A B,
+ * B A, i.e. A B B A A B B A: ABBA.
+ */
+export function williamsRounds(n: number): number[][] {
+  // r, r+1, r-1, r+2, r-2, ...: the steps 1, -2, 3, -4, ... are all different mod an even n.
+  const first = Array.from({ length: n }, (_, k) => (k % 2 === 1 ? (k + 1) / 2 : (n - k / 2) % n));
+  const row = (r: number) => first.map((x) => (x + r) % n);
+  if (n % 2 === 0) return Array.from({ length: n }, (_, r) => row(r));
+  return Array.from({ length: n }, (_, r) => [row(r), row(r).reverse()]).flat();
+}
+
+/**
+ * The sides' order in round `i` of a cell (warm-up or measured): the rounds
+ * of a Williams design (williamsRounds), over again after each cycle. A side
+ * that leaves something behind (writes still being flushed, a cache it
+ * warmed) then precedes every other side equally often instead of always the
+ * same one, and going first or last cancels out.
  */
 export function runOrder(i: number, sides: SideName[] = ["a", "b"]): SideName[] {
-  const k = i % sides.length;
-  return [...sides.slice(k), ...sides.slice(0, k)];
+  const rounds = williamsRounds(sides.length);
+  return rounds[i % rounds.length].map((k) => sides[k]);
+}
+
+/** The order as the runs' options keep it (`order`). */
+export function orderText(sides: string[]): string {
+  if (sides.length === 2) return `ABBA (${sides.join(" ")}, ${[...sides].reverse().join(" ")}, ...) within each cell`;
+  const cycle = williamsRounds(sides.length).length;
+  return `Williams design (${runOrder(0, sides).join(" ")}, ${runOrder(1, sides).join(" ")}, ...: a balanced Latin square over ${cycle} rounds, each build preceded by every other equally often) within each cell`;
 }
 
 export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveCompareOutcome> {
@@ -90,7 +116,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     file_sizes: [...new Set(opts.cells.map((c) => c.size.label))],
     iterations: opts.iterations,
     warmup: opts.warmup,
-    order: names.length === 2 ? "alternating (A B, B A, ...) within each cell" : `rotating (${names.map(label).join(" ")}, then shifted one place each round) within each cell`,
+    order: orderText(names.map(label)),
     ...opts.passed,
     work_dir: opts.workDir,
     dir,
@@ -132,17 +158,26 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
   const results: Record<SideName, TestResult[]> = Object.fromEntries(names.map((n) => [n, []]));
   const harnessErrors: Record<SideName, { ram_mb: number; file_size: string }[]> = Object.fromEntries(names.map((n) => [n, []]));
 
+  // Measured tests so far per side and cell: which get an instrumented twin (--instruction-twins).
+  const measuredSoFar = new Map<string, number>();
   const runOne = async (side: SideName, cell: Cell, what: string, warm: boolean, prefix: string) => {
+    const seen = `${side} ${testCellName(cell)}`;
+    if (!warm) measuredSoFar.set(seen, (measuredSoFar.get(seen) ?? 0) + 1);
+    // A warm-up counts for nothing: no instrumented twin.
+    const twin = !warm && twinFor(measuredSoFar.get(seen)!, opts.passed.count_instructions, opts.passed.instruction_twins);
     const outDir = warm ? dirs.warmup : dirs[side];
     const logFile = join(outDir, warm ? "run-test.log" : `run-test-${cell.ram}MB-${cell.size.label}.log`);
     const args = runTestArgs({
       ...matrixPassedArgs(opts.passed),
+      countInstructions: twin,
+      instructionTwins: null,
       ram: cell.ram, size: cell.size, resultsDir: outDir,
       db: warm ? warmupDb : opts.dbPath, picoshare: binaries[side].path, workDir: opts.workDir,
     });
     const child = await runTestChild(args, {
       logFile,
       timeoutSec: opts.passed.timeout,
+      twin,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
       env: childEnv({ runId: warm ? null : runIds[side] }),
       header: (pid) => `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`,

@@ -5,13 +5,16 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { runProjectScript, type ChildRun } from "../core/child-script.ts";
 import type { TestResult } from "../upload/result.ts";
+import { TWIN_TIMEOUT_FACTOR } from "../upload/instructions.ts";
 
 /**
  * A hard stop for a run-test that hangs: the upload's own timeout, the same
- * again for --verify's download, and room for start-up and teardown.
+ * again for --verify's download, and room for start-up and teardown; with
+ * --count-instructions, the same again for the slower instrumented twin.
  */
-export function runTestDeadlineMs(timeoutSec: number): number {
-  return (2 * timeoutSec + 300) * 1000;
+export function runTestDeadlineMs(timeoutSec: number, twin = false): number {
+  const one = 2 * timeoutSec + 300;
+  return (one + (twin ? 2 * TWIN_TIMEOUT_FACTOR * timeoutSec + 300 : 0)) * 1000;
 }
 
 /** A result file's record, or null when it is missing or not a result. */
@@ -43,14 +46,15 @@ export interface RunTestChild {
 
 export async function runTestChild(
   args: string[],
-  opts: { logFile: string; timeoutSec: number; env?: Record<string, string>; header: (pid: number) => string },
+  opts: { logFile: string; timeoutSec: number; env?: Record<string, string>; header: (pid: number) => string; twin?: boolean },
 ): Promise<RunTestChild> {
+  const deadlineMs = runTestDeadlineMs(opts.timeoutSec, opts.twin);
   const before = existsSync(opts.logFile) ? readFileSync(opts.logFile).length : 0;
   const ran = await runProjectScript("run-test", args, {
     env: opts.env,
     stderrPath: opts.logFile,
     captureStdout: true,
-    deadlineMs: runTestDeadlineMs(opts.timeoutSec),
+    deadlineMs,
     onStart: (pid) => appendFileSync(opts.logFile, `${opts.header(pid)}\n`),
   });
   const printed = ran.stdout.trim().split("\n").filter(Boolean).at(-1);
@@ -58,7 +62,7 @@ export async function runTestChild(
   const resultFile = printed ? resolve(printed) : null;
   const result = resultFile && existsSync(resultFile) ? readResultFile(resultFile) : null;
   const how = ran.timedOut
-    ? `run-test did not end within ${runTestDeadlineMs(opts.timeoutSec) / 1000} s and was stopped`
+    ? `run-test did not end within ${deadlineMs / 1000} s and was stopped`
     : ran.signal
       ? `run-test was killed by ${ran.signal}`
       : `run-test exited with code ${ran.code}`;

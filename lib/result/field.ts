@@ -109,34 +109,38 @@ export interface Field<N extends string = string, T = unknown, K extends FieldKi
   readonly type?: T;
 }
 
-function builder<T, K extends FieldKind>(kind: K, nullable: boolean) {
-  return <N extends string, const S extends FieldSpec<T>>(name: N, spec: S): Field<N, T, K> & S => ({
+function builder<T, K extends FieldKind, Nullable extends boolean>(kind: K, nullable: Nullable) {
+  type Made<N extends string, S> = Field<N, T, K> & S & { readonly nullable: Nullable };
+  return <N extends string, const S extends FieldSpec<T>>(name: N, spec: S): Made<N, S> => ({
     unit: "",
     ...(nullable ? { missing: null as T } : {}),
     ...spec,
     name,
     kind,
     nullable,
-  }) as Field<N, T, K> & S;
+  }) as Made<N, S>;
 }
 
-export const int = builder<number, "integer">("integer", false);
-export const intOrNull = builder<number | null, "integer">("integer", true);
-export const real = builder<number, "real">("real", false);
-export const realOrNull = builder<number | null, "real">("real", true);
-export const bool = builder<boolean, "boolean">("boolean", false);
-export const boolOrNull = builder<boolean | null, "boolean">("boolean", true);
-export const text = <T extends string = string>() => builder<T, "text">("text", false);
-export const textOrNull = <T extends string = string>() => builder<T | null, "text">("text", true);
+export const int = builder<number, "integer", false>("integer", false);
+export const intOrNull = builder<number | null, "integer", true>("integer", true);
+export const real = builder<number, "real", false>("real", false);
+export const realOrNull = builder<number | null, "real", true>("real", true);
+export const bool = builder<boolean, "boolean", false>("boolean", false);
+export const boolOrNull = builder<boolean | null, "boolean", true>("boolean", true);
+export const text = <T extends string = string>() => builder<T, "text", false>("text", false);
+export const textOrNull = <T extends string = string>() => builder<T | null, "text", true>("text", true);
 /** A record or list kept whole (a JSON column in SQL). */
-export const json = <T>() => builder<T, "json">("json", false);
-export const jsonOrNull = <T>() => builder<T | null, "json">("json", true);
+export const json = <T>() => builder<T, "json", false>("json", false);
+export const jsonOrNull = <T>() => builder<T | null, "json", true>("json", true);
 
 /** The value type of a field. */
 export type ValueOf<F> = F extends Field<string, infer T, FieldKind> ? T : never;
 
 /** The record a list of fields makes: each field's name with its type. */
 export type RecordOf<L extends readonly Field<string, any, FieldKind>[]> = { [F in L[number] as F["name"]]: ValueOf<F> };
+
+/** The fields that have a value for records written before them: the nullable ones (null) and those that name it. */
+export type Defaulted<L extends readonly Field<string, any, FieldKind>[]> = Extract<L[number], { nullable: true } | { missing: unknown }>;
 
 /** A field's SQL column name: JSON kept whole is NAME_json. */
 export function sqlColumn(f: Field): string {

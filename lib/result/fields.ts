@@ -6,18 +6,24 @@
 import { BREAKDOWN_FIELDS } from "./declared/breakdown.ts";
 import { COUNTER_FIELDS } from "./declared/counters.ts";
 import { DOWNLOAD_FIELDS } from "./declared/download.ts";
+import { INSTRUCTION_FIELDS } from "./declared/instructions.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
+import { SETTLE_FIELDS } from "./declared/settle.ts";
+import { SYSCALL_FIELDS } from "./declared/syscalls.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
-import type { CellSpec, Field, RecordOf, SummarySpec, ValueOf } from "./field.ts";
+import type { CellSpec, Defaulted, Field, RecordOf, SummarySpec, ValueOf } from "./field.ts";
 
 export const FIELDS = [
   ...TEST_FIELDS,
   ...PROVENANCE_FIELDS,
+  ...SETTLE_FIELDS,
   ...RECORD_FIELDS,
   ...COUNTER_FIELDS,
+  ...SYSCALL_FIELDS,
   ...DOWNLOAD_FIELDS,
   ...BREAKDOWN_FIELDS,
+  ...INSTRUCTION_FIELDS,
 ] as const;
 
 type Declared = (typeof FIELDS)[number];
@@ -26,14 +32,14 @@ type Declared = (typeof FIELDS)[number];
 export type TestResult = RecordOf<typeof FIELDS>;
 export type FieldName = keyof TestResult;
 
-/** The upload's kernel counters and what they are made of (null where a backend cannot read them). */
-export type UploadCounters = RecordOf<typeof COUNTER_FIELDS>;
+/** System calls by kind during the upload and the download. */
+export type SyscallFields = RecordOf<typeof SYSCALL_FIELDS>;
 /** The measured download after the upload. */
 export type DownloadFields = RecordOf<typeof DOWNLOAD_FIELDS>;
 /** Where the upload's time went, uploads at once, recovery, proxy. */
 export type UploadBreakdown = RecordOf<typeof BREAKDOWN_FIELDS>;
-/** How PicoShare was built, the harness's commit, the runtime and the noise control. */
-export type Provenance = RecordOf<typeof PROVENANCE_FIELDS>;
+/** Instructions counted in the test's instrumented twin (--count-instructions). */
+export type InstructionFields = RecordOf<typeof INSTRUCTION_FIELDS>;
 
 /** The fields with summary.txt columns, the per-cell statistics, and their names as types. */
 export type SummaryField = Extract<Declared, { summary: SummarySpec }>;
@@ -60,10 +66,11 @@ function missingOf<L extends readonly Field[]>(fields: L): RecordOf<L> {
   return Object.fromEntries(fields.filter((f) => "missing" in f).map((f) => [f.name, f.missing])) as RecordOf<L>;
 }
 
-export const NO_COUNTERS: UploadCounters = missingOf(COUNTER_FIELDS);
+/** Every field's value for a record that has none of it (null, or what the declaration names): a base for building records. */
+export const NO_VALUES = missingOf(FIELDS) as { [F in Defaulted<typeof FIELDS> as F["name"]]: ValueOf<F> };
+
 export const NO_DOWNLOAD: DownloadFields = missingOf(DOWNLOAD_FIELDS);
-export const NO_BREAKDOWN: UploadBreakdown = missingOf(BREAKDOWN_FIELDS);
-export const NO_PROVENANCE: Provenance = missingOf(PROVENANCE_FIELDS);
+export const NO_INSTRUCTIONS: InstructionFields = missingOf(INSTRUCTION_FIELDS);
 
 /**
  * A stored result (a JSON file, raw_json) as today's record: a field added

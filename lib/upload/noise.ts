@@ -1,13 +1,16 @@
-// Noise control before each test: dropping the page cache (--drop-caches),
-// and a short probe of the host (an fsync'd disk write in the work dir and a
+// Noise control before each test: settling the host (the test before's
+// writes flushed), dropping the page cache (--drop-caches), and a short probe
+// of the host (an fsync'd disk write in the work dir and a
 // fixed CPU loop), stored with the result so that a slower host can be told
 // from a slower PicoShare: compare warns when the two sides' probes differ,
 // a matrix when the probe drifts from its own first tests.
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { median } from "simple-statistics";
 import { UsageError } from "../core/errors.ts";
+import { log, warn } from "../core/log.ts";
+import { MiB } from "../core/sizes.ts";
 import { $ } from "../core/shell.ts";
 
 /** What the probe measured just before a test. */
@@ -86,6 +89,73 @@ export function dropCaches(): void {
   checkDropCaches();
   $({ nothrow: true }).sync`sync`;
   writeFileSync("/proc/sys/vm/drop_caches", "3\n");
+}
+
+/** What settling the host before a test found and cost. */
+export interface Settled {
+  /** From the first `sync` until the kernel's dirty and writeback pages were near zero (or the wait gave up): seconds. */
+  settle_seconds: number;
+  /** Dirty + Writeback (/proc/meminfo) when settling began: what the test before (or another process) left to write; null without /proc. */
+  settle_dirty_bytes: number | null;
+}
+
+/**
+ * Settled: Dirty + Writeback at most this. As much as the probe writes
+ * itself (6 ms of this disk); a few MiB of other processes' writes (logs)
+ * are always about, and waiting for less would wait for them.
+ */
+export const SETTLE_THRESHOLD_BYTES = 8 * MiB;
+/**
+ * `sync` waits for everything dirty when it is called (here 0.15 s after a
+ * 500 MiB write, 0.3 s after 1 GiB); what is still above the threshold
+ * after that is another process writing as fast as it is flushed, which
+ * waiting will not end: give up after this long (the test goes on, with a warning).
+ */
+export const SETTLE_MAX_SECONDS = 10;
+/** A wait this long is said in the log (a slow disk, or a large residue); shorter ones are not. */
+export const SETTLE_LOG_SECONDS = 1;
+
+/** The kernel's Dirty + Writeback pages, bytes; null where /proc/meminfo cannot be read. */
+export function dirtyBytes(): number | null {
+  let text: string;
+  try {
+    text = readFileSync("/proc/meminfo", "utf8");
+  } catch {
+    return null;
+  }
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, "m").exec(text)?.[1] ?? NaN);
+  const sum = kib("Dirty") + kib("Writeback");
+  return Number.isFinite(sum) ? sum * 1024 : null;
+}
+
+/**
+ * Flushes what the test before left to write, so that this test (and its
+ * probe) does not pay for it: `sync`, then again until Dirty + Writeback are
+ * below SETTLE_THRESHOLD_BYTES or SETTLE_MAX_SECONDS have passed. Settles
+ * this host: with a VM backend too, whose disk image is a file on it.
+ */
+export async function settleHost(): Promise<Settled> {
+  const t0 = performance.now();
+  const seconds = () => (performance.now() - t0) / 1000;
+  const found = dirtyBytes();
+  let left = found;
+  for (;;) {
+    await $({ nothrow: true })`sync`;
+    left = dirtyBytes();
+    if (left === null || left <= SETTLE_THRESHOLD_BYTES || seconds() >= SETTLE_MAX_SECONDS) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const settled: Settled = { settle_seconds: Math.round(seconds() * 1000) / 1000, settle_dirty_bytes: found };
+  const mib = (b: number | null) => ((b ?? 0) / MiB).toFixed(1);
+  if (left !== null && left > SETTLE_THRESHOLD_BYTES) {
+    warn(
+      `the host did not settle before the test: ${mib(left)} MiB still dirty or being written back after ${settled.settle_seconds} s ` +
+        "(another process is writing); the test goes on, and may pay for that writeback",
+    );
+  } else if (settled.settle_seconds >= SETTLE_LOG_SECONDS) {
+    log(`Host settled before the test: ${mib(found)} MiB of dirty pages written back in ${settled.settle_seconds} s`);
+  }
+  return settled;
 }
 
 /** A figure watched for drift: where it is read from, and which way is slower. */

@@ -44,6 +44,9 @@ export const RUN_TEST_OPTIONS = {
       "(local: PicoShare keeps running); with --iterations/--warmup, only the last test's"),
   allowMemoryBackedWorkDir: passedOn(FLAG.allowMemoryBackedWorkDir),
   dropCaches: passedOn(FLAG.dropCaches),
+  countInstructions: passedOn(FLAG.countInstructions),
+  /** A parent applies it itself (which tests get --count-instructions); run-test with --iterations too. */
+  instructionTwins: passedOn(FLAG.instructionTwins),
   // A cell's third axis in the matrix (--concurrency-levels), so not passed on as it is.
   concurrency: numberFlag("concurrency", positiveInt, {
     value: "N", example: "3", default: "1",

@@ -1,10 +1,13 @@
-// Hardware event counts of PicoShare's processes during the upload, with
-// perf (Debian's linux-perf): `perf stat -e instructions -p PIDS`, stopped
-// with SIGINT at the response, which makes perf write its count. Retired
-// instructions barely vary from run to run where the CPU has counters; many
-// hosts (VMs, containers, this kind of machine) have none, and then the count
-// is null and the log says why, once per process.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+// Event counts of PicoShare's processes during a phase, with perf (Debian's
+// linux-perf): `perf stat -e EVENTS -p PIDS`, started disabled and enabled
+// through its control FIFO (perf acknowledges once the counters run, so the
+// count starts when the phase does), disabled the same way at its end, then
+// stopped with SIGINT, which makes perf write its counts. perf's counters
+// inherit, so threads the processes start later (Go's) are counted too.
+// Retired instructions barely vary from run to run where the CPU has
+// counters; many hosts (VMs, containers, this kind of machine) have none, and
+// then the count is null and the log says why, once per process.
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { start, stopGroup } from "../core/exec.ts";
@@ -17,11 +20,20 @@ export interface EventCount {
   stop(): Promise<number | null>;
 }
 
+/** Running counts of several events; stop() gives each (null: not counted), or null when perf gave nothing. */
+export interface EventCounts {
+  stop(): Promise<Record<string, number | null> | null>;
+}
+
+/** How long perf gets to acknowledge an enable or disable before the count is given up. */
+const ACK_MS = 5000;
+
 /** The value of `event` in perf stat's CSV output (-x,): null when it says <not supported> or <not counted>. */
 export function parsePerfStat(text: string, event: string): number | null {
   for (const line of text.split("\n")) {
     const fields = line.split(",");
-    if (fields[2] === undefined || !fields[2].startsWith(event)) continue;
+    // The event, or the event with modifiers (instructions:u); never a longer name (write, writev).
+    if (fields[2] === undefined || (fields[2] !== event && !fields[2].startsWith(`${event}:`))) continue;
     const value = Number(fields[0]);
     return fields[0] !== "" && Number.isFinite(value) ? value : null;
   }
@@ -29,20 +41,59 @@ export function parsePerfStat(text: string, event: string): number | null {
 }
 
 /** Starts counting `event` (a perf event name: instructions, task-clock...) over the processes `pids`. */
-export function countEvent(pids: number[], event: string): EventCount {
+export async function countEvent(pids: number[], event: string): Promise<EventCount> {
+  const counts = await countEvents(pids, [event]);
+  return { stop: async () => (await counts.stop())?.[event] ?? null };
+}
+
+/**
+ * Starts counting `events` over the processes `pids`: counting when it
+ * returns. `under` is a command perf runs through (a private mount
+ * namespace for tracepoints), its last word perf's own.
+ */
+export async function countEvents(pids: number[], events: string[], under: string[] = []): Promise<EventCounts> {
   const dir = mkdtempSync(join(tmpdir(), "perf-stat-"));
   const out = join(dir, "stat.csv");
-  const perf = start(["perf", "stat", "-x,", "-e", event, "-o", out, "-p", pids.join(",")], { stdout: "ignore" });
-  const forget = onCleanup("stop perf stat", async () => {
+  const [ctl, ack] = [join(dir, "ctl"), join(dir, "ack")];
+  await $`mkfifo ${ctl} ${ack}`;
+  // Both ends ours before perf starts: perf opens the ack FIFO without waiting for a reader.
+  const ctlFd = openSync(ctl, constants.O_RDWR | constants.O_NONBLOCK);
+  const ackFd = openSync(ack, constants.O_RDONLY | constants.O_NONBLOCK);
+  const perf = start(
+    [...under, "perf", "stat", "-x,", "-D", "-1", "--control", `fifo:${ctl},${ack}`, "-e", events.join(","), "-o", out, "-p", pids.join(",")],
+    { stdout: "ignore" },
+  );
+  let closed = false;
+  const end = async () => {
     await stopGroup(perf, 2000, "SIGINT");
+    if (!closed) [ctlFd, ackFd].forEach((fd) => closeSync(fd));
+    closed = true;
+  };
+  const forget = onCleanup("stop perf stat", async () => {
+    await end();
     rmSync(dir, { recursive: true, force: true });
   });
+  /** Sends perf a control command and waits for its ack: false when perf ended or did not answer. */
+  const command = async (word: string): Promise<boolean> => {
+    writeSync(ctlFd, `${word}\n`);
+    const buf = Buffer.alloc(64);
+    for (const until = performance.now() + ACK_MS; performance.now() < until && perf.running(); await Bun.sleep(2)) {
+      try {
+        if (readSync(ackFd, buf, 0, buf.length, null) > 0 && buf.toString().startsWith("ack")) return true;
+      } catch {} // EAGAIN: nothing yet
+    }
+    return false;
+  };
+  const counting = await command("enable");
   return {
     async stop() {
-      await stopGroup(perf, 2000, "SIGINT");
+      // Disabled before it is stopped: what runs after the phase (reading the counts included) is not in it.
+      if (counting) await command("disable");
+      await end();
       forget();
       try {
-        return parsePerfStat(readFileSync(out, "utf8"), event);
+        const text = readFileSync(out, "utf8");
+        return counting ? Object.fromEntries(events.map((e) => [e, parsePerfStat(text, e)])) : null;
       } catch {
         return null;
       } finally {

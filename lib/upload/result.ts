@@ -6,8 +6,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TestResult } from "../result/fields.ts";
 export {
-  NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, readResult,
-  type DownloadFields, type TestResult, type UploadBreakdown, type UploadCounters,
+  NO_DOWNLOAD, NO_VALUES, readResult,
+  type DownloadFields, type SyscallFields, type TestResult, type UploadBreakdown,
 } from "../result/fields.ts";
 
 export const EXIT_REASONS = [

@@ -9,13 +9,15 @@ import { NO_STORAGE, type Backend, type TestEnvironment } from "../backends/type
 import { peakRss } from "../core/proc.ts";
 import { MiB, type Size } from "../core/sizes.ts";
 import { NO_COUNTER_VALUES } from "./counters.ts";
+import { NO_INSTRUCTIONS, type PhaseProbe } from "./instructions.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
-import { dropCaches, probeEnvironment, type EnvironmentProbe } from "./noise.ts";
+import { dropCaches, probeEnvironment, settleHost, type EnvironmentProbe, type Settled } from "./noise.ts";
 import type { PicoShareBinary } from "./picoshare.ts";
 import { harnessVersion, type HarnessVersion } from "./provenance.ts";
 import type { ProxyFacts, ProxyKind } from "./proxy.ts";
 import type { Measurement } from "./record.ts";
 import { NO_DOWNLOAD, isoTimestamp, type Recovery, type TestResult } from "./result.ts";
+import { syscallFields } from "./syscalls.ts";
 import { timelineOf } from "./timeline.ts";
 import { auth, type AuthFigures } from "./phases/auth.ts";
 import { SAMPLE_INTERVAL_MS, after, endingOf, round, type Ending, type Failure } from "./phases/common.ts";
@@ -52,6 +54,8 @@ export interface TestOptions {
   recovery?: boolean;
   /** A reverse proxy the uploads and the download go through (--proxy), with its overridden settings. */
   proxy?: { kind: ProxyKind; settings: Record<string, string> } | null;
+  /** An instrumented twin's (--count-instructions): the command PicoShare runs under, and what the phases call at their bounds. */
+  instrument?: { wrapper: string[]; probe: PhaseProbe };
 }
 
 /** The figures of the phases between setup and teardown; null for a phase the test did not reach. */
@@ -72,7 +76,8 @@ const NOT_EXERCISED: Exercised = { readiness: null, auth: null, canary: null, fr
 export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const startedAt = new Date();
   const host = hostFacts(opts.workDir);
-  // Before anything of the test is in memory: the probe, then (asked) a cold page cache.
+  // Before anything of the test is in memory: the test before's writes flushed, the probe, then (asked) a cold page cache.
+  const settled = await settleHost();
   const probe = probeEnvironment(opts.workDir);
   if (opts.dropCaches) dropCaches();
   const made = await setup(opts);
@@ -87,7 +92,7 @@ export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const up = ran.upload;
   const points = [...(up?.points ?? []), ...(ran.download?.points ?? [])];
   return {
-    result: resultOf(opts, { startedAt, host, probe, harness: await harnessVersion(), made, ran, ending, last, recovered, proxy, ended }),
+    result: resultOf(opts, { startedAt, host, settled, probe, harness: await harnessVersion(), made, ran, ending, last, recovered, proxy, ended }),
     startedAt,
     picoshareLog: last ? last.log : null,
     timeline: up?.bounds && points.length > 0 ? timelineOf(points, { ...up.bounds, downloadStart: ran.download?.start ?? null }) : null,
@@ -115,7 +120,7 @@ async function exercise(env: TestEnvironment, made: SetupFigures, opts: TestOpti
 function resultOf(
   opts: TestOptions,
   t: {
-    startedAt: Date; host: HostFacts; probe: EnvironmentProbe; harness: HarnessVersion; made: SetupFigures; ran: Exercised; ending: Ending;
+    startedAt: Date; host: HostFacts; settled: Settled; probe: EnvironmentProbe; harness: HarnessVersion; made: SetupFigures; ran: Exercised; ending: Ending;
     last: LastReadings | null; recovered: Recovery | null; proxy: ProxyFacts | null; ended: TeardownFigures;
   },
 ): TestResult {
@@ -156,6 +161,7 @@ function resultOf(
     cgroup_version: typeof settings.cgroup_version === "string" ? settings.cgroup_version : null,
     caches_dropped: opts.dropCaches ?? false,
     environment_probe: t.probe,
+    ...t.settled,
     kernel_peak_memory_bytes: t.last?.kernelPeak ?? null,
     picoshare_peak_rss_bytes: t.last?.picoRss ?? null,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,
@@ -166,6 +172,7 @@ function resultOf(
     ...(up?.counters ?? NO_COUNTER_VALUES),
     write_amplification: up?.counters && opts.size.bytes > 0 ? round(up.counters.disk_write_bytes / opts.size.bytes, 3) : null,
     instructions: up?.instructions ?? null,
+    ...syscallFields(up?.syscalls ?? null, ran.download?.syscalls ?? null),
     // What the upload left in PicoShare's storage, each fact as the backend named it.
     ...(up?.storage ?? NO_STORAGE),
     test_counters: t.last?.testCounters ?? null,
@@ -201,5 +208,7 @@ function resultOf(
     run_id: opts.runId,
     iteration: opts.iteration ?? 1,
     warmup: opts.warmup ?? false,
+    // Counted in the test's twin, when asked (instrumentedTwin).
+    ...NO_INSTRUCTIONS,
   };
 }

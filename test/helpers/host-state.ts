@@ -85,17 +85,22 @@ export function topCgroups(root = "/sys/fs/cgroup"): string[] {
   return out;
 }
 
+/** The mounts, one line each: the mounted path within its filesystem and where it is mounted. */
+export function hostMounts(): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split(" ").slice(3, 5).join(" "))
+    .sort();
+}
+
 /** With `cgroups`, also the top of each cgroup hierarchy (a file whose daemons make cgroups there). */
 export function hostState(opts: { cgroups?: boolean } = {}): HostState {
   const state: HostState = {};
   if (opts.cgroups) state.cgroups = topCgroups();
   for (const root of CHECKSUMMED) state[root] = treeListing(root);
   state.files = LISTED.flatMap((root) => treeListing(root, false, NOT_LISTED));
-  state.mounts = readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => l.split(" ").slice(3, 5).join(" "))
-    .sort();
+  state.mounts = hostMounts();
   state.interfaces = readdirSync("/sys/class/net").sort();
   state.netns = commandLines("ip", $({ nothrow: true }).sync`ip netns list`);
   state.loop = readdirSync("/sys/block")

@@ -1,7 +1,7 @@
 // Synthetic test results for the statistics, comparison and report tests:
 // a complete TestResult with the given measurements, everything else fixed.
 import type { HostFacts } from "../../lib/upload/host.ts";
-import { NO_BREAKDOWN, NO_COUNTERS, NO_DOWNLOAD, NO_PROVENANCE, type TestResult } from "../../lib/upload/result.ts";
+import { NO_VALUES, type TestResult } from "../../lib/upload/result.ts";
 import { MiB, parseSize } from "../../lib/core/sizes.ts";
 import { ResultsDb } from "../../lib/store/results-db.ts";
 import { join } from "node:path";
@@ -43,10 +43,8 @@ export function fakeResult(f: Fake = {}): TestResult {
   const throughput = success ? (f.throughput ?? 100) : 0;
   const peak = Math.round((f.peakMiB ?? 20) * MiB);
   return {
-    ...NO_COUNTERS,
-    ...NO_PROVENANCE,
-    ...NO_DOWNLOAD,
-    ...NO_BREAKDOWN,
+    // Every field a record may lack, then the ones this fixture sets.
+    ...NO_VALUES,
     concurrency: f.concurrency ?? 1,
     timestamp: "2026-01-29T12:00:00+00:00",
     ram_mb: f.ram ?? 512,

@@ -8,7 +8,8 @@ import { MiB } from "../../core/sizes.ts";
 import { intOrNull, jsonOrNull, realOrNull, type AnyResult } from "../field.ts";
 
 const PROC = "`/proc/PID/io` of every process in the test's cgroup, summed";
-const count = (key: string, name: string, higher: string, lower: string) =>
+/** A count compare tests: secondary, lower is better, in steps of 1. */
+export const count = (key: string, name: string, higher: string, lower: string) =>
   ({ key, family: "secondary", name, unit: "", higherIsBetter: false, higher, lower, scale: 1, digits: 0, resolution: () => 1 }) as const;
 
 export const COUNTER_FIELDS = [

@@ -11,6 +11,7 @@ import { counterDelta } from "../counters.ts";
 import { NO_DOWNLOAD, type DownloadFields, type ExitReason } from "../result.ts";
 import type { TestOptions } from "../runner.ts";
 import { isRunning } from "../session.ts";
+import { countSyscalls, type SyscallCounts } from "../syscalls.ts";
 import { SAMPLE_INTERVAL_MS, attempt, optional, round, secondsSince, type Outcome } from "./common.ts";
 
 export interface DownloadFigures extends Outcome {
@@ -21,6 +22,8 @@ export interface DownloadFigures extends Outcome {
   /** What came back: its SHA-256 (null: nothing did) and length, for --verify. */
   sha256: string | null;
   bytes: number;
+  /** System calls by kind of PicoShare's processes during the download (perf); null where they cannot be counted. */
+  syscalls: SyscallCounts | null;
   /** The monitor's samples, and the moment the download began (performance.now()), for the timeline. */
   points: MemoryPoint[];
   start: number | null;
@@ -33,14 +36,16 @@ export async function download(env: TestEnvironment, baseUrl: string, cookie: st
     measured = await measure(env, baseUrl, cookie, id, opts);
   });
   const m = measured as Omit<DownloadFigures, "seconds" | "failure"> | null;
-  return { seconds: secondsSince(t0), fields: m?.fields ?? NO_DOWNLOAD, sha256: m?.sha256 ?? null, bytes: m?.bytes ?? 0, points: m?.points ?? [], start: m?.start ?? null, failure };
+  return { seconds: secondsSince(t0), fields: m?.fields ?? NO_DOWNLOAD, sha256: m?.sha256 ?? null, bytes: m?.bytes ?? 0, syscalls: m?.syscalls ?? null, points: m?.points ?? [], start: m?.start ?? null, failure };
 }
 
 async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id: string, opts: TestOptions): Promise<Omit<DownloadFigures, "seconds" | "failure">> {
   const before = await optional(() => env.counters?.());
   const oomsBefore = await env.oomKills().catch(() => 0);
+  const syscalls = await countSyscalls(env);
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   // Before the monitor: its first sample is the download's.
+  await opts.instrument?.probe.start("download", env);
   const start = performance.now();
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const t0 = performance.now();
@@ -59,8 +64,10 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
     reason = timeout.aborted ? "timeout" : "http_error";
   }
   const seconds = (performance.now() - t0) / 1000;
+  await opts.instrument?.probe.stop("download", env);
   const watched = await monitor.stop();
   const after = await optional(() => env.counters?.());
+  const calls = (await syscalls?.stop()) ?? null;
   if (reason !== "success") {
     if ((await env.oomKills().catch(() => 0)) > oomsBefore) reason = "oom_killed";
     else if (!(await isRunning(env))) reason = "process_died";
@@ -75,6 +82,7 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
       download_error: error,
     },
     ...got,
+    syscalls: calls,
     points: watched.points,
     start,
   };

@@ -30,6 +30,7 @@ export async function setup(opts: TestOptions): Promise<SetupFigures> {
     picoshare: opts.picoshare,
     uploadBytes: opts.size.bytes,
     signal: interruptSignal,
+    wrapper: opts.instrument?.wrapper,
   };
   // Named so that a dead harness's are reaped.
   const scratch = mkdtempSync(join(opts.workDir, `${NAME_PREFIX}${process.pid}-aux-`));

@@ -11,6 +11,7 @@ import { byteProgress } from "../../core/progress.ts";
 import { uploadFile, type UploadResult } from "../api.ts";
 import { counterDelta, type Counters } from "../counters.ts";
 import { countInstructions } from "../perf-events.ts";
+import { countSyscalls, type SyscallCounts } from "../syscalls.ts";
 import { startProxy, type ProxyFacts, type RunningProxy } from "../proxy.ts";
 import type { UploadBreakdown } from "../result.ts";
 import type { TestOptions } from "../runner.ts";
@@ -38,8 +39,8 @@ export interface TransferFigures {
   durations: number[];
   /** A request that failed (no answer at all); null when each got one. */
   error: unknown;
-  /** The uploads' --timeout, from their start (aborted once it has passed); null when none started. */
-  deadline: AbortSignal | null;
+  /** The uploads' --timeout (from their start) had passed when they ended: judged then, not after the readings that follow. */
+  timedOut: boolean;
   /** From the upload's start (seconds): to the end of the transfer, and how that end was found. */
   transferSeconds: number | null;
   transferEnd: UploadBreakdown["upload_transfer_end"];
@@ -57,6 +58,8 @@ export interface TransferFigures {
   counters: Counters | null;
   /** Instructions retired by PicoShare's processes during the upload (perf); null where the host cannot count them. */
   instructions: number | null;
+  /** System calls by kind of PicoShare's processes during the upload (perf); null where they cannot be counted. */
+  syscalls: SyscallCounts | null;
   /** Seconds some / all of the cgroup's tasks waited for memory during the upload. */
   pressure: MemoryPressure | null;
   /** What PicoShare's storage held after the response. */
@@ -70,8 +73,8 @@ export interface UploadFigures extends TransferFigures, Outcome {
 
 /** An upload that did not get as far as its first request. */
 export const NO_TRANSFER: TransferFigures = {
-  initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, deadline: null, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
-  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, pressure: null, storage: null,
+  initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, timedOut: false, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
+  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, syscalls: null, pressure: null, storage: null,
 };
 
 /** The proxy asked for (--proxy) started in front of PicoShare; readiness and login went straight to PicoShare. */
@@ -108,6 +111,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   const countersBefore = await optional(() => env.counters?.());
   const pressureBefore = await optional(() => env.memoryPressure?.());
   const instructions = env.processIds ? await countInstructions(env.processIds()) : null;
+  const syscalls = await countSyscalls(env);
   const monitor = env.monitorMemory(SAMPLE_INTERVAL_MS);
   const bar = byteProgress(n > 1 ? `upload x${n}` : "upload", n * opts.size.bytes);
   const sent = new Array<number>(n).fill(0);
@@ -115,6 +119,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   // The upload's own clock: from here, not from the readings and counters set up before it.
   const timeout = AbortSignal.timeout(opts.timeoutSec * 1000);
   const signal = AbortSignal.any([timeout, interruptSignal, died.signal]);
+  await opts.instrument?.probe.start("upload", env);
   const t0 = performance.now();
   // The server's side of the end of the transfer: PicoShare's temp files hold every byte of every upload.
   let serverEnd: number | null = null;
@@ -140,6 +145,8 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     }),
   );
   const tResponse = performance.now();
+  const timedOut = timeout.aborted;
+  await opts.instrument?.probe.stop("upload", env);
   if (poll) clearInterval(poll);
   if (proxySampler) clearInterval(proxySampler);
   to.proxy?.sample();
@@ -150,6 +157,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   const watched = await monitor.stop();
   const countersAfter = await optional(() => env.counters?.());
   const counted = (await instructions?.stop()) ?? null;
+  const calls = (await syscalls?.stop()) ?? null;
   const pressureAfter = await optional(() => env.memoryPressure?.());
   const storage = (await optional(() => env.storage?.()))?.facts ?? null;
   // Where the transfer ended: seen by the server where it can be, else the last byte handed to the socket.
@@ -162,7 +170,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     upload: uploads.find((u) => u !== null && u.status !== 200) ?? uploads[0] ?? null,
     durations,
     error: settled.find((r) => r.status === "rejected")?.reason ?? null,
-    deadline: timeout,
+    timedOut,
     transferSeconds: transferEnd !== null ? round((Math.min(transferEnd, tResponse) - t0) / 1000, 3) : null,
     transferEnd: transferEnd === null ? null : serverEnd !== null ? "server" : "client",
     bodySentSeconds: clientEnd !== null ? round((clientEnd - t0) / 1000, 3) : null,
@@ -175,6 +183,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     bounds: { uploadStart: t0, transferEnd, response: tResponse, downloadStart: null },
     counters: countersBefore && countersAfter ? counterDelta(countersBefore, countersAfter) : null,
     instructions: counted,
+    syscalls: calls,
     pressure:
       pressureBefore && pressureAfter
         ? {
@@ -192,7 +201,7 @@ async function verdict(env: TestEnvironment, t: TransferFigures, ooms: number, t
   const upload = t.upload;
   const proxied = to.proxy ? ` (through ${opts.proxy!.kind})` : "";
   if (ooms > 0) throw new Failure("oom_killed", `the kernel's OOM killer ended PicoShare (${ooms} kill(s) in the cgroup)`);
-  if (t.deadline?.aborted) throw new Failure("timeout", `upload did not finish within ${opts.timeoutSec} s`);
+  if (t.timedOut) throw new Failure("timeout", `upload did not finish within ${opts.timeoutSec} s`);
   if (!running) {
     const how = await env.exited;
     throw new Failure("process_died", `PicoShare exited during the upload (${how.signal ?? `exit code ${how.code}`})`);

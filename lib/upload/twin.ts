@@ -1,0 +1,66 @@
+// A measured test's instrumented twin (--count-instructions): the same
+// scenario again, right after it, with PicoShare under callgrind and a memory
+// limit raised for valgrind. Only its per-phase instruction counts reach the
+// measured test's result; its times, memory and ending are not the test's
+// and are kept nowhere but in instructions_settings (which says so).
+import { join } from "node:path";
+import { interrupted } from "../core/cleanup.ts";
+import { UsageError, errorMessage } from "../core/errors.ts";
+import { log, warn } from "../core/log.ts";
+import { displayPath } from "../core/paths.ts";
+import { CallgrindProbe, NO_INSTRUCTIONS, TWIN_TIMEOUT_FACTOR, VALGRIND_EXTRA_MIB, sayCounting, valgrindVersion, type CountedPhase, type InstructionFields } from "./instructions.ts";
+import type { Measurement } from "./record.ts";
+import { fileStamp, freeStem } from "./result.ts";
+import { measureTest, type TestOptions } from "./runner.ts";
+
+/**
+ * Runs `measured`'s twin and gives the fields it counts; the per-phase dumps
+ * are kept in `resultsDir` beside the result (callgrind-STEM-PHASE.out).
+ */
+export async function instrumentedTwin(opts: TestOptions, measured: Measurement, resultsDir: string): Promise<InstructionFields> {
+  sayCounting();
+  const probe = new CallgrindProbe(opts.workDir);
+  const t0 = performance.now();
+  try {
+    const ramMiB = opts.ramMiB + VALGRIND_EXTRA_MIB;
+    log(`Instructions: the instrumented twin (${ramMiB} MiB, PicoShare under callgrind)`);
+    const twin = await measureTest({
+      ...opts,
+      ramMiB,
+      timeoutSec: opts.timeoutSec * TWIN_TIMEOUT_FACTOR,
+      keep: false,
+      verify: false,
+      dropCaches: false,
+      instrument: { wrapper: probe.wrapper(), probe },
+    });
+    const r = twin.result;
+    const stem = freeStem(resultsDir, `${measured.result.ram_mb}MB-${measured.result.file_size}-${fileStamp(measured.startedAt)}`, (s) =>
+      (["upload", "download"] as CountedPhase[]).map((p) => `callgrind-${s}-${p}.out`),
+    );
+    const dumps = probe.keep((phase) => join(resultsDir, `callgrind-${stem}-${phase}.out`));
+    const upload = probe.counted.upload?.instructions ?? null;
+    const download = probe.counted.download?.instructions ?? null;
+    if (r.exit_reason !== "success") warn(`the instrumented twin ended with ${r.exit_reason}: ${r.error ?? ""}`);
+    log(`Instructions: upload ${upload ?? "not counted"}, download ${download ?? "not counted"} (callgrind)`);
+    return {
+      upload_instructions: upload,
+      download_instructions: download,
+      instructions_source: upload === null && download === null ? null : "valgrind",
+      instructions_settings: {
+        tool: "callgrind",
+        valgrind_version: await valgrindVersion(),
+        memory_limit_mib: ramMiB,
+        go_runtime_env: r.go_runtime_env,
+        exit_reason: r.exit_reason,
+        seconds: Math.round(performance.now() - t0) / 1000,
+        dumps: Object.fromEntries(Object.entries(dumps).map(([p, f]) => [p, displayPath(f)])),
+      },
+    };
+  } catch (err) {
+    if (interrupted() || err instanceof UsageError) throw err;
+    warn(`the instrumented twin failed: ${errorMessage(err)}; upload_instructions and download_instructions are null`);
+    return NO_INSTRUCTIONS;
+  } finally {
+    probe.remove();
+  }
+}
