@@ -30,20 +30,44 @@ const ACK_MS = 5000;
 
 /** The value of `event` in perf stat's CSV output (-x,): null when it says <not supported> or <not counted>. */
 export function parsePerfStat(text: string, event: string): number | null {
+  return parsePerfStatAll(text, [event])[0];
+}
+
+/**
+ * The values of `events`, in the order perf was given them (an event may be
+ * given several times, each with its own filter, and perf prints each line in
+ * that order): null for one that says <not supported> or <not counted>, or is missing.
+ */
+export function parsePerfStatAll(text: string, events: string[]): (number | null)[] {
+  const values: (number | null)[] = [];
   for (const line of text.split("\n")) {
+    if (values.length === events.length) break;
     const fields = line.split(",");
+    const event = events[values.length];
     // The event, or the event with modifiers (instructions:u); never a longer name (write, writev).
     if (fields[2] === undefined || (fields[2] !== event && !fields[2].startsWith(`${event}:`))) continue;
     const value = Number(fields[0]);
-    return fields[0] !== "" && Number.isFinite(value) ? value : null;
+    values.push(fields[0] !== "" && Number.isFinite(value) ? value : null);
   }
-  return null;
+  return [...values, ...Array<null>(events.length - values.length).fill(null)];
+}
+
+/** An event to count: its name for perf, with a filter where perf should count only some of its hits (a tracepoint's fields). */
+export interface PerfEvent {
+  key: string;
+  event: string;
+  filter?: string;
 }
 
 /** Starts counting `event` (a perf event name: instructions, task-clock...) over the processes `pids`. */
 export async function countEvent(pids: number[], event: string): Promise<EventCount> {
-  const counts = await countEvents(pids, [event]);
+  const counts = await countEvents(pids, [{ key: event, event }]);
   return { stop: async () => (await counts.stop())?.[event] ?? null };
+}
+
+/** perf's arguments for `events`: each `-e EVENT`, followed by its `--filter` where it has one. */
+export function perfEventArgs(events: PerfEvent[]): string[] {
+  return events.flatMap((e) => ["-e", e.event, ...(e.filter ? ["--filter", e.filter] : [])]);
 }
 
 /**
@@ -51,7 +75,7 @@ export async function countEvent(pids: number[], event: string): Promise<EventCo
  * returns. `under` is a command perf runs through (a private mount
  * namespace for tracepoints), its last word perf's own.
  */
-export async function countEvents(pids: number[], events: string[], under: string[] = []): Promise<EventCounts> {
+export async function countEvents(pids: number[], events: PerfEvent[], under: string[] = []): Promise<EventCounts> {
   const dir = mkdtempSync(join(tmpdir(), "perf-stat-"));
   const out = join(dir, "stat.csv");
   const [ctl, ack] = [join(dir, "ctl"), join(dir, "ack")];
@@ -60,7 +84,7 @@ export async function countEvents(pids: number[], events: string[], under: strin
   const ctlFd = openSync(ctl, constants.O_RDWR | constants.O_NONBLOCK);
   const ackFd = openSync(ack, constants.O_RDONLY | constants.O_NONBLOCK);
   const perf = start(
-    [...under, "perf", "stat", "-x,", "-D", "-1", "--control", `fifo:${ctl},${ack}`, "-e", events.join(","), "-o", out, "-p", pids.join(",")],
+    [...under, "perf", "stat", "-x,", "-D", "-1", "--control", `fifo:${ctl},${ack}`, ...perfEventArgs(events), "-o", out, "-p", pids.join(",")],
     { stdout: "ignore" },
   );
   let closed = false;
@@ -93,7 +117,8 @@ export async function countEvents(pids: number[], events: string[], under: strin
       forget();
       try {
         const text = readFileSync(out, "utf8");
-        return counting ? Object.fromEntries(events.map((e) => [e, parsePerfStat(text, e)])) : null;
+        const values = parsePerfStatAll(text, events.map((e) => e.event));
+        return counting ? Object.fromEntries(events.map((e, i) => [e.key, values[i]])) : null;
       } catch {
         return null;
       } finally {

@@ -5,7 +5,7 @@
 import { intOrNull, textOrNull } from "../field.ts";
 import { count } from "./counters.ts";
 
-const SOURCE = "`perf stat -e syscalls:sys_enter_* -p PIDS` (Debian's `linux-perf`) in a private mount namespace with tracefs, enabled at the phase's start and disabled at its end";
+const SOURCE = "`perf stat -e raw_syscalls:sys_enter --filter 'id == N || ...' -p PIDS`, one per kind, (Debian's `linux-perf`) in a private mount namespace with tracefs, enabled at the phase's start and disabled at its end";
 const FSYNC = "fsync-class calls (fsync, fdatasync, sync_file_range, msync): what makes written data durable";
 const WRITE = "write-class calls (write, pwrite64, writev, pwritev, pwritev2), to files, sockets and pipes";
 const READ = "read-class calls (read, pread64, readv, preadv, preadv2), from files, sockets and pipes";
