@@ -43,6 +43,12 @@ export interface InstructionSettings {
 export const VALGRIND_EXTRA_MIB = 512;
 /** What the twin's PicoShare gets in GODEBUG besides the harness's own. */
 export const TWIN_GODEBUG = "asyncpreemptoff=1";
+/**
+ * The twin's GOMAXPROCS, whatever the harness's: with one P no idle thread
+ * spins while the client drains the socket (the download's count ranged 2 x
+ * at the default, 0.6 % with 1: docs/run-test.md).
+ */
+export const TWIN_GOMAXPROCS = "1";
 /** The twin runs about ten times slower: its uploads get this many times the --timeout. */
 export const TWIN_TIMEOUT_FACTOR = 20;
 
@@ -99,11 +105,12 @@ export class CallgrindProbe implements PhaseProbe {
    * valgrind's command line in front of PicoShare's: instrumentation off
    * until a phase starts; Go's asynchronous preemption off (its SIGURGs,
    * sent at moments the host decides, trip an assertion in callgrind's signal
-   * handling and would make the count depend on timing), added to the GODEBUG PicoShare gets.
+   * handling and would make the count depend on timing), added to the GODEBUG PicoShare gets;
+   * one P (TWIN_GOMAXPROCS).
    */
   wrapper(env: NodeJS.ProcessEnv = process.env): string[] {
     const godebug = [env.GODEBUG, TWIN_GODEBUG].filter(Boolean).join(",");
-    return ["env", `GODEBUG=${godebug}`, "valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet", `--callgrind-out-file=${join(this.dir, "callgrind.out")}`, this.vgdbPrefix()];
+    return ["env", `GODEBUG=${godebug}`, `GOMAXPROCS=${TWIN_GOMAXPROCS}`, "valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet", `--callgrind-out-file=${join(this.dir, "callgrind.out")}`, this.vgdbPrefix()];
   }
 
   /** Where valgrind's control pipes go: by default its TMPDIR, which is PicoShare's spill folder, so named here for both ends. */
