@@ -3,16 +3,12 @@
 // inclusive cost is not the caller's) and on the dumps of a real
 // instrumented twin, checked against callgrind_annotate and the totals line.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { $ } from "../lib/core/shell.ts";
-import { ROOT } from "../lib/core/paths.ts";
-import { MiB } from "../lib/core/sizes.ts";
-import { resolvePicoShare } from "../lib/upload/picoshare.ts";
-import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { parseCallgrindDump, readCallgrindDump, selfByFunction } from "../lib/upload/callgrind-dump.ts";
-import { runScript } from "./helpers/run.ts";
+import { realTwin } from "./helpers/twin.ts";
 
 setDefaultTimeout(120_000);
 
@@ -80,21 +76,11 @@ test("a handwritten dump: self instructions per function, calls= costs left to t
 });
 
 let root: string;
-let result: any;
+let twin: Awaited<ReturnType<typeof realTwin>>;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "callgrind-dump-"));
-  const files = join(root, "files");
-  const work = join(root, "work");
-  mkdirSync(files);
-  mkdirSync(work);
-  await writeTestFile(testFilePath("8M", files), 8 * MiB);
-  const picoshare = (await resolvePicoShare()).path;
-  const r = await runScript("run-test", [
-    "--ram", "256", "--file-size", "8M", "--count-instructions", "--test-files", files, "--results-dir", join(root, "results"), "--work-dir", work, "--picoshare", picoshare,
-  ]);
-  if (r.code !== 0) throw new Error(`run-test: ${r.stderr}`);
-  result = JSON.parse(readFileSync(resolve(ROOT, r.stdout.trim()), "utf8"));
+  twin = await realTwin(root);
 }, 300_000);
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -109,10 +95,10 @@ async function annotated(path: string): Promise<Map<string, number>> {
 
 for (const phase of ["upload", "download"] as const) {
   test(`a real twin's ${phase} dump: the functions' self counts sum to its totals line and to the recorded count, each as callgrind_annotate gives it`, async () => {
-    const path = resolve(ROOT, result.instructions_settings.dumps[phase]);
+    const path = twin.dumps[phase];
     const d = readCallgrindDump(path);
     const sum = d.entries.reduce((s, e) => s + e.ir, 0);
-    expect(d.totals).toBe(result[`${phase}_instructions`]);
+    expect(d.totals).toBe(twin.result[`${phase}_instructions`]!);
     expect(sum).toBe(d.totals!);
     expect([...selfByFunction(d).values()].reduce((s, v) => s + v, 0)).toBe(sum);
     // callgrind_annotate lists file:function, with " [object]" after the names of functions' own blocks.
