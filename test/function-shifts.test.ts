@@ -5,11 +5,14 @@
 // instructions are higher and that function is what moved. Each side's
 // results and dumps sit in a folder of their own, the dumps' recorded paths
 // pointing elsewhere: compare finds them beside the result JSON, as for a
-// results folder that moved. Run C has B's results without dumps.
+// results folder that moved. Run C has B's results without dumps. Last, a
+// live A/A comparison (one run a side) keeps its twins' dumps in its folder.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { ROOT } from "../lib/core/paths.ts";
+import { resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { parseCallgrindDump, selfByFunction } from "../lib/upload/callgrind-dump.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
@@ -102,7 +105,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-async function compare(b: number, ...args: string[]) {
+/** compare of run A against `b` (a run id, or several as "2,3"). */
+async function compare(b: number | string, ...args: string[]) {
   const r = await runScript("compare", ["--run-a", String(runs.a), "--run-b", String(b), "--db", db, ...args]);
   expect(r.code).toBe(0);
   return r.stdout;
@@ -153,4 +157,42 @@ test("the report shows the same table", async () => {
   const at = html.indexOf("upload instructions higher: where the instructions went");
   expect(at).toBeGreaterThan(0);
   expect(html.slice(at)).toContain(`<td>${raised.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}</td>`);
+});
+
+test("several builds: each build's table or line, named by its build, in the N-way text and Markdown; in its comparison in the JSON", async () => {
+  const ids = `${runs.b},${runs.c}`;
+  const text = await compare(ids);
+  const lines = text.split("\n");
+  const title = lines.findIndex((l) => l.startsWith("B1 against A, 256MB/8M: upload instructions higher: where the instructions went"));
+  expect(title).toBeGreaterThan(0);
+  expect(lines[title + 3].startsWith(`${raised} `)).toBe(true);
+  expect(text).toContain("B2 against A, 256MB/8M: upload instructions higher, but no per-function counts: no callgrind dump of B found");
+  const md = await compare(ids, "--markdown");
+  expect(md).toContain("**B1 against A, 256MB/8M: upload instructions higher: where the instructions went");
+  expect(md).toContain(`| ${raised} |`);
+  const json = JSON.parse(await compare(ids, "--json"));
+  expect(json.comparisons.map((c: any) => c.function_shifts[0].functions[0]?.function ?? null)).toEqual([raised, null]);
+});
+
+test("a live comparison keeps each twin's dumps in its own folder, beside the results", async () => {
+  const picoshare = (await resolvePicoShare()).path;
+  const results = join(root, "live");
+  const r = await runScript("compare", [
+    "--a", picoshare, "--b", picoshare, "--memory-limits", "256", "--file-sizes", "8M", "--iterations", "1", "--warmup", "0", "--count-instructions",
+    "--test-files", join(root, "files"), "--work-dir", join(root, "work"), "--results-dir", results, "--json",
+  ]);
+  expect(r.code).toBe(0);
+  const [folder] = readdirSync(results).filter((f) => f.startsWith("compare-"));
+  for (const side of ["a", "b"]) {
+    const dir = join(results, folder, side);
+    const [file] = readdirSync(dir).filter((f) => /^result-.*\.json$/.test(f));
+    const dumps = JSON.parse(readFileSync(join(dir, file), "utf8")).instructions_settings.dumps;
+    for (const phase of ["upload", "download"]) {
+      const path = resolve(ROOT, dumps[phase]);
+      expect(dirname(path)).toBe(dir);
+      expect(parseCallgrindDump(readFileSync(path, "utf8")).totals).toBeGreaterThan(1_000_000);
+    }
+  }
+  // One run a side gives no verdict: no table, and no line either.
+  expect(JSON.parse(r.stdout).function_shifts).toBeUndefined();
 });

@@ -36,3 +36,12 @@ export function functionTables(c: Comparison): { tables: TextTable[]; missing: s
     missing: shifts.filter((s) => s.missing !== null).map((s) => `${cellName(s)}: ${metricName(s)} ${s.verdict}, but no per-function counts: ${s.missing}.`),
   };
 }
+
+/** The same for several builds against A: each table and line named by its build. */
+export function nwayFunctionTables(cs: Comparison[]): { tables: TextTable[]; missing: string[] } {
+  const each = cs.map((c) => ({ build: c.b.label, ...functionTables(c) }));
+  return {
+    tables: each.flatMap((e) => e.tables.map((t) => ({ ...t, title: `${e.build} against A, ${t.title}` }))),
+    missing: each.flatMap((e) => e.missing.map((line) => `${e.build} against A, ${line}`)),
+  };
+}
