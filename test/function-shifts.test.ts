@@ -27,7 +27,7 @@ let db: string;
 /** The function whose cost B's dumps raise, and by how much on average. */
 let raised: string;
 let added: number;
-const runs: Record<"a" | "b" | "c", number> = { a: 0, b: 0, c: 0 };
+const runs: Record<"a" | "b" | "c" | "d", number> = { a: 0, b: 0, c: 0, d: 0 };
 
 /** The dump's text with `extra` more Ir on the first own cost line of `fn`, and its totals line to match. */
 function raise(text: string, fn: string, extra: number): string {
@@ -101,6 +101,9 @@ beforeAll(async () => {
   runs.a = storeSide(real, dumps, join(root, "a"), (text) => text);
   runs.b = storeSide(real, dumps, join(root, "b"), (text, i) => raise(text, raised, extra + 1000 * i));
   runs.c = storeSide(real, dumps, join(root, "c"), null);
+  // Run D: B's again, one of its upload dumps then damaged.
+  runs.d = storeSide(real, dumps, join(root, "d"), (text, i) => raise(text, raised, extra + 1000 * i));
+  writeFileSync(join(root, "d", "callgrind-1-upload.out"), "not a dump\n");
 }, 300_000);
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -147,6 +150,15 @@ test("B without dumps: one line saying so, no table", async () => {
   expect(text).not.toContain("where the instructions went");
   const json = JSON.parse(await compare(runs.c, "--json"));
   expect(json.function_shifts).toEqual([expect.objectContaining({ metric: "upload_instructions", dumps_a: 5, dumps_b: 0, functions: [] })]);
+});
+
+test("a dump that cannot be read: said once, left out, the others still make the table", async () => {
+  const r = await runScript("compare", ["--run-a", String(runs.a), "--run-b", String(runs.d), "--db", db, "--json"]);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toContain(`callgrind dump ${join(root, "d", "callgrind-1-upload.out")} left out of where the instructions went`);
+  const s = JSON.parse(r.stdout).function_shifts[0];
+  expect(s).toMatchObject({ runs_b: 5, dumps_b: 4, missing: null });
+  expect(s.functions[0].function).toBe(raised);
 });
 
 test("the report shows the same table", async () => {

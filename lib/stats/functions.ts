@@ -10,6 +10,9 @@ import { readCallgrindDump, selfByFunction } from "../upload/callgrind-dump.ts";
 import type { TestResult } from "../upload/result.ts";
 import { findResultFile, type StoredRun } from "../store/stored-runs.ts";
 import { cellKeyOf, type CellKey } from "./cells.ts";
+import { errorMessage } from "../core/errors.ts";
+import { warn } from "../core/log.ts";
+import { displayPath } from "../core/paths.ts";
 import type { CellRef, Comparison, SideInput } from "./comparison.ts";
 
 /** How many functions a cell's table lists. */
@@ -34,7 +37,7 @@ export interface FunctionShift {
 export interface FunctionShifts extends CellRef {
   metric: string;
   verdict: "higher" | "lower";
-  /** Runs with the metric, and of those the ones whose dump was read, per side. */
+  /** Runs with the metric, and of those the ones whose dump was found and read, per side. */
   runs_a: number;
   runs_b: number;
   dumps_a: number;
@@ -60,18 +63,29 @@ function dumpsOf(results: TestResult[], phase: CountedPhase, fileOf: ResultFileO
   });
 }
 
+/** Each dump's self instructions per function, read once; a dump that cannot be read is said once and left out. */
+function readable(paths: string[], cache: Map<string, Map<string, number> | null>): Map<string, number>[] {
+  return paths.flatMap((path) => {
+    if (!cache.has(path)) {
+      try {
+        cache.set(path, selfByFunction(readCallgrindDump(path)));
+      } catch (err) {
+        warn(`callgrind dump ${displayPath(path)} left out of where the instructions went: ${errorMessage(err)}`);
+        cache.set(path, null);
+      }
+    }
+    return cache.get(path) ?? [];
+  });
+}
+
 /** Mean self instructions per function over the dumps, and the mean total. */
-function meanCounts(paths: string[], cache: Map<string, Map<string, number>>): { counts: Map<string, number>; total: number } {
+function meanCounts(dumps: Map<string, number>[]): { counts: Map<string, number>; total: number } {
   const sum = new Map<string, number>();
-  for (const path of paths) {
-    let self = cache.get(path);
-    if (!self) cache.set(path, (self = selfByFunction(readCallgrindDump(path))));
-    for (const [fn, ir] of self) sum.set(fn, (sum.get(fn) ?? 0) + ir);
-  }
+  for (const self of dumps) for (const [fn, ir] of self) sum.set(fn, (sum.get(fn) ?? 0) + ir);
   let total = 0;
   for (const [fn, ir] of sum) {
-    sum.set(fn, ir / paths.length);
-    total += ir / paths.length;
+    sum.set(fn, ir / dumps.length);
+    total += ir / dumps.length;
   }
   return { counts: sum, total };
 }
@@ -97,7 +111,7 @@ export function topShifts(a: Map<string, number>, b: Map<string, number>, top = 
  * (stored runs); a dump is looked for as named, beside that, and from here.
  */
 export function functionShifts(c: Comparison, a: SideInput, b: SideInput, fileOfA: ResultFileOf, fileOfB: ResultFileOf): FunctionShifts[] {
-  const cache = new Map<string, Map<string, number>>();
+  const cache = new Map<string, Map<string, number> | null>();
   const out: FunctionShifts[] = [];
   for (const cell of c.cells) {
     const key = cellKeyOf(cell as CellKey);
@@ -106,7 +120,7 @@ export function functionShifts(c: Comparison, a: SideInput, b: SideInput, fileOf
       if (!phase || (m.verdict !== "higher" && m.verdict !== "lower")) continue;
       const counted = (s: SideInput) => s.results.filter((r) => r.success && cellKeyOf(r) === key && r[m.key as keyof TestResult] != null);
       const [ra, rb] = [counted(a), counted(b)];
-      const [pa, pb] = [dumpsOf(ra, phase, fileOfA), dumpsOf(rb, phase, fileOfB)];
+      const [pa, pb] = [readable(dumpsOf(ra, phase, fileOfA), cache), readable(dumpsOf(rb, phase, fileOfB), cache)];
       const none = [pa.length === 0 ? "A" : null, pb.length === 0 ? "B" : null].filter(Boolean);
       const base = {
         ram_mb: cell.ram_mb, file_size: cell.file_size, concurrency: cell.concurrency ?? 1, metric: m.key, verdict: m.verdict,
@@ -119,8 +133,8 @@ export function functionShifts(c: Comparison, a: SideInput, b: SideInput, fileOf
         });
         continue;
       }
-      const ma = meanCounts(pa, cache);
-      const mb = meanCounts(pb, cache);
+      const ma = meanCounts(pa);
+      const mb = meanCounts(pb);
       out.push({ ...base, total_a: ma.total, total_b: mb.total, functions: topShifts(ma.counts, mb.counts), missing: null });
     }
   }
