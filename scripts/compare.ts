@@ -35,6 +35,7 @@ import {
 } from "../lib/stats/gate.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
 import type { SideInput } from "../lib/stats/comparison.ts";
+import { addFunctionShifts, storedFileOf } from "../lib/stats/functions.ts";
 import { EXIT } from "../lib/core/errors.ts";
 
 const OWN = {
@@ -310,7 +311,8 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   log(`Stored as runs ${out.runA} (A) and ${out.runB.map((id, i) => `${id} (${names[i]})`).join(", ")}: ` +
     `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB.join(",")} --db ${displayPath(dbPath)}`)}\`, ` +
     `\`${command("report", `${out.runA} --db ${displayPath(dbPath)}`)}\``);
-  return { comparisons: buildComparisons(out.a, out.b, stats), a: out.a, b: out.b };
+  // The dumps' paths are as the tests named them from this same folder.
+  return { comparisons: buildComparisons(out.a, out.b, stats).map((c, i) => addFunctionShifts(c, out.a, out.b[i])), a: out.a, b: out.b };
 }
 
 function stored(v: Values, stats: ComparisonOptions): Compared {
@@ -338,7 +340,8 @@ function stored(v: Values, stats: ComparisonOptions): Compared {
     const names = candidateLabels(rbs.length);
     const a = sideOf(ra, "A");
     const b = rbs.map((r, i) => sideOf(r, names[i]));
-    return { comparisons: buildComparisons(a, b, stats), a, b };
+    const comparisons = buildComparisons(a, b, stats).map((c, i) => addFunctionShifts(c, a, b[i], storedFileOf(ra), storedFileOf(rbs[i])));
+    return { comparisons, a, b };
   } finally {
     db.close();
   }

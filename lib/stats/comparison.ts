@@ -13,6 +13,7 @@ import { DEFAULT_RESAMPLES, DEFAULT_SEED } from "./stats.ts";
 import { DEFAULT_ALPHA, MIN_SAMPLES, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
 import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
 import { median } from "simple-statistics";
+import type { FunctionShifts } from "./functions.ts";
 
 /** A cell as the comparison's lists name it: cellName spells it. */
 export interface CellRef {
@@ -110,6 +111,8 @@ export interface Comparison {
   noise: ({ side: "a" | "b"; metrics: NoisyMetric[]; description: string } & CellRef)[];
   /** The likely causes of that scatter (empty when nothing is noisy). */
   noise_causes: string[];
+  /** Where the instructions went, per cell whose instruction verdict is a change (lib/stats/functions.ts); absent when none is. */
+  function_shifts?: FunctionShifts[];
 }
 
 function values(results: TestResult[], value: (r: TestResult) => number | null): number[] {

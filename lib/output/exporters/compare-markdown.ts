@@ -1,5 +1,6 @@
 // A comparison as GitHub-flavoured Markdown, ready to paste into a pull request.
 import type { Comparison } from "../../stats/comparison.ts";
+import { functionTables } from "./compare-functions.ts";
 import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type Notes, type TextTable } from "./compare-common.ts";
 
 /** A cell's text made safe inside a Markdown table. */
@@ -45,6 +46,9 @@ export function comparisonMarkdown(c: Comparison): string {
   out.push(section(primaryTable(c)), "");
   // Every metric per cell, folded: the primary table above is what a review reads first.
   for (const t of cellTables(c)) out.push(`<details><summary>${cell(t.title)}</summary>`, "", markdownTable(t), "", "</details>", "");
+  const where = functionTables(c);
+  for (const t of where.tables) out.push(section(t), "");
+  for (const line of where.missing) out.push(`- ${cell(line)}`, "");
   out.push(section(outcomeTable(c)), "");
   out.push(methodMarkdown(methodLine(c), n));
   return `${out.join("\n")}\n`;

@@ -3,6 +3,7 @@
 // was called, as benchstat writes it), and a geomean row over the cells. As
 // text, Markdown or JSON; each build's own comparison stays whole in the JSON.
 // The notes are the two-way comparison's, per build where they differ.
+import { nwayFunctionTables } from "./compare-functions.ts";
 import type { CellComparison, Comparison } from "../../stats/comparison.ts";
 import type { GateResult } from "../../stats/gate.ts";
 import { cellName } from "../../stats/cells.ts";
@@ -119,7 +120,9 @@ const INTRO = "A ratio B/A per cell with the verdict's word where it is signific
 export function nwayText(cs: Comparison[]): string {
   const block = (t: TextTable) => `${t.title}\n${formatTable(t.header, t.rows, t.align)}`;
   const out = [`PicoShare comparison: ${cs.length} builds against A`, sideLine("A", cs[0].a), ...cs.map((c) => sideLine(c.b.label, c.b)), "", INTRO, ""];
-  for (const t of [...metricTables(cs), outcomes(cs)]) out.push(block(t), "");
+  const where = nwayFunctionTables(cs);
+  for (const t of [...metricTables(cs), ...where.tables, outcomes(cs)]) out.push(block(t), "");
+  if (where.missing.length > 0) out.push(...where.missing, "");
   out.push(methodLine(cs[0]), ...notesText(nwayNotes(cs)));
   return `${out.join("\n")}\n`;
 }
@@ -128,7 +131,9 @@ export function nwayMarkdown(cs: Comparison[]): string {
   const n = nwayNotes(cs);
   const out = [`### PicoShare comparison: ${cs.length} builds against A`, "", `- ${sideLine("A", cs[0].a)}`, ...cs.map((c) => `- ${sideLine(c.b.label, c.b)}`), "", INTRO, ""];
   out.push(...warningsMarkdown(n));
-  for (const t of [...metricTables(cs), outcomes(cs)]) out.push(`**${t.title}**`, "", markdownTable(t), "");
+  const where = nwayFunctionTables(cs);
+  for (const t of [...metricTables(cs), ...where.tables, outcomes(cs)]) out.push(`**${t.title}**`, "", markdownTable(t), "");
+  for (const line of where.missing) out.push(`- ${line}`, "");
   out.push(methodMarkdown(methodLine(cs[0]), n));
   return `${out.join("\n")}\n`;
 }

@@ -1,6 +1,7 @@
 // A comparison as aligned plain-text tables for the terminal.
 import type { Comparison } from "../../stats/comparison.ts";
 import { formatTable } from "../table.ts";
+import { functionTables } from "./compare-functions.ts";
 import { cellTables, methodLine, notes, outcomeTable, primaryTable, sideLine, type Notes, type TextTable } from "./compare-common.ts";
 
 function block(t: TextTable): string {
@@ -16,6 +17,7 @@ export function notesText(n: Notes): string[] {
 }
 
 export function comparisonText(c: Comparison): string {
+  const where = functionTables(c);
   const out = [
     "PicoShare comparison: B against A",
     sideLine("A", c.a),
@@ -24,6 +26,8 @@ export function comparisonText(c: Comparison): string {
     block(primaryTable(c)),
     "",
     ...cellTables(c).flatMap((t) => [block(t), ""]),
+    ...where.tables.flatMap((t) => [block(t), ""]),
+    ...(where.missing.length > 0 ? [...where.missing, ""] : []),
     block(outcomeTable(c)),
     "",
     methodLine(c),

@@ -19,6 +19,7 @@ import { runSection } from "./run-section.ts";
 import { trendSection, type TrendOptions } from "./trend-section.ts";
 import { floorRunSection, floorSection, isFloorRun } from "./floor-section.ts";
 import { comparisonSection } from "./comparison-section.ts";
+import { addFunctionShifts, storedFileOf } from "../../stats/functions.ts";
 
 export type { TrendOptions };
 
@@ -56,7 +57,8 @@ export async function buildReport(db: ResultsDb, ids: number[], opts: ReportOpti
   if (pair) {
     const a = runs.find((r) => r.run.id === pair[0])!;
     const b = runs.find((r) => r.run.id === pair[1])!;
-    comparison = buildComparison(sideOf(a, "A"), sideOf(b, "B"), opts);
+    const [sa, sb] = [sideOf(a, "A"), sideOf(b, "B")];
+    comparison = addFunctionShifts(buildComparison(sa, sb, opts), sa, sb, storedFileOf(a), storedFileOf(b));
     sections.push(await comparisonSection(comparison));
   } else if (runs.length > 2) {
     sections.push(notesHtml([`${runs.length} runs: no comparison (give two runs, or one run of a live comparison, for B / A).`]));

@@ -1,6 +1,7 @@
 // A comparison's section of the report: B / A per cell as a chart, and the
 // tables and notes compare prints.
 import type { Comparison } from "../../stats/comparison.ts";
+import { functionTables } from "../exporters/compare-functions.ts";
 import { cellTables, methodLine, notes, outcomeTable, primaryTable } from "../exporters/compare-common.ts";
 import { chartHtml, listWarningHtml, notesHtml, scrollHtml, tableHtml, warningsHtml } from "./html.ts";
 import { CAPTIONS, renderSvg } from "./charts.ts";
@@ -14,9 +15,10 @@ export async function comparisonSection(c: Comparison): Promise<string> {
     noise ? listWarningHtml(noise.intro, noise.items, noise.causes) : "",
   ];
   if (c.cells.length > 0) parts.push(`<div class="charts">${chartHtml("ratio", await renderSvg(ratioSpec(c)), CAPTIONS.ratio)}</div>`);
-  for (const t of [primaryTable(c), ...cellTables(c), outcomeTable(c)]) {
+  const where = functionTables(c);
+  for (const t of [primaryTable(c), ...cellTables(c), ...where.tables, outcomeTable(c)]) {
     parts.push(scrollHtml(tableHtml({ header: t.header, rows: t.rows, numeric: t.align.map((a) => a === "right") }, t.title)));
   }
-  parts.push(notesHtml([methodLine(c), ...extra]));
+  parts.push(notesHtml([...where.missing, methodLine(c), ...extra]));
   return parts.join("\n");
 }
