@@ -43,6 +43,12 @@ export interface SideInput {
   results: TestResult[];
   /** Tests that wrote no result, by cell. */
   harness_errors: { ram_mb: number; file_size: string; concurrency?: number }[];
+  /**
+   * The live comparison the side was measured in (its folder); null or absent
+   * for other runs. Two sides of the same one ran interleaved, round by round
+   * (each result's `iteration`): their wall-clock metrics are paired by round.
+   */
+  live_compare?: string | null;
 }
 
 export type SideInfo = Omit<SideInput, "results" | "harness_errors">;
