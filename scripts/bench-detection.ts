@@ -80,6 +80,15 @@ function metricOf(c: Comparison, key: string): MetricComparison {
   return c.cells[0].metrics.find((m) => m.key === key)!;
 }
 
+/** The MDE the verdict used; where the rounds paired the sides, both analyses': "9.9 % paired; unpaired 12 %". */
+function mdeCell(m: MetricComparison): string {
+  const used = m.mde === null ? (m.verdict === "too_few" ? m.label : "> 10x") : `${fmtPercent(m.mde)}${m.mde_floor ? " (resolution)" : ""}`;
+  if (m.mde_by_analysis === null) return used;
+  const other = m.analysis === "paired" ? "unpaired" : "paired";
+  const x = m.mde_by_analysis[other];
+  return `${used} ${m.analysis}; ${other} ${x === null ? "none" : fmtPercent(x)}`;
+}
+
 function verdictCell(m: MetricComparison): string {
   if (m.verdict === "too_few") return m.label;
   const ratio = m.ratio === null ? "-" : m.ratio.toFixed(3);
@@ -139,7 +148,7 @@ await runMain(async () => {
       m.name,
       m.family,
       `${ref.cv_a === null ? "-" : `${(ref.cv_a * 100).toFixed(2)} %`} / ${ref.cv_b === null ? "-" : `${(ref.cv_b * 100).toFixed(2)} %`}`,
-      ref.mde === null ? (ref.verdict === "too_few" ? ref.label : "> 10x") : `${fmtPercent(ref.mde)}${ref.mde_floor ? " (resolution)" : ""}`,
+      mdeCell(ref),
       ref.verdict === "higher" || ref.verdict === "lower" ? `FLAGGED ${ref.label}` : ref.verdict === "too_few" ? ref.label : "none",
       ...cases.slice(1).map((c) => verdictCell(metricOf(c.comparison!, m.key))),
     ];
