@@ -1,15 +1,24 @@
 // The paired analysis of a live comparison's rounds: the signed-rank test's
 // exact p-values, its critical values, the paired verdict where pairing
 // takes out a drift both sides shared, and which comparisons get it.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
-  criticalW, logRatios, minAttainablePairedP, pairByRound, pairedMde, pairsNeeded, wilcoxonSignedRank,
+  criticalW, logRatios, minAttainablePairedP, pairByRound, pairedMde, pairsNeeded, roundsForMde, wilcoxonSignedRank,
 } from "../lib/stats/paired.ts";
+import { RUNS_CANDIDATES } from "../lib/stats/power.ts";
 import { THROUGHPUT, compareFamily } from "../lib/stats/verdict.ts";
 import { buildComparison, type SideInput } from "../lib/stats/comparison.ts";
 import { runFingerprint } from "../lib/stats/fingerprint.ts";
 import type { TestResult } from "../lib/upload/result.ts";
+import { ResultsDb } from "../lib/store/results-db.ts";
+import { resolvePicoShareVersion } from "../lib/upload/picoshare.ts";
+import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
+import { MiB } from "../lib/core/sizes.ts";
 import { HOST, fakeResult } from "./helpers/results.ts";
+import { runScript } from "./helpers/run.ts";
 
 /** Every one of the 2^n sign assignments of |d|'s midranks, counted: the exact two-sided p-value, by brute force. */
 function bruteForceP(d: number[]): number {
@@ -121,6 +130,11 @@ describe("the paired verdict", () => {
     expect(mt).toBeLessThan(ml);
     expect(pairedMde(loose, 0.05, { pairs: 16 })!.mde!).toBeLessThan(ml);
     expect(pairedMde(tight, 0.0125, { pairs: 7 })).toBeNull();
+    // The rounds a target needs (the gate's NOTE): the first candidate whose projected MDE reaches it.
+    const n = roundsForMde(loose, 0.0125, 0.05)!;
+    expect(pairedMde(loose, 0.0125, { pairs: n })!.mde!).toBeLessThanOrEqual(0.05);
+    const before = RUNS_CANDIDATES[RUNS_CANDIDATES.indexOf(n) - 1];
+    expect(pairedMde(loose, 0.0125, { pairs: before })?.mde ?? Infinity).toBeGreaterThan(0.05);
     expect(logRatios({ a: [1, 0], b: [1, 1] })).toBeNull();
   });
 
@@ -169,4 +183,55 @@ describe("which comparisons are paired", () => {
     expect(m).toMatchObject({ analysis: "unpaired", pairs: 6 });
     expect(m.mde_by_analysis).toEqual({ paired: null, unpaired: m.mde });
   });
+});
+
+describe("a real live comparison, stored and read again", () => {
+  let root: string;
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  test("8 rounds of 8M (the fewest at which the signed-rank test can reach 0.05 / 4): throughput and CPU seconds paired by round, in the JSON and again from the results log", async () => {
+    root = mkdtempSync(join(tmpdir(), "paired-spec-"));
+    // B is v1.5.4 copied to a second path: an A/A comparison, whatever its verdict (a false alarm needs all 8 rounds one way).
+    const a = await resolvePicoShareVersion("v1.5.4");
+    const bPath = join(root, "picoshare-b");
+    copyFileSync(a.path, bPath);
+    const files = join(root, "files");
+    const work = join(root, "work");
+    const results = join(root, "results");
+    mkdirSync(files, { recursive: true });
+    mkdirSync(work, { recursive: true });
+    await writeTestFile(testFilePath("8M", files), 8 * MiB);
+    const ran = await runScript("compare", [
+      "--a-version", "v1.5.4", "--b", bPath, "--memory-limits", "256", "--file-sizes", "8M", "--iterations", "8", "--warmup", "0",
+      "--test-files", files, "--work-dir", work, "--results-dir", results, "--timeout", "60", "--json",
+    ]);
+    if (ran.code !== 0) console.error(ran.stderr);
+    expect(ran.code).toBe(0);
+    const c = JSON.parse(ran.stdout);
+    expect(c.method.wall_clock).toEqual(["throughput", "cpu_seconds"]);
+    expect(c.method.paired).toContain("of this live comparison: paired by round");
+    const [cell] = c.cells;
+    for (const key of ["throughput", "cpu_seconds"]) {
+      const m = cell.metrics.find((x: { key: string }) => x.key === key);
+      expect(m).toMatchObject({ analysis: "paired", pairs: 8, test: "exact", n_a: 8, n_b: 8 });
+      expect(m.reason).toContain("Wilcoxon signed-rank over 8 rounds");
+      expect(m.mde_by_analysis.unpaired).toBeGreaterThan(0);
+      expect(m.ci95[0]).toBeLessThanOrEqual(m.ratio);
+      expect(m.ci95[1]).toBeGreaterThanOrEqual(m.ratio);
+    }
+    expect(cell.metrics.find((x: { key: string }) => x.key === "picoshare_peak_rss")).toMatchObject({ analysis: "unpaired", pairs: null });
+
+    // Each measured test knows the round it ran in: 1..8 on each side, recorded by run-test from its parent.
+    const dbPath = join(results, "results.db");
+    const db = ResultsDb.open(dbPath);
+    const [runB, runA] = db.listRuns(2);
+    for (const run of [runA, runB]) expect(db.results(run.id).map((r) => r.iteration).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    db.close();
+    // Read again from the log: the same pairs, the same cells.
+    const again = await runScript("compare", ["--run-a", String(runA.id), "--run-b", String(runB.id), "--db", dbPath, "--json"]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).cells).toEqual(c.cells);
+    const text = await runScript("compare", ["--run-a", String(runA.id), "--run-b", String(runB.id), "--db", dbPath]);
+    expect(text.stdout).toContain("Throughput, CPU seconds (wall-clock) of this live comparison: paired by round");
+  }, 180_000);
 });

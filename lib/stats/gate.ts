@@ -13,6 +13,7 @@ import { COMPARED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metric
 import type { Comparison, SideInput } from "./comparison.ts";
 import { cellKeyOf, cellName } from "./cells.ts";
 import { RUNS_CANDIDATES, minimumDetectableEffect, runsForMde } from "./power.ts";
+import { logRatios, pairByRound, roundsForMde } from "./paired.ts";
 import { cvOf, fmtPercent } from "./verdict.ts";
 import type { TestResult } from "../upload/result.ts";
 
@@ -130,9 +131,14 @@ function blindSpot(
   const ok = (side: SideInput) => side.results.filter((r) => r.success && cellKeyOf(r) === key);
   const [ra, rb] = [ok(sides.a), ok(sides.b)];
   const vals = (rs: typeof ra) => rs.map(spec.value).filter((x): x is number => x !== null);
-  const runs = m.median_a === null || m.median_b === null || ra.length < 2 || rb.length < 2
-    ? null
-    : runsForMde(vals(ra), vals(rb), m.median_a, m.median_b, m.mde_alpha, Math.abs(t.change), { resolution: spec.resolution([...ra, ...rb]) });
+  const resolution = spec.resolution([...ra, ...rb]);
+  const logs = m.analysis === "paired" ? logRatios(pairByRound(ra, rb, spec.value) ?? { a: [], b: [] }) : null;
+  // A paired verdict's MDE: more rounds of the same log-ratios' spread.
+  const runs = logs && logs.length >= 2 && m.median_a
+    ? roundsForMde(logs, m.mde_alpha, Math.abs(t.change), { floor: resolution / m.median_a })
+    : m.median_a === null || m.median_b === null || ra.length < 2 || rb.length < 2
+      ? null
+      : runsForMde(vals(ra), vals(rb), m.median_a, m.median_b, m.mde_alpha, Math.abs(t.change), { resolution });
   return blindMessage(t, spec, cellName(cell), mde, runs, "they can see");
 }
 

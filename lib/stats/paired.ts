@@ -6,7 +6,7 @@
 // median log-ratio, its MDE simulated as power.ts does for the rank-sum test.
 import { errorFunction, median, probit } from "simple-statistics";
 import { EXACT_LIMIT, bootstrapCI, seededRandom, type BootstrapOptions } from "./stats.ts";
-import { MDE_REPEATS, MDE_POWER, searchMde, type Mde } from "./power.ts";
+import { MDE_REPEATS, MDE_POWER, RUNS_CANDIDATES, searchMde, type Mde } from "./power.ts";
 
 /** A metric's values of the rounds both sides measured, in round order: a[i] and b[i] ran in the same round. */
 export interface RoundPairs {
@@ -190,6 +190,15 @@ export function pairedMde(
     return hits / repeats >= MDE_POWER;
   };
   return searchMde(found, opts.floor ?? 0);
+}
+
+/** The fewest rounds (of RUNS_CANDIDATES) at which these log-ratios' spread gives a paired MDE of at most `target`; null when none does. */
+export function roundsForMde(logs: number[], alpha: number, target: number, opts: { floor?: number; seed?: number } = {}): number | null {
+  for (const n of RUNS_CANDIDATES) {
+    const m = pairedMde(logs, alpha, { ...opts, pairs: n });
+    if (m?.mde != null && m.mde <= target) return n;
+  }
+  return null;
 }
 
 /** The ratio B / A of the rounds (exp of the median log-ratio) and its percentile bootstrap interval (null below 2 pairs). */
