@@ -162,6 +162,7 @@ describe("which comparisons are paired", () => {
     expect(metric(c, "picoshare_peak_rss")).toMatchObject({ analysis: "unpaired", pairs: null });
     expect(c.method.wall_clock).toEqual(["throughput", "cpu_seconds"]);
     expect(c.method.paired).toContain("paired by round: Wilcoxon signed-rank");
+    expect(c.method.paired).toContain("at least 8 complete rounds (primary), else unpaired as the rest; paired here in every cell");
   });
 
   test("stored runs without rounds, or not one live comparison's, keep the unpaired test", () => {
@@ -182,6 +183,7 @@ describe("which comparisons are paired", () => {
     // 6 rounds reach 2 / 64 at best, not 0.05 / 4: the signed-rank test could not call anything.
     expect(m).toMatchObject({ analysis: "unpaired", pairs: 6 });
     expect(m.mde_by_analysis).toEqual({ paired: null, unpaired: m.mde });
+    expect(c.method.paired).toContain("paired here in no cell");
   });
 });
 

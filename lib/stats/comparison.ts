@@ -182,16 +182,17 @@ export function buildComparisons(a: SideInput, bs: SideInput[], opts: Comparison
 }
 
 /** The method line's words for the wall-clock metrics: which test they got here, and when the other. */
-function pairedMethod(alpha: number, minSamples: number, interleaved: boolean): string {
+function pairedMethod(alpha: number, minSamples: number, interleaved: boolean, cells: CellComparison[]): string {
   const names = WALL_CLOCK_METRICS.map((m) => m.name).join(", ");
   if (!interleaved) return `${names}: unpaired like the rest (the sides are not one live comparison's rounds)`;
   const need = Math.max(minSamples, pairsNeeded(alpha / PRIMARY_METRICS.length));
   const how =
     `paired by round: Wilcoxon signed-rank of each round's log(B / A), two-sided (exact up to 50 rounds), ` +
     `the ratio exp(median log-ratio) with its 95 % bootstrap interval`;
-  return WALL_CLOCK_ANALYSIS === "paired"
-    ? `${names} (wall-clock) of this live comparison: ${how}; with fewer than ${need} complete rounds (primary) unpaired, as the rest`
-    : `${names}: unpaired like the rest (the paired analysis, ${how}, is shown as its MDE only)`;
+  if (WALL_CLOCK_ANALYSIS !== "paired") return `${names}: unpaired like the rest (the paired analysis, ${how}, is shown as its MDE only)`;
+  const paired = cells.filter((c) => c.metrics.some((m) => m.analysis === "paired")).length;
+  const here = paired === cells.length ? "every cell" : paired === 0 ? "no cell" : `${paired} of ${cells.length} cells`;
+  return `${names} (wall-clock) of this live comparison: ${how}, in a cell with at least ${need} complete rounds (primary), else unpaired as the rest; paired here in ${here}`;
 }
 
 /** Compares B with A cell by cell; cells are matched by RAM, file size (in bytes: 1G is 1024M) and uploads at once. */
@@ -261,7 +262,7 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
       correction: `Holm over the ${PRIMARY_METRICS.length} primary metrics of a cell; secondary metrics each at alpha ${alpha}, uncorrected`,
       mde: `the smallest change found in 80 % of repeats at the metric's alpha (primary: ${alpha} / ${PRIMARY_METRICS.length}), simulated from the runs' spread; never below the measurement's resolution`,
       wall_clock: WALL_CLOCK_METRICS.map((m) => m.key),
-      paired: pairedMethod(alpha, minSamples, interleaved),
+      paired: pairedMethod(alpha, minSamples, interleaved, cells),
       resamples,
       seed,
       cv_threshold: cvThreshold,
