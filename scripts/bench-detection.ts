@@ -27,6 +27,7 @@ import { runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { cellName } from "../lib/stats/cells.ts";
 import { buildComparison, type Comparison, type SideInput } from "../lib/stats/comparison.ts";
 import { runsForMde } from "../lib/stats/power.ts";
+import { pairsNeeded } from "../lib/stats/paired.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { fmtPercent, type MetricComparison } from "../lib/stats/verdict.ts";
 
@@ -86,7 +87,8 @@ function mdeCell(m: MetricComparison): string {
   if (m.mde_by_analysis === null) return used;
   const other = m.analysis === "paired" ? "unpaired" : "paired";
   const x = m.mde_by_analysis[other];
-  return `${used} ${m.analysis}; ${other} ${x === null ? "none" : fmtPercent(x)}`;
+  const none = other === "paired" && m.pairs !== null && m.pairs < pairsNeeded(m.mde_alpha) ? `needs ${pairsNeeded(m.mde_alpha)} rounds` : "> 10x";
+  return `${used} ${m.analysis}; ${other} ${x === null ? none : fmtPercent(x)}`;
 }
 
 function verdictCell(m: MetricComparison): string {
