@@ -8,10 +8,11 @@ import { join } from "node:path";
 import {
   criticalW, logRatios, minAttainablePairedP, pairByRound, pairedMde, pairsNeeded, roundsForMde, wilcoxonSignedRank,
 } from "../lib/stats/paired.ts";
-import { RUNS_CANDIDATES } from "../lib/stats/power.ts";
+import { RUNS_CANDIDATES, runsForMde } from "../lib/stats/power.ts";
 import { THROUGHPUT, compareFamily } from "../lib/stats/verdict.ts";
 import { buildComparison, type SideInput } from "../lib/stats/comparison.ts";
 import { runFingerprint } from "../lib/stats/fingerprint.ts";
+import { evaluateGate, parseThresholds } from "../lib/stats/gate.ts";
 import type { TestResult } from "../lib/upload/result.ts";
 import { ResultsDb } from "../lib/store/results-db.ts";
 import { resolvePicoShareVersion } from "../lib/upload/picoshare.ts";
@@ -175,6 +176,25 @@ describe("which comparisons are paired", () => {
       expect(metric(c, "throughput")).toMatchObject({ analysis: "unpaired", pairs: null, verdict: "same" });
       expect(c.method.paired).toContain("unpaired like the rest");
     }
+  });
+
+  test("the gate: a paired verdict's blind spot is projected from the rounds' log-ratios, not from the drifting sides", () => {
+    // The drift of the rounds above, with ten times their wobble (up to 5 % a run).
+    const a = side("A", results(DRIFT.map((d, i) => d * (1 + 10 * WOBBLE[(i + 3) % 8])), true), "/r/compare-1");
+    const b = side("B", results(DRIFT.map((d, i) => d * 1.04 * (1 + 10 * WOBBLE[i])), true), "/r/compare-1");
+    const c = buildComparison(a, b);
+    const m = metric(c, "throughput");
+    // A 1 % threshold is below what 8 rounds of this spread can see ...
+    expect(m.analysis).toBe("paired");
+    expect(m.mde!).toBeGreaterThan(0.01);
+    const [blind] = evaluateGate(c, parseThresholds("throughput<-1%"), { a, b }).blind;
+    // ... but more rounds of the same log-ratios would: the sides' own spread (drift of 140 to 60 MiB/s) never would.
+    expect(blind.runs_needed).not.toBeNull();
+    expect(blind.runs_needed!).toBeGreaterThan(8);
+    expect(blind.message).toContain(`need about ${blind.runs_needed} per side`);
+    // The unpaired projection from the sides' spread, at as many runs, could not.
+    const tp = (side: SideInput) => side.results.map((r) => r.throughput_mbps);
+    expect(runsForMde(tp(a), tp(b), m.median_a!, m.median_b!, m.mde_alpha, 0.01, { candidates: [blind.runs_needed!] })).toBeNull();
   });
 
   test("too few rounds for the family's alpha: unpaired, with the paired MDE still given", () => {
