@@ -26,7 +26,7 @@ import { matrixCells } from "../lib/matrix/plan.ts";
 import { runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { cellName } from "../lib/stats/cells.ts";
 import { buildComparison, type Comparison, type SideInput } from "../lib/stats/comparison.ts";
-import { runsForMde } from "../lib/stats/power.ts";
+import { runsToSee } from "../lib/stats/gate.ts";
 import { pairsNeeded } from "../lib/stats/paired.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { fmtPercent, type MetricComparison } from "../lib/stats/verdict.ts";
@@ -177,9 +177,9 @@ await runMain(async () => {
     if (!met && m.median_a !== null && m.median_b !== null) {
       // The same spread, more runs: the smallest n that would reach 5 %.
       const spec = COMPARED_METRICS.find((x) => x.key === key)!;
-      const values = (side: SideInput) => side.results.filter((r) => r.success).map(spec.value).filter((x): x is number => x !== null);
+      const passed = (side: SideInput) => side.results.filter((r) => r.success);
       const { a: sa, b: sb } = cases[0].sides!;
-      const n = runsForMde(values(sa), values(sb), m.median_a, m.median_b, m.mde_alpha, 0.05, { resolution: spec.resolution([...sa.results, ...sb.results]) });
+      const n = runsToSee(m, spec, passed(sa), passed(sb), 0.05);
       needs = n === null ? "; not even 128 runs a side would reach 5 % with this spread" : `; with this spread 5 % needs about ${n} runs a side`;
     }
     process.stdout.write(
