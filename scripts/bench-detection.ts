@@ -26,7 +26,8 @@ import { matrixCells } from "../lib/matrix/plan.ts";
 import { runLiveCompare } from "../lib/matrix/live-compare.ts";
 import { cellName } from "../lib/stats/cells.ts";
 import { buildComparison, type Comparison, type SideInput } from "../lib/stats/comparison.ts";
-import { runsForMde } from "../lib/stats/power.ts";
+import { runsToSee } from "../lib/stats/gate.ts";
+import { pairsNeeded } from "../lib/stats/paired.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { fmtPercent, type MetricComparison } from "../lib/stats/verdict.ts";
 
@@ -78,6 +79,16 @@ interface Case {
 
 function metricOf(c: Comparison, key: string): MetricComparison {
   return c.cells[0].metrics.find((m) => m.key === key)!;
+}
+
+/** The MDE the verdict used; where the rounds paired the sides, both analyses': "9.9 % paired; unpaired 12 %". */
+function mdeCell(m: MetricComparison): string {
+  const used = m.mde === null ? (m.verdict === "too_few" ? m.label : "> 10x") : `${fmtPercent(m.mde)}${m.mde_floor ? " (resolution)" : ""}`;
+  if (m.mde_by_analysis === null) return used;
+  const other = m.analysis === "paired" ? "unpaired" : "paired";
+  const x = m.mde_by_analysis[other];
+  const none = other === "paired" && m.pairs !== null && m.pairs < pairsNeeded(m.mde_alpha) ? `needs ${pairsNeeded(m.mde_alpha)} rounds` : "> 10x";
+  return `${used} ${m.analysis}; ${other} ${x === null ? none : fmtPercent(x)}`;
 }
 
 function verdictCell(m: MetricComparison): string {
@@ -139,7 +150,7 @@ await runMain(async () => {
       m.name,
       m.family,
       `${ref.cv_a === null ? "-" : `${(ref.cv_a * 100).toFixed(2)} %`} / ${ref.cv_b === null ? "-" : `${(ref.cv_b * 100).toFixed(2)} %`}`,
-      ref.mde === null ? (ref.verdict === "too_few" ? ref.label : "> 10x") : `${fmtPercent(ref.mde)}${ref.mde_floor ? " (resolution)" : ""}`,
+      mdeCell(ref),
       ref.verdict === "higher" || ref.verdict === "lower" ? `FLAGGED ${ref.label}` : ref.verdict === "too_few" ? ref.label : "none",
       ...cases.slice(1).map((c) => verdictCell(metricOf(c.comparison!, m.key))),
     ];
@@ -166,9 +177,9 @@ await runMain(async () => {
     if (!met && m.median_a !== null && m.median_b !== null) {
       // The same spread, more runs: the smallest n that would reach 5 %.
       const spec = COMPARED_METRICS.find((x) => x.key === key)!;
-      const values = (side: SideInput) => side.results.filter((r) => r.success).map(spec.value).filter((x): x is number => x !== null);
+      const passed = (side: SideInput) => side.results.filter((r) => r.success);
       const { a: sa, b: sb } = cases[0].sides!;
-      const n = runsForMde(values(sa), values(sb), m.median_a, m.median_b, m.mde_alpha, 0.05, { resolution: spec.resolution([...sa.results, ...sb.results]) });
+      const n = runsToSee(m, spec, passed(sa), passed(sb), 0.05);
       needs = n === null ? "; not even 128 runs a side would reach 5 % with this spread" : `; with this spread 5 % needs about ${n} runs a side`;
     }
     process.stdout.write(

@@ -116,9 +116,11 @@ goes to stdout.
 
 Live: runs both builds over the same cells, each test a run-test process,
 A and B interleaved within each cell (A B, B A, A B, ...: ABBA) so that drift
-on the host hits both alike. Warm-up runs are not counted. Both sides are stored as
-runs (kind compare-a / compare-b) in the results log; results go to
-RESULTS_DIR/compare-STAMP/{a,b,warmup}/. At least 5 measured runs per side
+on the host hits both alike; with enough rounds (8 at --alpha 0.05), throughput
+and CPU seconds are tested paired by round (Wilcoxon signed-rank of each round's
+log-ratio B/A; the method line says where). Warm-up runs are not counted. Both
+sides are stored as runs (kind compare-a / compare-b) in the results log;
+results go to RESULTS_DIR/compare-STAMP/{a,b,warmup}/. At least 5 measured runs per side
 (--iterations) are needed for a verdict on the 4 primary metrics at --alpha
 0.05, 8 for a minimum detectable effect of a few per cent.
 

@@ -160,7 +160,10 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
 
   // Measured tests so far per side and cell: which get an instrumented twin (--instruction-twins).
   const measuredSoFar = new Map<string, number>();
-  const runOne = async (side: SideName, cell: Cell, what: string, warm: boolean, prefix: string) => {
+  // `round`: the measured round (1-based) the test runs in, recorded as its iteration (warm-ups first, as the matrix counts them):
+  // the sides' tests of one round are what a paired analysis pairs.
+  const runOne = async (side: SideName, cell: Cell, what: string, warm: boolean, prefix: string, round?: number) => {
+    const iteration = round === undefined ? undefined : opts.warmup + round;
     const seen = `${side} ${testCellName(cell)}`;
     if (!warm) measuredSoFar.set(seen, (measuredSoFar.get(seen) ?? 0) + 1);
     // A warm-up counts for nothing: no instrumented twin.
@@ -179,7 +182,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
       timeoutSec: opts.passed.timeout,
       twin,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
-      env: childEnv({ runId: warm ? null : runIds[side] }),
+      env: childEnv({ runId: warm ? null : runIds[side], iteration }),
       header: (pid) => `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`,
     });
     if (interrupted()) throw interruptSignal.reason;
@@ -206,7 +209,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     withDb((store) =>
       recordHarnessError(store, {
         runId: runIds[side], ram: cell.ram, fileSize: cell.size.label, error, exitCode: ran.code, signal: ran.signal,
-        logFile: displayPath(logFile),
+        logFile: displayPath(logFile), iteration,
       }),
     );
   };
@@ -217,7 +220,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
       for (const side of runOrder(w, names)) await runOne(side, cell, `warm-up ${w + 1}/${opts.warmup}`, true, prefix);
     }
     for (let i = 0; i < opts.iterations; i++) {
-      for (const side of runOrder(i, names)) await runOne(side, cell, `${i + 1}/${opts.iterations}`, false, prefix);
+      for (const side of runOrder(i, names)) await runOne(side, cell, `${i + 1}/${opts.iterations}`, false, prefix, i + 1);
     }
   }
 
@@ -232,6 +235,7 @@ export async function runLiveCompare(opts: LiveCompareOptions): Promise<LiveComp
     fingerprint: runFingerprint(host, opts.passed.backend, results[s]),
     results: results[s],
     harness_errors: harnessErrors[s],
+    live_compare: dir,
   });
   return { dir, runA: runIds.a, runB: names.slice(1).map((n) => runIds[n]), a: side("a"), b: names.slice(1).map(side) };
 }

@@ -30,6 +30,11 @@ export interface TestedSpec<R = AnyResult> extends MetricSpec {
   resolution: (results: R[]) => number;
   /** Its value in one result when it is not the field itself (a fallback for older records). */
   value?: (r: R) => number | null;
+  /**
+   * A wall-clock figure (a rate, a duration, CPU time: it follows the host's
+   * load): in a live comparison its sides are paired by round (lib/stats/paired.ts).
+   */
+  wallClock?: boolean;
 }
 
 /** A figure compare shows beside the tested ones, derived from them (not tested again). */

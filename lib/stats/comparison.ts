@@ -10,10 +10,11 @@ import { compareFingerprints, type Fingerprint, type FingerprintDifference } fro
 import type { TestResult } from "../upload/result.ts";
 import { probeDifferences, type EnvironmentProbe } from "../upload/noise.ts";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED } from "./stats.ts";
-import { DEFAULT_ALPHA, MIN_SAMPLES, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
-import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
+import { DEFAULT_ALPHA, MIN_SAMPLES, WALL_CLOCK_ANALYSIS, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
+import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, WALL_CLOCK_METRICS, type ComparedMetric } from "./metrics.ts";
 import { median } from "simple-statistics";
 import type { FunctionShifts } from "./functions.ts";
+import { pairByRound, pairsNeeded } from "./paired.ts";
 
 /** A cell as the comparison's lists name it: cellName spells it. */
 export interface CellRef {
@@ -44,6 +45,12 @@ export interface SideInput {
   results: TestResult[];
   /** Tests that wrote no result, by cell. */
   harness_errors: { ram_mb: number; file_size: string; concurrency?: number }[];
+  /**
+   * The live comparison the side was measured in (its folder); null or absent
+   * for other runs. Two sides of the same one ran interleaved, round by round
+   * (each result's `iteration`): their wall-clock metrics are paired by round.
+   */
+  live_compare?: string | null;
 }
 
 export type SideInfo = Omit<SideInput, "results" | "harness_errors">;
@@ -95,6 +102,10 @@ export interface Comparison {
     correction: string;
     /** What the minimum detectable effect assumes. */
     mde: string;
+    /** The wall-clock metrics (keys): paired by round when both sides are one live comparison's. */
+    wall_clock: string[];
+    /** How those are tested then (each metric's `analysis` says which test it got). */
+    paired: string;
     resamples: number;
     seed: number;
     cv_threshold: number;
@@ -125,10 +136,13 @@ const RANK = { higher: 0, lower: 0, same: 1, too_few: 2 } as const;
  * Every metric of COMPARED_METRICS for one cell's successful runs: the
  * primary family corrected together, each secondary metric on its own;
  * changed ones first, primary before secondary, then declared order.
+ * `interleaved`: the sides ran round by round in one live comparison, so
+ * its wall-clock metrics are paired by round.
  */
-export function compareMetrics(okA: TestResult[], okB: TestResult[], opts: VerdictOptions): MetricComparison[] {
+export function compareMetrics(okA: TestResult[], okB: TestResult[], opts: VerdictOptions, interleaved = false): MetricComparison[] {
   const member = (m: ComparedMetric) => ({
     a: values(okA, m.value), b: values(okB, m.value), spec: m, key: m.key, resolution: m.resolution([...okA, ...okB]),
+    pairs: interleaved && m.wallClock ? pairByRound(okA, okB, m.value) : null,
   });
   const out = [
     ...compareFamily(PRIMARY_METRICS.map(member), "primary", opts),
@@ -170,6 +184,20 @@ export function buildComparisons(a: SideInput, bs: SideInput[], opts: Comparison
   return bs.map((b) => buildComparison(a, b, { ...opts, hosts }));
 }
 
+/** The method line's words for the wall-clock metrics: which test they got here, and when the other. */
+function pairedMethod(alpha: number, minSamples: number, interleaved: boolean, cells: CellComparison[]): string {
+  const names = WALL_CLOCK_METRICS.map((m) => m.name).join(", ");
+  if (!interleaved) return `${names}: unpaired like the rest (the sides are not one live comparison's rounds)`;
+  const need = Math.max(minSamples, pairsNeeded(alpha / PRIMARY_METRICS.length));
+  const how =
+    `paired by round: Wilcoxon signed-rank of each round's log(B / A), two-sided (exact up to 50 rounds), ` +
+    `the ratio exp(median log-ratio) with its 95 % bootstrap interval`;
+  if (WALL_CLOCK_ANALYSIS !== "paired") return `${names}: unpaired like the rest (the paired analysis, ${how}, is shown as its MDE only)`;
+  const paired = cells.filter((c) => c.metrics.some((m) => m.analysis === "paired")).length;
+  const here = paired === cells.length ? "every cell" : paired === 0 ? "no cell" : `${paired} of ${cells.length} cells`;
+  return `${names} (wall-clock) of this live comparison: ${how}, in a cell with at least ${need} complete rounds (primary), else unpaired as the rest; paired here in ${here}`;
+}
+
 /** Compares B with A cell by cell; cells are matched by RAM, file size (in bytes: 1G is 1024M) and uploads at once. */
 export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOptions = {}): Comparison {
   const alpha = opts.alpha ?? DEFAULT_ALPHA;
@@ -181,6 +209,8 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
   const hosts = opts.hosts ?? (runHosts(a.results).length > 1 || runHosts(b.results).length > 1);
   const stats = { resamples, seed, cvThreshold, hosts };
   const verdictOpts = { alpha, minSamples, resamples, seed };
+  // Both sides from one live comparison: its rounds pair them.
+  const interleaved = a.live_compare != null && a.live_compare === b.live_compare;
 
   const cellsA = cellsOf(a);
   const cellsB = cellsOf(b);
@@ -202,7 +232,7 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
     }
     const okA = ca.results.filter((r) => r.success);
     const okB = cb.results.filter((r) => r.success);
-    const metrics = compareMetrics(okA, okB, verdictOpts);
+    const metrics = compareMetrics(okA, okB, verdictOpts, interleaved);
     cells.push({
       ...ca.key,
       a: sa,
@@ -234,6 +264,8 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
       primary: PRIMARY_METRICS.map((m) => m.key),
       correction: `Holm over the ${PRIMARY_METRICS.length} primary metrics of a cell; secondary metrics each at alpha ${alpha}, uncorrected`,
       mde: `the smallest change found in 80 % of repeats at the metric's alpha (primary: ${alpha} / ${PRIMARY_METRICS.length}), simulated from the runs' spread; never below the measurement's resolution`,
+      wall_clock: WALL_CLOCK_METRICS.map((m) => m.key),
+      paired: pairedMethod(alpha, minSamples, interleaved, cells),
       resamples,
       seed,
       cv_threshold: cvThreshold,

@@ -13,6 +13,7 @@ import { COMPARED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metric
 import type { Comparison, SideInput } from "./comparison.ts";
 import { cellKeyOf, cellName } from "./cells.ts";
 import { RUNS_CANDIDATES, minimumDetectableEffect, runsForMde } from "./power.ts";
+import { logRatios, pairByRound, roundsForMde } from "./paired.ts";
 import { cvOf, fmtPercent } from "./verdict.ts";
 import type { TestResult } from "../upload/result.ts";
 
@@ -128,12 +129,24 @@ function blindSpot(
 ): BlindSpot {
   const key = cellKeyOf(cell);
   const ok = (side: SideInput) => side.results.filter((r) => r.success && cellKeyOf(r) === key);
-  const [ra, rb] = [ok(sides.a), ok(sides.b)];
-  const vals = (rs: typeof ra) => rs.map(spec.value).filter((x): x is number => x !== null);
-  const runs = m.median_a === null || m.median_b === null || ra.length < 2 || rb.length < 2
-    ? null
-    : runsForMde(vals(ra), vals(rb), m.median_a, m.median_b, m.mde_alpha, Math.abs(t.change), { resolution: spec.resolution([...ra, ...rb]) });
-  return blindMessage(t, spec, cellName(cell), mde, runs, "they can see");
+  return blindMessage(t, spec, cellName(cell), mde, runsToSee(m, spec, ok(sides.a), ok(sides.b), Math.abs(t.change)), "they can see");
+}
+
+/**
+ * The runs per side at which a metric's verdict would see a change of
+ * `target` (0.05 = 5 %), projected from these passed results' spread as its
+ * MDE was (paired: more rounds of the same log-ratios); null when none of
+ * RUNS_CANDIDATES would, or the results cannot tell.
+ */
+export function runsToSee(
+  m: Comparison["cells"][number]["metrics"][number], spec: ComparedMetric, ra: TestResult[], rb: TestResult[], target: number,
+): number | null {
+  const vals = (rs: TestResult[]) => rs.map(spec.value).filter((x): x is number => x !== null);
+  const resolution = spec.resolution([...ra, ...rb]);
+  const logs = m.analysis === "paired" ? logRatios(pairByRound(ra, rb, spec.value) ?? { a: [], b: [] }) : null;
+  if (logs && logs.length >= 2 && m.median_a) return roundsForMde(logs, m.mde_alpha, target, { floor: resolution / m.median_a });
+  if (m.median_a === null || m.median_b === null || ra.length < 2 || rb.length < 2) return null;
+  return runsForMde(vals(ra), vals(rb), m.median_a, m.median_b, m.mde_alpha, target, { resolution });
 }
 
 /** A blind spot in the words of the gate's NOTE: what the runs cannot see, what they can (`can`: who sees it), and the runs a side that would. */

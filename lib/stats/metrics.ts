@@ -23,6 +23,8 @@ export interface ComparedMetric extends MetricSpec {
   digits: number;
   /** The smallest step of the measurement in raw units, for the results given: the MDE never goes below it. */
   resolution: (results: TestResult[]) => number;
+  /** A wall-clock figure: paired by round in a live comparison. */
+  wallClock?: boolean;
 }
 
 /** A figure shown beside the tested ones, derived from them. */
@@ -51,6 +53,9 @@ export const COMPARED_METRICS: ComparedMetric[] = (["primary", "secondary"] as c
 );
 
 export const PRIMARY_METRICS = COMPARED_METRICS.filter((m) => m.family === "primary");
+
+/** The wall-clock metrics: paired by round in a live comparison. */
+export const WALL_CLOCK_METRICS = COMPARED_METRICS.filter((m) => m.wallClock);
 
 export const DERIVED_METRICS: DerivedMetric[] = declared.flatMap((f) => (f.shown ? [{ ...f.shown, value: own(f.name) }] : []));
 

@@ -100,7 +100,15 @@ export function minimumDetectableEffect(
   const dev = relativeDeviations(a, b, medianA, medianB);
   const seed = opts.seed ?? 1;
   const repeats = opts.repeats ?? MDE_REPEATS;
-  const found = (delta: number) => power(dev, na, nb, delta, uCrit, seed, repeats) >= MDE_POWER;
+  return searchMde((delta) => power(dev, na, nb, delta, uCrit, seed, repeats) >= MDE_POWER, floor);
+}
+
+/**
+ * The smallest relative change `found` says a test finds (found must grow
+ * with the change): doubled from 0.1 % until found, then bisected to 0.01 %;
+ * never below `floor`; null above 10 x.
+ */
+export function searchMde(found: (delta: number) => boolean, floor: number): Mde {
   let hi = 0.001;
   while (!found(hi)) {
     hi *= 2;

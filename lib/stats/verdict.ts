@@ -2,16 +2,27 @@
 // medians B / A with its bootstrap interval, a Mann-Whitney U test corrected
 // over the metric's family (Holm), and a verdict that is only called when
 // both agree; otherwise the smallest change the runs could have found. Too
-// few runs give "too few samples", never a guess.
+// few runs give "too few samples", never a guess. A wall-clock metric of a
+// live comparison's rounds is analysed paired instead (lib/stats/paired.ts).
 import { mean, median, sampleStandardDeviation } from "simple-statistics";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrapRatioCI, mannWhitneyU, minAttainableP } from "./stats.ts";
 import { minimumDetectableEffect } from "./power.ts";
+import { logRatios, minAttainablePairedP, pairedMde, pairedRatio, wilcoxonSignedRank, type RoundPairs } from "./paired.ts";
 import type { MetricFamily } from "./metrics.ts";
 
 /** Fewest measured runs per side before any verdict is given. */
 export const MIN_SAMPLES = 3;
 /** Significance level of the rank test unless told otherwise. */
 export const DEFAULT_ALPHA = 0.05;
+
+/**
+ * How the wall-clock metrics (declared `wallClock`) of a live comparison's
+ * rounds are tested: "paired" (each round's log-ratio, Wilcoxon signed-rank,
+ * bootstrap of the median log-ratio) or "unpaired" (as every other metric).
+ * One method for every comparison, chosen from bench-detection's
+ * measurements (docs/methodology.md); the other's MDE is still shown.
+ */
+export const WALL_CLOCK_ANALYSIS: "paired" | "unpaired" = "paired";
 
 /**
  * What the verdict says about B against A: its values are higher, lower,
@@ -55,14 +66,23 @@ export interface MetricComparison {
   n_b: number;
   median_a: number | null;
   median_b: number | null;
-  /** median(B) / median(A); null when a side has no value or A's median is 0. */
+  /**
+   * median(B) / median(A); null when a side has no value or A's median is 0.
+   * Paired: the rounds' ratio, exp(median of log(B / A)).
+   */
   ratio: number | null;
-  /** 95 % bootstrap percentile interval of the ratio; null below 2 values a side. */
+  /** 95 % bootstrap percentile interval of the ratio; null below 2 values a side (paired: 2 rounds). */
   ci95: [number, number] | null;
+  /** "paired": signed-rank over the rounds' log-ratios; "unpaired": Mann-Whitney U over the two sides. */
+  analysis: "paired" | "unpaired";
+  /** The rounds both sides measured, for a wall-clock metric of one live comparison's sides; null otherwise. */
+  pairs: number | null;
+  /** Where the sides were paired: the MDE of each analysis at the same alpha (`mde` is the one the verdict used); null otherwise. */
+  mde_by_analysis: { paired: number | null; unpaired: number | null } | null;
   /** Each side's coefficient of variation (sd / mean); null below 2 values or a zero mean. */
   cv_a: number | null;
   cv_b: number | null;
-  /** Two-sided Mann-Whitney U p-value; null when there are too few samples. */
+  /** Two-sided p-value of the analysis' test (Mann-Whitney U or signed-rank); null when there are too few samples. */
   p_value: number | null;
   /** The p-value after Holm's correction over its family (the p-value itself for a family of one). */
   p_adjusted: number | null;
@@ -119,6 +139,8 @@ export interface FamilyMember {
   key?: string;
   /** The smallest step of the measurement, in the samples' unit (the MDE's floor). */
   resolution?: number;
+  /** A wall-clock metric of one live comparison's sides: its values by round (pairByRound). */
+  pairs?: RoundPairs | null;
 }
 
 /**
@@ -128,7 +150,11 @@ export interface FamilyMember {
  * only when the Holm-adjusted Mann-Whitney U p-value is below alpha AND the
  * 95 % interval of the ratio of medians excludes 1 on the same side;
  * otherwise "same", labelled with the smallest change the runs could have
- * found. "too_few" when a side has fewer than minSamples runs, or so few
+ * found. A member with `pairs` (WALL_CLOCK_ANALYSIS "paired") whose rounds
+ * can reach alpha / family size is tested on its rounds instead: the
+ * signed-rank test of the log-ratios, and the bootstrap interval of their
+ * median as the ratio's; both must agree as above.
+ * "too_few" when a side has fewer than minSamples runs, or so few
  * that the rank test could not reach alpha / family size whatever the data
  * (Holm's first step: then nothing in the family can be called).
  */
@@ -141,17 +167,28 @@ export function compareFamily(members: FamilyMember[], family: MetricFamily | nu
   const size = Math.max(1, measured);
   const stepAlpha = alpha / size;
 
-  const rows = members.map(({ a, b, spec, key, resolution }) => {
+  const rows = members.map(({ a, b, spec, key, resolution, pairs }) => {
     const medianA = a.length > 0 ? median(a) : null;
     const medianB = b.length > 0 ? median(b) : null;
-    const ratio = medianA !== null && medianB !== null && medianA !== 0 ? medianB / medianA : null;
-    const ci95 = ratio === null ? null : bootstrapRatioCI(a, b, median, boot);
-    const power = medianA !== null && medianB !== null
+    const unpairedPower = medianA !== null && medianB !== null
       ? minimumDetectableEffect(a, b, medianA, medianB, stepAlpha, { resolution, seed: boot.seed })
       : null;
+    const logs = pairs ? logRatios(pairs) : null;
+    const pairedPower = logs && logs.length > 0 && medianA
+      ? pairedMde(logs, stepAlpha, { floor: (resolution ?? 0) / medianA, seed: boot.seed })
+      : null;
+    // Paired where the rounds can reach the metric's alpha at all (a design fact, never the data's outcome); else as every other metric.
+    const paired = WALL_CLOCK_ANALYSIS === "paired" && logs !== null && logs.length >= minSamples && minAttainablePairedP(logs.length) < stepAlpha;
+    const power = paired ? pairedPower : unpairedPower;
+    const unpairedRatio = medianA !== null && medianB !== null && medianA !== 0 ? medianB / medianA : null;
+    const { ratio, ci95 } = paired
+      ? pairedRatio(logs!, boot)
+      : { ratio: unpairedRatio, ci95: unpairedRatio === null ? null : bootstrapRatioCI(a, b, median, boot) };
     const base = {
       metric: spec.name, key: key ?? spec.name, family, unit: spec.unit, n_a: a.length, n_b: b.length,
-      median_a: medianA, median_b: medianB, ratio, ci95, cv_a: cvOf(a), cv_b: cvOf(b), mde: power?.mde ?? null, mde_floor: power?.floor ?? false, mde_alpha: stepAlpha,
+      median_a: medianA, median_b: medianB, ratio, ci95, analysis: paired ? "paired" as const : "unpaired" as const, pairs: logs?.length ?? null,
+      mde_by_analysis: logs === null ? null : { paired: pairedPower?.mde ?? null, unpaired: unpairedPower?.mde ?? null },
+      cv_a: cvOf(a), cv_b: cvOf(b), mde: power?.mde ?? null, mde_floor: power?.floor ?? false, mde_alpha: stepAlpha,
     };
     let tooFew: string | null = null;
     if (a.length === 0 || b.length === 0) {
@@ -163,7 +200,7 @@ export function compareFamily(members: FamilyMember[], family: MetricFamily | nu
         `with ${a.length} vs ${b.length} runs the rank test cannot reach p < ${+stepAlpha.toPrecision(3)}` +
         `${size > 1 ? ` (alpha ${alpha} over ${size} ${family} metrics)` : ""} whatever the data: run at least ${runsNeeded(stepAlpha, minSamples)} per side`;
     }
-    const mw = tooFew === null ? mannWhitneyU(a, b) : null;
+    const mw = tooFew === null ? testOf(a, b, paired ? logs : null) : null;
     return { spec, base, tooFew, mw };
   });
 
@@ -188,10 +225,10 @@ export function compareFamily(members: FamilyMember[], family: MetricFamily | nu
     const allZero = base.median_a === 0 && [...members[i].a, ...members[i].b].every((v) => v === 0);
     const sameLabel = allZero ? "no difference (0 in every run)" : base.mde === null ? SAME_LABEL : `no difference larger than ${fmtPercent(base.mde)}`;
     const same = (reason: string): MetricComparison => ({ ...tested, verdict: "same", label: sameLabel, better: null, reason });
-    if (pAdj >= alpha) return same(`${pText} (Mann-Whitney U) is not below ${alpha}`);
+    if (pAdj >= alpha) return same(`${pText} (${mw.name}) is not below ${alpha}`);
     const { ratio, ci95 } = base;
     if (ratio === null || ci95 === null) return same(`${pText} but the ratio of medians is undefined (median of A is 0)`);
-    const bHigher = mw.uB > mw.uA;
+    const bHigher = mw.bHigher;
     if (ci95[0] <= 1 && ci95[1] >= 1) {
       return same(`${pText} but the 95 % interval of the ratio [${ci95[0].toFixed(3)}, ${ci95[1].toFixed(3)}] includes 1`);
     }
@@ -201,9 +238,19 @@ export function compareFamily(members: FamilyMember[], family: MetricFamily | nu
       verdict: bHigher ? "higher" : "lower",
       label: bHigher ? spec.higher : spec.lower,
       better: bHigher === spec.higherIsBetter,
-      reason: `${pText} < ${alpha} (Mann-Whitney U) and the 95 % interval of the ratio excludes 1`,
+      reason: `${pText} < ${alpha} (${mw.name}) and the 95 % interval of the ratio excludes 1`,
     };
   });
+}
+
+/** The test of one metric: Mann-Whitney U over the sides, or the signed-rank test over the rounds' log-ratios (`logs`). */
+function testOf(a: number[], b: number[], logs: number[] | null): { p: number; method: "exact" | "normal"; bHigher: boolean; name: string } {
+  if (logs !== null) {
+    const w = wilcoxonSignedRank(logs);
+    return { p: w.p, method: w.method, bHigher: w.wPlus > w.wMinus, name: `Wilcoxon signed-rank over ${logs.length} rounds` };
+  }
+  const mw = mannWhitneyU(a, b);
+  return { p: mw.p, method: mw.method, bHigher: mw.uB > mw.uA, name: "Mann-Whitney U" };
 }
 
 /** One metric compared on its own (a family of one: no correction). */

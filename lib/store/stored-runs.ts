@@ -71,6 +71,17 @@ export function findResultFile(named: string, resultFile: string | null): string
   return candidates.find((p): p is string => p !== null && existsSync(p)) ?? null;
 }
 
+/** The folder of the live comparison a run is a side of (its options' `dir`); null for any other run. */
+function liveCompareOf(run: PairedRunRow): string | null {
+  if (run.kind !== "compare-a" && run.kind !== "compare-b") return null;
+  try {
+    const dir = (JSON.parse(run.options_json) as { dir?: unknown }).dir;
+    return typeof dir === "string" ? dir : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A stored run as one side of a comparison. */
 export function sideOf(s: StoredRun, label: string): SideInput {
   const versions = [...new Set(s.results.map((r) => r.picoshare_version))];
@@ -83,5 +94,6 @@ export function sideOf(s: StoredRun, label: string): SideInput {
     fingerprint: s.fingerprint,
     results: s.results,
     harness_errors: s.harnessErrors.map((e) => ({ ram_mb: e.ram_mb, file_size: e.file_size, concurrency: e.concurrency ?? 1 })),
+    live_compare: liveCompareOf(s.run),
   };
 }

@@ -183,6 +183,7 @@ export function methodLine(c: Comparison): string {
     `${m.test} gives p < ${m.alpha} after correction and the ${m.interval} excludes 1. ` +
     `Primary metrics (${m.primary.join(", ")}): ${m.correction}; read a secondary change as a pointer, not a verdict. ` +
     `"No difference larger than X": X is the minimum detectable effect (MDE), ${m.mde}. ` +
+    `${m.paired[0].toUpperCase()}${m.paired.slice(1)}. ` +
     `Fewer than ${m.runs_needed} runs per side: "too few samples" for the primary metrics.`
   );
 }

@@ -29,6 +29,8 @@ export const COUNTER_FIELDS = [
     unit: "s", phase: "upload", source: "v2 `cpu.stat` usage_usec, v1 `cpuacct.usage`", migration: 5, csv: "counters",
     compare: {
       key: "cpu_seconds", family: "primary", name: "CPU seconds", unit: "s", higherIsBetter: false, higher: "more CPU", lower: "less CPU", scale: 1, digits: 3,
+      // On a shared VM CPU time follows wall time (steal, cache contention).
+      wallClock: true,
       // The exact total where recorded; a record from before it: user + system.
       value: (r: AnyResult) =>
         typeof r.cpu_seconds === "number"

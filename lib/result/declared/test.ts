@@ -29,6 +29,7 @@ export const TEST_FIELDS = [
     cell: { label: "throughput", column: "Throughput (MB/s)", digits: 2, scale: 1, table: { rank: 1, column: "Throughput (MB/s)" } },
     compare: {
       key: "throughput", family: "primary", name: "throughput", unit: "MiB/s", higherIsBetter: true, higher: "faster", lower: "slower", scale: 1, digits: 2,
+      wallClock: true,
       // Shown to 0.01 MiB/s, from a duration to the millisecond.
       resolution: (rs: AnyResult[]) => Math.max(0.01, ...rs.map((r) => (r.duration_seconds > 0 ? (r.throughput_mbps * 0.001) / r.duration_seconds : 0))),
     },
