@@ -99,11 +99,12 @@ export class CallgrindProbe implements PhaseProbe {
    * valgrind's command line in front of PicoShare's: instrumentation off
    * until a phase starts; Go's asynchronous preemption off (its SIGURGs,
    * sent at moments the host decides, trip an assertion in callgrind's signal
-   * handling and would make the count depend on timing), added to the GODEBUG PicoShare gets.
+   * handling and would make the count depend on timing), added to the GODEBUG PicoShare gets;
+   * one P (GOMAXPROCS=1): with more, the download's count varies with scheduling.
    */
   wrapper(env: NodeJS.ProcessEnv = process.env): string[] {
     const godebug = [env.GODEBUG, TWIN_GODEBUG].filter(Boolean).join(",");
-    return ["env", `GODEBUG=${godebug}`, "valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet", `--callgrind-out-file=${join(this.dir, "callgrind.out")}`, this.vgdbPrefix()];
+    return ["env", `GODEBUG=${godebug}`, "GOMAXPROCS=1", "valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet", `--callgrind-out-file=${join(this.dir, "callgrind.out")}`, this.vgdbPrefix()];
   }
 
   /** Where valgrind's control pipes go: by default its TMPDIR, which is PicoShare's spill folder, so named here for both ends. */
