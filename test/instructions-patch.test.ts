@@ -1,15 +1,16 @@
 // The instruction counts as a family of their own in a comparison's every
-// rendering and in the gate; then the known patch that adds about 1 % user-space instructions per uploaded
-// MiB (lib/bench/patches.ts), built from v1.5.4's module source, in one live
-// comparison with --count-instructions against v1.5.4, beside v1.5.4 against
-// itself: the patch is called "more instructions" on the upload and the gate
-// on it exits 3; the same binary is called nothing.
+// rendering and in the gate; then the known patch that adds user-space
+// instructions per uploaded MiB (lib/bench/patches.ts), built from v1.5.4's
+// module source, in one live comparison with --count-instructions against
+// v1.5.4, beside v1.5.4 against itself: the patch is called "more
+// instructions" on the upload and the gate on it exits 3; the same binary is
+// called nothing.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
-import { UPLOAD_WORK_PATCH, patchedCopy } from "../lib/bench/patches.ts";
+import { patchedCopy, uploadWorkPatch } from "../lib/bench/patches.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { runScript } from "./helpers/run.ts";
@@ -25,9 +26,12 @@ import type { TestResult } from "../lib/upload/result.ts";
 setDefaultTimeout(300_000);
 
 // 32 MiB: the twin's time is mostly valgrind's start (about 10 s at 16M and 32M alike), and at 32M
-// the upload's count varies least (CV about 0.2 %; an 8M count now and then has a garbage-collection
-// cycle more, +6 %: docs/benchmarks.md).
+// the upload's count varies least (an 8M count now and then has a garbage-collection cycle more, +6 %).
 const SIZE = "32M";
+// The patch at 4 %: the 1 % one (bench-detection's) is found at 8 a side, but a 32M upload's count
+// falls in one of two modes about 1.1 % apart from run to run (docs/benchmarks.md), so at 4 a side
+// 1 % is called only when the modes fall kindly; 4 % is beyond both.
+const PATCH = uploadWorkPatch(4);
 let root: string;
 let files: string;
 let v154: string;
@@ -39,32 +43,32 @@ beforeAll(async () => {
   files = join(root, "files");
   mkdirSync(files);
   await writeTestFile(testFilePath(SIZE, files), 32 * MiB);
-  patched = patchedCopy(await moduleSource(), join(root, "patched"), [UPLOAD_WORK_PATCH]);
+  patched = patchedCopy(await moduleSource(), join(root, "patched"), [PATCH]);
 }, 600_000);
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 interface Metric { key: string; family: string; verdict: string; label: string; ratio: number; p_adjusted: number | null; n_a: number; n_b: number }
 
-test("the +1 % patch is called more upload instructions and breaches the gate; v1.5.4 against itself is called nothing", async () => {
+test("the +4 % patch is called more upload instructions and breaches the gate; v1.5.4 against itself is called nothing", async () => {
   const ran = await runScript("compare", [
     "--a", v154, "--b", v154, "--b-source", patched, "--memory-limits", "256", "--file-sizes", SIZE, "--iterations", "4", "--warmup", "0",
     // Without the download the upload's count is its family's only member, tested at alpha itself: 4 a side can reach it.
     "--count-instructions", "--no-download", "--test-files", files, "--results-dir", join(root, "results"), "--json",
-    "--fail-on", "upload_instructions>+0.5%",
+    "--fail-on", "upload_instructions>+2%",
   ]);
   expect(ran.code).toBe(3);
-  expect(ran.stderr).toMatch(/ERROR: BREACH B2 upload_instructions>\+0\.5% in 256MB\/32M: upload instructions ratio 1\.0\d\d \(\+\d\.\d %\), Holm p /);
+  expect(ran.stderr).toMatch(/ERROR: BREACH B2 upload_instructions>\+2% in 256MB\/32M: upload instructions ratio 1\.0\d\d \(\+\d\.\d %\), Holm p /);
   const c = JSON.parse(ran.stdout);
   expect(c.gate.breaches.map((b: { build: string }) => b.build)).toEqual(["B2"]);
   const [same, patch] = c.comparisons.map((x: { cells: { metrics: Metric[] }[] }) => {
     const of = (key: string) => x.cells[0].metrics.find((m) => m.key === key)!;
     return { up: of("upload_instructions"), down: of("download_instructions"), fsync: of("upload_fsync_calls") };
   });
-  // The patch: about 1 % more, called with its family's correction.
+  // The patch: about 4 % more (the loop's 7 instructions x 32 MiB / 27 bytes against about 213 M), called with its family's correction.
   expect(patch.up).toMatchObject({ family: "instructions", verdict: "higher", label: "more instructions", n_a: 4, n_b: 4 });
-  expect(patch.up.ratio).toBeGreaterThan(1.005);
-  expect(patch.up.ratio).toBeLessThan(1.02);
+  expect(patch.up.ratio).toBeGreaterThan(1.025);
+  expect(patch.up.ratio).toBeLessThan(1.06);
   expect(patch.up.p_adjusted).toBeLessThan(0.05);
   // The same binary: counted in every run, no verdict.
   expect(same.up).toMatchObject({ family: "instructions", n_a: 4, n_b: 4 });
