@@ -21,6 +21,7 @@ import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
 import { DEFAULT_VERSION, moduleSource, resolvePicoShareChoice, resolvePicoShareVersion, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { KNOWN_PATCHES, patchedCopy, type SourcePatch } from "../lib/bench/patches.ts";
+import { countedLines } from "../lib/bench/counted.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
 import { matrixCells } from "../lib/matrix/plan.ts";
 import { runLiveCompare } from "../lib/matrix/live-compare.ts";
@@ -57,7 +58,10 @@ ${KNOWN_PATCHES.map((p) => `        ${p.name}: ${p.description}`).join("\n")}
 each a live comparison (as scripts/compare.ts runs one: interleaved, warm-ups
 first). Prints, per metric: the coefficient of variation of A's runs, the
 minimum detectable effect at the runs given, what A/A flagged, and each
-patch's ratio and verdict; then whether each known change was found.
+patch's ratio and verdict; then whether each known change was found. With
+--count-instructions also: what A/A flagged among the instruction counts,
+their MDE at 5 runs a side and what the instrumented twins added per test;
+and whether the fsync calls were the same in every run of a side.
 `,
   GROUPS,
   `About (2 + patches) x (warmup + runs) x 2 tests: with the defaults about 6
@@ -170,6 +174,7 @@ await runMain(async () => {
       );
     }
   }
+  for (const line of countedLines(cases.map((c) => ({ name: c.name, comparison: c.comparison!, sides: c.sides! })))) process.stdout.write(`${line}\n`);
   for (const key of ["cpu_seconds", "disk_write_bytes"]) {
     const m = metricOf(reference, key);
     const met = m.mde !== null && m.mde <= 0.05;

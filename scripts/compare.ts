@@ -66,7 +66,7 @@ const OWN = {
   failOn: valueFlag("fail-on", {
     value: "LIST",
     help: "Thresholds, comma-separated: METRIC<-N% (a fall) or METRIC>+N% (a rise) on a metric's ratio B/A, " +
-      "breached in a cell when its verdict is significant (Holm for the primary family) and the ratio lies beyond; " +
+      "breached in a cell when its verdict is significant (Holm for the primary family and for the instruction counts) and the ratio lies beyond; " +
       "oom>N / failures>N, breached when B has more than N more OOM kills / failures than A. Each breach is named " +
       "first in the output; where the runs could not have seen a threshold (its MDE is larger), a NOTE says so and " +
       "how many runs would. Live, the same is told before the run, from the spread of the newest stored run of " +
@@ -111,7 +111,8 @@ more / less CPU, writes more / less..., "no difference larger than X %" with
 X the smallest change the runs could have found, or too few samples), and the
 OOM and failure counts of both sides. The primary metrics (throughput,
 PicoShare peak RSS, CPU seconds, disk bytes written) are corrected together
-(Holm); the others are secondary. Logs go to stderr; the comparison alone
+(Holm), and so are the instruction counts of --count-instructions (upload,
+download), as a family of their own; the others are secondary. Logs go to stderr; the comparison alone
 goes to stdout.
 
 Live: runs both builds over the same cells, each test a run-test process,

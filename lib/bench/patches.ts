@@ -39,7 +39,38 @@ export const CPU_WORK_PATCH: SourcePatch = {
     "\tmultipartMaxMemory := mibToBytes(1)\n",
 };
 
-export const KNOWN_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, CPU_WORK_PATCH];
+/** Bytes of a stored chunk per iteration of uploadWorkPatch's loop for 1 % more upload instructions. */
+const BYTES_PER_ITERATION_1PCT = 108;
+
+/**
+ * About `percent` % more user-space instructions per uploaded MiB: a
+ * multiply-add loop of one iteration per 108 / `percent` bytes of each chunk
+ * the SQLite writer stores (store/sqlite/file/writer.go flush), so the work
+ * grows with the body and nothing else changes. v1.5.4 counts about 6.6-7 M
+ * instructions per uploaded MiB; the loop is 7 instructions an iteration,
+ * 9709 iterations per MiB at 1 % (measured: docs/benchmarks.md).
+ */
+export function uploadWorkPatch(percent: number): SourcePatch {
+  const bytes = Math.round(BYTES_PER_ITERATION_1PCT / percent);
+  return {
+    name: `upload-work-${percent}pct`,
+    description: `a multiply-add per ${bytes} bytes of each chunk stored (store/sqlite/file/writer.go): about ${percent} % more upload instructions per MiB, nothing else`,
+    expect: [{ key: "upload_instructions", direction: "higher" }],
+    file: "store/sqlite/file/writer.go",
+    from: "func (w *writer) flush(n int) error {\n",
+    to:
+      "var perfSink uint64\n\n" +
+      "func (w *writer) flush(n int) error {\n" +
+      `\tperfWork, perfIters := perfSink+1, n/${bytes}\n` +
+      "\tfor i := 0; i < perfIters; i++ {\n\t\tperfWork = perfWork*6364136223846793005 + 1442695040888963407\n\t}\n" +
+      "\tperfSink = perfWork\n",
+  };
+}
+
+/** The known change of that kind bench-detection runs: the smallest it should find. */
+export const UPLOAD_WORK_PATCH = uploadWorkPatch(1);
+
+export const KNOWN_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, CPU_WORK_PATCH, UPLOAD_WORK_PATCH];
 
 /** Applies `patch` to the source tree at `dir`; throws when the file does not have the text to replace. */
 export function applyPatch(dir: string, patch: SourcePatch): void {

@@ -10,7 +10,11 @@ export type Phase = "test" | "setup" | "readiness" | "auth" | "upload" | "verify
 
 export type FieldKind = "integer" | "real" | "text" | "boolean" | "json";
 
-export type MetricFamily = "primary" | "secondary";
+/**
+ * A compared metric's family: "primary" and "instructions" are each corrected
+ * together in a cell (Holm); a "secondary" metric is tested on its own.
+ */
+export type MetricFamily = "primary" | "instructions" | "secondary";
 
 /**
  * A result as a declaration's functions see it: the record's type is made

@@ -11,7 +11,7 @@ import type { TestResult } from "../upload/result.ts";
 import { probeDifferences, type EnvironmentProbe } from "../upload/noise.ts";
 import { DEFAULT_RESAMPLES, DEFAULT_SEED } from "./stats.ts";
 import { DEFAULT_ALPHA, MIN_SAMPLES, WALL_CLOCK_ANALYSIS, compareFamily, runsNeeded, type MetricComparison, type VerdictOptions } from "./verdict.ts";
-import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS, WALL_CLOCK_METRICS, type ComparedMetric } from "./metrics.ts";
+import { COMPARED_METRICS, CORRECTED_FAMILIES, DERIVED_METRICS, INSTRUCTION_METRICS, PRIMARY_METRICS, WALL_CLOCK_METRICS, familyMetrics, type ComparedMetric } from "./metrics.ts";
 import { median } from "simple-statistics";
 import type { FunctionShifts } from "./functions.ts";
 import { pairByRound, pairsNeeded } from "./paired.ts";
@@ -99,6 +99,8 @@ export interface Comparison {
     runs_needed: number;
     /** The primary family (keys), corrected together with Holm's method. */
     primary: string[];
+    /** The instruction counts (keys, --count-instructions): a family of their own, corrected together the same way. */
+    instructions: string[];
     correction: string;
     /** What the minimum detectable effect assumes. */
     mde: string;
@@ -133,8 +135,8 @@ function values(results: TestResult[], value: (r: TestResult) => number | null):
 const RANK = { higher: 0, lower: 0, same: 1, too_few: 2 } as const;
 
 /**
- * Every metric of COMPARED_METRICS for one cell's successful runs: the
- * primary family corrected together, each secondary metric on its own;
+ * Every metric of COMPARED_METRICS for one cell's successful runs: each
+ * corrected family (primary, instructions) together, each secondary metric on its own;
  * changed ones first, primary before secondary, then declared order.
  * `interleaved`: the sides ran round by round in one live comparison, so
  * its wall-clock metrics are paired by round.
@@ -145,7 +147,7 @@ export function compareMetrics(okA: TestResult[], okB: TestResult[], opts: Verdi
     pairs: interleaved && m.wallClock ? pairByRound(okA, okB, m.value) : null,
   });
   const out = [
-    ...compareFamily(PRIMARY_METRICS.map(member), "primary", opts),
+    ...CORRECTED_FAMILIES.flatMap((family) => compareFamily(familyMetrics(family).map(member), family, opts)),
     ...COMPARED_METRICS.filter((m) => m.family === "secondary").map((m) => compareFamily([member(m)], "secondary", opts)[0]),
   ];
   const order = new Map(COMPARED_METRICS.map((m, i) => [m.key, i]));
@@ -262,8 +264,13 @@ export function buildComparison(a: SideInput, b: SideInput, opts: ComparisonOpti
       min_samples: minSamples,
       runs_needed: runsNeeded(alpha / PRIMARY_METRICS.length, minSamples),
       primary: PRIMARY_METRICS.map((m) => m.key),
-      correction: `Holm over the ${PRIMARY_METRICS.length} primary metrics of a cell; secondary metrics each at alpha ${alpha}, uncorrected`,
-      mde: `the smallest change found in 80 % of repeats at the metric's alpha (primary: ${alpha} / ${PRIMARY_METRICS.length}), simulated from the runs' spread; never below the measurement's resolution`,
+      instructions: INSTRUCTION_METRICS.map((m) => m.key),
+      correction:
+        `Holm over the ${PRIMARY_METRICS.length} primary metrics of a cell, and apart from them over the ${INSTRUCTION_METRICS.length} instruction counts ` +
+        `(where counted); secondary metrics each at alpha ${alpha}, uncorrected`,
+      mde:
+        `the smallest change found in 80 % of repeats at the metric's alpha (primary: ${alpha} / ${PRIMARY_METRICS.length}, ` +
+        `instructions: ${alpha} / ${INSTRUCTION_METRICS.length}; over the metrics measured), simulated from the runs' spread; never below the measurement's resolution`,
       wall_clock: WALL_CLOCK_METRICS.map((m) => m.key),
       paired: pairedMethod(alpha, minSamples, interleaved, cells),
       resamples,

@@ -9,7 +9,7 @@
 // spread a stored run showed in the same cell.
 import { median } from "simple-statistics";
 import { UsageError } from "../core/errors.ts";
-import { COMPARED_METRICS, PRIMARY_METRICS, type ComparedMetric } from "./metrics.ts";
+import { COMPARED_METRICS, familyMetrics, isCorrected, type ComparedMetric } from "./metrics.ts";
 import type { Comparison, SideInput } from "./comparison.ts";
 import { cellKeyOf, cellName } from "./cells.ts";
 import { RUNS_CANDIDATES, minimumDetectableEffect, runsForMde } from "./power.ts";
@@ -114,7 +114,7 @@ export function evaluateGate(c: Comparison, thresholds: Threshold[], sides: { a:
       const significant = m.verdict === "higher" || m.verdict === "lower";
       const beyond = m.ratio !== null && (t.op === "<" ? m.ratio < 1 + t.change : m.ratio > 1 + t.change);
       if (significant && beyond) {
-        const p = m.p_adjusted === null ? "" : `, ${m.family === "primary" ? "Holm " : ""}p ${m.p_adjusted < 0.001 ? "< 0.001" : m.p_adjusted.toFixed(4)}`;
+        const p = m.p_adjusted === null ? "" : `, ${isCorrected(m.family) ? "Holm " : ""}p ${m.p_adjusted < 0.001 ? "< 0.001" : m.p_adjusted.toFixed(4)}`;
         breaches.push({ threshold: t.text, cell: name, seen: `${m.metric} ratio ${m.ratio!.toFixed(3)} (${signed(m.ratio! - 1)})${p}` });
       }
       if (m.mde === null || m.mde > Math.abs(t.change)) blind.push(blindSpot(t, spec, cell, m.mde, sides, m));
@@ -186,8 +186,8 @@ export function plannedBlindSpots(thresholds: Threshold[], history: CellHistory[
       const cv = cvOf(v);
       if (v.length < 2 || cv === null) continue;
       const med = median(v);
-      // As compareFamily tests it: a primary metric at alpha over the primary metrics measured (Holm's first step), a secondary one at alpha.
-      const at = spec.family === "primary" ? alpha / Math.max(1, PRIMARY_METRICS.filter((p) => vals(p).length > 0).length) : alpha;
+      // As compareFamily tests it: a metric of a corrected family at alpha over its family's metrics measured (Holm's first step), a secondary one at alpha.
+      const at = isCorrected(spec.family) ? alpha / Math.max(1, familyMetrics(spec.family).filter((p) => vals(p).length > 0).length) : alpha;
       const resolution = spec.resolution(h.results);
       const m = minimumDetectableEffect(v, v, med, med, at, { resolution, runs: [iterations, iterations] });
       if (m === null || (m.mde !== null && m.mde <= Math.abs(t.change))) continue;

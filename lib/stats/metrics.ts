@@ -2,8 +2,9 @@
 // (lib/result/declared/): what each is read from, its unit and display
 // scale, which direction is better, the words of its verdict, the smallest
 // step its measurement can show, and its family.
-// The primary family's verdicts are corrected together (Holm); the
-// secondary ones are shown with their own label. Duration and write
+// The primary family's verdicts are corrected together (Holm), and so are
+// the instruction counts' (a family of their own: docs/methodology.md says
+// why); the secondary ones are shown with their own label. Duration and write
 // amplification are derived from tested metrics: shown, not tested again.
 import type { TestResult } from "../upload/result.ts";
 import type { MetricSpec } from "./verdict.ts";
@@ -45,14 +46,25 @@ const own = (name: string) => (r: TestResult) => {
   return typeof v === "number" ? v : null;
 };
 
-/** Every tested metric, primary family first, then in the declared fields' order (the order tables show unchanged ones). */
-export const COMPARED_METRICS: ComparedMetric[] = (["primary", "secondary"] as const).flatMap((family) =>
+/** The families whose metrics are corrected together in a cell (Holm); any other metric is tested on its own. */
+export const CORRECTED_FAMILIES = ["primary", "instructions"] as const satisfies readonly MetricFamily[];
+
+/** Whether a metric of `family` is corrected with the rest of its family. */
+export function isCorrected(family: MetricFamily | null): boolean {
+  return (CORRECTED_FAMILIES as readonly (MetricFamily | null)[]).includes(family);
+}
+
+/** Every tested metric, primary family first, then the secondary metrics, then the instruction counts, each in the declared fields' order (the order tables show unchanged ones). */
+export const COMPARED_METRICS: ComparedMetric[] = (["primary", "secondary", "instructions"] as const).flatMap((family) =>
   declared.flatMap((f): ComparedMetric[] =>
     f.compare?.family === family ? [{ ...f.compare, value: f.compare.value ?? own(f.name), resolution: f.compare.resolution }] : [],
   ),
 );
 
-export const PRIMARY_METRICS = COMPARED_METRICS.filter((m) => m.family === "primary");
+export const familyMetrics = (family: MetricFamily): ComparedMetric[] => COMPARED_METRICS.filter((m) => m.family === family);
+
+export const PRIMARY_METRICS = familyMetrics("primary");
+export const INSTRUCTION_METRICS = familyMetrics("instructions");
 
 /** The wall-clock metrics: paired by round in a live comparison. */
 export const WALL_CLOCK_METRICS = COMPARED_METRICS.filter((m) => m.wallClock);

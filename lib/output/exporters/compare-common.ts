@@ -6,7 +6,7 @@ import type { Align } from "../table.ts";
 import type { CellComparison, Comparison, SideInfo } from "../../stats/comparison.ts";
 import { describeDifferences } from "../../stats/fingerprint.ts";
 import { fmtPercent, type MetricComparison } from "../../stats/verdict.ts";
-import { COMPARED_METRICS, DERIVED_METRICS, PRIMARY_METRICS } from "../../stats/metrics.ts";
+import { COMPARED_METRICS, DERIVED_METRICS, INSTRUCTION_METRICS, PRIMARY_METRICS, isCorrected } from "../../stats/metrics.ts";
 import { cellName } from "../../stats/cells.ts";
 
 export interface TextTable {
@@ -70,7 +70,7 @@ function fmtMde(m: MetricComparison): string {
 /** The p-value, and the Holm-adjusted one where it differs. */
 function fmtPs(m: MetricComparison): string {
   if (m.p_value === null) return "-";
-  return m.p_adjusted !== null && m.family === "primary" ? `${fmtP(m.p_value)} (${fmtP(m.p_adjusted)})` : fmtP(m.p_value);
+  return m.p_adjusted !== null && isCorrected(m.family) ? `${fmtP(m.p_value)} (${fmtP(m.p_adjusted)})` : fmtP(m.p_value);
 }
 
 const METRIC_ALIGN: Align[] = ["left", "left", "right", "right", "right", "right", "left", "right", "right", "left"];
@@ -128,21 +128,28 @@ export function cellTable(cell: CellComparison): TextTable {
   return { title: `${cellName(cell)}${where}: every metric, changed first`, header: METRIC_HEADER, rows, align: METRIC_ALIGN };
 }
 
-/** One row per cell: the primary metrics' ratio and verdict. */
+/**
+ * One row per cell: the primary metrics' ratio and verdict, and the
+ * instruction counts' where some cell counted them (--count-instructions).
+ */
 export function primaryTable(c: Comparison): TextTable {
   const named = cellColumns(c);
+  const counted = INSTRUCTION_METRICS.filter((i) => c.cells.some((cell) => cell.metrics.some((m) => m.key === i.key && m.n_a + m.n_b > 0)));
+  const shown = [...PRIMARY_METRICS, ...counted];
   return {
-    title: "Primary metrics: B/A and verdict (Holm-corrected per cell)",
-    header: [...named.header, "Runs A/B", ...PRIMARY_METRICS.map((m) => m.name)],
+    title: counted.length > 0
+      ? "Primary metrics and instruction counts: B/A and verdict (each family Holm-corrected per cell)"
+      : "Primary metrics: B/A and verdict (Holm-corrected per cell)",
+    header: [...named.header, "Runs A/B", ...shown.map((m) => m.name)],
     rows: c.cells.map((cell) => [
       ...named.of(cell),
       `${cell.throughput.n_a}/${cell.throughput.n_b}`,
-      ...PRIMARY_METRICS.map((p) => {
+      ...shown.map((p) => {
         const m = cell.metrics.find((x) => x.key === p.key)!;
         return m.ratio === null ? m.label : `${fmtRatio(m.ratio)} ${m.label}`;
       }),
     ]),
-    align: [...named.align, "right", ...PRIMARY_METRICS.map((): Align => "left")],
+    align: [...named.align, "right", ...shown.map((): Align => "left")],
   };
 }
 
@@ -181,7 +188,7 @@ export function methodLine(c: Comparison): string {
   return (
     `B/A is the ratio of the medians over successful runs; a metric changed ("faster", "more memory"...) only when ` +
     `${m.test} gives p < ${m.alpha} after correction and the ${m.interval} excludes 1. ` +
-    `Primary metrics (${m.primary.join(", ")}): ${m.correction}; read a secondary change as a pointer, not a verdict. ` +
+    `Primary metrics (${m.primary.join(", ")}), instruction counts (${m.instructions.join(", ")}): ${m.correction}; read a secondary change as a pointer, not a verdict. ` +
     `"No difference larger than X": X is the minimum detectable effect (MDE), ${m.mde}. ` +
     `${m.paired[0].toUpperCase()}${m.paired.slice(1)}. ` +
     `Fewer than ${m.runs_needed} runs per side: "too few samples" for the primary metrics.`

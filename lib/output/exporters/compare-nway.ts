@@ -51,7 +51,8 @@ function hostColumns(cs: Comparison[]): CellColumns<string> {
 /**
  * The metric's table: cells of the baseline that any build shares, in the
  * first comparison's order, then the geomean. Shown: every primary metric,
- * and a secondary one where some build changed it.
+ * each instruction count where some build counted it, and a secondary one
+ * where some build changed it.
  */
 export function metricTables(cs: Comparison[]): TextTable[] {
   const cells = sharedCells(cs);
@@ -60,7 +61,8 @@ export function metricTables(cs: Comparison[]): TextTable[] {
   for (const m of COMPARED_METRICS) {
     const of = (c: Comparison, name: string) => cellIn(c, name)?.metrics.find((x) => x.key === m.key) ?? null;
     const changed = cs.some((c) => c.cells.some((x) => x.metrics.some((y) => y.key === m.key && (y.verdict === "higher" || y.verdict === "lower"))));
-    if (!PRIMARY_METRICS.includes(m) && !changed) continue;
+    const counted = m.family === "instructions" && cs.some((c) => c.cells.some((x) => x.metrics.some((y) => y.key === m.key && y.n_a + y.n_b > 0)));
+    if (!PRIMARY_METRICS.includes(m) && !counted && !changed) continue;
     const rows = cells.map((name) => {
       return [name, ...hosts.of(name), ...cs.map((c) => {
         const r = of(c, name);
@@ -70,7 +72,7 @@ export function metricTables(cs: Comparison[]): TextTable[] {
     });
     rows.push(["geomean", ...hosts.header.map(() => ""), ...cs.map((c) => fmtRatio(geomean(cells.map((name) => of(c, name)?.ratio ?? null))))]);
     tables.push({
-      title: `${m.name}${m.unit ? ` (${m.unit})` : ""}${m.family === "primary" ? "" : " (secondary)"}: ratio B/A per cell`,
+      title: `${m.name}${m.unit ? ` (${m.unit})` : ""}${m.family === "primary" ? "" : ` (${m.family})`}: ratio B/A per cell`,
       header: ["Cell", ...hosts.header, ...cs.map(buildName)],
       rows,
       align: ["left", ...hosts.align, ...cs.map(() => "right" as const)],
@@ -115,7 +117,7 @@ export function nwayNotes(cs: Comparison[]): Notes {
   return { warnings: merged((n) => n.warnings), noise: noiseNote(cs), notes: merged((n) => n.notes) };
 }
 
-const INTRO = "A ratio B/A per cell with the verdict's word where it is significant (the primary family Holm-corrected per build), ~ where no difference was called; geomean over the cells.";
+const INTRO = "A ratio B/A per cell with the verdict's word where it is significant (the primary family and the instruction counts each Holm-corrected per build), ~ where no difference was called; geomean over the cells.";
 
 export function nwayText(cs: Comparison[]): string {
   const block = (t: TextTable) => `${t.title}\n${formatTable(t.header, t.rows, t.align)}`;

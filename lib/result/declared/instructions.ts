@@ -7,7 +7,7 @@ import { intOrNull, jsonOrNull, textOrNull } from "../field.ts";
 import type { InstructionSettings } from "../../upload/instructions.ts";
 
 const counted = (key: string, name: string) =>
-  ({ key, family: "secondary", name, unit: "", higherIsBetter: false, higher: "more instructions", lower: "fewer instructions", scale: 1, digits: 0, resolution: () => 1 }) as const;
+  ({ key, family: "instructions", name, unit: "", higherIsBetter: false, higher: "more instructions", lower: "fewer instructions", scale: 1, digits: 0, resolution: () => 1 }) as const;
 
 export const INSTRUCTION_FIELDS = [
   intOrNull("upload_instructions", {
