@@ -14,7 +14,7 @@ import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { ROOT, scriptArgv } from "../lib/core/paths.ts";
 import { runScript, waitFor, type Ran } from "./helpers/run.ts";
-import { cgroupPids, testCgroups } from "./helpers/cgroups.ts";
+import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { query } from "./helpers/matrix.ts";
 import { makeCheckout, type Checkout } from "./helpers/checkout.ts";
 
@@ -96,6 +96,11 @@ describe("refs of one checkout", () => {
       expect(out).toContain(`B2 ${labels.B2}`);
       expect(out).not.toContain("(source)");
     }
+    // And in the report of the three runs.
+    const html = join(root, "refs-report.html");
+    const report = await runScript("report", [...runs.map((r) => String(r.id)), "--db", join(results, "results.db"), "--out", html]);
+    expect(report.code).toBe(0);
+    for (const name of Object.values(labels)) expect(readFileSync(html, "utf8")).toContain(name);
   });
 
   test("bad input: one line, exit 2, nothing written", async () => {
@@ -130,33 +135,68 @@ function tree(pid: number): number[] {
   return out;
 }
 
+const PASSED = /\] (A|B) (warm-up \d\/1|\d\/3): passed/g;
+const passedIn = (stderr: string) => [...stderr.matchAll(PASSED)].map((m) => `${m[1]} ${m[2]}`);
+const EVERY_TEST = ["A 1/3", "A 2/3", "A 3/3", "A warm-up 1/1", "B 1/3", "B 2/3", "B 3/3", "B warm-up 1/1"];
+
+/**
+ * A live comparison of base and branch1 (1 warm-up, 3 measured a side) in
+ * its own process group, like a shell job, caught mid-way: the fourth test
+ * (B 1/3) under way, its PicoShare up, three tests recorded.
+ */
+async function caughtMidTest(name: string) {
+  const results = join(root, name);
+  const work = join(root, `${name}-work`);
+  mkdirSync(work);
+  const args = ["--a-source", repo, "--a-ref", "base", "--b-ref", "branch1", ...live(results, 1, 3, "--json", "--work-dir", work)];
+  const [bun, ...argv] = scriptArgv("compare", args);
+  const child = spawn(bun, argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const done = new Promise<Ran>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout: "", stderr })));
+  const passed = () => passedIn(stderr);
+  const dir = await waitFor("the comparison's folder", () => existsSync(results) && readdirSync(results).find((n) => n.startsWith("compare-")), 120_000).then((n) => join(results, n));
+  const runTest = await waitFor("the fourth test's run-test", () => {
+    if (passed().length !== 3) return null;
+    try {
+      return JSON.parse(readFileSync(join(dir, "compare.lock"), "utf8")).child_pid as number | null;
+    } catch {
+      return null;
+    }
+  }, 120_000);
+  const cgroup = await waitFor("its cgroup", () => testCgroups(runTest)[0]);
+  await waitFor("PicoShare in it", () => cgroupPids(cgroup).length > 0);
+  expect(passed()).toEqual(["A warm-up 1/1", "B warm-up 1/1", "A 1/3"]);
+  return { results, work, dir, pid: child.pid!, done, passed, runTest, cgroup };
+}
+
 describe("a live comparison killed with SIGKILL mid-test, then --resume", () => {
-  test("every test once (the killed one run again), the runs complete, the same comparison", async () => {
-    const results = join(root, "resume");
-    const work = join(root, "resume-work");
-    mkdirSync(work);
-    const args = ["--a-source", repo, "--a-ref", "base", "--b-ref", "branch1", ...live(results, 1, 3, "--json", "--work-dir", work)];
-    // Its own process group, like a shell job; stopped the hard way, as a reboot would.
-    const [bun, ...argv] = scriptArgv("compare", args);
-    const child = spawn(bun, argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr += d));
-    const done = new Promise<Ran>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout: "", stderr })));
-    const passed = () => [...stderr.matchAll(/\] (A|B) (warm-up \d\/1|\d\/3): passed/g)].map((m) => `${m[1]} ${m[2]}`);
-    // Mid-way: the fourth test's run-test has its PicoShare up, three tests recorded.
-    const dir = await waitFor("the comparison's folder", () => existsSync(results) && readdirSync(results).find((n) => n.startsWith("compare-")), 120_000).then((n) => join(results, n));
-    const runTest = await waitFor("the fourth test's run-test", () => {
-      if (passed().length !== 3) return null;
-      try {
-        return JSON.parse(readFileSync(join(dir, "compare.lock"), "utf8")).child_pid as number | null;
-      } catch {
-        return null;
-      }
-    }, 120_000);
-    const cgroup = await waitFor("its cgroup", () => testCgroups(runTest)[0]);
-    await waitFor("PicoShare in it", () => cgroupPids(cgroup).length > 0);
-    expect(passed()).toHaveLength(3);
-    const everything = [...tree(child.pid!), ...tree(runTest), ...cgroupPids(cgroup)];
+  test("the comparison's run-test left running finishes; its result is counted, not run again", async () => {
+    const c = await caughtMidTest("orphan");
+    // The run-test held still while the comparison's process group is killed: its own group lives on.
+    process.kill(c.runTest, "SIGSTOP");
+    process.kill(-c.pid, "SIGKILL");
+    expect((await c.done).signal).toBe("SIGKILL");
+    const early = await runScript("compare", ["--resume", c.dir]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toContain(`a run-test for ${c.dir} (pid ${c.runTest}), started by a comparison that is gone, is still running`);
+    process.kill(c.runTest, "SIGCONT");
+    await waitFor("the run-test to end", () => !alive(c.runTest), 120_000);
+    const again = await runScript("compare", ["--resume", c.dir, "--json"]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain(`Resuming ${c.dir}: 4 of 8 tests recorded, 4 to run`);
+    // B 1/3 ran once, in the first session's run-test; every other test once.
+    expect([...c.passed(), ...passedIn(again.stderr)].sort()).toEqual(EVERY_TEST.filter((t) => t !== "B 1/3"));
+    const db = join(c.results, "results.db");
+    for (const r of query<{ id: number }>(db, "SELECT id FROM runs ORDER BY id")) {
+      expect(query(db, "SELECT iteration FROM results WHERE run_id = ? ORDER BY iteration", r.id).map((x: any) => x.iteration)).toEqual([2, 3, 4]);
+    }
+    expect(JSON.parse(again.stdout).cells[0].b.runs).toBe(3);
+  });
+
+  test("the whole tree killed, as a reboot would: every test once (the killed one run again), the runs complete, the same comparison", async () => {
+    const { results, work, dir, pid, done, passed, runTest, cgroup } = await caughtMidTest("resume");
+    const everything = [...tree(pid), ...tree(runTest), ...cgroupPids(cgroup)];
     for (const p of everything) try { process.kill(p, "SIGKILL"); } catch {}
     const killed = await done;
     expect(killed.signal).toBe("SIGKILL");
@@ -168,9 +208,9 @@ describe("a live comparison killed with SIGKILL mid-test, then --resume", () => 
     expect(again.code).toBe(0);
     expect(again.stderr).toContain(`Resuming ${dir}: 3 of 8 tests recorded, 5 to run`);
     expect(again.stderr).toContain(`B: branch1 (${commit.branch1}) (`);
-    const second = [...again.stderr.matchAll(/\] (A|B) (warm-up \d\/1|\d\/3): passed/g)].map((m) => `${m[1]} ${m[2]}`);
+    const second = passedIn(again.stderr);
     // Every test once: none of the first session's again, the killed one (the fourth in the order) again.
-    expect([...first, ...second].sort()).toEqual(["A 1/3", "A 2/3", "A 3/3", "A warm-up 1/1", "B 1/3", "B 2/3", "B 3/3", "B warm-up 1/1"]);
+    expect([...first, ...second].sort()).toEqual(EVERY_TEST);
     expect(second.filter((t) => first.includes(t))).toEqual([]);
 
     // The results log: each side's three measured tests once each, both runs complete.
