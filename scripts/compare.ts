@@ -344,8 +344,9 @@ function liveCompared(out: LiveCompareOutcome, dbPath: string, stats: Comparison
 async function resumed(v: Values, stats: ComparisonOptions): Promise<Compared> {
   const given = LIVE_ONLY.filter((k) => k !== "resume" && v[k] !== undefined);
   const dir = resolve(v.resume as string);
-  if (given.length > 0 || v["run-a"] !== undefined || v["run-b"] !== undefined) {
-    const drop = [...given, ...["run-a", "run-b"].filter((k) => v[k] !== undefined)];
+  const storedFlags = ["run-a", "run-b", "db"].filter((k) => v[k] !== undefined);
+  if (given.length > 0 || storedFlags.length > 0) {
+    const drop = [...given, ...storedFlags];
     throw new UsageError(
       `--resume continues ${displayPath(dir)} with the builds and options stored in its ${COMPARE_STATE_FILE}: drop ${drop.map((k) => `--${k}`).join(", ")} ` +
         `(only output, statistics, gate and export options may be given again)`,

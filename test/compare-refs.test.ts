@@ -118,6 +118,7 @@ describe("refs of one checkout", () => {
     await refused(["--a-source", repo, "--b-source", repo, "--b-source", files, "--b-ref", "branch1", ...args], /ERROR: --b-ref goes with a single --b-source/);
     const empty = mkdtempSync(join(root, "not-a-comparison-"));
     await refused(["--resume", empty], /ERROR: --resume .*: no compare\.json there; give the folder of a live comparison/, empty);
+    await refused(["--resume", empty, "--iterations", "5", "--db", join(empty, "results.db")], /ERROR: --resume continues .* with the builds and options stored in its compare\.json: drop --iterations, --db/, empty);
   });
 });
 
