@@ -63,12 +63,6 @@ const OWN = {
       "then sources, then refs), all run interleaved with A in each cell (in a Williams design: each build follows every other equally often), each compared with A; " +
       "the output is one table per metric with a column per build and a geomean row over the cells",
   }), multiple: true },
-  resume: valueFlag("resume", {
-    value: "DIR",
-    help: "Continue a live comparison that was interrupted (Ctrl-C, a kill, a reboot): DIR is its folder (RESULTS_DIR/compare-STAMP, " +
-      "named in its log). Runs only the tests it has not recorded, with the builds and options it was started with (each build must be " +
-      "unchanged), in the same order, then compares as the whole run would have; the output options may be given again",
-  }),
   runA: valueFlag("run-a", { value: "ID", help: "Run of the results log as side A" }),
   runB: valueFlag("run-b", { value: "ID", help: "Run as side B; several as --run-b 13,14,15 (B1, B2, B3)" }),
   markdown: switchFlag("markdown", "The comparison as Markdown tables, ready for a pull request"),
@@ -98,7 +92,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
     OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
     withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
     P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
-    FLAG.resultsDir, P.backend, OWN.resume,
+    FLAG.resultsDir, P.backend, FLAG.resume,
   ]],
   ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
   ["Output and statistics:", [FLAG.json, OWN.markdown, FLAG.alpha, FLAG.seed, FLAG.cvThreshold]],
