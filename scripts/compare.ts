@@ -11,14 +11,16 @@ import { UsageError } from "../lib/core/errors.ts";
 import { defaultWorkDir, ensureWritableDir, writeFileAtomic } from "../lib/core/files.ts";
 import { RESULTS_DIR, command, displayPath } from "../lib/core/paths.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
-import { VERSION_FORM, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
+import { VERSION_FORM, resolvePicoShare, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
 import { matrixCells, parseFileSizes, parseMemoryLimits, testCellName, type Cell } from "../lib/matrix/plan.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
 import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
 import { FILE_SIZES_DEFAULT, FLAG } from "../lib/core/flags.ts";
 import { flagSpec, flagsOf, switchFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { buildComparisons, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
-import { candidateLabels, runLiveCompare } from "../lib/matrix/live-compare.ts";
+import { candidateLabels, continueLiveCompare, loadLiveCompare, runLiveCompare, type LiveCompareOutcome } from "../lib/matrix/live-compare.ts";
+import { COMPARE_STATE_FILE } from "../lib/matrix/compare-state.ts";
+import { parseSize } from "../lib/core/sizes.ts";
 import { nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
 import { EXPORT_FORMATS, exportPoints, exportText, type ExportFormat } from "../lib/output/exporters/ci-formats.ts";
 import { loadRun, openExistingDb, parseRunId, sideOf } from "../lib/store/stored-runs.ts";
@@ -53,13 +55,14 @@ const OWN = {
   b: { ...valueFlag("b", { value: "PATH", help: "PicoShare binary B (the candidate)" }), multiple: true },
   bVersion: { ...valueFlag("b-version", { value: "V", help: "or a release / commit for B" }), multiple: true },
   bSource: { ...valueFlag("b-source", { value: "DIR", help: "or a source tree for B, as --a-source" }), multiple: true },
-  bRef: valueFlag("b-ref", {
+  bRef: { ...valueFlag("b-ref", {
     value: "REF",
-    help: "with --b-source: a git ref of it, as --a-ref. Several candidates: give --b, --b-version and --b-source " +
-      "as often as needed (--b-ref only with one --b-source); they are B1, B2... (--b paths first, then versions, " +
-      "then sources), all run interleaved with A in each cell (in a Williams design: each build follows every other equally often), each compared with A; " +
+    help: "a git ref of --b-source's checkout (or, without --b-source, of --a-source's), built as --a-ref; one candidate per --b-ref. " +
+      "Several candidates: give --b, --b-version, --b-source and --b-ref " +
+      "as often as needed (--b-ref with one --b-source at most); they are B1, B2... (--b paths first, then versions, " +
+      "then sources, then refs), all run interleaved with A in each cell (in a Williams design: each build follows every other equally often), each compared with A; " +
       "the output is one table per metric with a column per build and a geomean row over the cells",
-  }),
+  }), multiple: true },
   runA: valueFlag("run-a", { value: "ID", help: "Run of the results log as side A" }),
   runB: valueFlag("run-b", { value: "ID", help: "Run as side B; several as --run-b 13,14,15 (B1, B2, B3)" }),
   markdown: switchFlag("markdown", "The comparison as Markdown tables, ready for a pull request"),
@@ -89,7 +92,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
     OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
     withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
     P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
-    FLAG.resultsDir, P.backend,
+    FLAG.resultsDir, P.backend, FLAG.resume,
   ]],
   ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
   ["Output and statistics:", [FLAG.json, OWN.markdown, FLAG.alpha, FLAG.seed, FLAG.cvThreshold]],
@@ -100,7 +103,8 @@ const FLAGS = flagsOf(GROUPS);
 
 const USAGE = usageText(
   `Usage: bun scripts/compare.ts --a PATH|--a-version V|--a-source DIR [--a-ref REF]
-                              --b PATH|--b-version V|--b-source DIR [--b-ref REF] [OPTIONS]
+                              --b PATH|--b-version V|--b-source DIR|--b-ref REF... [OPTIONS]
+       bun scripts/compare.ts --resume DIR [OPTIONS]
        bun scripts/compare.ts --run-a ID --run-b ID [--db PATH] [OPTIONS]
 
 Compares PicoShare build B with build A, cell by cell (RAM x file size, and
@@ -121,9 +125,13 @@ on the host hits both alike; with enough rounds (8 at --alpha 0.05), throughput
 and CPU seconds are tested paired by round (Wilcoxon signed-rank of each round's
 log-ratio B/A; the method line says where). Warm-up runs are not counted. Both
 sides are stored as runs (kind compare-a / compare-b) in the results log;
-results go to RESULTS_DIR/compare-STAMP/{a,b,warmup}/. At least 5 measured runs per side
-(--iterations) are needed for a verdict on the 4 primary metrics at --alpha
-0.05, 8 for a minimum detectable effect of a few per cent.
+results go to RESULTS_DIR/compare-STAMP/{a,b,warmup}/, its progress to
+compare.json there after every test: an interrupted comparison continues with
+--resume RESULTS_DIR/compare-STAMP (only the tests not yet recorded are run).
+Each build is labelled by what was given (ref, folder, version or path) with
+its commit. At least 5 measured runs per side (--iterations) are needed for a
+verdict on the 4 primary metrics at --alpha 0.05, 8 for a minimum detectable
+effect of a few per cent.
 
 Stored: compares two runs already in the results log, cells matched by RAM,
 file size and uploads at once. Warns when the two runs' environments differ
@@ -138,6 +146,8 @@ Examples:
   bun scripts/compare.ts --a-version v1.5.4 --b ~/picoshare/picoshare --memory-limits 512 --file-sizes 100M,1G
   bun scripts/compare.ts --a old/picoshare --b new/picoshare --memory-limits 256 --file-sizes 100M --iterations 10 --warmup 2 --markdown
   bun scripts/compare.ts --a-source ~/picoshare --a-ref main --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
+  bun scripts/compare.ts --a-source ~/picoshare --a-ref main --b-ref batched-reads --b-ref pool-settings --memory-limits 256 --file-sizes 100M --iterations 8
+  bun scripts/compare.ts --resume results/compare-20260129-120000
   bun scripts/compare.ts --run-a 12 --run-b 13
   bun scripts/compare.ts --run-a 12 --run-b 13 --db results/results.db --json
   bun scripts/compare.ts --a-version v1.5.4 --b-version v1.5.3 --b-source ~/picoshare --memory-limits 256 --file-sizes 100M --iterations 8
@@ -154,23 +164,27 @@ function statsOptions(v: Values): ComparisonOptions {
 
 /**
  * The candidates' flags: each --b PATH, then each --b-version V, then each
- * --b-source DIR (with --b-ref REF when there is one source), numbered B1,
- * B2... in that order when there are several; one alone is B, as before.
+ * --b-source DIR, then each --b-ref REF (of the one --b-source, else of
+ * --a-source's checkout; with refs, the --b-source's working tree is not a
+ * candidate itself), numbered B1, B2... in that order when there are
+ * several; one alone is B, as before.
  */
 function candidateFlags(v: Values): PicoShareChoice[] {
   const all = (k: string) => ((v[k] as string[] | undefined) ?? []);
-  const [paths, versions, sources] = [all("b"), all("b-version"), all("b-source")];
-  const ref = v["b-ref"] as string | undefined;
-  const count = paths.length + versions.length + sources.length;
-  if (count <= 1) {
-    const one = sideFlags({ ...v, b: paths[0], "b-version": versions[0], "b-source": sources[0] }, "b");
-    return [one];
+  const [paths, versions, sources, refs] = [all("b"), all("b-version"), all("b-source"), all("b-ref")];
+  if (refs.length > 0 && sources.length > 1) throw new UsageError("--b-ref goes with a single --b-source: with several, build each ref as its own checkout");
+  const checkout = sources[0] ?? (v["a-source"] as string | undefined);
+  if (refs.length > 0 && checkout === undefined) {
+    throw new UsageError(`--b-ref needs --b-source DIR (or --a-source DIR): the git checkout the ref is taken from (e.g. --a-source ~/picoshare --a-ref main --b-ref ${refs[0]})`);
   }
-  if (ref !== undefined && sources.length !== 1) throw new UsageError("--b-ref goes with a single --b-source: with several, build each ref as its own checkout");
+  const fromRefs = refs.map((ref) => ({ source: checkout, ref }));
+  const trees = refs.length > 0 ? [] : sources.map((source) => ({ source }));
+  const choices: PicoShareChoice[] = [...paths.map((path) => ({ path })), ...versions.map((version) => ({ version })), ...trees, ...fromRefs];
+  if (choices.length === 0) sideFlags(v, "b"); // says what is missing
   for (const version of versions) {
     if (!VERSION_FORM.test(version)) throw new UsageError(`--b-version "${version}" is not a release tag or a commit hash (e.g. --b-version v1.5.4)`);
   }
-  return [...paths.map((path) => ({ path })), ...versions.map((version) => ({ version })), ...sources.map((source) => ({ source, ref }))];
+  return choices;
 }
 
 /** Checks one side's flags before anything is built or run: exactly one of --X PATH / --X-version V / --X-source DIR. */
@@ -194,7 +208,7 @@ function sideFlags(v: Values, side: "a" | "b"): PicoShareChoice {
 }
 
 async function binary(c: PicoShareChoice, side: "a" | "b"): Promise<PicoShareBinary> {
-  return resolvePicoShareChoice(c, side).catch((err) => {
+  return resolvePicoShareChoice(c, side, true).catch((err) => {
     throw err instanceof UsageError ? new UsageError(err.message.replace("(from --picoshare)", `(from --${side})`)) : err;
   });
 }
@@ -311,11 +325,56 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
     a, b: bs, cells, iterations, warmup, passed: passed.all(), workDir: workDir ?? null, resultsDir, dbPath,
     extraOptions: { alpha: stats.alpha, seed: stats.seed, tmpdir: workDir ?? defaultWorkDir() },
   });
-  log(`Stored as runs ${out.runA} (A) and ${out.runB.map((id, i) => `${id} (${names[i]})`).join(", ")}: ` +
+  return liveCompared(out, dbPath, stats);
+}
+
+/** The comparison a live run (whole or resumed) came to, and where its runs are stored. */
+function liveCompared(out: LiveCompareOutcome, dbPath: string, stats: ComparisonOptions): Compared {
+  log(`Stored as runs ${out.runA} (A) and ${out.runB.map((id, i) => `${id} (${out.b[i].label})`).join(", ")}: ` +
     `\`${command("compare", `--run-a ${out.runA} --run-b ${out.runB.join(",")} --db ${displayPath(dbPath)}`)}\`, ` +
     `\`${command("report", `${out.runA} --db ${displayPath(dbPath)}`)}\``);
   // The dumps' paths are as the tests named them from this same folder.
   return { comparisons: buildComparisons(out.a, out.b, stats).map((c, i) => addFunctionShifts(c, out.a, out.b[i])), a: out.a, b: out.b };
+}
+
+/** An interrupted live comparison, continued with the builds and options stored in its folder. */
+async function resumed(v: Values, stats: ComparisonOptions): Promise<Compared> {
+  const given = LIVE_ONLY.filter((k) => k !== "resume" && v[k] !== undefined);
+  const dir = resolve(v.resume as string);
+  const storedFlags = ["run-a", "run-b", "db"].filter((k) => v[k] !== undefined);
+  if (given.length > 0 || storedFlags.length > 0) {
+    const drop = [...given, ...storedFlags];
+    throw new UsageError(
+      `--resume continues ${displayPath(dir)} with the builds and options stored in its ${COMPARE_STATE_FILE}: drop ${drop.map((k) => `--${k}`).join(", ")} ` +
+        `(only output, statistics, gate and export options may be given again)`,
+    );
+  }
+  const { state, lock } = loadLiveCompare(dir);
+  try {
+    const sides = state.sides.map((n) => state.runs[n].options);
+    const o = sides[0];
+    const binaries: PicoShareBinary[] = [];
+    for (const [i, s] of sides.entries()) {
+      const bin = await resolvePicoShare(s.picoshare.path).catch(() => null);
+      if (bin?.sha256 !== s.picoshare.sha256) {
+        throw new UsageError(
+          `--resume ${displayPath(dir)}: ${state.sides[i].toUpperCase()}'s PicoShare at ${s.picoshare.path} is ${bin ? `not the build the comparison started with (sha256 ${bin.sha256.slice(0, 12)}, was ${s.picoshare.sha256.slice(0, 12)})` : "gone"}; ` +
+            `results would mix two builds: start a new comparison`,
+        );
+      }
+      binaries.push(bin);
+      log(`${state.sides[i].toUpperCase()}: ${s.picoshare.version} (${s.picoshare.path}, sha256 ${s.picoshare.sha256.slice(0, 12)})`);
+    }
+    const sizes = o.file_sizes.map((x) => parseSize(x));
+    for (const size of sizes) requireTestFile(size, o.test_files);
+    await preflight(o.backend, binaries[0], o.memory_limits, sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches, 1, {
+      count: o.count_instructions, twins: o.instruction_twins,
+    });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  return liveCompared(await continueLiveCompare(dir, state, lock), state.db, stats);
 }
 
 function stored(v: Values, stats: ComparisonOptions): Compared {
@@ -362,7 +421,7 @@ await runMain(async () => {
   }
   if ((exportFormat === undefined) !== (v["export-out"] === undefined)) throw new UsageError("--export FORMAT and --export-out FILE go together (e.g. --export bmf --export-out bmf.json)");
   const isStored = v["run-a"] !== undefined || v["run-b"] !== undefined;
-  const { comparisons, a, b } = isStored ? stored(v, stats) : await live(v, stats, thresholds);
+  const { comparisons, a, b } = v.resume !== undefined ? await resumed(v, stats) : isStored ? stored(v, stats) : await live(v, stats, thresholds);
   for (const c of comparisons) {
     if (c.fingerprint_differences.length > 0) {
       warn(`runs ${c.a.run_id} and ${c.b.run_id} ran in different environments: ${describeDifferences(c.fingerprint_differences)}`);

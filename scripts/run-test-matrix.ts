@@ -60,14 +60,6 @@ const OWN = {
   controlEvery: valueFlag("control-every", { value: "K", default: "5", help: "Tests between control runs" }),
   stopOnDrift: switchFlag("stop-on-drift", "With --control-cell: stop at the first drift, exit 4, resumable with --resume"),
   generate: switchFlag("generate", "Make missing test files first (with generate-test-files)"),
-  resume: valueFlag("resume", {
-    value: "DIR",
-    help: "Continue an interrupted matrix in DIR: runs only the tests (each iteration and warm-up of a cell " +
-      "on its own) that have no result (never run, interrupted, or whose run-test crashed) with the options " +
-      "stored in DIR/matrix.json, adding to the same CSV, summary and database run. Only --timeout and " +
-      "--stop-on-failure may be given with it (they replace the stored ones); any other option is refused. " +
-      "A matrix stopped by --stop-on-failure is recorded as interrupted and can be resumed the same way.",
-  }),
 };
 const ITERATIONS = withDefault(FLAG.iterations, "1");
 const WARMUP = withDefault(FLAG.warmup, "0");
@@ -79,7 +71,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
     OWN.concurrencyLevels, OWN.shard, OWN.controlCell, OWN.controlEvery, OWN.stopOnDrift, FLAG.resultsDir, P.backend,
     FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef, OWN.generate, P.testFiles, FLAG.workDir,
     P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
-    FLAG.db, OWN.resume,
+    FLAG.db, FLAG.resume,
   ]],
 ];
 const USAGE = usageText(

@@ -825,7 +825,7 @@ describe("a live A/A comparison of two real PicoShare builds", () => {
     expect(db.results(null)).toHaveLength(0);
     db.close();
     const dir = readdirSync(results).find((n) => n.startsWith("compare-"))!;
-    expect(readdirSync(join(results, dir)).sort()).toEqual(["a", "b", "warmup"]);
+    expect(readdirSync(join(results, dir)).sort()).toEqual(["a", "b", "compare.json", "warmup"]);
     expect(readdirSync(join(results, dir, "warmup")).filter((n) => n.startsWith("result-"))).toHaveLength(2);
     expect(readdirSync(work)).toEqual([]);
 

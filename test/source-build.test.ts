@@ -14,6 +14,7 @@ import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { $ } from "../lib/core/shell.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { runScript } from "./helpers/run.ts";
+import { makeCheckout, type Checkout } from "./helpers/checkout.ts";
 
 setDefaultTimeout(300_000);
 
@@ -24,11 +25,7 @@ let cache: string;
 let goVersion: string;
 let v154: string;
 
-const git = async (...args: string[]) => {
-  const r = await $`git -C ${repo} -c user.email=perf@test -c user.name=perf ${args}`.nothrow();
-  if (r.exitCode !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout.trim();
-};
+let git: Checkout["git"];
 
 beforeAll(async () => {
   v154 = (await resolvePicoShare()).path;
@@ -38,14 +35,7 @@ beforeAll(async () => {
   await writeTestFile(testFilePath("4M", files), 4 * MiB);
   await writeTestFile(testFilePath("16M", files), 16 * MiB);
   // A maintainer's checkout: v1.5.4 with the chunk-size change committed on a branch.
-  repo = patchedCopy(await moduleSource(), join(root, "picoshare"), []);
-  await git("init", "-q", "-b", "main");
-  await git("add", "-A");
-  await git("commit", "-q", "-m", "v1.5.4");
-  await git("checkout", "-q", "-b", "chunk");
-  patchedCopy(await moduleSource(), join(root, "chunked"), [CHUNK_SIZE_PATCH]);
-  writeFileSync(join(repo, CHUNK_SIZE_PATCH.file), readFileSync(join(root, "chunked", CHUNK_SIZE_PATCH.file)));
-  await git("commit", "-q", "-am", "4 MiB chunks");
+  ({ repo, git } = await makeCheckout(root, "main", [["chunk", CHUNK_SIZE_PATCH]]));
   // A cache of this test's own: the first build must be a build.
   cache = join(root, "cache");
   goVersion = (await $`go env GOVERSION`.nothrow()).stdout.trim();
@@ -76,7 +66,7 @@ describe("run-test --picoshare-source", () => {
     const r1 = resultOf(join(root, "r1"));
     expect(r1).toMatchObject({
       success: true, picoshare_source: repo, picoshare_commit: head, picoshare_dirty: true, picoshare_go_version: goVersion,
-      picoshare_version: `(source) ${head.slice(0, 12)} dirty`,
+      picoshare_version: `${repo} (${head.slice(0, 12)} dirty)`,
     });
     // The harness's own version and the Go runtime variables PicoShare ran with.
     expect(r1.harness_commit).toMatch(/^[0-9a-f]{40}$/);
@@ -160,7 +150,7 @@ test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare 
   expect(c.gate.thresholds).toEqual(["picoshare_peak_rss>+10%", "oom>0"]);
   expect(c.gate.breaches).toHaveLength(1);
   expect(c.gate.breaches[0]).toMatchObject({ threshold: "picoshare_peak_rss>+10%", cell: "256MB/16M" });
-  expect(c.b.picoshare_version).toBe(`(source) ${(await git("rev-parse", "chunk")).slice(0, 12)}`);
+  expect(c.b.picoshare_version).toBe(`chunk (${(await git("rev-parse", "chunk")).slice(0, 12)})`);
   const [cell] = c.cells;
   const rss = cell.metrics.find((m: { key: string }) => m.key === "picoshare_peak_rss");
   expect(rss).toMatchObject({ family: "primary", verdict: "higher", label: "more memory", better: false });
@@ -186,7 +176,7 @@ test("compare: three builds in one live comparison, interleaved in a Williams de
   const c = JSON.parse(ran.stdout);
   expect(c.format).toBe("picoshare-perf-comparison-n");
   expect(c.builds.map((b: { label: string; picoshare_version: string }) => [b.label, b.picoshare_version])).toEqual([
-    ["B1", "v1.5.4"], ["B2", `(source) ${(await git("rev-parse", "chunk")).slice(0, 12)}`],
+    ["B1", `${v154} (v1.5.4)`], ["B2", `chunk (${(await git("rev-parse", "chunk")).slice(0, 12)})`],
   ]);
   expect(c.comparisons.map((x: { cells: { a: { runs: number }; b: { runs: number } }[] }) => [x.cells[0].a.runs, x.cells[0].b.runs])).toEqual([[3, 3], [3, 3]]);
   // Rounds of a Williams design (each followed by its reverse): A B1 B2, B2 B1 A, B1 B2 A.

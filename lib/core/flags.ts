@@ -85,6 +85,15 @@ export const FLAG = {
   }, (t) => t ?? displayPath(RESULTS_DIR)),
   /** Its default goes by --results-dir where a script has one: the script fills it in. */
   db: valueFlag("db", { value: "PATH", shown: "RESULTS_DIR/results.db", help: "SQLite results log" }),
+  resume: valueFlag("resume", {
+    value: "DIR",
+    help: "Continue an interrupted matrix or live comparison in DIR (its folder, named in its log): runs only the tests " +
+      "(each iteration and warm-up of a cell on its own) that have no result (never run, interrupted, or whose run-test " +
+      "crashed) with the options stored in DIR (matrix.json, compare.json), adding to the same outputs and database runs. " +
+      "Options that would change what is measured are refused (the matrix takes --timeout and --stop-on-failure again, " +
+      "replacing the stored ones; compare its output, statistics, gate and export options). A matrix stopped by " +
+      "--stop-on-failure is recorded as interrupted and can be resumed the same way.",
+  }),
 
   // ------------------------------------------------ how each test runs
   verify: switchFlag("verify",

@@ -63,12 +63,20 @@ async function buildInfo(path: string): Promise<{ version: string; go: string | 
   return { version: m[1] === "(devel)" && rev ? `(devel) ${rev[1].slice(0, 12)}` : m[1], go };
 }
 
-/** A binary's identity for the results: version, Go release, sha256, and what a build from source came from. */
-async function identify(path: string, source: PicoShareBinary["source"], build: SourceBuildInfo | null = sourceBuildOf(path)): Promise<PicoShareBinary> {
+/**
+ * A binary's identity for the results: version, Go release, sha256, and what
+ * a build from source came from. `given` is the user's name for the build
+ * (the ref, the folder or the path as typed; a release names itself): its label is then
+ * that name with what was built, "branch1 (5226b34404fd)", "~/picoshare
+ * (5226b34404fd dirty)", "old/picoshare (v1.5.4)", so that builds of one
+ * commit or of one release are told apart wherever the version is shown.
+ */
+async function identify(
+  path: string, source: PicoShareBinary["source"], build: SourceBuildInfo | null = sourceBuildOf(path), given: string | null = null,
+): Promise<PicoShareBinary> {
   const info = await buildInfo(path);
-  const version = build
-    ? `(source) ${build.commit ? build.commit.slice(0, 12) : build.content_hash.slice(0, 12)}${build.dirty ? " dirty" : ""}`
-    : info.version;
+  const built = build ? `${build.commit ? build.commit.slice(0, 12) : build.content_hash.slice(0, 12)}${build.dirty ? " dirty" : ""}` : info.version;
+  const version = given !== null && given !== built ? `${given} (${built})` : build ? `(source) ${built}` : built;
   return { path, source, version, sha256: await fileSha256(path), go_version: info.go ?? build?.go_version ?? null, build };
 }
 
@@ -108,8 +116,8 @@ async function build(version: string): Promise<string> {
   }
 }
 
-/** Resolves the binary to test, building and caching it when needed. */
-export async function resolvePicoShare(flagPath?: string): Promise<PicoShareBinary> {
+/** Resolves the binary to test, building and caching it when needed; `given`, the user's name for it, goes in its label. */
+export async function resolvePicoShare(flagPath?: string, given?: string): Promise<PicoShareBinary> {
   let path: string;
   let source: PicoShareBinary["source"];
   if (flagPath !== undefined) {
@@ -123,7 +131,7 @@ export async function resolvePicoShare(flagPath?: string): Promise<PicoShareBina
   } else {
     return resolvePicoShareVersion(process.env.PICOSHARE_VERSION || DEFAULT_VERSION, "PICOSHARE_VERSION");
   }
-  return identify(path, source);
+  return identify(path, source, undefined, given ?? null);
 }
 
 /**
@@ -131,8 +139,10 @@ export async function resolvePicoShare(flagPath?: string): Promise<PicoShareBina
  * ("picoshare": --picoshare, --picoshare-version, --picoshare-source,
  * --picoshare-ref; "a": --a, --a-version...). At most one of path, version and
  * source; a ref only with a source. None: resolvePicoShare's defaults.
+ * A build from source is labelled by the ref or folder given; a path too
+ * when `named` (a command comparing builds the user named).
  */
-export async function resolvePicoShareChoice(c: PicoShareChoice, prefix: string): Promise<PicoShareBinary> {
+export async function resolvePicoShareChoice(c: PicoShareChoice, prefix: string, named = false): Promise<PicoShareBinary> {
   const given = (["path", "version", "source"] as const).filter((k) => c[k] !== undefined);
   const flag = (k: keyof PicoShareChoice) => (k === "path" ? `--${prefix}` : `--${prefix}-${k}`);
   if (given.length > 1) throw new UsageError(`give one of ${given.map((k) => flag(k)).join(", ")}, not several`);
@@ -141,10 +151,11 @@ export async function resolvePicoShareChoice(c: PicoShareChoice, prefix: string)
   }
   if (c.source !== undefined) {
     const b = await buildFromSource(c.source, c.ref ?? null, flag("source"));
-    return identify(b.path, b.built ? "built" : "source", b.info);
+    return identify(b.path, b.built ? "built" : "source", b.info, c.ref ?? c.source);
   }
   if (c.version !== undefined) return resolvePicoShareVersion(c.version, flag("version"));
-  return resolvePicoShare(c.path);
+  // A path the user gave is named with what it holds; a parent's --picoshare to its run-test is not (named: false).
+  return resolvePicoShare(c.path, named ? c.path : undefined);
 }
 
 /** A release tag (v1.5.4, v1.6.0-rc1) or a commit hash (7 to 40 hex digits): what `go install module@X` takes. */
