@@ -48,6 +48,7 @@ export async function instrumentedTwin(opts: TestOptions, measured: Measurement,
     };
     const asked = { list_page_instructions: perRequest("list_page"), info_page_instructions: perRequest("info_page"), download_first_byte_instructions: perRequest("download_first_byte") };
     if (r.exit_reason !== "success") warn(`the instrumented twin ended with ${r.exit_reason}: ${r.error ?? ""}`);
+    else if (r.requests_error) warn(`the instrumented twin's requests failed (their instructions are null): ${r.requests_error}`);
     log(
       `Instructions: upload ${upload ?? "not counted"}, download ${download ?? "not counted"}` +
         (k ? `, per request: list page ${asked.list_page_instructions ?? "not counted"}, info page ${asked.info_page_instructions ?? "not counted"}, ` +

@@ -33,7 +33,7 @@ export const INSTRUCTION_FIELDS = [
     compare: counted("info_page_instructions", "info page instructions"),
   }),
   intOrNull("download_first_byte_instructions", {
-    doc: "the same per download's first byte (the request, its first body bytes and the abort)", phase: "requests", source: PER_REQUEST, migration: 10,
+    doc: "the same per download's first byte (`Range: bytes=0-0`)", phase: "requests", source: PER_REQUEST, migration: 10,
     csv: "counters", compare: counted("download_first_byte_instructions", "first byte instructions"),
   }),
   textOrNull<"valgrind">()("instructions_source", {

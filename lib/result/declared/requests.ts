@@ -19,7 +19,7 @@ export const REQUEST_FIELDS = [
     phase: "requests", source: "the requests made", migration: 10, csv: "counters",
   }),
   realOrNull("list_page_seconds", {
-    doc: "the file list page (`GET /files`, whole body read), the uploaded entry listed: from sending the request to its last byte",
+    doc: "the file list page (`GET /files`, the uploaded entry listed): from sending the request to the last byte of its body, on a kept-alive connection",
     unit: "s", phase: "requests", source: TIMED, migration: 10, csv: "counters", compare: timed("list_page_seconds", "list page"),
   }),
   realOrNull("info_page_seconds", {
@@ -27,7 +27,8 @@ export const REQUEST_FIELDS = [
     compare: timed("info_page_seconds", "info page"),
   }),
   realOrNull("download_first_byte_seconds", {
-    doc: "a download's first byte (`GET /-ID`): from sending the request to the first byte of its body, then the request is aborted",
+    doc: "a download's first byte: `GET /-ID` with `Range: bytes=0-0`, from sending the request to its one body byte (PicoShare starts it as a whole " +
+      "download: the entry looked up, the download recorded, the first chunk read)",
     unit: "s", phase: "requests", source: TIMED, migration: 10, csv: "counters", compare: timed("download_first_byte_seconds", "download first byte"),
   }),
   textOrNull()("requests_error", {
