@@ -2,8 +2,8 @@
 // PicoShare v1.5.4 and a build of it whose list query reads every stored
 // byte (LIST_READS_BYTES_PATCH): a real test's fields; a live comparison of
 // the two with a 16M file stored (4 runs a side) calling the build slower on
-// list_page_seconds in compare's JSON and Markdown, the gate and the report,
-// the download's metrics beside it; and a negative K refused.
+// list_page_seconds in compare's JSON and Markdown, the gate, the report and
+// the exports, the download's metrics beside it; and a negative K refused.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { LIST_READS_BYTES_PATCH, patchedCopy } from "../lib/bench/patches.ts";
 import { MiB } from "../lib/core/sizes.ts";
+import { countersCsv } from "../lib/store/csv.ts";
 import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
 import { readResult, type TestResult } from "../lib/upload/result.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
@@ -68,6 +69,11 @@ describe("the requests phase", () => {
       list_page_seconds: r.list_page_seconds, download_first_byte_seconds: r.download_first_byte_seconds,
       download_cpu_seconds: r.download_cpu_seconds, download_peak_rss_bytes: r.download_peak_rss_bytes,
     });
+    // And in matrix-counters.csv's columns, with their values.
+    const [header, line] = countersCsv([{ result: r, file: "r.json" }]).trim().split("\n").map((l) => l.split(","));
+    for (const name of ["requests_per_kind", "list_page_seconds", "info_page_seconds", "download_first_byte_seconds", "download_cpu_seconds", "download_peak_rss_bytes"] as const) {
+      expect(line[header.indexOf(name)]).toBe(String(r[name]));
+    }
 
     const none = join(root, "none");
     const skipped = await runScript("run-test", ["--ram", "256", "--file-size", "16M", "--requests", "0", "--test-files", files, "--results-dir", none, "--work-dir", work(), "--picoshare", v154]);
@@ -113,6 +119,13 @@ describe("the requests phase", () => {
     expect(served).toContain("download and requests");
     for (const title of ["download throughput", "download CPU seconds", "download peak RSS", "list page", "info page", "download first byte"]) expect(served).toContain(`${title} B/A`);
     expect(html).toContain("download peak RSS (MiB)");
+    // The exports: B's figures for a benchmarking tool, the request and download metrics among them.
+    const bmf = await runScript("results", ["export", String(c.b.run_id), "--format", "bmf", "--db", db]);
+    expect(bmf.code).toBe(0);
+    const measures = JSON.parse(bmf.stdout)["256MB/16M"];
+    for (const key of ["list_page_seconds", "info_page_seconds", "download_first_byte_seconds", "download_throughput", "download_cpu_seconds", "download_peak_rss"]) {
+      expect(measures[key].value).toBeGreaterThan(0);
+    }
   });
 
   test("a negative K: one line, exit 2, nothing written", async () => {
