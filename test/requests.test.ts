@@ -132,6 +132,7 @@ describe("the requests phase", () => {
     for (const [script, args] of [
       ["run-test", ["--ram", "256", "--file-size", "16M"]],
       ["compare", ["--a", v154, "--b", v154, "--memory-limits", "256", "--file-sizes", "16M"]],
+      ["run-test-matrix", ["--picoshare", v154, "--memory-limits", "256", "--file-sizes", "16M"]],
     ] as const) {
       const results = join(root, `refused-${script}`);
       const ran = await runScript(script, [...args, "--requests=-1", "--test-files", files, "--results-dir", results]);
