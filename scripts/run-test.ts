@@ -190,7 +190,9 @@ function reportTest(result: TestResult, ramMiB: number): void {
     log(`   Requests: FAILED: ${result.requests_error}`);
   }
   if (result.upload_instructions !== null || result.download_instructions !== null) {
-    log(`   Instructions (${result.instructions_source}, counted in the twin): upload ${result.upload_instructions ?? "-"}, download ${result.download_instructions ?? "-"}`);
+    const perRequest = result.list_page_instructions === null ? "" :
+      `, per request: list page ${result.list_page_instructions}, info page ${result.info_page_instructions ?? "-"}, first byte ${result.download_first_byte_instructions ?? "-"}`;
+    log(`   Instructions (${result.instructions_source}, counted in the twin): upload ${result.upload_instructions ?? "-"}, download ${result.download_instructions ?? "-"}${perRequest}`);
   }
   if (result.proxy) {
     const p = result.proxy;
