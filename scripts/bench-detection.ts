@@ -44,7 +44,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Options:", [RAM, FILE_SIZE, OWN.runs, WARMUP, OWN.patches, FLAG.workDir, FLAG.resultsDir]],
   ["Passed to each test, as run-test takes them:", [
     P.timeoutSec, P.testFiles, P.backend, P.dropCaches, P.countInstructions, P.instructionTwins, P.verify, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
-    P.noRecovery, P.proxy, P.proxySettings,
+    P.requests, P.noRecovery, P.proxy, P.proxySettings,
   ]],
 ];
 

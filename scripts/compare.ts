@@ -91,7 +91,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Live (one of each pair):", [
     OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
     withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.requests, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.resultsDir, P.backend, FLAG.resume,
   ]],
   ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
@@ -295,6 +295,7 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   const iterations = valueOf(ITERATIONS, s("iterations"));
   const warmup = valueOf(WARMUP, s("warmup"));
   passed.get("timeout");
+  passed.get("requests");
   const backend = passed.get("backend");
   const testFiles = passed.get("test_files");
   for (const size of sizes) requireTestFile(size, testFiles);

@@ -79,7 +79,7 @@ A probe still uploading there is stopped and counts as failed, outcome
 "thrashing", whichever of the three set the limit (thrash_limit_seconds says
 which one applied); only the reference probe can end as "timeout". Probes
 measure the upload only, with no recovery check (run-test's --no-download
---no-recovery) unless --with-download.
+--requests 0 --no-recovery) unless --with-download.
 
 Prints per size the bracket [highest failing, lowest passing], how the highest
 failing limit's failing run ended (oom_killed, thrashing, ...), the probes made
@@ -165,6 +165,7 @@ await runMain(async () => {
         ram: ramMb, size, resultsDir: dir, db: dbPath, picoshare: picoshare.path, workDir, timeoutSec: limit,
         // The floor is the upload's unless asked: a download adds time and its own peak.
         noDownload: !v["with-download"],
+        requests: v["with-download"] ? undefined : 0,
         // A probe asks only whether the upload passes: no small entry, no restart after a failure.
         noRecovery: true,
       });

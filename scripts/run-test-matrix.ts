@@ -70,7 +70,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
     P.timeoutSec, OWN.stopOnFailure, ITERATIONS, WARMUP, FLAG.memoryLimits, withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT),
     OWN.concurrencyLevels, OWN.shard, OWN.controlCell, OWN.controlEvery, OWN.stopOnDrift, FLAG.resultsDir, P.backend,
     FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef, OWN.generate, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.requests, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.db, FLAG.resume,
   ]],
 ];
@@ -143,6 +143,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const control = parseControl(v["control-cell"] as string | undefined, v["control-every"] as string | undefined, Boolean(v["stop-on-drift"]));
   if (shard) log(`Shard ${shard.index} of ${shard.count} (${shard.source})`);
   passed.get("timeout");
+  passed.get("requests");
   const iterations = valueOf(ITERATIONS, v.iterations);
   const warmup = valueOf(WARMUP, v.warmup);
   const backendName = passed.get("backend");

@@ -44,7 +44,7 @@ written), 2 bad usage or a set-up problem (nothing is written).
     ["Required:", [O.ram, O.size]],
     ["Optional:", [
       O.timeoutSec, O.iterations, O.warmup, O.keepVm, O.resultsDir, O.reuseVm, O.backend, O.picoshare, O.picoshareSource,
-      O.picoshareRef, O.verify, O.noDownload, O.concurrency, O.noRecovery, O.proxy, O.proxySettings, O.dropCaches, O.workDir,
+      O.picoshareRef, O.verify, O.noDownload, O.requests, O.concurrency, O.noRecovery, O.proxy, O.proxySettings, O.dropCaches, O.workDir,
       O.allowMemoryBackedWorkDir, O.testFiles, O.db, O.countInstructions, O.instructionTwins,
     ]],
   ],
@@ -77,6 +77,7 @@ await runMain(async () => {
   const backendName = opt("backend");
   const filePath = requireTestFile(size, opt("testFiles"));
   const concurrency = opt("concurrency");
+  const requestsPerKind = opt("requests");
   const proxyKind = opt("proxy");
   const proxySettings = opt("proxySettings");
   if (proxySettings && !proxyKind) throw new UsageError("--proxy-settings without --proxy: add --proxy nginx, or leave the settings out");
@@ -120,6 +121,7 @@ await runMain(async () => {
       verify: opt("verify"),
       dropCaches: dropCachesFirst,
       download: !opt("noDownload"),
+      requests: requestsPerKind,
       concurrency,
       recovery: !opt("noRecovery"),
       proxy: proxyKind ? { kind: proxyKind, settings: proxySettings ?? {} } : null,
@@ -178,8 +180,19 @@ function reportTest(result: TestResult, ramMiB: number): void {
         : `   Download: FAILED (${result.download_exit_reason}): ${result.download_error}`,
     );
   }
+  if (result.requests_per_kind !== null) {
+    const ms = (s: number | null) => (s === null ? "-" : `${(s * 1000).toFixed(2)}ms`);
+    log(
+      `   Requests (median of ${result.requests_per_kind} each): list page ${ms(result.list_page_seconds)}, info page ${ms(result.info_page_seconds)}, ` +
+        `download first byte ${ms(result.download_first_byte_seconds)}`,
+    );
+  } else if (result.requests_error !== null) {
+    log(`   Requests: FAILED: ${result.requests_error}`);
+  }
   if (result.upload_instructions !== null || result.download_instructions !== null) {
-    log(`   Instructions (${result.instructions_source}, counted in the twin): upload ${result.upload_instructions ?? "-"}, download ${result.download_instructions ?? "-"}`);
+    const perRequest = result.list_page_instructions === null ? "" :
+      `, per request: list page ${result.list_page_instructions}, info page ${result.info_page_instructions ?? "-"}, first byte ${result.download_first_byte_instructions ?? "-"}`;
+    log(`   Instructions (${result.instructions_source}, counted in the twin): upload ${result.upload_instructions ?? "-"}, download ${result.download_instructions ?? "-"}${perRequest}`);
   }
   if (result.proxy) {
     const p = result.proxy;

@@ -40,7 +40,7 @@ function dirs() {
   return { results: join(base, "results"), work };
 }
 
-test("each measured test's twin counts the upload and the download, on one P; the same test again counts the same upload and download (within 1 %); the timings are the measured test's", async () => {
+test("each measured test's twin counts the upload, the download and the requests, on one P; the same test again counts the same upload and download (within 1 %); the timings are the measured test's", async () => {
   const d = dirs();
   const r = await runScript("run-test", [
     "--ram", "256", "--file-size", "32M", "--iterations", "3", "--count-instructions",
@@ -71,6 +71,12 @@ test("each measured test's twin counts the upload and the download, on one P; th
       const dump = resolve(ROOT, s.dumps[phase]);
       expect(existsSync(dump)).toBe(true);
       expect(dumpInstructions(readFileSync(dump, "utf8"))).toBe(res[`${phase}_instructions`]);
+    }
+    // The requests phase: a dump per kind over its K requests (20 by default), the field per request.
+    expect(res.requests_per_kind).toBe(20);
+    for (const kind of ["list_page", "info_page", "download_first_byte"] as const) {
+      expect(res[`${kind}_instructions`]).toBeGreaterThan(100_000);
+      expect(res[`${kind}_instructions`]).toBe(Math.round(dumpInstructions(readFileSync(resolve(ROOT, s.dumps[kind]), "utf8"))! / 20));
     }
   }
   // The same test again counts the same work: for each phase, two of the three within 1 % of each other, none 5 % away.

@@ -195,6 +195,13 @@ describe("run-test --backend qemu", () => {
     expect(r.download_exit_reason).toBe("success");
     expect(r.download_duration_seconds).toBeGreaterThan(0);
     expect(r.download_peak_memory_bytes).toBeGreaterThan(r.initial_memory_bytes / 2);
+    // PicoShare's peak RSS during the download alone: its mark reset in the guest before it.
+    expect(r.download_peak_rss_bytes).toBeGreaterThan(MiB);
+    expect(r.picoshare_peak_rss_bytes).toBeGreaterThanOrEqual(r.download_peak_rss_bytes);
+    // The requests phase, through the port forward as the download.
+    expect(r.requests_per_kind).toBe(20);
+    expect(r.requests_error).toBeNull();
+    for (const v of [r.list_page_seconds, r.info_page_seconds, r.download_first_byte_seconds]) expect(v).toBeGreaterThan(0);
     const timeline = readFileSync(r.timeline_file, "utf8").trim().split("\n");
     expect(timeline[0]).toBe("t_seconds,phase,working_set_bytes,anon_bytes,file_bytes");
     expect(new Set(timeline.slice(1).map((l) => l.split(",")[1]))).toContain("download");

@@ -264,7 +264,8 @@ describe("the report of a comparison", () => {
     // Each side's memory timelines (where run-test recorded them) follow its own charts; the trends come last.
     const timelines = page.charts.filter((c) => c.name.startsWith("timeline-"));
     expect(page.charts.filter((c) => !timelines.includes(c)).map((c) => c.name)).toEqual([
-      "ratio",
+      // B/A of the upload's throughput and peak memory, then of the download's and the requests' metrics.
+      "ratio", "ratio-served",
       `throughput-${compareA}`, `memory-${compareA}`, `outcomes-${compareA}`,
       `throughput-${compareB}`, `memory-${compareB}`, `outcomes-${compareB}`,
       // The cells that passed in two or more stored runs (the lone run, A and B); the 4 MB ones never did.

@@ -91,7 +91,7 @@ describe("a passing upload", () => {
     expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(0);
     expect(r.kernel_peak_memory_bytes).toBeGreaterThanOrEqual(r.peak_memory_bytes);
     expect(r.picoshare_sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(picoshare)).digest("hex"));
-    expect(Object.keys(r.phases).sort()).toEqual(["auth", "download", "readiness", "setup", "teardown", "upload", "verify"]);
+    expect(Object.keys(r.phases).sort()).toEqual(["auth", "download", "readiness", "requests", "setup", "teardown", "upload", "verify"]);
     expect(ran.stderr).toContain("=== PicoShare Performance Test ===");
     // This host is cgroup v1 (the v2 set-ups are tested in a VM: cgroup-v2.test.ts).
     expect(r.backend_settings).toMatchObject({ cgroup_version: "1", cgroup_placement: "v1", memory_limit_bytes: 256 * MiB, work_dir_memory_backed: null });

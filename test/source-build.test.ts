@@ -193,7 +193,7 @@ test("compare: three builds in one live comparison, interleaved in a Williams de
 test("bench-detection: A/A and a known patch in one invocation, every metric in one table; a bad patch name is refused", async () => {
   const bad = await runScript("bench-detection", ["--patches", "no-such-patch"]);
   expect(bad.code).toBe(2);
-  expect(bad.stderr).toMatch(/ERROR: --patches: no known patch "no-such-patch" \(known: chunk-4m, cpu-work, upload-work-1pct\)/);
+  expect(bad.stderr).toMatch(/ERROR: --patches: no known patch "no-such-patch" \(known: chunk-4m, cpu-work, upload-work-1pct, list-reads-bytes\)/);
   const results = join(root, "bench");
   const ran = await runScript("bench-detection", [
     "--file-size", "16M", "--runs", "5", "--warmup", "0", "--patches", "chunk-4m", "--test-files", files, "--results-dir", results,

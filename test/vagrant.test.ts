@@ -155,6 +155,10 @@ describe("a real upload through ssh", () => {
     expect(r.read_syscalls).toBeGreaterThan(4);
     expect(r.data_dir_bytes).toBeGreaterThanOrEqual(4 * MiB);
     expect(r.test_counters.read_syscalls).toBeGreaterThan(r.read_syscalls);
+    // The requests phase through the forwarded port; the download's own peak RSS is not read here (no reset of the mark).
+    expect(r.requests_per_kind).toBe(20);
+    for (const v of [r.list_page_seconds, r.info_page_seconds, r.download_first_byte_seconds]) expect(v).toBeGreaterThan(0);
+    expect(r.download_peak_rss_bytes).toBeNull();
     expect(r.backend_settings).toMatchObject({
       provider: "libvirt", box: "generic/ubuntu2204", vm_memory_mib: 512, vm_cpus: 1, vm_reused: false,
       start_method: "setsid", ssh_target: `root@127.0.0.1:${sshd.port}`, oom_source: "dmesg",

@@ -13,7 +13,7 @@ import { memoryBackedFs, requireFreeSpace } from "../core/files.ts";
 import { UsageError } from "../core/errors.ts";
 import { LOOPBACK, freePort } from "../core/net.ts";
 import { start, stopGroup, type Started } from "../core/exec.ts";
-import { peakRss, processEnviron, processRuns } from "../core/proc.ts";
+import { peakRss, processEnviron, processRuns, resetPeakRss } from "../core/proc.ts";
 import { log, warn } from "../core/log.ts";
 import { MiB } from "../core/sizes.ts";
 
@@ -265,6 +265,10 @@ class LocalEnvironment implements TestEnvironment {
 
   async picosharePeakRss() {
     return this.proc ? peakRss(this.proc.pid) : null;
+  }
+
+  async resetPeakRss() {
+    return this.proc ? resetPeakRss(this.proc.pid) : null;
   }
 
   async goRuntimeEnv() {

@@ -90,6 +90,13 @@ export interface TestEnvironment {
   /** PicoShare's peak resident set (VmHWM), if it can be read. */
   picosharePeakRss(): Promise<number | null>;
   /**
+   * PicoShare's peak resident set so far, then its mark reset to its resident
+   * set now, so that picosharePeakRss() reads the peak from here on (the
+   * download's own); null, and nothing reset, where it cannot be (absent: vagrant,
+   * whose readings are batched).
+   */
+  resetPeakRss?(): Promise<number | null>;
+  /**
    * GOGC / GOMEMLIMIT / GODEBUG / GOMAXPROCS as PicoShare's running process
    * received them (its /proc/PID/environ, on this host or in the guest);
    * null where that cannot be read (PicoShare gone, the guest unreachable).

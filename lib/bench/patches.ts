@@ -70,7 +70,23 @@ export function uploadWorkPatch(percent: number): SourcePatch {
 /** The known change of that kind bench-detection runs: the smallest it should find. */
 export const UPLOAD_WORK_PATCH = uploadWorkPatch(1);
 
-export const KNOWN_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, CPU_WORK_PATCH, UPLOAD_WORK_PATCH];
+
+/**
+ * v1.5.4's list query sums LENGTH(chunk), which SQLite answers from each
+ * record's header without reading the blob; LENGTH(HEX(chunk)) / 2 is the
+ * same number but reads and converts every stored byte on each list page.
+ */
+export const LIST_READS_BYTES_PATCH: SourcePatch = {
+  name: "list-reads-bytes",
+  description: "the file list's size query (store/sqlite/entries.go GetEntriesMetadata) reads every chunk's bytes: a slower list page, the more so the more is stored",
+  expect: [{ key: "list_page_seconds", direction: "higher" }],
+  file: "store/sqlite/entries.go",
+  // The list query's (the info query's has a WHERE after the join).
+  from: "\t\t\t\tSUM(LENGTH(chunk)) AS file_size\n\t\t\tFROM\n\t\t\t\tentries_data\n\t\t\tGROUP BY\n\t\t\t\tid\n\t\t) sizes ON entries.id = sizes.id`)",
+  to: "\t\t\t\tSUM(LENGTH(HEX(chunk)) / 2) AS file_size\n\t\t\tFROM\n\t\t\t\tentries_data\n\t\t\tGROUP BY\n\t\t\t\tid\n\t\t) sizes ON entries.id = sizes.id`)",
+};
+
+export const KNOWN_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, CPU_WORK_PATCH, UPLOAD_WORK_PATCH, LIST_READS_BYTES_PATCH];
 
 /** Applies `patch` to the source tree at `dir`; throws when the file does not have the text to replace. */
 export function applyPatch(dir: string, patch: SourcePatch): void {

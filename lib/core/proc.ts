@@ -1,7 +1,7 @@
 // What /proc says of a process: whether it runs (a reused pid is told apart
 // by its start time), when it started, its peak resident set, the environment
 // it was started with.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { readText } from "./files.ts";
 
 /** Field 22 of /proc/<pid>/stat (clock ticks after boot), "" when the process is gone. */
@@ -52,6 +52,27 @@ export function parseEnviron(text: string): Record<string, string> {
 /** A process's peak resident set (VmHWM) in bytes, or null once it is gone. */
 export function peakRss(pid: number): number | null {
   return vmHwmBytes(readText(`/proc/${pid}/status`));
+}
+
+/** The shell command that prints a process's VmHWM line, then resets the mark to its resident set now (a guest's, over ssh). */
+export function resetPeakRssCommand(pid: number): string {
+  return `grep '^VmHWM:' /proc/${pid}/status && echo 5 > /proc/${pid}/clear_refs`;
+}
+
+/**
+ * A process's peak resident set (VmHWM) so far, in bytes, then the mark reset
+ * to its resident set now (5 into /proc/PID/clear_refs), so that the next
+ * reading is the peak from here on; null (nothing reset) when either fails.
+ */
+export function resetPeakRss(pid: number): number | null {
+  const before = peakRss(pid);
+  if (before === null) return null;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return before;
+  } catch {
+    return null;
+  }
 }
 
 /** VmHWM (peak resident set) in bytes from /proc/PID/status text (this host's, or a guest's read over ssh). */

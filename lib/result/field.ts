@@ -6,7 +6,7 @@
 import type { MetricSpec } from "../stats/verdict.ts";
 
 /** The phase that measures a field ("test": the test as a whole: its identity, build and host). */
-export type Phase = "test" | "setup" | "readiness" | "auth" | "upload" | "verify" | "download" | "teardown" | "recovery";
+export type Phase = "test" | "setup" | "readiness" | "auth" | "upload" | "verify" | "download" | "requests" | "teardown" | "recovery";
 
 export type FieldKind = "integer" | "real" | "text" | "boolean" | "json";
 

@@ -9,6 +9,7 @@ import { DOWNLOAD_FIELDS } from "./declared/download.ts";
 import { INSTRUCTION_FIELDS } from "./declared/instructions.ts";
 import { PROVENANCE_FIELDS } from "./declared/provenance.ts";
 import { RECORD_FIELDS } from "./declared/record.ts";
+import { REQUEST_FIELDS } from "./declared/requests.ts";
 import { SETTLE_FIELDS } from "./declared/settle.ts";
 import { SYSCALL_FIELDS } from "./declared/syscalls.ts";
 import { TEST_FIELDS } from "./declared/test.ts";
@@ -22,6 +23,7 @@ export const FIELDS = [
   ...COUNTER_FIELDS,
   ...SYSCALL_FIELDS,
   ...DOWNLOAD_FIELDS,
+  ...REQUEST_FIELDS,
   ...BREAKDOWN_FIELDS,
   ...INSTRUCTION_FIELDS,
 ] as const;
@@ -36,6 +38,8 @@ export type FieldName = keyof TestResult;
 export type SyscallFields = RecordOf<typeof SYSCALL_FIELDS>;
 /** The measured download after the upload. */
 export type DownloadFields = RecordOf<typeof DOWNLOAD_FIELDS>;
+/** The requests phase's figures (the instructions per request are the twin's). */
+export type RequestFields = RecordOf<typeof REQUEST_FIELDS>;
 /** Where the upload's time went, uploads at once, recovery, proxy. */
 export type UploadBreakdown = RecordOf<typeof BREAKDOWN_FIELDS>;
 /** Instructions counted in the test's instrumented twin (--count-instructions). */
@@ -70,6 +74,7 @@ function missingOf<L extends readonly Field[]>(fields: L): RecordOf<L> {
 export const NO_VALUES = missingOf(FIELDS) as { [F in Defaulted<typeof FIELDS> as F["name"]]: ValueOf<F> };
 
 export const NO_DOWNLOAD: DownloadFields = missingOf(DOWNLOAD_FIELDS);
+export const NO_REQUESTS: RequestFields = missingOf(REQUEST_FIELDS);
 export const NO_INSTRUCTIONS: InstructionFields = missingOf(INSTRUCTION_FIELDS);
 
 /**

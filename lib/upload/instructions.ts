@@ -1,8 +1,8 @@
 // --count-instructions: each measured test gets an instrumented twin, the
 // same scenario run right after it with PicoShare under valgrind's callgrind,
 // its instrumentation off from the start and switched on and off at the
-// bounds of the upload and of the download (callgrind_control against the
-// valgrind process), each phase dumped on its own. The counts are the
+// bounds of the upload, of the download and of each kind of the requests
+// phase (callgrind_control against the valgrind process), each dumped on its own. The counts are the
 // dumps' `Ir` totals: user-space instructions, the same from run to run far
 // more than any time is. Call-stack tracking is not relied on (Go switches
 // goroutine stacks): only the switch at the phase bounds. The twin runs ten
@@ -17,8 +17,12 @@ import { $ } from "../core/shell.ts";
 import type { GoRuntimeEnv } from "./provenance.ts";
 export { NO_INSTRUCTIONS, type InstructionFields } from "../result/fields.ts";
 
+/** The requests phase's kinds (phases/requests.ts), each counted over its K requests. */
+export const REQUEST_PHASES = ["list_page", "info_page", "download_first_byte"] as const;
+export type RequestPhase = (typeof REQUEST_PHASES)[number];
 /** The phases counted, each with a dump of its own. */
-export type CountedPhase = "upload" | "download";
+export const COUNTED_PHASES = ["upload", "download", ...REQUEST_PHASES] as const;
+export type CountedPhase = (typeof COUNTED_PHASES)[number];
 
 /** How the twin counted, as the result records it (instructions_settings). */
 export interface InstructionSettings {

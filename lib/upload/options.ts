@@ -5,11 +5,12 @@
 // this table and runTestArgs builds children's command lines from it, so a
 // flag a parent passes on is one entry here. The PERF_* variables say which
 // results-log run and which of a cell's tests a child is.
-import { positiveInt } from "../core/cli.ts";
+import { nonNegativeInt, positiveInt } from "../core/cli.ts";
 import { FLAG } from "../core/flags.ts";
 import { flagSpec, numberFlag, parseFlags, requiredFlag, switchFlag, valueOf, withDefault, type Flag } from "../core/flag-kit.ts";
 import type { FlagSpec } from "../core/cli.ts";
 import type { Size } from "../core/sizes.ts";
+import { DEFAULT_REQUESTS } from "./phases/requests.ts";
 
 /** Marks a flag that run-test-matrix takes as it is and passes on to each test (see passedByMatrix). */
 // (any: an option of any value type; `text` takes the value, so unknown would not fit.)
@@ -54,6 +55,11 @@ export const RUN_TEST_OPTIONS = {
       "over the time from the first start to the last response, each upload's time is in " +
       "upload_durations_seconds, the first entry is the one downloaded",
   }),
+  requests: passedOn(numberFlag("requests", nonNegativeInt, {
+    value: "K", example: "5", default: String(DEFAULT_REQUESTS),
+    help: "After the download, with the file still stored: K requests of each of the file list page, the entry's info page and a download's " +
+      "first byte, their medians recorded (list_page_seconds, info_page_seconds, download_first_byte_seconds); 0 skips them",
+  })),
   noRecovery: passedOn(FLAG.noRecovery),
   proxy: passedOn(FLAG.proxy),
   proxySettings: passedOn(FLAG.proxySettings),

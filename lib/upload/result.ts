@@ -6,8 +6,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TestResult } from "../result/fields.ts";
 export {
-  NO_DOWNLOAD, NO_VALUES, readResult,
-  type DownloadFields, type SyscallFields, type TestResult, type UploadBreakdown,
+  NO_DOWNLOAD, NO_REQUESTS, NO_VALUES, readResult,
+  type DownloadFields, type RequestFields, type SyscallFields, type TestResult, type UploadBreakdown,
 } from "../result/fields.ts";
 
 export const EXIT_REASONS = [
@@ -38,6 +38,8 @@ export interface Phases {
   /** The measured download after a successful upload (0 with --no-download). */
   download: number;
   verify: number;
+  /** The requests phase after them (0 when it did not run; absent in a record from before it). */
+  requests?: number;
   teardown: number;
 }
 

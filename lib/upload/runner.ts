@@ -1,9 +1,10 @@
 // One measured upload, phase by phase (lib/upload/phases/): make the
 // environment and start PicoShare, wait until it answers, log in, upload
-// while sampling memory, check what arrived, download it, and tear down;
-// after a failure, see what a restart finds. Each phase returns its own
-// figures; the result is made from them in one place. The result says how
-// the test ended; only bad usage or an interrupt stop it without one.
+// while sampling memory, check what arrived, download it, time requests of
+// its pages with the file still stored, and tear down; after a failure, see
+// what a restart finds. Each phase returns its own figures; the result is
+// made from them in one place. The result says how the test ended; only bad
+// usage or an interrupt stop it without one.
 // Writing it down is recordResult's job.
 import { NO_STORAGE, type Backend, type TestEnvironment } from "../backends/types.ts";
 import { peakRss } from "../core/proc.ts";
@@ -16,13 +17,14 @@ import type { PicoShareBinary } from "./picoshare.ts";
 import { harnessVersion, type HarnessVersion } from "./provenance.ts";
 import type { ProxyFacts, ProxyKind } from "./proxy.ts";
 import type { Measurement } from "./record.ts";
-import { NO_DOWNLOAD, isoTimestamp, type Recovery, type TestResult } from "./result.ts";
+import { NO_DOWNLOAD, NO_REQUESTS, isoTimestamp, type Recovery, type TestResult } from "./result.ts";
 import { syscallFields } from "./syscalls.ts";
 import { timelineOf } from "./timeline.ts";
 import { auth, type AuthFigures } from "./phases/auth.ts";
 import { SAMPLE_INTERVAL_MS, after, endingOf, round, type Ending, type Failure } from "./phases/common.ts";
 import { download, type DownloadFigures } from "./phases/download.ts";
 import { readiness, type ReadinessFigures } from "./phases/readiness.ts";
+import { requests, type RequestsFigures } from "./phases/requests.ts";
 import { plantCanary, recovery, type CanaryFigures } from "./phases/recovery.ts";
 import { setup, type SetupFigures } from "./phases/setup.ts";
 import { lastReadings, teardown, type LastReadings, type TeardownFigures } from "./phases/teardown.ts";
@@ -48,6 +50,8 @@ export interface TestOptions {
   dropCaches?: boolean;
   /** Measure a download of the entry after a successful upload (default true; --no-download). */
   download?: boolean;
+  /** K: requests of each kind in the requests phase after the download (default DEFAULT_REQUESTS; 0: no requests phase). */
+  requests?: number;
   /** Uploads of the file started together, each on its own connection (default 1). */
   concurrency?: number;
   /** Upload a small entry first, and after an OOM kill, timeout or death restart PicoShare to see what survived (default true; --no-recovery). */
@@ -67,11 +71,12 @@ interface Exercised {
   upload: UploadFigures | null;
   download: DownloadFigures | null;
   verify: VerifyFigures | null;
+  requests: RequestsFigures | null;
   /** The first phase's failure, which ended them. */
   failure: Failure | null;
 }
 
-const NOT_EXERCISED: Exercised = { readiness: null, auth: null, canary: null, front: null, upload: null, download: null, verify: null, failure: null };
+const NOT_EXERCISED: Exercised = { readiness: null, auth: null, canary: null, front: null, upload: null, download: null, verify: null, requests: null, failure: null };
 
 export async function measureTest(opts: TestOptions): Promise<Measurement> {
   const startedAt = new Date();
@@ -112,8 +117,10 @@ async function exercise(env: TestEnvironment, made: SetupFigures, opts: TestOpti
   const id = sent?.upload?.id ?? "";
   const got = opts.download === false ? null : await after(entries, () => download(env, to!.url, cookie, id, opts));
   const checked = opts.verify ? await after(got ?? entries, () => verify(to!.url, cookie, id, got, opts)) : null;
-  const failure = [ready, session, canary, to, sent, entries, got, checked].find((p) => p?.failure)?.failure ?? null;
-  return { readiness: ready, auth: session, canary, front: to, upload: sent, download: got, verify: checked, failure };
+  // With the file still stored: its list and info pages and a download's first byte, through the same front.
+  const asked = await after(checked ?? got ?? entries, () => requests(env, to!.url, cookie, id, opts));
+  const failure = [ready, session, canary, to, sent, entries, got, checked, asked].find((p) => p?.failure)?.failure ?? null;
+  return { readiness: ready, auth: session, canary, front: to, upload: sent, download: got, verify: checked, requests: asked, failure };
 }
 
 /** The result record of a measured test, from its phases' figures; log_file is set once the log is written (recordResult). */
@@ -163,7 +170,8 @@ function resultOf(
     environment_probe: t.probe,
     ...t.settled,
     kernel_peak_memory_bytes: t.last?.kernelPeak ?? null,
-    picoshare_peak_rss_bytes: t.last?.picoRss ?? null,
+    // The whole test's peak: the download phase reset the mark after reading it.
+    picoshare_peak_rss_bytes: maxOrNull(t.last?.picoRss ?? null, ran.download?.rssBefore ?? null),
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,
     memory_samples: up?.samples ?? 0,
     memory_sample_interval_ms: up?.sampleIntervalMs ?? SAMPLE_INTERVAL_MS,
@@ -180,6 +188,7 @@ function resultOf(
     memory_at_peak: up?.atPeak ?? null,
     memory_pressure: up?.pressure ?? null,
     ...(ran.download?.fields ?? NO_DOWNLOAD),
+    ...(ran.requests?.fields ?? NO_REQUESTS),
     upload_transfer_seconds: up?.transferSeconds ?? null,
     upload_processing_seconds: !up || up.transferSeconds === null || uploads.some((u) => u === null) ? null : round(seconds - up.transferSeconds, 3),
     upload_transfer_end: up?.transferEnd ?? null,
@@ -200,6 +209,7 @@ function resultOf(
       upload: round(seconds, 3),
       download: ran.download?.seconds ?? 0,
       verify: ran.verify?.seconds ?? 0,
+      requests: ran.requests?.seconds ?? 0,
       teardown: t.ended.seconds,
     },
     backend_settings: settings,
@@ -211,4 +221,9 @@ function resultOf(
     // Counted in the test's twin, when asked (instrumentedTwin).
     ...NO_INSTRUCTIONS,
   };
+}
+
+/** The larger of two readings; null when neither was read. */
+function maxOrNull(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
 }

@@ -8,7 +8,7 @@ import { interrupted } from "../core/cleanup.ts";
 import { UsageError, errorMessage } from "../core/errors.ts";
 import { log, warn } from "../core/log.ts";
 import { displayPath } from "../core/paths.ts";
-import { CallgrindProbe, NO_INSTRUCTIONS, TWIN_TIMEOUT_FACTOR, VALGRIND_EXTRA_MIB, sayCounting, valgrindVersion, type CountedPhase, type InstructionFields } from "./instructions.ts";
+import { CallgrindProbe, NO_INSTRUCTIONS, TWIN_TIMEOUT_FACTOR, VALGRIND_EXTRA_MIB, sayCounting, valgrindVersion, COUNTED_PHASES, type RequestPhase, type InstructionFields } from "./instructions.ts";
 import type { Measurement } from "./record.ts";
 import { fileStamp, freeStem } from "./result.ts";
 import { measureTest, type TestOptions } from "./runner.ts";
@@ -35,17 +35,30 @@ export async function instrumentedTwin(opts: TestOptions, measured: Measurement,
     });
     const r = twin.result;
     const stem = freeStem(resultsDir, `${measured.result.ram_mb}MB-${measured.result.file_size}-${fileStamp(measured.startedAt)}`, (s) =>
-      (["upload", "download"] as CountedPhase[]).map((p) => `callgrind-${s}-${p}.out`),
+      COUNTED_PHASES.map((p) => `callgrind-${s}-${p}.out`),
     );
     const dumps = probe.keep((phase) => join(resultsDir, `callgrind-${stem}-${phase}.out`));
     const upload = probe.counted.upload?.instructions ?? null;
     const download = probe.counted.download?.instructions ?? null;
+    // The requests' counts per request: each kind's dump covers its K requests (K as the twin made them).
+    const k = r.requests_per_kind;
+    const perRequest = (p: RequestPhase) => {
+      const n = probe.counted[p]?.instructions ?? null;
+      return n === null || !k ? null : Math.round(n / k);
+    };
+    const asked = { list_page_instructions: perRequest("list_page"), info_page_instructions: perRequest("info_page"), download_first_byte_instructions: perRequest("download_first_byte") };
     if (r.exit_reason !== "success") warn(`the instrumented twin ended with ${r.exit_reason}: ${r.error ?? ""}`);
-    log(`Instructions: upload ${upload ?? "not counted"}, download ${download ?? "not counted"} (callgrind)`);
+    else if (r.requests_error) warn(`the instrumented twin's requests failed (their instructions are null): ${r.requests_error}`);
+    log(
+      `Instructions: upload ${upload ?? "not counted"}, download ${download ?? "not counted"}` +
+        (k ? `, per request: list page ${asked.list_page_instructions ?? "not counted"}, info page ${asked.info_page_instructions ?? "not counted"}, ` +
+          `first byte ${asked.download_first_byte_instructions ?? "not counted"}` : "") + " (callgrind)",
+    );
     return {
       upload_instructions: upload,
       download_instructions: download,
-      instructions_source: upload === null && download === null ? null : "valgrind",
+      ...asked,
+      instructions_source: [upload, download, ...Object.values(asked)].every((n) => n === null) ? null : "valgrind",
       instructions_settings: {
         tool: "callgrind",
         valgrind_version: await valgrindVersion(),
@@ -58,7 +71,7 @@ export async function instrumentedTwin(opts: TestOptions, measured: Measurement,
     };
   } catch (err) {
     if (interrupted() || err instanceof UsageError) throw err;
-    warn(`the instrumented twin failed: ${errorMessage(err)}; upload_instructions and download_instructions are null`);
+    warn(`the instrumented twin failed: ${errorMessage(err)}; the *_instructions fields are null`);
     return NO_INSTRUCTIONS;
   } finally {
     probe.remove();

@@ -5,13 +5,12 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ROOT } from "../../lib/core/paths.ts";
 import { MiB } from "../../lib/core/sizes.ts";
-import type { CountedPhase } from "../../lib/upload/instructions.ts";
 import { resolvePicoShare } from "../../lib/upload/picoshare.ts";
 import { readResult, type TestResult } from "../../lib/upload/result.ts";
 import { testFilePath, writeTestFile } from "../../lib/upload/testfiles.ts";
 import { runScript } from "./run.ts";
 
-export async function realTwin(root: string): Promise<{ result: TestResult; dumps: Record<CountedPhase, string> }> {
+export async function realTwin(root: string): Promise<{ result: TestResult; dumps: Record<"upload" | "download", string> }> {
   const [files, work] = [join(root, "files"), join(root, "work")];
   mkdirSync(files);
   mkdirSync(work);

@@ -12,7 +12,8 @@ import { errorMessage } from "../../core/errors.ts";
 import { readText } from "../../core/files.ts";
 import { LOOPBACK } from "../../core/net.ts";
 import { onCleanup } from "../../core/cleanup.ts";
-import { vmHwmBytes } from "../../core/proc.ts";
+import { shq } from "../../core/exec.ts";
+import { resetPeakRssCommand, vmHwmBytes } from "../../core/proc.ts";
 import type { Counters } from "../../upload/counters.ts";
 import { round } from "../../upload/phases/common.ts";
 import type { GoRuntimeEnv } from "../../upload/provenance.ts";
@@ -222,10 +223,18 @@ export class QemuEnvironment implements TestEnvironment {
   }
 
   async picosharePeakRss(): Promise<number | null> {
+    return this.vmHwm((pid) => `sudo grep '^VmHWM:' /proc/${pid}/status`, "read VmHWM");
+  }
+
+  async resetPeakRss(): Promise<number | null> {
+    return this.vmHwm((pid) => `sudo sh -c ${shq(resetPeakRssCommand(pid))}`, "reset VmHWM");
+  }
+
+  /** PicoShare's VmHWM as `command` prints it in the guest; null once it is gone or unreachable. */
+  private async vmHwm(command: (pid: number) => string, what: string): Promise<number | null> {
     if (!this.vm.ssh || !(this.mainPid > 0) || this.exit.value) return null;
     try {
-      const out = await this.vm.ssh.run(`sudo grep '^VmHWM:' /proc/${this.mainPid}/status`, { what: "read VmHWM", timeoutMs: 5000 });
-      return vmHwmBytes(out);
+      return vmHwmBytes(await this.vm.ssh.run(command(this.mainPid), { what, timeoutMs: 5000 }));
     } catch {
       return null;
     }

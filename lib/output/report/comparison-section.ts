@@ -5,7 +5,7 @@ import { functionTables } from "../exporters/compare-functions.ts";
 import { cellTables, methodLine, notes, outcomeTable, primaryTable } from "../exporters/compare-common.ts";
 import { chartHtml, listWarningHtml, notesHtml, scrollHtml, tableHtml, warningsHtml } from "./html.ts";
 import { CAPTIONS, renderSvg } from "./charts.ts";
-import { ratioSpec } from "./ratio-chart.ts";
+import { ratioSpec, servedRatioSpec } from "./ratio-chart.ts";
 
 export async function comparisonSection(c: Comparison): Promise<string> {
   const { warnings, noise, notes: extra } = notes(c);
@@ -14,7 +14,13 @@ export async function comparisonSection(c: Comparison): Promise<string> {
     warningsHtml(warnings),
     noise ? listWarningHtml(noise.intro, noise.items, noise.causes) : "",
   ];
-  if (c.cells.length > 0) parts.push(`<div class="charts">${chartHtml("ratio", await renderSvg(ratioSpec(c)), CAPTIONS.ratio)}</div>`);
+  if (c.cells.length > 0) {
+    const served = servedRatioSpec(c);
+    parts.push(
+      `<div class="charts">${chartHtml("ratio", await renderSvg(ratioSpec(c)), CAPTIONS.ratio)}` +
+        `${served ? chartHtml("ratio-served", await renderSvg(served), CAPTIONS.ratio) : ""}</div>`,
+    );
+  }
   const where = functionTables(c);
   for (const t of [primaryTable(c), ...cellTables(c), ...where.tables, outcomeTable(c)]) {
     parts.push(scrollHtml(tableHtml({ header: t.header, rows: t.rows, numeric: t.align.map((a) => a === "right") }, t.title)));

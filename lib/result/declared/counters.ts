@@ -12,6 +12,9 @@ const PROC = "`/proc/PID/io` of every process in the test's cgroup, summed";
 export const count = (key: string, name: string, higher: string, lower: string) =>
   ({ key, family: "secondary", name, unit: "", higherIsBetter: false, higher, lower, scale: 1, digits: 0, resolution: () => 1 }) as const;
 
+/** The step of a CPU account: process ticks are 10 ms; a cgroup's account is in microseconds or nanoseconds. */
+export const cpuResolution = (rs: AnyResult[]) => (rs.some((r) => r.backend_settings?.cpu_source === "process ticks") ? 0.01 : 1e-6);
+
 export const COUNTER_FIELDS = [
   realOrNull("cpu_user_seconds", {
     doc: "CPU time in user mode during the upload", unit: "s", phase: "upload", migration: 4, csv: "counters",
@@ -36,8 +39,7 @@ export const COUNTER_FIELDS = [
         typeof r.cpu_seconds === "number"
           ? r.cpu_seconds
           : typeof r.cpu_user_seconds === "number" && typeof r.cpu_system_seconds === "number" ? r.cpu_user_seconds + r.cpu_system_seconds : null,
-      // Process ticks are 10 ms; a cgroup's account is in microseconds or nanoseconds.
-      resolution: (rs: AnyResult[]) => (rs.some((r) => r.backend_settings?.cpu_source === "process ticks") ? 0.01 : 1e-6),
+      resolution: cpuResolution,
     },
   }),
   intOrNull("disk_write_bytes", {

@@ -6,8 +6,16 @@
 import { intOrNull, jsonOrNull, textOrNull } from "../field.ts";
 import type { InstructionSettings } from "../../upload/instructions.ts";
 
-const counted = (key: string, name: string) =>
-  ({ key, family: "instructions", name, unit: "", higherIsBetter: false, higher: "more instructions", lower: "fewer instructions", scale: 1, digits: 0, resolution: () => 1 }) as const;
+/**
+ * An instruction count compare tests, lower is better, in steps of 1: the
+ * upload's and the download's in their own Holm family; the per-request ones
+ * secondary, so that they do not widen that family's correction.
+ */
+const counted = (key: string, name: string, family: "instructions" | "secondary" = "instructions") =>
+  ({ key, family, name, unit: "", higherIsBetter: false, higher: "more instructions", lower: "fewer instructions", scale: 1, digits: 0, resolution: () => 1 }) as const;
+
+/** The requests phase's kinds: one dump per kind of K requests. */
+const PER_REQUEST = "callgrind's `Ir` in the twin's dump of that kind's K requests (switched on before the first, off after the last), / K, rounded";
 
 export const INSTRUCTION_FIELDS = [
   intOrNull("upload_instructions", {
@@ -20,8 +28,20 @@ export const INSTRUCTION_FIELDS = [
     doc: "the same for the download (`GET /-ID`, to its last byte)", phase: "download", source: "as upload_instructions",
     migration: 9, csv: "counters", compare: counted("download_instructions", "download instructions"),
   }),
+  intOrNull("list_page_instructions", {
+    doc: "user-space instructions of PicoShare per list page request, counted in the instrumented twin (--count-instructions); null without it",
+    phase: "requests", source: PER_REQUEST, migration: 10, csv: "counters", compare: counted("list_page_instructions", "list page instructions", "secondary"),
+  }),
+  intOrNull("info_page_instructions", {
+    doc: "the same per info page request", phase: "requests", source: PER_REQUEST, migration: 10, csv: "counters",
+    compare: counted("info_page_instructions", "info page instructions", "secondary"),
+  }),
+  intOrNull("download_first_byte_instructions", {
+    doc: "the same per download's first byte (`Range: bytes=0-0`)", phase: "requests", source: PER_REQUEST, migration: 10,
+    csv: "counters", compare: counted("download_first_byte_instructions", "first byte instructions", "secondary"),
+  }),
   textOrNull<"valgrind">()("instructions_source", {
-    doc: "what counted upload_instructions / download_instructions: `valgrind` (callgrind in an instrumented twin); null when not counted. " +
+    doc: "what counted upload_instructions / download_instructions (and the requests' `*_instructions`): `valgrind` (callgrind in an instrumented twin); null when not counted. " +
       "perf's hardware count of the measured test itself, where the host has a PMU, is `instructions`",
     phase: "test", source: "--count-instructions", migration: 9,
   }),

@@ -36,7 +36,7 @@ export const RECORD_FIELDS = [
   }),
   textOrNull()("error", { doc: "what went wrong, in a sentence; null on success", phase: "upload", source: "the harness", migration: 0 }),
   json<Phases>()("phases", {
-    doc: "seconds in setup, readiness, auth, upload, download, verify, teardown", unit: "s", phase: "test", source: "a monotonic clock per phase", migration: 0,
+    doc: "seconds in setup, readiness, auth, upload, download, verify, requests, teardown", unit: "s", phase: "test", source: "a monotonic clock per phase", migration: 0,
   }),
   json<Record<string, string | number | boolean | null>>()("backend_settings", {
     doc: "what describes the environment: cgroup path and version, the CPU account's source, a VM's box and settings", phase: "setup",

@@ -27,6 +27,8 @@ export interface DownloadFigures extends Outcome {
   /** The monitor's samples, and the moment the download began (performance.now()), for the timeline. */
   points: MemoryPoint[];
   start: number | null;
+  /** PicoShare's peak resident set before the download, whose mark was then reset (null: not reset): part of the whole test's peak. */
+  rssBefore: number | null;
 }
 
 export async function download(env: TestEnvironment, baseUrl: string, cookie: string, id: string, opts: TestOptions): Promise<DownloadFigures> {
@@ -36,10 +38,15 @@ export async function download(env: TestEnvironment, baseUrl: string, cookie: st
     measured = await measure(env, baseUrl, cookie, id, opts);
   });
   const m = measured as Omit<DownloadFigures, "seconds" | "failure"> | null;
-  return { seconds: secondsSince(t0), fields: m?.fields ?? NO_DOWNLOAD, sha256: m?.sha256 ?? null, bytes: m?.bytes ?? 0, syscalls: m?.syscalls ?? null, points: m?.points ?? [], start: m?.start ?? null, failure };
+  return {
+    seconds: secondsSince(t0), fields: m?.fields ?? NO_DOWNLOAD, sha256: m?.sha256 ?? null, bytes: m?.bytes ?? 0, syscalls: m?.syscalls ?? null, points: m?.points ?? [], start: m?.start ?? null,
+    rssBefore: m?.rssBefore ?? null, failure,
+  };
 }
 
 async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id: string, opts: TestOptions): Promise<Omit<DownloadFigures, "seconds" | "failure">> {
+  // The peak so far kept, the mark reset: the reading after the download is its own.
+  const rssBefore = await optional(() => env.resetPeakRss?.());
   const before = await optional(() => env.counters?.());
   const oomsBefore = await env.oomKills().catch(() => 0);
   const syscalls = await countSyscalls(env);
@@ -67,6 +74,8 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
   await opts.instrument?.probe.stop("download", env);
   const watched = await monitor.stop();
   const after = await optional(() => env.counters?.());
+  const peakRss = rssBefore === null ? null : await optional(() => env.picosharePeakRss());
+  const counters = before && after ? counterDelta(before, after) : null;
   const calls = (await syscalls?.stop()) ?? null;
   if (reason !== "success") {
     if ((await env.oomKills().catch(() => 0)) > oomsBefore) reason = "oom_killed";
@@ -77,7 +86,9 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
       download_duration_seconds: round(seconds, 3),
       download_throughput_mbps: reason === "success" && seconds > 0 ? round(opts.size.bytes / MiB / seconds, 2) : null,
       download_peak_memory_bytes: watched.peakBytes,
-      download_counters: before && after ? counterDelta(before, after) : null,
+      download_cpu_seconds: counters?.cpu_seconds ?? null,
+      download_peak_rss_bytes: peakRss,
+      download_counters: counters,
       download_exit_reason: reason,
       download_error: error,
     },
@@ -85,5 +96,6 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
     syscalls: calls,
     points: watched.points,
     start,
+    rssBefore,
   };
 }
