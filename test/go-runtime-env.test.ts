@@ -2,7 +2,7 @@
 // not the harness's own environment: a variable given to PicoShare alone,
 // and gone from the harness by the time the result is made, is recorded.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localBackend } from "../lib/backends/local.ts";
@@ -30,12 +30,24 @@ describe("parsing /proc/PID/environ", () => {
     expect(process.env.GOMAXPROCS).toBeUndefined();
     const p = start(["sleep", "30"], { cleanEnv: true, env: { PATH: "/usr/bin:/bin", GOMAXPROCS: "3" }, stdout: "ignore" });
     try {
+      // Until the child has exec'd sleep, its environ is not yet the one it was given (CI once read it empty).
+      const execd = () => (processCmdline(p.pid) ?? "").startsWith("sleep");
+      for (const until = Date.now() + 5000; !execd() && Date.now() < until; ) await Bun.sleep(5);
       expect(goRuntimeEnvOf(processEnviron(p.pid)!)).toEqual({ GOGC: null, GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: "3" });
     } finally {
       await stopGroup(p);
     }
     expect(processEnviron(p.pid)).toBeNull();
   });
+
+  /** A process's command line, or null when it is gone. */
+  function processCmdline(pid: number): string | null {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      return null;
+    }
+  }
 });
 
 describe("the local backend and the runner", () => {
