@@ -578,6 +578,9 @@ describe("merged runs", () => {
     expect(lines[at + 3]).toMatch(/^512MB\/100M +node-1 +node-2 +node-3 +1\.200 faster +1\.000 ~ <[\d.]+ %$/);
     expect(lines[at + 4]).toMatch(/^256MB\/100M +node-1 +node-1 +node-3 +1\.000 ~ <[\d.]+ % +0\.800 slower$/);
     expect(lines[at + 5]).toMatch(/^geomean +1\.095 +0\.894$/); // sqrt(1.2 x 1.0), sqrt(1.0 x 0.8)
+    // Each build's answer first, its change named with its cell and ratio.
+    expect(lines.find((l) => l.startsWith("  B1 v1.5.4: "))).toStartWith("  B1 v1.5.4: throughput faster in 1 of 2 cells (512MB/100M; B/A 1.200); ");
+    expect(lines.find((l) => l.startsWith("  B2 v1.5.4: "))).toStartWith("  B2 v1.5.4: throughput slower in 1 of 2 cells (256MB/100M; B/A 0.800); ");
     const rss = lines.indexOf("PicoShare peak RSS (MiB): ratio B/A per cell");
     expect(lines[rss + 1]).toMatch(/^Cell +Host A +Host B1 +Host B2 /);
     const outcomes = lines.findIndex((l) => l.startsWith("Outcomes: "));

@@ -12,7 +12,7 @@ import type { GateResult } from "../../stats/gate.ts";
 import { cellName } from "../../stats/cells.ts";
 import { COMPARED_METRICS, PRIMARY_METRICS } from "../../stats/metrics.ts";
 import { formatTable, type Align } from "../table.ts";
-import { fmtRatio, hostsText, methodLine, noiseNote, notes, sideLine, type CellColumns, type Notes, type TextTable } from "./compare-common.ts";
+import { fmtRatio, hostsText, methodLine, namesHosts, noiseNote, notes, sideLine, type CellColumns, type Notes, type TextTable } from "./compare-common.ts";
 import { markdownTable, methodMarkdown, warningsMarkdown } from "./compare-markdown.ts";
 import { notesText } from "./compare-table.ts";
 import { COMPARISON_JSON_VERSION } from "./compare-json.ts";
@@ -55,7 +55,7 @@ function cellIn(c: Comparison, name: string): CellComparison | undefined {
  * the two-way tables show them.
  */
 function hostColumns(cs: Comparison[]): CellColumns<string> {
-  if (!cs.some((c) => c.cells.some((x) => x.a.hosts || x.b.hosts))) return { header: [], of: () => [], align: [] };
+  if (!cs.some(namesHosts)) return { header: [], of: () => [], align: [] };
   return {
     header: ["Host A", ...cs.map((c) => `Host ${c.b.label}`)],
     of: (name) => [hostsText(cs.map((c) => cellIn(c, name)?.a.hosts).find((h) => h)), ...cs.map((c) => hostsText(cellIn(c, name)?.b.hosts))],
