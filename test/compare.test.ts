@@ -346,6 +346,9 @@ describe("several builds against one A", () => {
     // The answer bounds the cell it could test and counts the other.
     expect(answerOf(c).unchanged[0]).toMatchObject({ key: "throughput", mde: same.mde, cells: 1, too_few: 1 });
     expect(answerText(answerOf(c))).toContain(`no change larger than ${fmtPercent(same.mde!)} on throughput (1 cell too few)`);
+    // A change in the only cell measured: "1 of 1 cell".
+    const slower = buildComparisons(side("A", fakeCell(base)), [side("B1", fakeCell(times(0.8)))])[0];
+    expect(answerText(answerOf(slower))).toStartWith("B1 v1.5.4: throughput slower in 1 of 1 cell (512MB/100M; B/A 0.800); no change larger than ");
   });
 
   test("the two-way notes, once where every build gives them, after the builds' names where only some do; live or stored alike", () => {

@@ -152,7 +152,7 @@ function runsText(o: { a: AnswerOutcomes; b: AnswerOutcomes }): string {
  */
 export function answerText(a: BuildAnswer): string {
   const parts = a.changes.map((c) =>
-    `${c.metric} ${c.label} in ${c.cells.length} of ${c.of} cells (${c.cells.join(", ")}; B/A ${ratioRange(c.ratio)}${c.family === "secondary" ? "; secondary" : ""})`);
+    `${c.metric} ${c.label} in ${c.cells.length} of ${c.of} cell${c.of > 1 ? "s" : ""} (${c.cells.join(", ")}; B/A ${ratioRange(c.ratio)}${c.family === "secondary" ? "; secondary" : ""})`);
   const bounded = a.unchanged.filter((u) => u.mde !== null);
   const fewNote = (n: number) => (n > 0 ? ` (${n} cell${n > 1 ? "s" : ""} too few)` : "");
   if (bounded.length > 0) parts.push(`no change larger than ${bounded.map((u) => `${fmtPercent(u.mde!)} on ${u.metric}${fewNote(u.too_few)}`).join(", ")}`);
