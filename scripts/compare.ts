@@ -61,7 +61,8 @@ const OWN = {
       "Several candidates: give --b, --b-version, --b-source and --b-ref " +
       "as often as needed (--b-ref with one --b-source at most); they are B1, B2... (--b paths first, then versions, " +
       "then sources, then refs), all run interleaved with A in each cell (in a Williams design: each build follows every other equally often), each compared with A; " +
-      "the output is one table per metric with a column per build and a geomean row over the cells",
+      "the output is first one answer per build (the changes called, the largest MDE of the rest, its failed runs), " +
+      "then one table per metric with a column per build (~ <MDE where no change was called) and a geomean row over the cells",
   }), multiple: true },
   runA: valueFlag("run-a", { value: "ID", help: "Run of the results log as side A" }),
   runB: valueFlag("run-b", { value: "ID", help: "Run as side B; several as --run-b 13,14,15 (B1, B2, B3)" }),

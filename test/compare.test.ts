@@ -10,7 +10,8 @@ import { buildComparison, buildComparisons, type SideInput } from "../lib/stats/
 import { comparisonText } from "../lib/output/exporters/compare-table.ts";
 import { comparisonMarkdown } from "../lib/output/exporters/compare-markdown.ts";
 import { comparisonJson } from "../lib/output/exporters/compare-json.ts";
-import { geomean, nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
+import { answerText, geomean, nwayCell, nwayJson, nwayMarkdown, nwayText } from "../lib/output/exporters/compare-nway.ts";
+import { answerOf } from "../lib/stats/answers.ts";
 import { GATE_COUNTS, parseThresholds, plannedBlindSpots } from "../lib/stats/gate.ts";
 import { COMPARED_METRICS, metricByKey } from "../lib/stats/metrics.ts";
 import { minimumDetectableEffect, runsForMde } from "../lib/stats/power.ts";
@@ -175,9 +176,8 @@ describe("a comparison of synthetic runs", () => {
       "throughput", "picoshare_peak_rss", "peak_memory", "cpu_seconds", "disk_write_bytes", "anon_peak", "write_syscalls", "read_syscalls", "instructions", "major_faults", "minor_faults",
       "upload_fsync_calls",
       "download_throughput", "download_cpu_seconds", "download_peak_rss", "list_page_seconds", "info_page_seconds", "download_first_byte_seconds",
-      "list_page_instructions", "info_page_instructions", "download_first_byte_instructions",
-      // The instructions family after the secondary metrics (COMPARED_METRICS: primary, secondary, instructions).
-      "upload_instructions", "download_instructions",
+      // The per-request counts are secondary: before the instruction counts' family, as COMPARED_METRICS declares them.
+      "list_page_instructions", "info_page_instructions", "download_first_byte_instructions", "upload_instructions", "download_instructions",
     ]);
     expect(json.cells[0].metrics[3]).toMatchObject({ key: "cpu_seconds", verdict: "too_few", label: "not measured" });
     expect(json.cells).toHaveLength(2);
@@ -266,11 +266,89 @@ describe("several builds against one A", () => {
     const cs = buildComparisons(a, [b1, b2]);
     const lines = nwayText(cs).split("\n");
     const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
-    expect(lines[at + 3]).toMatch(/^512MB\/100M +0\.800 slower +1\.000 ~$/);
-    expect(lines[at + 4]).toMatch(/^256MB\/100M +0\.500 slower +1\.000 ~$/);
+    // No change called: the cell says how large a change these runs could have missed.
+    const mde = (i: number) => `<${fmtPercent(cs[1].cells[i].throughput.mde!)}`;
+    expect(lines[at + 3]).toMatch(new RegExp(`^512MB/100M +0\\.800 slower +1\\.000 ~ ${mde(0)}$`));
+    expect(lines[at + 4]).toMatch(new RegExp(`^256MB/100M +0\\.500 slower +1\\.000 ~ ${mde(1)}$`));
     expect(lines[at + 5]).toMatch(/^geomean +0\.632 +1\.000$/);
     expect(nwayMarkdown(cs)).toContain("| geomean | 0.632 | 1.000 |");
     expect(JSON.parse(nwayJson(cs)).geomeans.throughput[0]).toBeCloseTo(Math.sqrt(0.4), 10);
+  });
+
+  test("first one answer per build: the changes called with their cells and ratio range, the largest MDE of the rest, OOM and failures counted", () => {
+    // 256 MB scatters more than 512 MB: its MDE is the larger.
+    const wide = [100, 110, 90, 120, 80];
+    const a = side("A", [...fakeCell(base, { ram: 512 }), ...fakeCell(wide, { ram: 256 })]);
+    // B1: slower in both cells (0.8 and 0.5), twice the memory (PicoShare's RSS: primary; the working set: secondary).
+    const b1 = side("B1", [...fakeCell(times(0.8), { ram: 512, peakMiB: 40 }), ...fakeCell(wide.map((t) => t * 0.5), { ram: 256, peakMiB: 40 })]);
+    // B2: A's figures, labelled as a ref is; at 256 MB one run OOM-killed, one timed out and one test without a result.
+    const b2 = side("B2", [...fakeCell(base, { ram: 512 }), ...fakeCell(wide, { ram: 256 }), fakeResult({ ram: 256, reason: "oom_killed" }), fakeResult({ ram: 256, reason: "timeout" })], {
+      picoshare_version: "list-reads-bytes (5226b34404fd)",
+      harness_errors: [{ ram_mb: 256, file_size: "100M" }],
+    });
+    const cs = buildComparisons(a, [b1, b2]);
+    const [one, two] = cs.map(answerOf);
+    expect(one.changes.map((c) => [c.key, c.family, c.label, c.cells, c.of])).toEqual([
+      ["throughput", "primary", "slower", ["512MB/100M", "256MB/100M"], 2],
+      ["picoshare_peak_rss", "primary", "more memory", ["512MB/100M", "256MB/100M"], 2],
+      ["peak_memory", "secondary", "more memory", ["512MB/100M", "256MB/100M"], 2],
+    ]);
+    expect(one.changes[0].ratio[0]).toBeCloseTo(0.5, 10);
+    expect(one.changes[0].ratio[1]).toBeCloseTo(0.8, 10);
+    expect(one.unchanged).toEqual([]);
+    expect(one.outcomes).toEqual({ a: { passed: 10, oom: 0, failed: 0 }, b: { passed: 10, oom: 0, failed: 0 } });
+    // B2 changed nothing: each measured primary metric bounded by its largest MDE over the cells.
+    expect(two.changes).toEqual([]);
+    expect(two.unchanged.map((u) => u.key)).toEqual(["throughput", "picoshare_peak_rss"]);
+    const largest = Math.max(...cs[1].cells.map((c) => c.throughput.mde!));
+    expect(largest).toBeGreaterThan(Math.min(...cs[1].cells.map((c) => c.throughput.mde!))); // the cells differ: the largest is picked
+    expect(two.unchanged[0]).toMatchObject({ metric: "throughput", mde: largest, cells: 2, too_few: 0 });
+    expect(two.outcomes).toEqual({ a: { passed: 10, oom: 0, failed: 0 }, b: { passed: 10, oom: 1, failed: 2 } });
+
+    const text = nwayText(cs);
+    const lines = text.split("\n");
+    const first = lines.findIndex((l) => l.startsWith("  B1 v1.5.4: "));
+    expect(lines[first]).toBe(
+      "  B1 v1.5.4: throughput slower in 2 of 2 cells (512MB/100M, 256MB/100M; B/A 0.500-0.800); " +
+        "PicoShare peak RSS more memory in 2 of 2 cells (512MB/100M, 256MB/100M; B/A 2.000); " +
+        "peak memory (working set) more memory in 2 of 2 cells (512MB/100M, 256MB/100M; B/A 2.000; secondary); " +
+        "runs: 10 passed, 0 OOM-killed, 0 other failures (A: 10, 0, 0)",
+    );
+    expect(lines[first + 1]).toBe(
+      `  B2 list-reads-bytes (5226b34404fd): no change larger than ${fmtPercent(largest)} on throughput, ${fmtPercent(two.unchanged[1].mde!)} on PicoShare peak RSS; ` +
+        "runs: 10 passed, 1 OOM-killed, 2 other failures (A: 10, 0, 0)",
+    );
+    // The answers come before the tables, and the tables name B2 as the answer does.
+    expect(first).toBeLessThan(lines.indexOf("throughput (MiB/s): ratio B/A per cell"));
+    expect(text).toMatch(/^Cell +B1 v1\.5\.4 +B2 list-reads-bytes \(5226b34404fd\)$/m);
+    const md = nwayMarkdown(cs);
+    expect(md).toContain(`\n- ${lines[first + 1].trim()}\n`);
+    expect(md.indexOf("- B1 v1.5.4: throughput slower")).toBeLessThan(md.indexOf("**throughput (MiB/s): ratio B/A per cell**"));
+    const json = JSON.parse(nwayJson(cs));
+    expect(json.answers.map((x: { build: string }) => x.build)).toEqual(["B1", "B2"]);
+    expect(json.answers[1]).toMatchObject({ version: "list-reads-bytes (5226b34404fd)", outcomes: { b: { oom: 1, failed: 2 } }, text: lines[first + 1].trim() });
+  });
+
+  test("a cell with no change called shows its MDE, one with too few runs says so: the two never read alike", () => {
+    const a = side("A", [...fakeCell(base, { ram: 512 }), ...fakeCell(base.slice(0, 2), { ram: 256 })]);
+    const b = side("B1", [...fakeCell(base, { ram: 512 }), ...fakeCell(base.slice(0, 2), { ram: 256 })]);
+    const [c] = buildComparisons(a, [b]);
+    const [same, few] = c.cells.map((x) => x.throughput);
+    expect([same.verdict, few.verdict]).toEqual(["same", "too_few"]);
+    expect(nwayCell(same)).toBe(`1.000 ~ <${fmtPercent(same.mde!)}`);
+    expect(nwayCell(few)).toBe("1.000 (too few)");
+    expect(nwayCell({ ...same, mde: null })).toBe("1.000 ~ MDE >10x");
+    expect(nwayCell(null)).toBe("-");
+    const lines = nwayText([c, c]).split("\n");
+    const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
+    expect(lines[at + 3]).toMatch(/^512MB\/100M +1\.000 ~ <[\d.]+ % +1\.000 ~ <[\d.]+ %$/);
+    expect(lines[at + 4]).toMatch(/^256MB\/100M +1\.000 \(too few\) +1\.000 \(too few\)$/);
+    // The answer bounds the cell it could test and counts the other.
+    expect(answerOf(c).unchanged[0]).toMatchObject({ key: "throughput", mde: same.mde, cells: 1, too_few: 1 });
+    expect(answerText(answerOf(c))).toContain(`no change larger than ${fmtPercent(same.mde!)} on throughput (1 cell too few)`);
+    // A change in the only cell measured: "1 of 1 cell".
+    const slower = buildComparisons(side("A", fakeCell(base)), [side("B1", fakeCell(times(0.8)))])[0];
+    expect(answerText(answerOf(slower))).toStartWith("B1 v1.5.4: throughput slower in 1 of 1 cell (512MB/100M; B/A 0.800); no change larger than ");
   });
 
   test("the two-way notes, once where every build gives them, after the builds' names where only some do; live or stored alike", () => {
@@ -433,7 +511,7 @@ describe("cells at several concurrency levels", () => {
     expect(json.noise.map((n: { side: string; ram_mb: number; concurrency: number }) => [n.side, n.ram_mb, n.concurrency])).toEqual([["b", 1024, 3]]);
 
     const n = (await runScript("compare", ["--run-a", String(a), "--run-b", `${b},${b}`, "--db", dbPath])).stdout;
-    expect(n).toMatch(/\n512MB\/100M +1\.000 ~ +1\.000 ~\n512MB\/100M\/x3 +0\.800 slower +0\.800 slower\n/);
+    expect(n).toMatch(/\n512MB\/100M +1\.000 ~ <[\d.]+ % +1\.000 ~ <[\d.]+ %\n512MB\/100M\/x3 +0\.800 slower +0\.800 slower\n/);
 
     const gate = await runScript("compare", [...args, "--fail-on", "throughput<-5%"]);
     expect(gate.code).toBe(3);
@@ -501,9 +579,12 @@ describe("merged runs", () => {
     const lines = text.stdout.split("\n");
     const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
     expect(lines[at + 1]).toMatch(/^Cell +Host A +Host B1 +Host B2 +B1 v1\.5\.4 +B2 v1\.5\.4$/);
-    expect(lines[at + 3]).toMatch(/^512MB\/100M +node-1 +node-2 +node-3 +1\.200 faster +1\.000 ~$/);
-    expect(lines[at + 4]).toMatch(/^256MB\/100M +node-1 +node-1 +node-3 +1\.000 ~ +0\.800 slower$/);
+    expect(lines[at + 3]).toMatch(/^512MB\/100M +node-1 +node-2 +node-3 +1\.200 faster +1\.000 ~ <[\d.]+ %$/);
+    expect(lines[at + 4]).toMatch(/^256MB\/100M +node-1 +node-1 +node-3 +1\.000 ~ <[\d.]+ % +0\.800 slower$/);
     expect(lines[at + 5]).toMatch(/^geomean +1\.095 +0\.894$/); // sqrt(1.2 x 1.0), sqrt(1.0 x 0.8)
+    // Each build's answer first, its change named with its cell and ratio.
+    expect(lines.find((l) => l.startsWith("  B1 v1.5.4: "))).toStartWith("  B1 v1.5.4: throughput faster in 1 of 2 cells (512MB/100M; B/A 1.200); ");
+    expect(lines.find((l) => l.startsWith("  B2 v1.5.4: "))).toStartWith("  B2 v1.5.4: throughput slower in 1 of 2 cells (256MB/100M; B/A 0.800); ");
     const rss = lines.indexOf("PicoShare peak RSS (MiB): ratio B/A per cell");
     expect(lines[rss + 1]).toMatch(/^Cell +Host A +Host B1 +Host B2 /);
     const outcomes = lines.findIndex((l) => l.startsWith("Outcomes: "));
@@ -517,7 +598,7 @@ describe("merged runs", () => {
 
     const md = (await runScript("compare", [...args, "--markdown"])).stdout;
     expect(md).toContain("| Cell | Host A | Host B1 | Host B2 | B1 v1.5.4 | B2 v1.5.4 |");
-    expect(md).toContain("| 512MB/100M | node-1 | node-2 | node-3 | 1.200 faster | 1.000 ~ |");
+    expect(md).toMatch(/\| 512MB\/100M \| node-1 \| node-2 \| node-3 \| 1\.200 faster \| 1\.000 ~ <[\d.]+ % \|/);
     expect(md).toContain("| geomean |  |  |  | 1.095 | 0.894 |");
     // Each build's own environment difference, after its name.
     expect(md).toContain("> **Warning:** B2: the two sides ran in different environments: hostname: node-1 vs node-3");
@@ -649,7 +730,7 @@ describe("the gate: --fail-on", () => {
     const at = lines.indexOf("throughput (MiB/s): ratio B/A per cell");
     expect(at).toBeGreaterThan(0);
     expect(lines[at + 1]).toMatch(/^Cell +B1 v1\.5\.4 +B2 v1\.5\.4$/);
-    expect(lines.slice(at + 2, at + 5).join("\n")).toMatch(/512MB\/100M +1\.000 ~ +0\.800 slower\ngeomean +1\.000 +0\.800/);
+    expect(lines.slice(at + 2, at + 5).join("\n")).toMatch(/512MB\/100M +1\.000 ~ <[\d.]+ % +0\.800 slower\ngeomean +1\.000 +0\.800/);
     const json = JSON.parse((await runScript("compare", ["--run-a", String(ids.a), "--run-b", `${ids.same},${ids.slower}`, "--db", dbPath(), "--json"])).stdout);
     expect(json.format).toBe("picoshare-perf-comparison-n");
     expect(json.builds.map((b: { label: string }) => b.label)).toEqual(["B1", "B2"]);

@@ -81,6 +81,11 @@ export function hostsText(hosts: string[] | undefined): string {
   return hosts && hosts.length > 0 ? hosts.join(", ") : "-";
 }
 
+/** Whether the comparison names hosts (a side measured on several: a merged run): its tables then say where each cell side ran. */
+export function namesHosts(c: Comparison): boolean {
+  return c.cells.some((cell) => cell.a.hosts || cell.b.hosts);
+}
+
 /** Columns that name a row's cell: their heads, a row's values, their alignment. */
 export interface CellColumns<T> {
   header: string[];
@@ -96,7 +101,7 @@ export interface CellColumns<T> {
 function cellColumns(c: Comparison): CellColumns<CellComparison> {
   // The level only where some cell ran more than one upload at once: one-upload output stays as it was.
   const parallel = c.cells.some((cell) => (cell.concurrency ?? 1) > 1);
-  const hosts = c.cells.some((cell) => cell.a.hosts || cell.b.hosts);
+  const hosts = namesHosts(c);
   return {
     header: ["RAM (MB)", "File", ...(parallel ? ["At once"] : []), ...(hosts ? ["Host A", "Host B"] : [])],
     of: (cell) => [
