@@ -70,7 +70,7 @@ await runMain(async () => {
   const warmups = opt("warmup");
   const single = iterations + warmups === 1;
   // The matrix runs one test per run-test and says which of the cell's tests it is.
-  const { runId, iteration: envIteration, warmup: envWarmup } = readChildContext();
+  const { runId, iteration: envIteration, warmup: envWarmup, picoshare: parentBuild } = readChildContext();
   if (!single && (envIteration !== null || envWarmup)) {
     throw new UsageError("PERF_ITERATION and PERF_WARMUP describe a single test: unset them to use --iterations or --warmup");
   }
@@ -90,10 +90,12 @@ await runMain(async () => {
   const workDir = opt("workDir");
   ensureWritableDir(workDir, "--work-dir");
   const dbPath = opt("db") ?? join(resultsDir, "results.db");
-  const picoshare = await resolvePicoShareChoice(
+  const resolved = await resolvePicoShareChoice(
     { path: opt("picoshare") ?? undefined, source: opt("picoshareSource") ?? undefined, ref: opt("picoshareRef") ?? undefined },
     "picoshare",
   );
+  // The parent's label for the build it passed (the ref or folder the user gave), where this is that binary.
+  const picoshare = parentBuild && parentBuild.sha256 === resolved.sha256 ? { ...resolved, version: parentBuild.version } : resolved;
   const backend = await loadBackend(backendName, { reuseVm: opt("reuseVm") });
   const allowMemoryBackedWorkDir = opt("allowMemoryBackedWorkDir");
   const dropCachesFirst = opt("dropCaches");

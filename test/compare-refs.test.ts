@@ -82,6 +82,13 @@ describe("refs of one checkout", () => {
     expect(c.comparisons.map((x: { a: { picoshare_version: string } }) => x.a.picoshare_version)).toEqual([labels.A, labels.A]);
     expect(c.builds.map((b: { label: string; picoshare_version: string }) => [b.label, b.picoshare_version])).toEqual([["B1", labels.B1], ["B2", labels.B2]]);
     expect(c.comparisons.map((x: { cells: { a: { runs: number }; b: { runs: number } }[] }) => [x.cells[0].a.runs, x.cells[0].b.runs])).toEqual([[2, 2], [2, 2]]);
+    // Each test's own record, written by the run-test the comparison started, carries its build's label too.
+    const folder = join(results, readdirSync(results).find((n) => n.startsWith("compare-"))!);
+    for (const [side, name] of Object.entries(labels)) {
+      const files = readdirSync(join(folder, side.toLowerCase())).filter((n) => /^result-.*\.json$/.test(n));
+      expect(files).toHaveLength(2);
+      for (const f of files) expect(JSON.parse(readFileSync(join(folder, side.toLowerCase(), f), "utf8")).picoshare_version).toBe(name);
+    }
 
     // Read back later from the results log: the same labels, in text and Markdown.
     const runs = query<{ id: number; picoshare_version: string }>(join(results, "results.db"), "SELECT id, picoshare_version FROM runs ORDER BY id");

@@ -55,15 +55,15 @@ export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "o
   });
 }
 
-/** run-test's environment for a test: the database run, and which of the cell's tests it is. */
-export function cellEnv(cell: Cell, runId: number): Record<string, string> {
-  return childEnv({ runId, iteration: cell.iteration, warmup: cell.warmup });
+/** run-test's environment for a test: the database run, which of the cell's tests it is, and the build's label. */
+export function cellEnv(cell: Cell, runId: number, picoshare?: { version: string; sha256: string }): Record<string, string> {
+  return childEnv({ runId, iteration: cell.iteration, warmup: cell.warmup, picoshare });
 }
 
 export async function runCell(cell: Cell, ctx: CellRunContext): Promise<CellOutcome> {
   const logFile = cellLogPath(ctx.dir, cell);
   const args = cellArgs(cell, ctx);
-  const env = cellEnv(cell, ctx.runId);
+  const env = cellEnv(cell, ctx.runId, ctx.options.picoshare);
   const repeated = ctx.options.iterations > 1 || ctx.options.warmup > 0;
   const shown = repeated ? `PERF_ITERATION=${env.PERF_ITERATION}${cell.warmup ? " PERF_WARMUP=1" : ""} ` : "";
   const child = await runTestChild(args, {

@@ -238,7 +238,7 @@ export async function continueLiveCompare(dir: string, state: CompareState, lock
       timeoutSec: o.timeout,
       twin,
       // Warm-up runs belong to no run of the log: their results stay in warmup/.
-      env: childEnv({ runId: warm ? null : mine.run_id, iteration: test.iteration, warmup: warm }),
+      env: childEnv({ runId: warm ? null : mine.run_id, iteration: test.iteration, warmup: warm, picoshare: mine.options.picoshare }),
       header: (pid) => {
         lock.setChild(pid);
         return `--- ${isoTimestamp(new Date())} ${side.toUpperCase()} ${what} run-test (pid ${pid}): ${args.join(" ")}`;

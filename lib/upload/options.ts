@@ -151,9 +151,11 @@ export interface ChildContext {
   runId: number | null;
   iteration?: number;
   warmup?: boolean;
+  /** The binary's label as the parent made it from what the user gave (a ref, a folder...), with its sha256: run-test's --picoshare is then that build. */
+  picoshare?: { version: string; sha256: string };
 }
 
-const ENV = { runId: "PERF_RUN_ID", iteration: "PERF_ITERATION", warmup: "PERF_WARMUP" } as const;
+const ENV = { runId: "PERF_RUN_ID", iteration: "PERF_ITERATION", warmup: "PERF_WARMUP", label: "PERF_PICOSHARE_LABEL" } as const;
 
 /** The PERF_* variables for `c` (a field left out is not set). */
 export function childEnv(c: ChildContext): Record<string, string> {
@@ -161,12 +163,20 @@ export function childEnv(c: ChildContext): Record<string, string> {
     [ENV.runId]: c.runId === null ? "" : String(c.runId),
     ...(c.iteration === undefined ? {} : { [ENV.iteration]: String(c.iteration) }),
     ...(c.warmup === undefined ? {} : { [ENV.warmup]: c.warmup ? "1" : "" }),
+    ...(c.picoshare === undefined ? {} : { [ENV.label]: `${c.picoshare.sha256} ${c.picoshare.version}` }),
   };
 }
 
 /** What run-test's parent said; iteration and warmup are checked as its flags would be. */
-export function readChildContext(env: NodeJS.ProcessEnv = process.env): { runId: number | null; iteration: number | null; warmup: boolean } {
+export function readChildContext(env: NodeJS.ProcessEnv = process.env): {
+  runId: number | null;
+  iteration: number | null;
+  warmup: boolean;
+  picoshare: { version: string; sha256: string } | null;
+} {
+  const label = /^([0-9a-f]{64}) (.+)$/.exec(env[ENV.label] ?? "");
   return {
+    picoshare: label ? { sha256: label[1], version: label[2] } : null,
     runId: env[ENV.runId] ? Number(env[ENV.runId]) : null,
     iteration: env[ENV.iteration] ? positiveInt(ENV.iteration, env[ENV.iteration], "2") : null,
     warmup: env[ENV.warmup] === "1",

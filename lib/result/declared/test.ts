@@ -59,8 +59,8 @@ export const TEST_FIELDS = [
   bool("success", { doc: "the upload succeeded and its entry is served whole", phase: "verify", source: "exit_reason", migration: 0, csv: "matrix" }),
   text<BackendName>()("backend", { doc: "where PicoShare ran: local, qemu or vagrant", phase: "test", source: "--backend", migration: 0 }),
   text()("picoshare_version", {
-    doc: "the binary tested (a build from source: the ref or folder given and `(COMMIT12)`, with ` dirty` for a modified tree; `(source) COMMIT12` when run-test was given the built binary)", phase: "test",
-    source: "the binary's build info", migration: 0,
+    doc: "the binary tested (a build from source: the ref or folder given and `(COMMIT12)`, with ` dirty` for a modified tree; `(source) COMMIT12` when run-test was given the built binary by hand)", phase: "test",
+    source: "the binary's build info; a parent's label for the binary it passed (PERF_PICOSHARE_LABEL, with its SHA-256)", migration: 0,
   }),
   text()("picoshare_sha256", { doc: "the SHA-256 of the binary tested", phase: "test", source: "the binary", migration: 0 }),
 ] as const;
