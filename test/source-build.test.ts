@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { moduleSource, resolvePicoShare } from "../lib/upload/picoshare.ts";
-import { CHUNK_SIZE_PATCH, patchedCopy } from "../lib/bench/patches.ts";
+import { CHUNK_SIZE_PATCH, KNOWN_PATCHES, STUDY_PATCHES, patchedCopy } from "../lib/bench/patches.ts";
 import { COMPARED_METRICS } from "../lib/stats/metrics.ts";
 import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { $ } from "../lib/core/shell.ts";
@@ -130,6 +130,19 @@ describe("run-test --picoshare-source", () => {
     // Nothing half-built left in the cache.
     expect(readdirSync(join(cache, "picoshare")).filter((d) => d.startsWith("."))).toEqual([]);
   });
+});
+
+test("the known and the study's patches apply to v1.5.4's source, each expects compared metrics, and each patched tree builds", async () => {
+  const keys = new Set(COMPARED_METRICS.map((m) => m.key));
+  const patches = [...new Map([...KNOWN_PATCHES, ...STUDY_PATCHES].map((p) => [p.name, p])).values()];
+  expect(STUDY_PATCHES.map((p) => p.name)).toEqual(["chunk-4m", "pool-settings", "downloads-index", "list-reads-bytes", "download-batch"]);
+  for (const p of patches) {
+    expect(p.expect.length).toBeGreaterThan(0);
+    for (const e of p.expect) expect(keys.has(e.key) ? e.key : `${p.name}: no compared metric ${e.key}`).toBe(e.key);
+    const dir = patchedCopy(await moduleSource(), join(root, `patched-${p.name}`), [p]);
+    const built = await $({ cwd: dir, nothrow: true })`go build -o ${join(dir, "picoshare-built")} ./cmd/picoshare`;
+    expect(built.exitCode === 0 ? "built" : `${p.name}: ${built.stderr}`).toBe("built");
+  }
 });
 
 test("compare: the 4 MiB chunk build against v1.5.4 uses more memory (PicoShare peak RSS), says what else it saw, and the gate on it exits 3", async () => {

@@ -86,6 +86,86 @@ export const LIST_READS_BYTES_PATCH: SourcePatch = {
   to: "\t\t\t\tSUM(LENGTH(HEX(chunk)) / 2) AS file_size\n\t\t\tFROM\n\t\t\t\tentries_data\n\t\t\tGROUP BY\n\t\t\t\tid\n\t\t) sizes ON entries.id = sizes.id`)",
 };
 
+/**
+ * One SQLite connection for the whole process, with a WAL checkpoint every
+ * 10,000 pages instead of SQLite's 1,000. v1.5.4 runs its PRAGMAs through
+ * database/sql's pool, so a per-connection setting holds only for whichever
+ * connection ran it; with one connection it holds for every statement. Each
+ * checkpoint syncs the WAL and the database (mattn/go-sqlite3 already opens
+ * every connection at synchronous = NORMAL, so commits themselves do not
+ * sync): a tenth of the checkpoints, a tenth of the fsync calls per upload.
+ */
+export const POOL_SETTINGS_PATCH: SourcePatch = {
+  name: "pool-settings",
+  description: "one pooled SQLite connection (SetMaxOpenConns(1), idle kept) with wal_autocheckpoint = 10000 pages (store/sqlite/sqlite.go): a WAL checkpoint per ~40 MiB stored instead of ~4 MiB, so fewer fsync calls per upload",
+  expect: [{ key: "upload_fsync_calls", direction: "lower" }],
+  file: "store/sqlite/sqlite.go",
+  from: "\tif _, err := ctx.Exec(`\n\t\tPRAGMA temp_store = FILE;\n\t\tPRAGMA journal_mode = WAL;\n",
+  to:
+    "\tctx.SetMaxOpenConns(1)\n\tctx.SetMaxIdleConns(1)\n\tctx.SetConnMaxLifetime(0)\n\n" +
+    "\tif _, err := ctx.Exec(`\n\t\tPRAGMA temp_store = FILE;\n\t\tPRAGMA journal_mode = WAL;\n\t\tPRAGMA wal_autocheckpoint = 10000;\n",
+};
+
+/**
+ * An index on the downloads table for the info page's history query
+ * (store/sqlite/downloads.go GetEntryDownloads: WHERE entry_id ORDER BY
+ * download_timestamp), added to the last migration so that a new database
+ * has it. It pays off only with many download rows: in a test the info page
+ * sees one (the measured download), so the expected answer is "no change
+ * larger than the MDE".
+ */
+export const DOWNLOADS_INDEX_PATCH: SourcePatch = {
+  name: "downloads-index",
+  description: "an index on downloads (entry_id, download_timestamp) (store/sqlite/migrations/015-convert-to-strict-tables.sql): a faster info page with many downloads recorded; a test has one, so no change is expected",
+  expect: [
+    { key: "info_page_seconds", direction: "lower" },
+    { key: "info_page_instructions", direction: "lower" },
+  ],
+  file: "store/sqlite/migrations/015-convert-to-strict-tables.sql",
+  from: "CREATE INDEX idx_entries_data_length\nON entries_data (id, length(chunk));\n",
+  to: "CREATE INDEX idx_entries_data_length\nON entries_data (id, length(chunk));\n\nCREATE INDEX idx_downloads_entry_id\nON downloads (entry_id, download_timestamp);\n",
+};
+
+/** Chunks a download reads per query with DOWNLOAD_BATCH_PATCH. */
+const DOWNLOAD_BATCH_CHUNKS = 10;
+
+/**
+ * Batched chunk reads: v1.5.4's reader (store/sqlite/file/reader.go
+ * populateBuffer) runs one query per 320 KiB chunk; this reads ten per query
+ * into one buffer, each chunk copied once from the driver's bytes
+ * (sql.RawBytes) instead of twice.
+ */
+export const DOWNLOAD_BATCH_PATCH: SourcePatch = {
+  name: "download-batch",
+  description: `a download reads ${DOWNLOAD_BATCH_CHUNKS} chunks per query, each copied once (store/sqlite/file/reader.go populateBuffer): fewer queries and copies per downloaded MiB; a first byte reads ${DOWNLOAD_BATCH_CHUNKS} chunks instead of one`,
+  expect: [
+    { key: "download_instructions", direction: "lower" },
+    { key: "download_first_byte_instructions", direction: "higher" },
+  ],
+  file: "store/sqlite/file/reader.go",
+  from:
+    "\tvar chunk []byte\n\tif err := fr.db.QueryRow(`\n\t\t\tSELECT\n\t\t\t\tchunk\n\t\t\tFROM\n\t\t\t\tentries_data\n\t\t\tWHERE\n" +
+    "\t\t\t\tid=? AND\n\t\t\t\tchunk_index=?\n\t\t\tORDER BY\n\t\t\t\tchunk_index ASC\n\t\t\t`, fr.entryID, chunkIndex).Scan(&chunk); err != nil {\n" +
+    "\t\tlog.Printf(\"reading chunk failed: %v\", err)\n\t\treturn err\n\t}\n",
+  to:
+    "\trows, err := fr.db.Query(`\n\t\t\tSELECT\n\t\t\t\tchunk\n\t\t\tFROM\n\t\t\t\tentries_data\n\t\t\tWHERE\n" +
+    "\t\t\t\tid=? AND\n\t\t\t\tchunk_index>=? AND\n\t\t\t\tchunk_index<?\n\t\t\tORDER BY\n\t\t\t\tchunk_index ASC\n" +
+    `\t\t\t\`, fr.entryID, chunkIndex, chunkIndex+${DOWNLOAD_BATCH_CHUNKS})\n` +
+    "\tif err != nil {\n\t\tlog.Printf(\"reading chunk failed: %v\", err)\n\t\treturn err\n\t}\n\tdefer rows.Close()\n" +
+    "\tvar chunk []byte\n\tfor rows.Next() {\n\t\tvar raw sql.RawBytes\n\t\tif err := rows.Scan(&raw); err != nil {\n" +
+    "\t\t\tlog.Printf(\"reading chunk failed: %v\", err)\n\t\t\treturn err\n\t\t}\n" +
+    `\t\tif chunk == nil {\n\t\t\tchunk = make([]byte, 0, ${DOWNLOAD_BATCH_CHUNKS}*len(raw))\n\t\t}\n` +
+    "\t\tchunk = append(chunk, raw...)\n\t}\n\tif err := rows.Err(); err != nil {\n\t\tlog.Printf(\"reading chunk failed: %v\", err)\n\t\treturn err\n\t}\n" +
+    "\tif chunk == nil {\n\t\tlog.Printf(\"reading chunk failed: %v\", sql.ErrNoRows)\n\t\treturn sql.ErrNoRows\n\t}\n",
+};
+
+/**
+ * The changes of the maintainer's study (docs): one per kind of change,
+ * each targeting the metric its `expect` names. Not in KNOWN_PATCHES: each
+ * is a build and a cell set more for bench-detection's default run.
+ */
+export const STUDY_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, POOL_SETTINGS_PATCH, DOWNLOADS_INDEX_PATCH, LIST_READS_BYTES_PATCH, DOWNLOAD_BATCH_PATCH];
+
 export const KNOWN_PATCHES: SourcePatch[] = [CHUNK_SIZE_PATCH, CPU_WORK_PATCH, UPLOAD_WORK_PATCH, LIST_READS_BYTES_PATCH];
 
 /** Applies `patch` to the source tree at `dir`; throws when the file does not have the text to replace. */
