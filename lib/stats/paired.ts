@@ -5,7 +5,7 @@
 // signed-rank test (exact for small n), its interval a bootstrap of the
 // median log-ratio, its MDE simulated as power.ts does for the rank-sum test.
 import { errorFunction, median, probit } from "simple-statistics";
-import { EXACT_LIMIT, bootstrapCI, seededRandom, type BootstrapOptions } from "./stats.ts";
+import { EXACT_LIMIT, bootstrapCI, midranks, seededRandom, type BootstrapOptions } from "./stats.ts";
 import { MDE_REPEATS, MDE_POWER, RUNS_CANDIDATES, searchMde, type Mde } from "./power.ts";
 
 /** A metric's values of the rounds both sides measured, in round order: a[i] and b[i] ran in the same round. */
@@ -82,16 +82,7 @@ export function wilcoxonSignedRank(d: number[]): SignedRankResult {
   const nz = d.filter((v) => v !== 0);
   const n = nz.length;
   if (n === 0) return { n, wPlus: 0, wMinus: 0, p: 1, method: "exact" };
-  const order = nz.map((v, i) => ({ abs: Math.abs(v), i })).sort((x, y) => x.abs - y.abs);
-  const ranks = new Array<number>(n);
-  const ties: number[] = [];
-  for (let start = 0; start < n; ) {
-    let end = start;
-    while (end + 1 < n && order[end + 1].abs === order[start].abs) end++;
-    for (let j = start; j <= end; j++) ranks[order[j].i] = (start + end) / 2 + 1;
-    ties.push(end - start + 1);
-    start = end + 1;
-  }
+  const { ranks, tieGroups: ties } = midranks(nz.map(Math.abs));
   const wPlus = nz.reduce((s, v, i) => (v > 0 ? s + ranks[i] : s), 0);
   const total = (n * (n + 1)) / 2;
   const wMinus = total - wPlus;
@@ -147,16 +138,8 @@ export function criticalW(n: number, alpha: number): number | null {
 
 /** W+ of differences `x` (midranks for ties; zeros rank but count for neither side). */
 function wPlusOf(x: Float64Array): number {
-  const idx = Array.from(x.keys()).sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]));
-  let w = 0;
-  for (let start = 0; start < idx.length; ) {
-    let end = start;
-    while (end + 1 < idx.length && Math.abs(x[idx[end + 1]]) === Math.abs(x[idx[start]])) end++;
-    const rank = (start + end) / 2 + 1;
-    for (let j = start; j <= end; j++) if (x[idx[j]] > 0) w += rank;
-    start = end + 1;
-  }
-  return w;
+  const { ranks } = midranks(Array.from(x, Math.abs));
+  return ranks.reduce((w, r, i) => (x[i] > 0 ? w + r : w), 0);
 }
 
 /**

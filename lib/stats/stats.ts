@@ -166,9 +166,9 @@ export function minAttainableP(na: number, nb: number): number {
   return Math.min(1, 2 / binomial(na + nb, na));
 }
 
-/** Pooled ranks of a and b (1-based; ties get the mean of the ranks they span). */
-function midranks(a: number[], b: number[]): { ranks: number[]; tieGroups: number[] } {
-  const pooled = [...a, ...b].map((v, i) => ({ v, i })).sort((x, y) => x.v - y.v);
+/** Pooled ranks of a and b (1-based; ties get the mean of the ranks they span); b empty: the ranks of a alone. */
+export function midranks(a: ArrayLike<number>, b: ArrayLike<number> = []): { ranks: number[]; tieGroups: number[] } {
+  const pooled = [...Array.from(a), ...Array.from(b)].map((v, i) => ({ v, i })).sort((x, y) => x.v - y.v);
   const ranks = new Array<number>(pooled.length);
   const tieGroups: number[] = [];
   for (let start = 0; start < pooled.length; ) {
