@@ -170,8 +170,9 @@ function resultOf(
     environment_probe: t.probe,
     ...t.settled,
     kernel_peak_memory_bytes: t.last?.kernelPeak ?? null,
-    // The whole test's peak: the download phase reset the mark after reading it.
-    picoshare_peak_rss_bytes: maxOrNull(t.last?.picoRss ?? null, ran.download?.rssBefore ?? null),
+    // The whole test's peak: the download phase reset the mark after reading it. Its own reading counts too:
+    // VmHWM is max(mark, resident now), and the mark lags, so a later reading can be a few pages lower.
+    picoshare_peak_rss_bytes: [t.last?.picoRss ?? null, ran.download?.rssBefore ?? null, ran.download?.fields.download_peak_rss_bytes ?? null].reduce(maxOrNull, null),
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,
     memory_samples: up?.samples ?? 0,
     memory_sample_interval_ms: up?.sampleIntervalMs ?? SAMPLE_INTERVAL_MS,
