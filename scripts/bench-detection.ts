@@ -18,7 +18,7 @@ import { defaultWorkDir, ensureWritableDir } from "../lib/core/files.ts";
 import { RESULTS_DIR } from "../lib/core/paths.ts";
 import { formatTable } from "../lib/output/table.ts";
 import { requireTestFile } from "../lib/upload/testfiles.ts";
-import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, passedByMatrix, passedTwinChoice } from "../lib/upload/options.ts";
 import { DEFAULT_VERSION, moduleSource, resolvePicoShareChoice, resolvePicoShareVersion, type PicoShareBinary } from "../lib/upload/picoshare.ts";
 import { KNOWN_PATCHES, patchedCopy, type SourcePatch } from "../lib/bench/patches.ts";
 import { countedLines } from "../lib/bench/counted.ts";
@@ -43,7 +43,7 @@ const P = RUN_TEST_OPTIONS;
 const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Options:", [RAM, FILE_SIZE, OWN.runs, WARMUP, OWN.patches, FLAG.workDir, FLAG.resultsDir]],
   ["Passed to each test, as run-test takes them:", [
-    P.timeoutSec, P.testFiles, P.backend, P.dropCaches, P.countInstructions, P.instructionTwins, P.verify, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
+    P.timeoutSec, P.testFiles, P.backend, P.dropCaches, P.countInstructions, P.instructionTwins, P.instructionSizes, P.verify, P.allowMemoryBackedWorkDir, P.reuseVm, P.noDownload,
     P.requests, P.noRecovery, P.proxy, P.proxySettings,
   ]],
 ];
@@ -121,9 +121,7 @@ await runMain(async () => {
   const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;
 
   const a = await resolvePicoShareVersion(DEFAULT_VERSION);
-  await preflight(passed.get("backend"), a, [ram], [size], workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, {
-    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
-  });
+  await preflight(passed.get("backend"), a, [ram], [size], workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, passedTwinChoice(passed));
   const source = await moduleSource();
   const scratch = mkdtempSync(join(tmpdir(), "bench-detection-"));
   onCleanup("remove the patched sources", () => rmSync(scratch, { recursive: true, force: true }));

@@ -14,7 +14,8 @@ import { requireTestFile } from "../lib/upload/testfiles.ts";
 import { VERSION_FORM, resolvePicoShare, resolvePicoShareChoice, type PicoShareBinary, type PicoShareChoice } from "../lib/upload/picoshare.ts";
 import { matrixCells, parseFileSizes, parseMemoryLimits, testCellName, type Cell } from "../lib/matrix/plan.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
-import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
+import { checkCountInstructions, twinChoice } from "../lib/upload/instructions.ts";
+import { RUN_TEST_OPTIONS, passedByMatrix, passedTwinChoice } from "../lib/upload/options.ts";
 import { FILE_SIZES_DEFAULT, FLAG } from "../lib/core/flags.ts";
 import { flagSpec, flagsOf, switchFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { buildComparisons, type Comparison, type ComparisonOptions } from "../lib/stats/comparison.ts";
@@ -92,7 +93,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
   ["Live (one of each pair):", [
     OWN.a, OWN.aVersion, OWN.b, OWN.bVersion, OWN.aSource, OWN.aRef, OWN.bSource, OWN.bRef, FLAG.memoryLimits,
     withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT), ITERATIONS, WARMUP, P.timeoutSec, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.requests, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.instructionSizes, P.noDownload, P.requests, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.resultsDir, P.backend, FLAG.resume,
   ]],
   ["Stored:", [OWN.runA, OWN.runB, FLAG.db]],
@@ -298,6 +299,8 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   passed.get("timeout");
   passed.get("requests");
   const backend = passed.get("backend");
+  const twins = passedTwinChoice(passed);
+  checkCountInstructions(backend, twins, sizes.map((x) => x.label));
   const testFiles = passed.get("test_files");
   for (const size of sizes) requireTestFile(size, testFiles);
   const resultsDir = resolve(s("results-dir") ?? RESULTS_DIR);
@@ -311,9 +314,7 @@ async function live(v: Values, stats: ComparisonOptions, gate: Threshold[] | nul
   const bs: PicoShareBinary[] = [];
   for (const f of flagsB) bs.push(await binary(f, "b"));
   // Once, before any test: a tmpfs work dir or a --ram the harness cannot have refuses here (exit 2), not in every test.
-  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, {
-    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
-  });
+  await preflight(backend, a, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), 1, twins);
   const names = candidateLabels(bs.length);
   for (const [i, b] of bs.entries()) {
     if (a.sha256 === b.sha256) warn(`A and ${names[i]} are the same binary (sha256 ${a.sha256.slice(0, 12)}): an A/A comparison`);
@@ -369,9 +370,7 @@ async function resumed(v: Values, stats: ComparisonOptions): Promise<Compared> {
     }
     const sizes = o.file_sizes.map((x) => parseSize(x));
     for (const size of sizes) requireTestFile(size, o.test_files);
-    await preflight(o.backend, binaries[0], o.memory_limits, sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches, 1, {
-      count: o.count_instructions, twins: o.instruction_twins,
-    });
+    await preflight(o.backend, binaries[0], o.memory_limits, sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches, 1, twinChoice(o));
   } catch (err) {
     lock.release();
     throw err;

@@ -15,7 +15,7 @@ import { hostFacts } from "../lib/upload/host.ts";
 import { RESULTS_DIR, displayPath } from "../lib/core/paths.ts";
 import { resolvePicoShare, resolvePicoShareChoice } from "../lib/upload/picoshare.ts";
 import { loadBackend } from "../lib/backends/index.ts";
-import { RUN_TEST_OPTIONS, passedByMatrix } from "../lib/upload/options.ts";
+import { RUN_TEST_OPTIONS, passedByMatrix, passedTwinChoice } from "../lib/upload/options.ts";
 import { FILE_SIZES_DEFAULT, FLAG } from "../lib/core/flags.ts";
 import { flagSpec, flagsOf, switchFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runProjectScript } from "../lib/core/child-script.ts";
@@ -30,6 +30,7 @@ import { MatrixRun, type EndStatus } from "../lib/matrix/run.ts";
 import { resumeCommand } from "../lib/matrix/outputs.ts";
 import { runCell } from "../lib/matrix/cell.ts";
 import { preflight } from "../lib/matrix/preflight.ts";
+import { checkCountInstructions, twinChoice } from "../lib/upload/instructions.ts";
 import { matrixProgress } from "../lib/matrix/progress.ts";
 import { formatOverhead } from "../lib/output/summary.ts";
 import { parseSize, type Size } from "../lib/core/sizes.ts";
@@ -70,7 +71,7 @@ const GROUPS: Array<[string, Flag<any>[]]> = [
     P.timeoutSec, OWN.stopOnFailure, ITERATIONS, WARMUP, FLAG.memoryLimits, withDefault(FLAG.fileSizes, FILE_SIZES_DEFAULT),
     OWN.concurrencyLevels, OWN.shard, OWN.controlCell, OWN.controlEvery, OWN.stopOnDrift, FLAG.resultsDir, P.backend,
     FLAG.picoshare, FLAG.picoshareSource, FLAG.picoshareRef, OWN.generate, P.testFiles, FLAG.workDir,
-    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.noDownload, P.requests, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
+    P.allowMemoryBackedWorkDir, P.verify, P.dropCaches, P.countInstructions, P.instructionTwins, P.instructionSizes, P.noDownload, P.requests, P.noRecovery, P.proxy, P.proxySettings, P.reuseVm,
     FLAG.db, FLAG.resume,
   ]],
 ];
@@ -147,6 +148,8 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
   const iterations = valueOf(ITERATIONS, v.iterations);
   const warmup = valueOf(WARMUP, v.warmup);
   const backendName = passed.get("backend");
+  const twins = passedTwinChoice(passed);
+  checkCountInstructions(backendName, twins, sizes.map((s) => s.label));
   const testFiles = passed.get("test_files");
   const resultsDir = resolve((v["results-dir"] as string | undefined) ?? RESULTS_DIR);
   const workDir = v["work-dir"] ? resolve(v["work-dir"] as string) : null;
@@ -160,9 +163,7 @@ async function startNew(v: Values, t0: number): Promise<MatrixRun> {
     "picoshare",
   );
   if (v.generate) await ensureTestFiles(allSizes, testFiles, true);
-  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), Math.max(...levels), {
-    count: passed.get("count_instructions"), twins: passed.get("instruction_twins"),
-  });
+  await preflight(backendName, picoshare, memory, sizes, workDir, passed.get("allow_memory_backed_work_dir"), passed.get("drop_caches"), Math.max(...levels), twins);
   const options: MatrixOptions = {
     memory_limits: memory,
     file_sizes: sizes.map((s) => s.label),
@@ -214,7 +215,7 @@ async function resume(v: Values, t0: number): Promise<MatrixRun> {
     await ensureTestFiles(pendingSizes, o.test_files, false, false);
     await preflight(
       o.backend, picoshare, o.memory_limits, pendingSizes.length > 0 ? pendingSizes : sizes, o.work_dir, o.allow_memory_backed_work_dir, o.drop_caches,
-      Math.max(...levelsOf(o)), { count: o.count_instructions, twins: o.instruction_twins },
+      Math.max(...levelsOf(o)), twinChoice(o),
     );
     return MatrixRun.resume(dir, state, lock, (performance.now() - t0) / 1000);
   } catch (err) {

@@ -13,7 +13,7 @@ import { checkDropCaches } from "../lib/upload/noise.ts";
 import { proxyPreflight } from "../lib/upload/proxy.ts";
 import { loadBackend } from "../lib/backends/index.ts";
 import { measureTest, type TestOptions } from "../lib/upload/runner.ts";
-import { checkCountInstructions, twinFor } from "../lib/upload/instructions.ts";
+import { checkCountInstructions, twinFor, type TwinChoice } from "../lib/upload/instructions.ts";
 import { instrumentedTwin } from "../lib/upload/twin.ts";
 import { recordResult } from "../lib/upload/record.ts";
 import { RUN_TEST_OPTIONS, parseRunTestCli, readChildContext } from "../lib/upload/options.ts";
@@ -45,7 +45,7 @@ written), 2 bad usage or a set-up problem (nothing is written).
     ["Optional:", [
       O.timeoutSec, O.iterations, O.warmup, O.keepVm, O.resultsDir, O.reuseVm, O.backend, O.picoshare, O.picoshareSource,
       O.picoshareRef, O.verify, O.noDownload, O.requests, O.concurrency, O.noRecovery, O.proxy, O.proxySettings, O.dropCaches, O.workDir,
-      O.allowMemoryBackedWorkDir, O.testFiles, O.db, O.countInstructions, O.instructionTwins,
+      O.allowMemoryBackedWorkDir, O.testFiles, O.db, O.countInstructions, O.instructionTwins, O.instructionSizes,
     ]],
   ],
   `Examples:
@@ -83,8 +83,8 @@ await runMain(async () => {
   if (proxySettings && !proxyKind) throw new UsageError("--proxy-settings without --proxy: add --proxy nginx, or leave the settings out");
   if (proxyKind) proxyPreflight(proxyKind);
   const countInstructions = opt("countInstructions");
-  const instructionTwins = opt("instructionTwins");
-  checkCountInstructions(backendName, countInstructions, instructionTwins);
+  const twins: TwinChoice = { count: countInstructions, twins: opt("instructionTwins"), sizes: opt("instructionSizes") };
+  checkCountInstructions(backendName, twins, [size.label]);
   const resultsDir = opt("resultsDir");
   ensureWritableDir(resultsDir, "--results-dir");
   const workDir = opt("workDir");
@@ -133,7 +133,7 @@ await runMain(async () => {
     const measurement = await measureTest(test);
     // The twin's counts join the measured test's result; nothing else of it does.
     // A lone test's parent (the matrix, compare) decided already whether it gets one.
-    const twin = !warmup && twinFor(single ? 1 : i - warmups, countInstructions, instructionTwins);
+    const twin = !warmup && twinFor(single ? 1 : i - warmups, size.label, twins);
     if (twin) measurement.result = { ...measurement.result, ...(await instrumentedTwin(test, measurement, resultsDir)) };
     const { result, resultPath } = recordResult(measurement, { resultsDir, dbPath });
     reportTest(result, ramMiB);

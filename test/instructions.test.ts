@@ -72,13 +72,17 @@ test("each measured test's twin counts the upload, the download and the requests
       expect(existsSync(dump)).toBe(true);
       expect(dumpInstructions(readFileSync(dump, "utf8"))).toBe(res[`${phase}_instructions`]);
     }
-    // The requests phase: a dump per kind over its K requests (20 by default), the field per request.
+    // The requests phase: the test made K = 20 of each kind (the default); the twin counted 5 of each, a dump per kind, the field per request.
     expect(res.requests_per_kind).toBe(20);
+    expect(s.requests_per_kind).toBe(5);
     for (const kind of ["list_page", "info_page", "download_first_byte"] as const) {
       expect(res[`${kind}_instructions`]).toBeGreaterThan(100_000);
-      expect(res[`${kind}_instructions`]).toBe(Math.round(dumpInstructions(readFileSync(resolve(ROOT, s.dumps[kind]), "utf8"))! / 20));
+      expect(res[`${kind}_instructions`]).toBe(Math.round(dumpInstructions(readFileSync(resolve(ROOT, s.dumps[kind]), "utf8"))! / 5));
     }
   }
+  // With each kind's first request left uncounted, a page costs the same in every twin: two of three info pages within 2 %.
+  const info = results.map((x) => x.info_page_instructions as number).sort((x, y) => x - y);
+  expect(Math.min(info[1] - info[0], info[2] - info[1]) / info[1]).toBeLessThan(0.02);
   // The same test again counts the same work: for each phase, two of the three within 1 % of each other, none 5 % away.
   for (const phase of ["upload", "download"] as const) {
     const n = results.map((x) => x[`${phase}_instructions`] as number).sort((x, y) => x - y);
@@ -120,4 +124,33 @@ test("--instruction-twins N: the matrix gives --count-instructions to the first 
   expect(r.code).toBe(2);
   expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("--instruction-twins without --count-instructions")]);
   expect(existsSync(d.results)).toBe(false);
+});
+
+test("--instruction-sizes LIST: twins in the cells of those sizes only, no child told the list; without --count-instructions, or naming a size not tested, refused", async () => {
+  const o = { picoshare: { path: "/p" }, work_dir: "/w", warmup: 0, count_instructions: true, instruction_twins: null, instruction_sizes: ["8M"] } as unknown as MatrixOptions;
+  const args = ["8M", "32M"].map((size) =>
+    cellArgs({ index: 1, ram: 256, size: parseSize(size), concurrency: 1, iteration: 1, warmup: false }, { dir: "/d", db: "/d/r.db", options: o }),
+  );
+  expect(args.map((a) => a.includes("--count-instructions"))).toEqual([true, false]);
+  expect(args.some((a) => a.includes("--instruction-sizes"))).toBe(false);
+  // run-test itself: a list without its one size is refused, as is a matrix's or a comparison's naming a size they do not test.
+  const d = dirs();
+  const r = await runScript("run-test", [
+    "--ram", "256", "--file-size", "8M", "--count-instructions", "--instruction-sizes", "32M", "--requests", "1",
+    "--test-files", files, "--results-dir", d.results, "--work-dir", d.work, "--picoshare", picoshare,
+  ]);
+  expect(r.code).toBe(2);
+  expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("--instruction-sizes 32M: not a file size tested here (8M)")]);
+  expect(existsSync(d.results)).toBe(false);
+  for (const [script, extra, message] of [
+    ["run-test-matrix", ["--memory-limits", "256", "--file-sizes", "8M", "--instruction-sizes", "8M"], "--instruction-sizes without --count-instructions"],
+    ["run-test-matrix", ["--memory-limits", "256", "--file-sizes", "8M,32M", "--count-instructions", "--instruction-sizes", "8M,1G"], "--instruction-sizes 1G: not a file size tested here (8M,32M)"],
+    ["compare", ["--a", picoshare, "--b", picoshare, "--memory-limits", "256", "--file-sizes", "8M", "--count-instructions", "--instruction-sizes", "16M"], "--instruction-sizes 16M: not a file size tested here (8M)"],
+  ] as const) {
+    const e = dirs();
+    const ran = await runScript(script, [...extra, "--test-files", files, "--results-dir", e.results, "--work-dir", e.work]);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr.trim().split("\n")[0]).toContain(message);
+    expect(existsSync(e.results)).toBe(false);
+  }
 });

@@ -3,7 +3,7 @@
 // the ones it takes, with its own default where it has one; run-test's, which
 // parents pass on to it, are in lib/upload/options.ts's table.
 import { resolve } from "node:path";
-import { nonNegativeInt, positiveInt, positiveNumber } from "./cli.ts";
+import { list, nonNegativeInt, positiveInt, positiveNumber } from "./cli.ts";
 import { UsageError } from "./errors.ts";
 import { RESULTS_DIR, TEST_FILES_DIR, displayPath } from "./paths.ts";
 import { parseSize } from "./sizes.ts";
@@ -117,6 +117,11 @@ export const FLAG = {
     help: "With --count-instructions: a twin for only the first N measured tests of each cell (per side in a comparison), " +
       "for long matrices; the others' instruction fields stay null (default: every measured test)",
   }),
+  instructionSizes: valueFlag("instruction-sizes", {
+    value: "LIST",
+    help: "With --count-instructions: twins only in the cells of these file sizes (e.g. the smallest, whose twin costs least), " +
+      "for long matrices; the other cells' instruction fields stay null (default: every size)",
+  }, (t) => (t === undefined ? undefined : list("--instruction-sizes", t, (item) => parseSize(item, "--instruction-sizes item").label, "100M")), (v) => v.join(",")),
   dropCaches: switchFlag("drop-caches",
     "Root: sync and drop the page cache before each test, so that every test starts cold " +
       "(the test file is read from disk); the result says so (caches_dropped)"),

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { runTestChild } from "./run-test-child.ts";
 import { childEnv, matrixPassedArgs, runTestArgs } from "../upload/options.ts";
 import { orphanOf } from "./orphans.ts";
-import { twinFor } from "../upload/instructions.ts";
+import { twinChoice, twinFor } from "../upload/instructions.ts";
 import { interruptSignal, interrupted } from "../core/cleanup.ts";
 import { isoTimestamp, type TestResult } from "../upload/result.ts";
 import type { Cell } from "./plan.ts";
@@ -49,9 +49,10 @@ export function cellArgs(cell: Cell, ctx: Pick<CellRunContext, "dir" | "db" | "o
     ram: cell.ram, size: cell.size, resultsDir: ctx.dir, db: ctx.db, picoshare: o.picoshare.path, workDir: o.work_dir,
     concurrency: cell.concurrency > 1 ? cell.concurrency : null,
     ...matrixPassedArgs(o),
-    // Within --instruction-twins: the cell's first measured tests (warm-ups get none: run-test skips them).
-    countInstructions: twinFor(cell.iteration - o.warmup, o.count_instructions, o.instruction_twins),
+    // Within --instruction-twins: the cell's first measured tests (warm-ups get none: run-test skips them); within --instruction-sizes: its cells.
+    countInstructions: twinFor(cell.iteration - o.warmup, cell.size.label, twinChoice(o)),
     instructionTwins: null,
+    instructionSizes: null,
   });
 }
 

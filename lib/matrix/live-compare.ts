@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { readResultFile, runTestChild } from "./run-test-child.ts";
 import { childEnv, matrixPassedArgs, runTestArgs, type MatrixPassed } from "../upload/options.ts";
-import { twinFor } from "../upload/instructions.ts";
+import { twinChoice, twinFor } from "../upload/instructions.ts";
 import { interruptSignal, interrupted, onCleanup } from "../core/cleanup.ts";
 import { UsageError } from "../core/errors.ts";
 import { runFingerprint } from "../stats/fingerprint.ts";
@@ -223,13 +223,14 @@ export async function continueLiveCompare(dir: string, state: CompareState, lock
     if (hasResult(findRecord(mine, test))) return;
     const warm = test.warmup;
     // A warm-up counts for nothing: no instrumented twin.
-    const twin = !warm && twinFor(test.iteration - o.warmup, o.count_instructions, o.instruction_twins);
+    const twin = !warm && twinFor(test.iteration - o.warmup, test.size.label, twinChoice(o));
     const outDir = warm ? dirs.warmup : dirs[side];
     const logFile = warm ? join(outDir, "run-test.log") : logPath(outDir, test);
     const args = runTestArgs({
       ...matrixPassedArgs(o),
       countInstructions: twin,
       instructionTwins: null,
+      instructionSizes: null,
       ram: test.ram, size: test.size, resultsDir: outDir,
       db: warm ? warmupDb : state.db, picoshare: mine.options.picoshare.path, workDir: o.work_dir,
     });

@@ -9,7 +9,7 @@ import { loadBackend } from "../backends/index.ts";
 import type { BackendName } from "../backends/types.ts";
 import type { PicoShareBinary } from "../upload/picoshare.ts";
 import { checkDropCaches } from "../upload/noise.ts";
-import { checkCountInstructions } from "../upload/instructions.ts";
+import { checkCountInstructions, type TwinChoice } from "../upload/instructions.ts";
 
 export async function preflight(
   backendName: BackendName,
@@ -21,11 +21,11 @@ export async function preflight(
   dropCaches = false,
   /** The most uploads at once: the disk must hold that many copies. */
   concurrency = 1,
-  /** --count-instructions and --instruction-twins: valgrind here, and the local backend. */
-  instructions: { count?: boolean; twins?: number | null } = {},
+  /** --count-instructions, --instruction-twins and --instruction-sizes: valgrind here, the local backend, sizes among `sizes`. */
+  instructions: TwinChoice = {},
 ): Promise<void> {
   if (dropCaches) checkDropCaches();
-  checkCountInstructions(backendName, instructions.count, instructions.twins);
+  checkCountInstructions(backendName, instructions, sizes.map((s) => s.label));
   const backend = await loadBackend(backendName);
   const dir = workDir ?? defaultWorkDir();
   ensureWritableDir(dir, "--work-dir");

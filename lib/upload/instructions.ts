@@ -36,10 +36,18 @@ export interface InstructionSettings {
   exit_reason: string;
   /** The twin's whole time, set-up to teardown: what counting added to the test (never one of its figures). */
   seconds: number;
+  /** The requests of each kind it counted (the test's K, at most TWIN_REQUESTS); null when it made none. */
+  requests_per_kind: number | null;
   /** The per-phase callgrind dumps kept beside the result (their paths), null where none was made. */
   dumps: Partial<Record<CountedPhase, string>>;
 }
 
+/**
+ * The requests of each kind the twin counts (K when smaller), after one it
+ * makes uncounted: a list page of a build that reads every stored byte costs
+ * seconds under callgrind, and K = 20 of them made its twin minutes longer.
+ */
+export const TWIN_REQUESTS = 5;
 /**
  * Memory the twin gets on top of --ram: valgrind's own code and shadow state
  * and its translations of PicoShare's code (measured: see docs/run-test.md).
@@ -56,21 +64,36 @@ export const TWIN_GOMAXPROCS = "1";
 /** The twin runs about ten times slower: its uploads get this many times the --timeout. */
 export const TWIN_TIMEOUT_FACTOR = 20;
 
-/**
- * Whether the `measured`-th measured test of a cell (from 1) gets a twin:
- * --count-instructions, and within --instruction-twins N where given.
- */
-export function twinFor(measured: number, count: boolean | undefined, twins: number | null | undefined): boolean {
-  return Boolean(count) && (twins === null || twins === undefined || measured <= twins);
+/** Which measured tests get a twin: --count-instructions, --instruction-twins N, --instruction-sizes LIST. */
+export interface TwinChoice {
+  count?: boolean;
+  twins?: number | null;
+  /** File size labels ("100M"); null or undefined: every size. */
+  sizes?: string[] | null;
+}
+
+/** The choice as a matrix or comparison stored its passed-on flags. */
+export function twinChoice(o: { count_instructions?: boolean; instruction_twins?: number | null; instruction_sizes?: string[] | null }): TwinChoice {
+  return { count: o.count_instructions, twins: o.instruction_twins, sizes: o.instruction_sizes };
+}
+
+/** Whether the `measured`-th measured test (from 1) of a cell of file size `size` gets a twin. */
+export function twinFor(measured: number, size: string, c: TwinChoice): boolean {
+  return Boolean(c.count) && (c.twins === null || c.twins === undefined || measured <= c.twins) && (!c.sizes || c.sizes.includes(size));
 }
 
 /**
- * --count-instructions (with --instruction-twins) can be had: the local
- * backend, and valgrind installed; else one line, exit 2, before anything is written.
+ * --count-instructions (with --instruction-twins, --instruction-sizes among
+ * `sizes`, the labels of the sizes tested) can be had: the local backend, and
+ * valgrind installed; else one line, exit 2, before anything is written.
  */
-export function checkCountInstructions(backend: string, count: boolean | undefined, twins: number | null | undefined): void {
-  if (twins !== null && twins !== undefined && !count) throw new UsageError("--instruction-twins without --count-instructions: add --count-instructions, or leave it out");
-  if (!count) return;
+export function checkCountInstructions(backend: string, c: TwinChoice, sizes: string[]): void {
+  for (const [flag, given] of [["--instruction-twins", c.twins], ["--instruction-sizes", c.sizes]] as const) {
+    if (given !== null && given !== undefined && !c.count) throw new UsageError(`${flag} without --count-instructions: add --count-instructions, or leave it out`);
+  }
+  const stray = c.sizes?.filter((s) => !sizes.includes(s)) ?? [];
+  if (stray.length > 0) throw new UsageError(`--instruction-sizes ${stray.join(",")}: not a file size tested here (${sizes.join(",")}); name sizes among them`);
+  if (!c.count) return;
   if (backend !== "local") throw new UsageError(`--count-instructions needs the local backend (not ${backend}): valgrind runs PicoShare on this host`);
   if (!Bun.which("valgrind") || !Bun.which("callgrind_control")) {
     throw new UsageError("--count-instructions needs valgrind: install the Debian package valgrind (apt-get install valgrind)");

@@ -11,6 +11,7 @@ import { flagSpec, numberFlag, parseFlags, requiredFlag, switchFlag, valueOf, wi
 import type { FlagSpec } from "../core/cli.ts";
 import type { Size } from "../core/sizes.ts";
 import { DEFAULT_REQUESTS } from "./phases/requests.ts";
+import { twinChoice, type TwinChoice } from "./instructions.ts";
 
 /** Marks a flag that run-test-matrix takes as it is and passes on to each test (see passedByMatrix). */
 // (any: an option of any value type; `text` takes the value, so unknown would not fit.)
@@ -48,6 +49,7 @@ export const RUN_TEST_OPTIONS = {
   countInstructions: passedOn(FLAG.countInstructions),
   /** A parent applies it itself (which tests get --count-instructions); run-test with --iterations too. */
   instructionTwins: passedOn(FLAG.instructionTwins),
+  instructionSizes: passedOn(FLAG.instructionSizes),
   // A cell's third axis in the matrix (--concurrency-levels), so not passed on as it is.
   concurrency: numberFlag("concurrency", positiveInt, {
     value: "N", example: "3", default: "1",
@@ -133,6 +135,11 @@ export function passedByMatrix(values: Record<string, string | boolean | string[
   };
   const all = (): MatrixPassed => Object.fromEntries(PASSED.map(({ name }) => [name, get(name as keyof MatrixPassed & string)])) as MatrixPassed;
   return { get, all };
+}
+
+/** The passed-on flags that choose which tests get an instrumented twin, read (so checked) now. */
+export function passedTwinChoice(passed: ReturnType<typeof passedByMatrix>): TwinChoice {
+  return twinChoice({ count_instructions: passed.get("count_instructions"), instruction_twins: passed.get("instruction_twins"), instruction_sizes: passed.get("instruction_sizes") });
 }
 
 /** run-test's arguments for the passed-on flags a matrix stored (one missing from an older matrix.json is left out). */

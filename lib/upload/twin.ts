@@ -8,7 +8,8 @@ import { interrupted } from "../core/cleanup.ts";
 import { UsageError, errorMessage } from "../core/errors.ts";
 import { log, warn } from "../core/log.ts";
 import { displayPath } from "../core/paths.ts";
-import { CallgrindProbe, NO_INSTRUCTIONS, TWIN_TIMEOUT_FACTOR, VALGRIND_EXTRA_MIB, sayCounting, valgrindVersion, COUNTED_PHASES, type RequestPhase, type InstructionFields } from "./instructions.ts";
+import { CallgrindProbe, NO_INSTRUCTIONS, TWIN_REQUESTS, TWIN_TIMEOUT_FACTOR, VALGRIND_EXTRA_MIB, sayCounting, valgrindVersion, COUNTED_PHASES, type RequestPhase, type InstructionFields } from "./instructions.ts";
+import { DEFAULT_REQUESTS } from "./phases/requests.ts";
 import type { Measurement } from "./record.ts";
 import { fileStamp, freeStem } from "./result.ts";
 import { measureTest, type TestOptions } from "./runner.ts";
@@ -31,6 +32,7 @@ export async function instrumentedTwin(opts: TestOptions, measured: Measurement,
       keep: false,
       verify: false,
       dropCaches: false,
+      requests: Math.min(opts.requests ?? DEFAULT_REQUESTS, TWIN_REQUESTS),
       instrument: { wrapper: probe.wrapper(), probe },
     });
     const r = twin.result;
@@ -40,7 +42,7 @@ export async function instrumentedTwin(opts: TestOptions, measured: Measurement,
     const dumps = probe.keep((phase) => join(resultsDir, `callgrind-${stem}-${phase}.out`));
     const upload = probe.counted.upload?.instructions ?? null;
     const download = probe.counted.download?.instructions ?? null;
-    // The requests' counts per request: each kind's dump covers its K requests (K as the twin made them).
+    // The requests' counts per request: each kind's dump covers the twin's K requests (its uncounted first one left out).
     const k = r.requests_per_kind;
     const perRequest = (p: RequestPhase) => {
       const n = probe.counted[p]?.instructions ?? null;
@@ -66,6 +68,7 @@ export async function instrumentedTwin(opts: TestOptions, measured: Measurement,
         go_runtime_env: r.go_runtime_env,
         exit_reason: r.exit_reason,
         seconds: Math.round(performance.now() - t0) / 1000,
+        requests_per_kind: k,
         dumps: Object.fromEntries(Object.entries(dumps).map(([p, f]) => [p, displayPath(f)])),
       },
     };

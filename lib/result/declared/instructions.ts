@@ -15,7 +15,8 @@ const counted = (key: string, name: string, family: "instructions" | "secondary"
   ({ key, family, name, unit: "", higherIsBetter: false, higher: "more instructions", lower: "fewer instructions", scale: 1, digits: 0, resolution: () => 1 }) as const;
 
 /** The requests phase's kinds: one dump per kind of K requests. */
-const PER_REQUEST = "callgrind's `Ir` in the twin's dump of that kind's K requests (switched on before the first, off after the last), / K, rounded";
+const PER_REQUEST = "callgrind's `Ir` in the twin's dump of that kind's requests (one made uncounted, then min(K, 5): switched on before the first of them, " +
+  "off after the last), / their number, rounded";
 
 export const INSTRUCTION_FIELDS = [
   intOrNull("upload_instructions", {
@@ -47,7 +48,7 @@ export const INSTRUCTION_FIELDS = [
   }),
   jsonOrNull<InstructionSettings>()("instructions_settings", {
     doc: "how the twin counted: `tool`, `valgrind_version`, its raised `memory_limit_mib`, `go_runtime_env` as its PicoShare process got it " +
-      "(GOMAXPROCS, GODEBUG...), `exit_reason`, `seconds` (the twin's whole time, never a figure of the test) and the per-phase `dumps` kept beside the result",
+      "(GOMAXPROCS, GODEBUG...), `exit_reason`, `seconds` (the twin's whole time, never a figure of the test), `requests_per_kind` (the requests of each kind it counted: K, at most 5) and the per-phase `dumps` kept beside the result",
     phase: "test", source: "the twin", migration: 9,
   }),
 ] as const;
