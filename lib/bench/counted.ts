@@ -37,10 +37,11 @@ export function countedLines(cases: CountedCase[]): string[] {
       // The same spread at INSTRUCTIONS_MDE_RUNS a side, at the alpha the family tests it at here.
       const m = metric(reference, spec.key);
       const { a, b } = reference.sides;
-      const [va, vb] = [valuesOf(spec.key, passed(a)), valuesOf(spec.key, passed(b))];
+      const [ra, rb] = [passed(a), passed(b)];
+      const [va, vb] = [valuesOf(spec.key, ra), valuesOf(spec.key, rb)];
       const mde = m.median_a === null || m.median_b === null
         ? null
-        : minimumDetectableEffect(va, vb, m.median_a, m.median_b, m.mde_alpha, { resolution: 1, runs: [INSTRUCTIONS_MDE_RUNS, INSTRUCTIONS_MDE_RUNS] });
+        : minimumDetectableEffect(va, vb, m.median_a, m.median_b, m.mde_alpha, { resolution: spec.resolution([...ra, ...rb]), runs: [INSTRUCTIONS_MDE_RUNS, INSTRUCTIONS_MDE_RUNS] });
       const met = mde?.mde !== null && mde?.mde !== undefined && mde.mde <= INSTRUCTIONS_MDE_TARGET;
       out.push(
         `MDE of ${m.metric} at n = ${INSTRUCTIONS_MDE_RUNS} (from A/A's spread, alpha ${+m.mde_alpha.toPrecision(3)}): ` +
