@@ -88,18 +88,19 @@ describe("fingerprints", () => {
     expect(compareFingerprints(fp({}), vm).map((d) => d.field)).toEqual(["backend"]);
   });
 
-  test("what is not PicoShare's is named: cgroup version, harness version, Go runtime variables, Go release", () => {
+  test("what is not PicoShare's is named: cgroup version, harness version, Go runtime variables, Go release, requests per kind", () => {
     const prov = (over: Partial<TestResult>) => runFingerprint(HOST, "local", [fakeResult({ settings: {} }), fakeResult({ settings: {} })].map((r) => ({
       ...r, cgroup_version: "2", harness_commit: "a".repeat(40), harness_dirty: false, picoshare_go_version: "go1.26.8",
-      go_runtime_env: { GOGC: null, GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null }, ...over,
+      go_runtime_env: { GOGC: null, GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null }, requests_per_kind: 20, ...over,
     })));
     expect(compareFingerprints(prov({}), prov({}))).toEqual([]);
     const d = compareFingerprints(prov({}), prov({
       cgroup_version: "1", harness_commit: "b".repeat(40), harness_dirty: true, picoshare_go_version: "go1.25.1",
-      go_runtime_env: { GOGC: "50", GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null },
+      go_runtime_env: { GOGC: "50", GOMEMLIMIT: null, GODEBUG: null, GOMAXPROCS: null }, requests_per_kind: 5,
     }));
-    expect(d.map((x) => x.field)).toEqual(["cgroup_version", "harness_commit", "harness_dirty", "GOGC", "picoshare_go_version"]);
+    expect(d.map((x) => x.field)).toEqual(["cgroup_version", "harness_commit", "harness_dirty", "GOGC", "picoshare_go_version", "requests_per_kind"]);
     expect(describeDifferences(d)).toContain("GOGC: unset vs 50 (another Go GC target)");
+    expect(describeDifferences(d)).toContain("requests_per_kind: 20 vs 5 (another --requests K");
     // Records from before these fields existed (no field at all) are not a difference.
     expect(compareFingerprints(runFingerprint(HOST, "local", [fakeResult({ settings: {} })]), prov({}))).toEqual([]);
   });

@@ -22,7 +22,8 @@ export interface Fingerprint {
   /**
    * What else could explain a change that is not PicoShare's code, from the
    * results (PROVENANCE): the cgroup version, the harness's commit and
-   * whether it was modified, the Go runtime variables, PicoShare's Go release.
+   * whether it was modified, the Go runtime variables, PicoShare's Go release,
+   * the requests made of each kind.
    * Absent from runs recorded before these existed.
    */
   provenance?: Record<string, Setting>;
@@ -42,6 +43,8 @@ const PROVENANCE: [name: string, value: (r: Partial<TestResult>) => Setting | un
   ["GODEBUG", (r) => goVar(r, "GODEBUG"), "other Go runtime settings"],
   ["GOMAXPROCS", (r) => goVar(r, "GOMAXPROCS"), "another number of Go scheduler threads"],
   ["picoshare_go_version", (r) => r.picoshare_go_version, "PicoShare built with another Go release (the compiler, not PicoShare's code)"],
+  // Null where the phase did not run (--requests 0, or it failed).
+  ["requests_per_kind", (r) => r.requests_per_kind, "another --requests K: the request medians over other numbers of requests"],
 ];
 
 /**
