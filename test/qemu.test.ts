@@ -197,7 +197,8 @@ describe("run-test --backend qemu", () => {
     expect(r.download_peak_memory_bytes).toBeGreaterThan(r.initial_memory_bytes / 2);
     // PicoShare's peak RSS during the download alone: its mark reset in the guest before it.
     expect(r.download_peak_rss_bytes).toBeGreaterThan(MiB);
-    expect(r.picoshare_peak_rss_bytes).toBeGreaterThanOrEqual(r.download_peak_rss_bytes);
+    // The upload's own: the mark read before that reset.
+    expect(r.picoshare_peak_rss_bytes).toBeGreaterThan(MiB);
     // The requests phase, through the port forward as the download.
     expect(r.requests_per_kind).toBe(20);
     expect(r.requests_error).toBeNull();

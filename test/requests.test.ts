@@ -56,11 +56,11 @@ describe("the requests phase", () => {
       expect(s!).toBeLessThan(5);
     }
     expect(r.phases.requests!).toBeGreaterThan(0);
-    // The download's CPU seconds are its counters'; its peak RSS is its own (the mark reset before it), the test's peak the larger.
+    // The download's CPU seconds are its counters'; its peak RSS is its own (the mark reset before it), the upload's the mark read before that.
     expect(r.download_cpu_seconds).toBe(r.download_counters!.cpu_seconds);
     expect(r.download_cpu_seconds!).toBeGreaterThan(0);
     expect(r.download_peak_rss_bytes!).toBeGreaterThan(1 * MiB);
-    expect(r.picoshare_peak_rss_bytes!).toBeGreaterThanOrEqual(r.download_peak_rss_bytes!);
+    expect(r.picoshare_peak_rss_bytes!).toBeGreaterThan(1 * MiB);
     // Stored in the results log as columns.
     const db = new Database(join(results, "results.db"), { readonly: true });
     const row = db.query("SELECT list_page_seconds, download_first_byte_seconds, download_cpu_seconds, download_peak_rss_bytes FROM results").get();

@@ -170,9 +170,9 @@ function resultOf(
     environment_probe: t.probe,
     ...t.settled,
     kernel_peak_memory_bytes: t.last?.kernelPeak ?? null,
-    // The whole test's peak: the download phase reset the mark after reading it. Its own reading counts too:
-    // VmHWM is max(mark, resident now), and the mark lags, so a later reading can be a few pages lower.
-    picoshare_peak_rss_bytes: [t.last?.picoRss ?? null, ran.download?.rssBefore ?? null, ran.download?.fields.download_peak_rss_bytes ?? null].reduce(maxOrNull, null),
+    // The upload's peak (set-up to response): the mark as the download phase read it before resetting it (the download's
+    // is download_peak_rss_bytes). Where it was not reset (no download, vagrant) the mark at the end, the whole test's.
+    picoshare_peak_rss_bytes: ran.download?.rssBefore ?? t.last?.picoRss ?? null,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,
     memory_samples: up?.samples ?? 0,
     memory_sample_interval_ms: up?.sampleIntervalMs ?? SAMPLE_INTERVAL_MS,
@@ -224,7 +224,3 @@ function resultOf(
   };
 }
 
-/** The larger of two readings; null when neither was read. */
-function maxOrNull(a: number | null, b: number | null): number | null {
-  return a === null ? b : b === null ? a : Math.max(a, b);
-}
