@@ -322,7 +322,7 @@ describe("every script's --help documents the flags it takes, each shared flag d
     }
     const shared = [...byFlag].filter(([, uses]) => uses.length > 1);
     // --timeout and --db, described once each for all the scripts that take them.
-    expect(byFlag.get("timeout")!.map((u) => u.script).sort()).toEqual(["bench-detection", "compare", "find-ram-floor", "run-test", "run-test-matrix"]);
+    expect(byFlag.get("timeout")!.map((u) => u.script).sort()).toEqual(["bench-detection", "bench-study", "compare", "find-ram-floor", "run-test", "run-test-matrix"]);
     expect(byFlag.get("db")!.length).toBe(6);
     for (const [flag, uses] of shared) {
       const first = uses[0];

@@ -16,7 +16,7 @@ import { ROOT, scriptArgv } from "../lib/core/paths.ts";
 import { runScript, waitFor, type Ran } from "./helpers/run.ts";
 import { alive, cgroupPids, testCgroups } from "./helpers/cgroups.ts";
 import { query } from "./helpers/matrix.ts";
-import { makeCheckout, type Checkout } from "./helpers/checkout.ts";
+import { makeCheckout, type Checkout } from "../lib/bench/checkout.ts";
 
 setDefaultTimeout(300_000);
 

@@ -3,7 +3,7 @@
 // by run-test and compare; the cache, what the result records, the refusals,
 // and a compare of the chunk-size build against v1.5.4.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
@@ -14,7 +14,7 @@ import { testFilePath, writeTestFile } from "../lib/upload/testfiles.ts";
 import { $ } from "../lib/core/shell.ts";
 import { MiB } from "../lib/core/sizes.ts";
 import { runScript } from "./helpers/run.ts";
-import { makeCheckout, type Checkout } from "./helpers/checkout.ts";
+import { makeCheckout, type Checkout } from "../lib/bench/checkout.ts";
 
 setDefaultTimeout(300_000);
 
@@ -222,4 +222,28 @@ test("bench-detection: A/A and a known patch in one invocation, every metric in 
   expect(out).toMatch(/^MDE of CPU seconds at n = 5: /m);
   // Both comparisons are in the results log, as compare stores them.
   expect(readdirSync(results).filter((d) => d.startsWith("compare-"))).toHaveLength(2);
+}, 600_000);
+
+test("bench-study: the base against itself and a branch of one checkout in one comparison, each build answered on its patch's metric; a bad patch name is refused", async () => {
+  const bad = await runScript("bench-study", ["--patches", "cpu-work"]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('ERROR: --patches: no study patch "cpu-work" (known: chunk-4m, pool-settings, downloads-index, list-reads-bytes, download-batch)');
+  const results = join(root, "study");
+  const ran = await runScript("bench-study", [
+    "--file-sizes", "16M", "--iterations", "4", "--warmup", "0", "--patches", "list-reads-bytes", "--requests", "3", "--test-files", files, "--results-dir", results,
+  ]);
+  expect(ran.code).toBe(0);
+  // The command it ran: refs of one checkout, the base twice.
+  expect(ran.stderr).toMatch(/The study: bun scripts\/compare\.ts --a-source \S+\/picoshare --a-ref base --b-ref base --b-ref list-reads-bytes --memory-limits 256 --file-sizes 16M --iterations 4 --warmup 0 /);
+  expect(ran.stdout).toMatch(/^B2 list-reads-bytes +list_page_seconds higher +slower \d+\.\d{3} \(1\/1 cells\) +yes$/m);
+  // 4 a side cannot reach the primary family's corrected alpha: A/A calls nothing there.
+  expect(ran.stdout).toMatch(/^A\/A \(B1, base against itself\): no primary metric or instruction count called/m);
+  expect(ran.stdout).toMatch(/^Builds with a targeted change called: 1 of 1$/m);
+  expect(ran.stdout).toMatch(/^Wall time: \d+\.\d min \(aim: under 30: met\)$/m);
+  // compare's own answers, and its JSON, beside the runs; the temporary checkout is gone.
+  const text = readFileSync(join(results, "study-compare.txt"), "utf8");
+  expect(text).toMatch(/B2 list-reads-bytes \([0-9a-f]{12}\): list page slower/);
+  expect(JSON.parse(readFileSync(join(results, "study-compare.json"), "utf8")).answers.map((a: { build: string }) => a.build)).toEqual(["B1", "B2"]);
+  const checkout = /--a-source (\S+)\/picoshare /.exec(ran.stderr)![1];
+  expect(existsSync(checkout)).toBe(false);
 }, 600_000);

@@ -1,10 +1,10 @@
-// A maintainer's git checkout of PicoShare made for a test: v1.5.4's source
-// (from Go's module cache) committed as a base branch, and a branch off it
-// per patch of lib/bench/patches.ts.
+// A maintainer's git checkout of PicoShare, made for a test or a benchmark:
+// v1.5.4's source (from Go's module cache) committed as a base branch, and a
+// branch off it per patch of patches.ts.
 import { join } from "node:path";
-import { moduleSource } from "../../lib/upload/picoshare.ts";
-import { applyPatch, patchedCopy, type SourcePatch } from "../../lib/bench/patches.ts";
-import { $ } from "../../lib/core/shell.ts";
+import { moduleSource } from "../upload/picoshare.ts";
+import { applyPatch, patchedCopy, type SourcePatch } from "./patches.ts";
+import { $ } from "../core/shell.ts";
 
 export interface Checkout {
   repo: string;
