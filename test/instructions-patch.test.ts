@@ -50,7 +50,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 interface Metric { key: string; family: string; verdict: string; label: string; ratio: number; p_adjusted: number | null; n_a: number; n_b: number }
 
-test("the +4 % patch is called more upload instructions and breaches the gate; v1.5.4 against itself is called nothing", async () => {
+test("the +4 % patch is called more upload instructions and breaches the gate; v1.5.4 against itself stays within the count's own spread and does not", async () => {
   const ran = await runScript("compare", [
     "--a", v154, "--b", v154, "--b-source", patched, "--memory-limits", "256", "--file-sizes", SIZE, "--iterations", "4", "--warmup", "0",
     // Without the download the upload's count is its family's only member, tested at alpha itself: 4 a side can reach it.
@@ -70,9 +70,10 @@ test("the +4 % patch is called more upload instructions and breaches the gate; v
   expect(patch.up.ratio).toBeGreaterThan(1.025);
   expect(patch.up.ratio).toBeLessThan(1.06);
   expect(patch.up.p_adjusted).toBeLessThan(0.05);
-  // The same binary: counted in every run, no verdict.
+  // The same binary: counted in every run, within the count's two modes (1.1 % apart). Not asserted "same": at 4 a side
+  // one of 35 orderings of identical builds' runs is a complete separation (p 0.029, below this family's alpha of 0.05).
   expect(same.up).toMatchObject({ family: "instructions", n_a: 4, n_b: 4 });
-  expect(same.up.verdict).toBe("same");
+  expect(Math.abs(same.up.ratio - 1)).toBeLessThan(0.015);
   // No download was made: not counted, not tested.
   expect(same.down).toMatchObject({ family: "instructions", verdict: "too_few", n_a: 0, n_b: 0 });
   // The fsync calls are compared too: counted in every run of every side.
