@@ -170,9 +170,9 @@ function resultOf(
     environment_probe: t.probe,
     ...t.settled,
     kernel_peak_memory_bytes: t.last?.kernelPeak ?? null,
-    // The upload's peak (set-up to response): the mark as the download phase read it before resetting it (the download's
-    // is download_peak_rss_bytes). Where it was not reset (no download, vagrant) the mark at the end, the whole test's.
-    picoshare_peak_rss_bytes: ran.download?.rssBefore ?? t.last?.picoRss ?? null,
+    // The upload's peak, read at its response (the download's is download_peak_rss_bytes); where the backend reads it only
+    // at the end (vagrant), the whole test's.
+    picoshare_peak_rss_bytes: up?.rss ?? t.last?.picoRss ?? null,
     harness_peak_rss_bytes: peakRss(process.pid) ?? 0,
     memory_samples: up?.samples ?? 0,
     memory_sample_interval_ms: up?.sampleIntervalMs ?? SAMPLE_INTERVAL_MS,

@@ -41,7 +41,7 @@ export const DOWNLOAD_FIELDS = [
   }),
   intOrNull("download_peak_rss_bytes", {
     doc: "PicoShare's peak resident set during the download alone: its high-water mark is reset to its resident set just before the request " +
-      "(the mark before the reset is `picoshare_peak_rss_bytes`, the upload's); null where it cannot be reset",
+      "(`picoshare_peak_rss_bytes` is the upload's, read at its response); null where it cannot be reset",
     unit: "bytes", phase: "download", source: "`VmHWM` in `/proc/PID/status` after writing 5 to `/proc/PID/clear_refs`", migration: 10, csv: "counters",
     compare: {
       ...secondary("download_peak_rss", "download peak RSS", "MiB", MiB, 1), higherIsBetter: false, higher: "more memory", lower: "less memory",

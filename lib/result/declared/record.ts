@@ -12,9 +12,9 @@ export const RECORD_FIELDS = [
   }),
   intOrNull("picoshare_peak_rss_bytes", {
     doc: "PicoShare's own peak resident set from its start to the upload's response: what its code holds, page cache left out " +
-      "(the download's is `download_peak_rss_bytes`); where the mark cannot be reset before the download (vagrant, or with --no-download) the whole test's",
+      "(the download's is `download_peak_rss_bytes`); on vagrant, whose readings come at the end, the whole test's",
     unit: "bytes", phase: "upload",
-    source: "`VmHWM` in `/proc/PID/status`, read before the download resets it (else at the end)", migration: 0, csv: "counters",
+    source: "`VmHWM` in `/proc/PID/status`, read at the upload's response (vagrant: at the end)", migration: 0, csv: "counters",
     summary: { label: "PicoShare RSS (MB)", digits: 0, key: "picoshare_peak_rss_mb", scale: MiB },
     cell: { label: "PicoShare peak RSS", column: "PicoShare RSS (MB)", digits: 1, scale: MiB, table: { rank: 4, column: "PicoShare RSS (MB)" } },
     compare: {

@@ -27,8 +27,6 @@ export interface DownloadFigures extends Outcome {
   /** The monitor's samples, and the moment the download began (performance.now()), for the timeline. */
   points: MemoryPoint[];
   start: number | null;
-  /** PicoShare's peak resident set before the download, whose mark was then reset (null: not reset): part of the whole test's peak. */
-  rssBefore: number | null;
 }
 
 export async function download(env: TestEnvironment, baseUrl: string, cookie: string, id: string, opts: TestOptions): Promise<DownloadFigures> {
@@ -40,7 +38,7 @@ export async function download(env: TestEnvironment, baseUrl: string, cookie: st
   const m = measured as Omit<DownloadFigures, "seconds" | "failure"> | null;
   return {
     seconds: secondsSince(t0), fields: m?.fields ?? NO_DOWNLOAD, sha256: m?.sha256 ?? null, bytes: m?.bytes ?? 0, syscalls: m?.syscalls ?? null, points: m?.points ?? [], start: m?.start ?? null,
-    rssBefore: m?.rssBefore ?? null, failure,
+    failure,
   };
 }
 
@@ -96,6 +94,5 @@ async function measure(env: TestEnvironment, baseUrl: string, cookie: string, id
     syscalls: calls,
     points: watched.points,
     start,
-    rssBefore,
   };
 }

@@ -64,6 +64,11 @@ export interface TransferFigures {
   pressure: MemoryPressure | null;
   /** What PicoShare's storage held after the response. */
   storage: StorageFacts | null;
+  /**
+   * PicoShare's peak resident set from its start to the response, read then; null where the backend
+   * reads it only at the end of the test (vagrant: no mark it can reset either).
+   */
+  rss: number | null;
 }
 
 export interface UploadFigures extends TransferFigures, Outcome {
@@ -74,7 +79,7 @@ export interface UploadFigures extends TransferFigures, Outcome {
 /** An upload that did not get as far as its first request. */
 export const NO_TRANSFER: TransferFigures = {
   initial: 0, seconds: 0, uploads: [], upload: null, durations: [], error: null, timedOut: false, transferSeconds: null, transferEnd: null, bodySentSeconds: null,
-  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, syscalls: null, pressure: null, storage: null,
+  peak: 0, samples: 0, sampleIntervalMs: SAMPLE_INTERVAL_MS, anonPeak: null, atPeak: null, points: [], bounds: null, counters: null, instructions: null, syscalls: null, pressure: null, storage: null, rss: null,
 };
 
 /** The proxy asked for (--proxy) started in front of PicoShare; readiness and login went straight to PicoShare. */
@@ -156,6 +161,8 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
   bar.stop();
   const watched = await monitor.stop();
   const countersAfter = await optional(() => env.counters?.());
+  // Before anything else asks PicoShare for the entry (the entries check's GET reads its first chunks).
+  const rss = env.resetPeakRss ? await optional(() => env.picosharePeakRss()) : null;
   const counted = (await instructions?.stop()) ?? null;
   const calls = (await syscalls?.stop()) ?? null;
   const pressureAfter = await optional(() => env.memoryPressure?.());
@@ -182,6 +189,7 @@ async function transfer(env: TestEnvironment, to: FrontFigures, cookie: string, 
     points: watched.points,
     bounds: { uploadStart: t0, transferEnd, response: tResponse, downloadStart: null },
     counters: countersBefore && countersAfter ? counterDelta(countersBefore, countersAfter) : null,
+    rss,
     instructions: counted,
     syscalls: calls,
     pressure:
