@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { parseCli, positiveInt } from "../lib/core/cli.ts";
 import { FLAG } from "../lib/core/flags.ts";
-import { flagSpec, flagsOf, numberFlag, usageText, valueFlag, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
+import { flagSpec, flagsOf, numberFlag, usageText, valueOf, withDefault, type Flag } from "../lib/core/flag-kit.ts";
 import { runMain } from "../lib/core/main.ts";
 import { log } from "../lib/core/log.ts";
 import { onCleanup } from "../lib/core/cleanup.ts";
@@ -34,7 +34,7 @@ import { fmtPercent, type MetricComparison } from "../lib/stats/verdict.ts";
 
 const OWN = {
   runs: numberFlag("runs", positiveInt, { value: "N", example: "8", default: "8", help: "Measured runs per side of each comparison" }),
-  patches: withDefault(valueFlag("patches", { value: "LIST", help: "Which known patches" }), KNOWN_PATCHES.map((p) => p.name).join(",")),
+  patches: withDefault(FLAG.patches, KNOWN_PATCHES.map((p) => p.name).join(",")),
 };
 const RAM = withDefault(FLAG.ram, "256", "256");
 const FILE_SIZE = withDefault(FLAG.fileSize, "100M");

@@ -31,7 +31,7 @@ const BASE = "base";
 const AIM_MINUTES = 30;
 
 const OWN = {
-  patches: withDefault(valueFlag("patches", { value: "LIST", help: "Which study patches, each a branch of the checkout" }), STUDY_PATCHES.map((p) => p.name).join(",")),
+  patches: withDefault(FLAG.patches, STUDY_PATCHES.map((p) => p.name).join(",")),
   checkout: valueFlag("checkout", { value: "DIR", help: "Make the checkout in DIR/picoshare and keep it (default: a temporary folder, removed at the end)" }),
 };
 const MEMORY = withDefault(FLAG.memoryLimits, "256");

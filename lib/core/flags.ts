@@ -136,6 +136,9 @@ export const FLAG = {
     help: "With --proxy: NAME=VALUE,... to override those settings, e.g. proxy_read_timeout=300s,proxy_request_buffering=off",
   }, parseProxySettings, proxySettingsText),
 
+  // ------------------------------------------------ the benchmarks
+  patches: valueFlag("patches", { value: "LIST", help: "Which patches of v1.5.4's source to build, comma-separated (those listed above)" }),
+
   // ------------------------------------------------ output and statistics
   json: switchFlag("json", "The output as JSON on stdout, every field, instead of the table"),
   out: valueFlag("out", { value: "FILE", help: "Where the output goes (written atomically)" }),
