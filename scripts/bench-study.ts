@@ -5,7 +5,7 @@
 // the base against itself (A/A) and against each branch. Prints what each
 // build was answered on the metric its patch targets, what A/A called, and
 // the wall time against the aim of half an hour.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { parseCli } from "../lib/core/cli.ts";
@@ -23,7 +23,7 @@ import { RUN_TEST_OPTIONS, matrixPassedArgs, passedByMatrix, runTestArgs, type R
 import { DEFAULT_VERSION } from "../lib/upload/picoshare.ts";
 import { STUDY_PATCHES } from "../lib/bench/patches.ts";
 import { makeCheckout } from "../lib/bench/checkout.ts";
-import type { BuildAnswer } from "../lib/stats/answers.ts";
+import { largestMde, type BuildAnswer } from "../lib/stats/answers.ts";
 import { fmtPercent, type MetricComparison } from "../lib/stats/verdict.ts";
 
 const BASE = "base";
@@ -70,20 +70,21 @@ as study-compare.txt, its JSON as study-compare.json.
 `,
 );
 
-/** One expected move, as the comparison answered it over the cells that tested it: "more memory 2.40-2.43 (2/2 cells)", "no change larger than 4.1 %". */
-function answerOn(metrics: MetricComparison[], direction: "higher" | "lower"): { text: string; found: boolean } {
-  const tested = metrics.filter((m) => m.verdict !== "too_few");
-  if (tested.length === 0) return { text: metrics[0]?.label ?? "not measured", found: false };
-  const called = tested.filter((m) => m.verdict === direction);
-  const other = tested.filter((m) => m.verdict !== direction && m.verdict !== "same");
-  if (called.length > 0) {
-    const r = called.map((m) => m.ratio!).sort((x, y) => x - y);
-    const span = r[0] === r[r.length - 1] ? r[0].toFixed(3) : `${r[0].toFixed(3)}-${r[r.length - 1].toFixed(3)}`;
-    return { text: `${called[0].label} ${span} (${called.length}/${tested.length} cells)`, found: true };
-  }
-  if (other.length > 0) return { text: `${other[0].label} ${other[0].ratio?.toFixed(3)} (the other way)`, found: false };
-  const mdes = tested.map((m) => m.mde);
-  const worst = mdes.some((x) => x === null) ? null : Math.max(...(mdes as number[]));
+/**
+ * One expected move as compare answered the build: the change it called
+ * there (answers.ts: "more memory 2.402-2.434 (2/2 cells)"), else the largest
+ * change the cells that tested it could have missed.
+ */
+function answerOn(answer: BuildAnswer, cells: MetricComparison[], key: string, direction: "higher" | "lower"): { text: string; found: boolean } {
+  const change = (verdict: "higher" | "lower") => answer.changes.find((c) => c.key === key && c.verdict === verdict);
+  const span = ([lo, hi]: [number, number]) => (lo === hi ? lo.toFixed(3) : `${lo.toFixed(3)}-${hi.toFixed(3)}`);
+  const hit = change(direction);
+  if (hit) return { text: `${hit.label} ${span(hit.ratio)} (${hit.cells.length}/${hit.of} cells)`, found: true };
+  const other = change(direction === "higher" ? "lower" : "higher");
+  if (other) return { text: `${other.label} ${span(other.ratio)} (the other way)`, found: false };
+  const same = cells.filter((m) => m.verdict === "same");
+  if (same.length === 0) return { text: cells[0]?.label ?? "not measured", found: false };
+  const worst = largestMde(same);
   return { text: `no change larger than ${worst === null ? "10x" : fmtPercent(worst)}`, found: false };
 }
 
@@ -128,7 +129,7 @@ await runMain(async () => {
   if (ran.exitCode !== 0 && ran.exitCode !== 3) return ran.exitCode ?? 1;
   writeFileSync(json, ran.stdout);
   const minutes = (performance.now() - t0) / 60000;
-  const out = JSON.parse(readFileSync(json, "utf8")) as {
+  const out = JSON.parse(ran.stdout) as {
     comparisons: { a: { run_id: number }; b: { run_id: number }; cells: { metrics: MetricComparison[] }[] }[];
     answers: BuildAnswer[];
   };
@@ -137,11 +138,11 @@ await runMain(async () => {
   const text = await $`${scriptArgv("compare", ids)}`.nothrow();
   writeFileSync(join(resultsDir, "study-compare.txt"), text.stdout);
 
-  const metricsOf = (i: number, key: string) => out.comparisons[i].cells.map((c) => c.metrics.find((m) => m.key === key)!).filter(Boolean);
+  const metricsOf = (i: number, key: string) => out.comparisons[i].cells.flatMap((c) => c.metrics.filter((m) => m.key === key));
   const rows: string[][] = [];
   let decided = 0;
   for (const [i, p] of patches.entries()) {
-    const answers = p.expect.map((e) => ({ e, a: answerOn(metricsOf(i + 1, e.key), e.direction) }));
+    const answers = p.expect.map((e) => ({ e, a: answerOn(out.answers[i + 1], metricsOf(i + 1, e.key), e.key, e.direction) }));
     if (answers.some((x) => x.a.found)) decided++;
     for (const [j, { e, a }] of answers.entries()) {
       rows.push([j === 0 ? `B${i + 2} ${p.name}` : "", `${e.key} ${e.direction}`, a.text, a.found ? "yes" : "no"]);

@@ -112,6 +112,6 @@ export function answerOf(c: Comparison): BuildAnswer {
 }
 
 /** The largest MDE of the cells; null when one of them has none (no change up to 10 x was detectable there). */
-function largestMde(rs: MetricComparison[]): number | null {
+export function largestMde(rs: MetricComparison[]): number | null {
   return rs.some((r) => r.mde === null) ? null : Math.max(...rs.map((r) => r.mde!));
 }
